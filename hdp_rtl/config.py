@@ -1,0 +1,394 @@
+"""Elaboration parameters (:class:`HDPConfig`) and run-time registers (:class:`Registers`).
+
+This module is the single source of every width and constant of the HDP co-processor:
+the golden model, the RTL and the testbenches all read them from here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+__all__ = ["HDPConfig", "Registers", "PRESETS", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """An invalid configuration or register value; the message names the field."""
+
+
+def _is_pow2(x: int) -> bool:
+    return x >= 1 and (x & (x - 1)) == 0
+
+
+def _clog2(x: int) -> int:
+    """Bits needed to index ``x`` items (0 for x <= 1)."""
+    return max(0, (x - 1).bit_length())
+
+
+def _bits_for(x: int) -> int:
+    """Bits of an unsigned number holding values 0..x."""
+    return max(1, int(x).bit_length())
+
+
+def _check_int(obj, name: str, lo: int | None = None, hi: int | None = None,
+               pow2: bool = False) -> None:
+    value = getattr(obj, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, not {value!r}")
+    if lo is not None and value < lo:
+        raise ConfigError(f"{name} must be >= {lo}, not {value}")
+    if hi is not None and value > hi:
+        raise ConfigError(f"{name} must be <= {hi}, not {value}")
+    if pow2 and not _is_pow2(value):
+        raise ConfigError(f"{name} must be a power of two, not {value}")
+
+
+@dataclass(frozen=True)
+class HDPConfig:
+    """Every elaboration parameter of the co-processor, validated on construction.
+
+    Parameters
+    ----------
+    seq_max : int
+        Largest sequence length (tokens) one head may have; sizes the Q/K/V buffers.
+    head_dim : int
+        Head dimension ``d`` (power of two). Shorter real heads are zero-padded, which
+        changes no result.
+    int_bits, frac_bits : int
+        ``I`` (sign included) and ``F``: Q, K and V are ``B = I + F``-bit signed fixed point.
+    block_rows, block_cols : int
+        Block shape ``Br x Bc`` of the block pruning (powers of two).
+    int_lanes : int
+        Parallel ``I x I`` multipliers of the integer score unit.
+    mac_lanes : int
+        MAC-array size: parallel multipliers for the scores of kept pairs and ``P x V``.
+    exp_lut_bits : int
+        Index bits of the exp2 fraction table (table size ``2**exp_lut_bits``).
+    exp_bits : int
+        Fraction bits of an exponential value (the row maximum maps to ``2**exp_bits``).
+    prob_bits : int
+        Fraction bits of a probability (1.0 is ``2**prob_bits``).
+    recip_guard_bits : int
+        Extra bits of the row reciprocal beyond ``prob_bits``.
+    score_scale_bits, score_scale_frac : int
+        Width and fraction bits of the unsigned ``score_scale`` register.
+    out_bits, out_frac : int
+        Output format: signed ``out_bits`` wide with ``out_frac`` fraction bits, in units
+        of V's scale.
+    in_fifo_depth, out_fifo_depth : int
+        Depths of the stream FIFOs at the top-level ports.
+    """
+
+    seq_max: int = 256
+    head_dim: int = 64
+    int_bits: int = 4
+    frac_bits: int = 4
+    block_rows: int = 1
+    block_cols: int = 4
+    int_lanes: int = 16
+    mac_lanes: int = 16
+    exp_lut_bits: int = 6
+    exp_bits: int = 12
+    prob_bits: int = 12
+    recip_guard_bits: int = 10
+    score_scale_bits: int = 20
+    score_scale_frac: int = 26
+    out_bits: int = 16
+    out_frac: int = 10
+    in_fifo_depth: int = 16
+    out_fifo_depth: int = 16
+
+    def __post_init__(self):
+        _check_int(self, "seq_max", 1, 4096)
+        _check_int(self, "head_dim", 1, 512, pow2=True)
+        _check_int(self, "int_bits", 2, 8)
+        _check_int(self, "frac_bits", 0, 8)
+        _check_int(self, "block_rows", 1, self.seq_max, pow2=True)
+        _check_int(self, "block_cols", 1, self.seq_max, pow2=True)
+        _check_int(self, "int_lanes", 1, self.head_dim, pow2=True)
+        _check_int(self, "mac_lanes", 1, self.head_dim, pow2=True)
+        _check_int(self, "exp_lut_bits", 1, 10)
+        _check_int(self, "exp_bits", 4, 20)
+        _check_int(self, "prob_bits", 4, 20)
+        _check_int(self, "recip_guard_bits", 0, 24)
+        _check_int(self, "score_scale_bits", 4, 32)
+        _check_int(self, "score_scale_frac", 0, 40)
+        _check_int(self, "out_bits", 4, 32)
+        _check_int(self, "out_frac", 0, self.out_bits - 1)
+        if self.out_frac > self.frac_bits + self.prob_bits:
+            raise ConfigError(
+                f"out_frac must be <= frac_bits + prob_bits = "
+                f"{self.frac_bits + self.prob_bits}, not {self.out_frac}")
+        _check_int(self, "in_fifo_depth", 2, 4096, pow2=True)
+        _check_int(self, "out_fifo_depth", 2, 4096, pow2=True)
+        # The golden model computes in int64: keep every intermediate below 2**62.
+        if self.softmax_product_bits > 62 or self.pv_acc_bits > 62:
+            raise ConfigError(
+                f"score_scale_bits + score width is {self.softmax_product_bits} bits and "
+                f"the P x V accumulator {self.pv_acc_bits} bits; both must be <= 62")
+
+    # ---- derived widths -------------------------------------------------------------
+    @property
+    def data_bits(self) -> int:
+        """``B = I + F``, the width of one Q/K/V element."""
+        return self.int_bits + self.frac_bits
+
+    @property
+    def seq_bits(self) -> int:
+        """Width of a token index 0..seq_max-1."""
+        return max(1, _clog2(self.seq_max))
+
+    @property
+    def seq_len_bits(self) -> int:
+        """Width of the ``seq_len`` register (holds 0..seq_max)."""
+        return _bits_for(self.seq_max)
+
+    @property
+    def dim_bits(self) -> int:
+        return max(1, _clog2(self.head_dim))
+
+    @property
+    def sint_bits(self) -> int:
+        """Signed width of ``S_int`` (sum of ``d`` products of two I-bit numbers)."""
+        return 2 * self.int_bits - 1 + _clog2(self.head_dim) + 1
+
+    @property
+    def score_bits(self) -> int:
+        """Signed width of the full score ``S`` (sum of ``d`` products of B-bit numbers)."""
+        return 2 * self.data_bits - 1 + _clog2(self.head_dim) + 1
+
+    @property
+    def block_row_count(self) -> int:
+        return -(-self.seq_max // self.block_rows)
+
+    @property
+    def block_col_count(self) -> int:
+        return -(-self.seq_max // self.block_cols)
+
+    @property
+    def hi_bits(self) -> int:
+        """Unsigned width of the head importance (sum of |S_int| over seq_max**2 pairs)."""
+        max_abs = self.head_dim * (2 ** (self.int_bits - 1)) ** 2
+        return _bits_for(max_abs * self.seq_max * self.seq_max)
+
+    @property
+    def delta_bits(self) -> int:
+        """Unsigned width of the ``delta`` register (an S_int difference)."""
+        return self.sint_bits + 1
+
+    @property
+    def softmax_product_bits(self) -> int:
+        """Width of ``(row_max - S) * score_scale`` (both unsigned)."""
+        return self.score_bits + 1 + self.score_scale_bits
+
+    @property
+    def exp_value_bits(self) -> int:
+        """Unsigned width of one exponential (its maximum is ``2**exp_bits``)."""
+        return self.exp_bits + 1
+
+    @property
+    def exp_sum_bits(self) -> int:
+        """Unsigned width of a row's sum of exponentials."""
+        return _bits_for(self.seq_max * 2 ** self.exp_bits)
+
+    @property
+    def recip_shift(self) -> int:
+        """The reciprocal is ``floor(2**recip_shift / sum)``."""
+        return self.exp_bits + self.prob_bits + self.recip_guard_bits
+
+    @property
+    def recip_bits(self) -> int:
+        """Unsigned width of the reciprocal (its maximum is ``2**(prob_bits+guard)``)."""
+        return self.prob_bits + self.recip_guard_bits + 1
+
+    @property
+    def prob_value_bits(self) -> int:
+        """Unsigned width of a probability (its maximum is ``2**prob_bits``)."""
+        return self.prob_bits + 1
+
+    @property
+    def pv_acc_bits(self) -> int:
+        """Signed width of the ``P x V`` accumulator."""
+        return self.prob_value_bits + self.data_bits + _clog2(self.seq_max) + 1
+
+    @property
+    def out_shift(self) -> int:
+        """Right shift from the ``P x V`` accumulator to the output format."""
+        return self.frac_bits + self.prob_bits - self.out_frac
+
+    # ---- presets and files ----------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str) -> "HDPConfig":
+        """A named preset: ``default``, ``edge`` (fits an iCE40 UP5K) or ``server``."""
+        try:
+            return cls(**PRESETS[name])
+        except KeyError:
+            raise ConfigError(
+                f"preset must be one of {', '.join(sorted(PRESETS))}, not {name!r}") from None
+
+    def replace(self, **changes) -> "HDPConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "HDPConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown config field {unknown[0]!r}")
+        return cls(**data)
+
+    def digest(self) -> str:
+        """A short hash that names this exact configuration."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def save(self, path: str | Path) -> None:
+        """Write as ``.json`` or ``.toml`` (chosen by the suffix)."""
+        path = Path(path)
+        if path.suffix == ".json":
+            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        elif path.suffix == ".toml":
+            path.write_text("".join(f"{k} = {v}\n" for k, v in self.to_dict().items()))
+        else:
+            raise ConfigError(f"config file must end in .json or .toml, not {path.name!r}")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "HDPConfig":
+        path = Path(path)
+        if path.suffix == ".json":
+            data = json.loads(path.read_text())
+        elif path.suffix == ".toml":
+            data = tomllib.loads(path.read_text())
+        else:
+            raise ConfigError(f"config file must end in .json or .toml, not {path.name!r}")
+        return cls.from_dict(data)
+
+
+PRESETS: dict[str, dict] = {
+    # BERT-like heads up to 256 tokens; 1x4 blocks as chosen by the evaluation.
+    "default": {},
+    # Small enough for an iCE40 UP5K (8 DSPs, 30 EBR): 64 tokens of 32 dims.
+    "edge": dict(seq_max=64, head_dim=32, block_rows=1, block_cols=4,
+                 int_lanes=4, mac_lanes=4, exp_bits=10, prob_bits=10,
+                 recip_guard_bits=8, in_fifo_depth=4, out_fifo_depth=4),
+    # Long sequences and wide heads.
+    "server": dict(seq_max=1024, head_dim=128, block_rows=1, block_cols=8,
+                   int_lanes=64, mac_lanes=64, exp_lut_bits=7, exp_bits=14,
+                   prob_bits=14, recip_guard_bits=12, out_bits=20, out_frac=14,
+                   in_fifo_depth=64, out_fifo_depth=64),
+}
+
+
+# ---- run-time registers --------------------------------------------------------------
+
+BLOCK_RULE_MEAN = 0
+BLOCK_RULE_DELTA = 1
+
+
+@dataclass(frozen=True)
+class Registers:
+    """The run-time registers of one head, as the host writes them.
+
+    Parameters
+    ----------
+    seq_len : int
+        Tokens in this head, 1..seq_max.
+    causal : bool
+        Only pairs with ``c <= r`` are valid.
+    head_prune_enable : bool
+        Prune the head when its importance is below ``head_threshold``.
+    head_threshold : int
+        Unsigned head-importance threshold.
+    block_prune_enable : bool
+        Prune blocks by ``block_rule``; off keeps every valid block.
+    block_rule : int
+        0: keep ``BI >= rho*max + (1-rho)*mean``; 1: keep ``BI >= max - delta``.
+    rho : int
+        Signed Q1.8 fraction, -256..256, for the mean rule.
+    delta : int
+        Unsigned integer-score margin for the delta rule.
+    approx_enable : bool
+        Drop the ``qf*kf`` term of the scores of kept pairs.
+    score_scale : int
+        Unsigned fixed-point factor (``score_scale_frac`` fraction bits) from a score
+        step to a step of ``log2`` of the unnormalised probability.
+    """
+
+    seq_len: int
+    causal: bool = False
+    head_prune_enable: bool = False
+    head_threshold: int = 0
+    block_prune_enable: bool = True
+    block_rule: int = BLOCK_RULE_DELTA
+    rho: int = 0
+    delta: int = 8
+    approx_enable: bool = True
+    score_scale: int = 0
+
+    def __post_init__(self):
+        for name in ("causal", "head_prune_enable", "block_prune_enable", "approx_enable"):
+            if not isinstance(getattr(self, name), (bool, int)) or getattr(self, name) not in (0, 1):
+                raise ConfigError(f"{name} must be 0 or 1, not {getattr(self, name)!r}")
+        _check_int(self, "seq_len", 1)
+        _check_int(self, "head_threshold", 0)
+        _check_int(self, "block_rule", 0, 1)
+        _check_int(self, "rho", -256, 256)
+        _check_int(self, "delta", 0)
+        _check_int(self, "score_scale", 0)
+
+    def check(self, config: HDPConfig) -> "Registers":
+        """Raise :class:`ConfigError` when a value does not fit ``config``'s registers."""
+        if self.seq_len > config.seq_max:
+            raise ConfigError(f"seq_len must be <= seq_max = {config.seq_max}, not {self.seq_len}")
+        for name, bits in (("head_threshold", config.hi_bits), ("delta", config.delta_bits),
+                           ("score_scale", config.score_scale_bits)):
+            if getattr(self, name) >= 1 << bits:
+                raise ConfigError(f"{name} must fit in {bits} bits, not {getattr(self, name)}")
+        return self
+
+    def replace(self, **changes) -> "Registers":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return {k: int(v) for k, v in dataclasses.asdict(self).items()}
+
+
+def score_scale_for(config: HDPConfig, q_exp: int, k_exp: int, head_dim: int | None = None) -> int:
+    """The ``score_scale`` register for Q and K scaled by ``2**q_exp`` and ``2**k_exp``.
+
+    One step of the full score ``S`` is worth ``2**(q_exp + k_exp - 2F)`` of ``q.k``; the
+    softmax logit is ``q.k / sqrt(d)`` and the hardware works in ``log2``, so a score step
+    is ``2**(q_exp+k_exp-2F) * log2(e) / sqrt(d)`` of ``log2`` probability. ``head_dim``
+    is the model's real head dimension (defaults to the config's).
+    """
+    d = head_dim or config.head_dim
+    real = 2.0 ** (q_exp + k_exp - 2 * config.frac_bits) * math.log2(math.e) / math.sqrt(d)
+    value = round(real * 2 ** config.score_scale_frac)
+    if value >= 1 << config.score_scale_bits:
+        raise ConfigError(
+            f"score_scale {real:.3g} needs more than score_scale_bits = {config.score_scale_bits}"
+            f" bits at score_scale_frac = {config.score_scale_frac}; scale the inputs down")
+    if value == 0:
+        raise ConfigError(
+            f"score_scale {real:.3g} rounds to 0 at score_scale_frac = {config.score_scale_frac}")
+    return value
+
+
+def delta_for(config: HDPConfig, logit_gap: float, q_exp: int, k_exp: int,
+              head_dim: int | None = None) -> int:
+    """The ``delta`` register that prunes blocks whose best pair trails the row's best
+    by more than ``logit_gap`` in natural-log units (probability ratio ``exp(-gap)``).
+
+    One ``S_int`` step is worth ``2**(q_exp + k_exp) / sqrt(d)`` of logit.
+    """
+    d = head_dim or config.head_dim
+    unit = 2.0 ** (q_exp + k_exp) / math.sqrt(d)
+    value = math.ceil(logit_gap / unit)
+    return min(max(value, 0), (1 << config.delta_bits) - 1)
