@@ -13,7 +13,11 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["HDPConfig", "Registers", "PRESETS", "ConfigError"]
+__all__ = ["HDPConfig", "Registers", "PRESETS", "ConfigError", "RHO_ONE", "RHO_BITS"]
+
+#: ``rho`` is a signed Q1.8 fraction: 256 means 1.0; -256..256 needs 10 signed bits.
+RHO_ONE = 256
+RHO_BITS = 10
 
 
 class ConfigError(ValueError):
@@ -160,6 +164,21 @@ class HDPConfig:
     def score_bits(self) -> int:
         """Signed width of the full score ``S`` (sum of ``d`` products of B-bit numbers)."""
         return 2 * self.data_bits - 1 + _clog2(self.head_dim) + 1
+
+    @property
+    def block_row_bits(self) -> int:
+        """Width of a block-row index."""
+        return max(1, _clog2(self.block_row_count))
+
+    @property
+    def block_col_bits(self) -> int:
+        """Width of a block-column index."""
+        return max(1, _clog2(self.block_col_count))
+
+    @property
+    def rho_bits(self) -> int:
+        """Signed width of the ``rho`` register (-256..256, Q1.8)."""
+        return RHO_BITS
 
     @property
     def block_row_count(self) -> int:

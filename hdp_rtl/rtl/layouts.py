@@ -1,0 +1,58 @@
+"""Stream payload layouts between the units, defined once for the RTL and the testbenches.
+
+Each function takes the widths it needs as keyword arguments; ``*_for(config)`` helpers
+pick them from an :class:`~hdp_rtl.config.HDPConfig`.
+"""
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+
+__all__ = ["block_layout", "mask_layout", "pair_layout", "score_layout", "prob_layout",
+           "out_row_layout", "layouts_for"]
+
+
+def block_layout(*, sint_bits: int, block_col_bits: int) -> data.StructLayout:
+    """Head scorer -> block selector: one valid block's importance.
+
+    Beats come block row by block row, valid blocks in column order; ``last`` marks a
+    block row's final valid block, ``last_row`` the head's final block row.
+    """
+    return data.StructLayout({"bi": signed(sint_bits), "col": unsigned(block_col_bits),
+                              "last": 1, "last_row": 1})
+
+
+def mask_layout(*, block_col_count: int) -> data.StructLayout:
+    """Block selector -> controller: the keep mask of one block row (bit C keeps block C)."""
+    return data.StructLayout({"mask": unsigned(block_col_count), "last_row": 1})
+
+
+def pair_layout(*, seq_bits: int) -> data.StructLayout:
+    """Controller -> MAC array: one kept pair (row, col); ``last`` ends the row."""
+    return data.StructLayout({"row": unsigned(seq_bits), "col": unsigned(seq_bits), "last": 1})
+
+
+def score_layout(*, score_bits: int, seq_bits: int) -> data.StructLayout:
+    """MAC array -> softmax: the full score of one kept pair; ``last`` ends the row."""
+    return data.StructLayout({"score": signed(score_bits), "col": unsigned(seq_bits), "last": 1})
+
+
+def prob_layout(*, prob_value_bits: int, seq_bits: int) -> data.StructLayout:
+    """Softmax -> MAC array: one probability (``prob_bits`` fraction bits); ``last`` ends the row."""
+    return data.StructLayout({"prob": unsigned(prob_value_bits), "col": unsigned(seq_bits),
+                              "last": 1})
+
+
+def out_row_layout(*, out_bits: int, head_dim: int) -> data.StructLayout:
+    """MAC array -> output: one output row in the output format."""
+    return data.StructLayout({"out": data.ArrayLayout(signed(out_bits), head_dim)})
+
+
+def layouts_for(config) -> dict[str, data.StructLayout]:
+    """Every inter-unit layout of ``config``, by name."""
+    return {
+        "block": block_layout(sint_bits=config.sint_bits, block_col_bits=config.block_col_bits),
+        "mask": mask_layout(block_col_count=config.block_col_count),
+        "pair": pair_layout(seq_bits=config.seq_bits),
+        "score": score_layout(score_bits=config.score_bits, seq_bits=config.seq_bits),
+        "prob": prob_layout(prob_value_bits=config.prob_value_bits, seq_bits=config.seq_bits),
+        "out_row": out_row_layout(out_bits=config.out_bits, head_dim=config.head_dim),
+    }
