@@ -83,6 +83,10 @@ class HDPConfig:
     out_bits, out_frac : int
         Output format: signed ``out_bits`` wide with ``out_frac`` fraction bits, in units
         of V's scale.
+    axis_elems : int
+        Elements per AXI4-Stream beat (a power of two dividing ``head_dim``): input
+        beats carry that many Q/K/V elements in byte lanes, output beats that many
+        outputs in 16- or 32-bit lanes.
     in_fifo_depth, out_fifo_depth : int
         Depths of the stream FIFOs at the top-level ports.
     """
@@ -103,6 +107,7 @@ class HDPConfig:
     score_scale_frac: int = 26
     out_bits: int = 16
     out_frac: int = 10
+    axis_elems: int = 8
     in_fifo_depth: int = 16
     out_fifo_depth: int = 16
 
@@ -127,6 +132,7 @@ class HDPConfig:
             raise ConfigError(
                 f"out_frac must be <= frac_bits + prob_bits = "
                 f"{self.frac_bits + self.prob_bits}, not {self.out_frac}")
+        _check_int(self, "axis_elems", 1, self.head_dim, pow2=True)
         _check_int(self, "in_fifo_depth", 2, 4096, pow2=True)
         _check_int(self, "out_fifo_depth", 2, 4096, pow2=True)
         # The golden model computes in int64: keep every intermediate below 2**62.
@@ -239,6 +245,29 @@ class HDPConfig:
         """Right shift from the ``P x V`` accumulator to the output format."""
         return self.frac_bits + self.prob_bits - self.out_frac
 
+    @property
+    def in_lane_bits(self) -> int:
+        """Bits of one element's byte lane in an input beat."""
+        return 8 * -(-self.data_bits // 8)
+
+    @property
+    def out_lane_bits(self) -> int:
+        """Bits of one output's lane in an output beat (16 or 32)."""
+        return 16 if self.out_bits <= 16 else 32
+
+    @property
+    def s_axis_bits(self) -> int:
+        return self.axis_elems * self.in_lane_bits
+
+    @property
+    def m_axis_bits(self) -> int:
+        return self.axis_elems * self.out_lane_bits
+
+    @property
+    def beats_per_row(self) -> int:
+        """AXI4-Stream beats per Q/K/V or output row."""
+        return self.head_dim // self.axis_elems
+
     # ---- presets and files ----------------------------------------------------------
     @classmethod
     def preset(cls, name: str) -> "HDPConfig":
@@ -296,11 +325,11 @@ PRESETS: dict[str, dict] = {
     # Small enough for an iCE40 UP5K (8 DSPs, 30 EBR): 64 tokens of 32 dims.
     "edge": dict(seq_max=64, head_dim=32, block_rows=1, block_cols=4,
                  int_lanes=4, mac_lanes=4, exp_bits=10, prob_bits=10,
-                 recip_guard_bits=8, in_fifo_depth=4, out_fifo_depth=4),
+                 recip_guard_bits=8, axis_elems=4, in_fifo_depth=4, out_fifo_depth=4),
     # Long sequences and wide heads.
     "server": dict(seq_max=1024, head_dim=128, block_rows=1, block_cols=8,
                    int_lanes=64, mac_lanes=64, exp_lut_bits=7, exp_bits=14,
-                   prob_bits=14, recip_guard_bits=12, out_bits=20, out_frac=14,
+                   prob_bits=14, recip_guard_bits=12, out_bits=20, out_frac=14, axis_elems=16,
                    in_fifo_depth=64, out_fifo_depth=64),
 }
 

@@ -1,0 +1,133 @@
+"""The AXI4-Lite register map, defined once: the RTL, the testbenches, ``regs.json``, the
+C header and the table in ``docs/interface.md`` are all made from :func:`register_map`.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from .config import HDPConfig
+
+__all__ = ["Field", "Register", "register_map", "regmap_json", "regmap_c_header",
+           "regmap_markdown", "COUNTERS", "FLAG_FIELDS"]
+
+#: Bits of the FLAGS register, in order from bit 0: each mirrors a ``Registers`` field.
+FLAG_FIELDS = ("causal", "head_prune_enable", "block_prune_enable", "block_rule", "approx_enable")
+
+#: The performance counters, each a 32-bit read-only register, cleared by ``start``.
+COUNTERS = {
+    "cycles_total": "cycles from start to done",
+    "cycles_load": "cycles spent receiving Q, K and V",
+    "cycles_int": "cycles of the integer pass (head scorer and block selector)",
+    "cycles_attn": "cycles of scores, softmax and P x V (0 for a pruned head)",
+    "cycles_out": "cycles from the end of the attention work to the last output beat",
+    "heads_pruned": "heads pruned since reset",
+    "blocks_kept": "blocks kept in this head",
+    "blocks_pruned": "valid blocks pruned in this head",
+    "int_macs": "I x I multiply-accumulates of the integer pass",
+    "score_macs": "element multiply-accumulates of kept-pair scores",
+    "pv_macs": "element multiply-accumulates of P x V",
+    "mac_busy": "cycles in which the MAC array did useful work",
+    "words_in": "AXI4-Stream input beats accepted",
+    "words_out": "AXI4-Stream output beats sent",
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    lsb: int
+    width: int
+    description: str
+    signed: bool = False
+
+
+@dataclass(frozen=True)
+class Register:
+    name: str
+    offset: int
+    access: str            # "rw", "ro" or "wo"
+    description: str
+    fields: tuple = field(default_factory=tuple)
+
+    @property
+    def mask(self) -> int:
+        m = 0
+        for f in self.fields:
+            m |= ((1 << f.width) - 1) << f.lsb
+        return m
+
+
+def register_map(config: HDPConfig) -> list[Register]:
+    """Every register at its byte offset; widths follow ``config``."""
+    regs = [
+        Register("ctrl", 0x00, "wo", "write 1 to START to run one head", (
+            Field("start", 0, 1, "start a head with the current registers"),
+            Field("clear_error", 1, 1, "clear STATUS.error and STATUS.error_code"))),
+        Register("status", 0x04, "ro", "state of the core", (
+            Field("busy", 0, 1, "a head is running"),
+            Field("done", 1, 1, "the last head finished (cleared by start)"),
+            Field("error", 2, 1, "a start was refused: see error_code"),
+            Field("head_pruned", 3, 1, "the last head was pruned"),
+            Field("error_code", 8, 4, "1: seq_len is 0, 2: seq_len > seq_max, "
+                  "3: a reserved bit of FLAGS is set, 4: rho outside -256..256, "
+                  "5: a register write hit a reserved address"))),
+        Register("seq_len", 0x08, "rw", "tokens in the head, 1..seq_max", (
+            Field("seq_len", 0, config.seq_len_bits, "tokens"),)),
+        Register("flags", 0x0C, "rw", "run-time switches; other bits are reserved (error 3)", tuple(
+            Field(name, i, 1, f"Registers.{name}") for i, name in enumerate(FLAG_FIELDS))),
+        Register("head_threshold", 0x10, "rw", "head pruned when HI < this (low 32 bits)", (
+            Field("head_threshold", 0, min(32, config.hi_bits), "unsigned"),)),
+        Register("head_threshold_hi", 0x14, "rw", "bits 32 and up of head_threshold", (
+            Field("head_threshold_hi", 0, max(0, config.hi_bits - 32), "unsigned"),)
+            if config.hi_bits > 32 else ()),
+        Register("rho", 0x18, "rw", "mean rule: Q1.8 signed, -256..256 (others: error 4)", (
+            Field("rho", 0, 32, "two's complement", signed=True),)),
+        Register("delta", 0x1C, "rw", "delta rule margin in integer-score units", (
+            Field("delta", 0, config.delta_bits, "unsigned"),)),
+        Register("score_scale", 0x20, "rw",
+                 f"softmax scale, unsigned with {config.score_scale_frac} fraction bits", (
+            Field("score_scale", 0, config.score_scale_bits, "unsigned"),)),
+        Register("config_hash", 0x24, "ro", "low 32 bits of the elaborated config's hash", (
+            Field("config_hash", 0, 32, "HDPConfig.digest()"),)),
+    ]
+    for i, (name, text) in enumerate(COUNTERS.items()):
+        regs.append(Register(name, 0x40 + 4 * i, "ro", text, (Field(name, 0, 32, "counter"),)))
+    return regs
+
+
+def regmap_json(config: HDPConfig) -> str:
+    return json.dumps({"config_hash": config.digest(),
+                       "registers": [asdict(r) | {"mask": r.mask} for r in register_map(config)]},
+                      indent=2) + "\n"
+
+
+def regmap_c_header(config: HDPConfig, guard: str = "HDP_REGS_H") -> str:
+    lines = [f"/* HDP co-processor register map; generated by hdp-rtl for config "
+             f"{config.digest()}. Do not edit. */",
+             f"#ifndef {guard}", f"#define {guard}", ""]
+    for r in register_map(config):
+        up = r.name.upper()
+        lines.append(f"#define HDP_{up}_OFFSET 0x{r.offset:02X}u  /* {r.access}: {r.description} */")
+        for f in r.fields:
+            fu = f"HDP_{up}_{f.name.upper()}" if f.name != r.name else f"HDP_{up}"
+            lines.append(f"#define {fu}_LSB {f.lsb}u")
+            lines.append(f"#define {fu}_MASK 0x{((1 << f.width) - 1) << f.lsb:08X}u")
+    lines += ["", f"#define HDP_SEQ_MAX {config.seq_max}u", f"#define HDP_HEAD_DIM {config.head_dim}u",
+              f"#define HDP_CONFIG_HASH32 0x{int(config.digest(), 16) & 0xFFFFFFFF:08X}u",
+              "", f"#endif /* {guard} */", ""]
+    return "\n".join(lines)
+
+
+def regmap_markdown(config: HDPConfig) -> str:
+    rows = ["| offset | register | access | bits | field | description |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for r in register_map(config):
+        if not r.fields:
+            rows.append(f"| 0x{r.offset:02X} | {r.name} | {r.access} | - | - | {r.description} (unused in this config) |")
+        for i, f in enumerate(r.fields):
+            bits = f"{f.lsb}" if f.width == 1 else f"{f.lsb + f.width - 1}:{f.lsb}"
+            head = (f"0x{r.offset:02X}", r.name, r.access) if i == 0 else ("", "", "")
+            rows.append(f"| {head[0]} | {head[1]} | {head[2]} | {bits} | {f.name} | "
+                        f"{r.description if i == 0 and len(r.fields) == 1 else f.description} |")
+    return "\n".join(rows) + "\n"
