@@ -11,6 +11,7 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from .config import HDPConfig
+from .regmap import regmap_c_header, regmap_json
 
 __all__ = ["UNITS", "build_unit", "generate"]
 
@@ -38,21 +39,32 @@ def _versions() -> dict:
     return out
 
 
-def generate(config: HDPConfig, out_dir: str | Path, *, preset: str | None = None) -> dict:
-    """Write ``hdp_<unit>.v`` for every unit, ``config.json`` and ``manifest.json``.
+TOP_MODULE = "hdp_coprocessor"
+
+
+def _write_verilog(component, module: str, out: Path, files: dict, start: float) -> None:
+    path = out / f"{module}.v"
+    path.write_text(verilog.convert(component, name=module, emit_src=False))
+    files[path.name] = {"module": module, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def generate(config: HDPConfig, out_dir: str | Path, *, preset: str | None = None,
+             units: bool = True) -> dict:
+    """Write the top ``hdp_coprocessor.v`` (and ``hdp_<unit>.v`` for every unit),
+    ``regs.json``, ``hdp_regs.h``, ``config.json`` and ``manifest.json``.
 
     Returns the manifest.
     """
+    from .rtl.top import HDPCoprocessor
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
-    for name in UNITS:
-        start = time.perf_counter()
-        top = f"hdp_{name}"
-        text = verilog.convert(build_unit(name, config), name=top, emit_src=False)
-        path = out / f"{top}.v"
-        path.write_text(text)
-        files[path.name] = {"module": top, "seconds": round(time.perf_counter() - start, 3)}
+    _write_verilog(HDPCoprocessor(config), TOP_MODULE, out, files, time.perf_counter())
+    for name in UNITS if units else ():
+        _write_verilog(build_unit(name, config), f"hdp_{name}", out, files, time.perf_counter())
+    (out / "regs.json").write_text(regmap_json(config))
+    (out / "hdp_regs.h").write_text(regmap_c_header(config))
+    files["regs.json"] = files["hdp_regs.h"] = {}
     config.save(out / "config.json")
     manifest = {"preset": preset, "config": config.to_dict(), "config_hash": config.digest(),
                 "files": files, "tools": _versions()}
