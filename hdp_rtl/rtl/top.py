@@ -15,6 +15,8 @@ from .softmax import Softmax
 __all__ = ["HDPCoprocessor", "ERROR_CODES", "AXIL_ADDR_BITS"]
 
 AXIL_ADDR_BITS = 8
+#: Rows allowed between the pair generator and the end of P x V (see ROW_FETCH).
+ROWS_IN_FLIGHT = 2
 
 #: STATUS.error_code values (also in the register map's description).
 ERROR_CODES = {
@@ -273,8 +275,10 @@ class HDPCoprocessor(wiring.Component):
             self.m_axis_tlast.eq((out_beat == bpr - 1) & (out_rows == n - 1)),
             mac.o_out.ready.eq(~out_full & ~out_zero),
         ]
+        pv_rows = Signal(cfg.seq_len_bits)
         with m.If(mac.o_out.valid & mac.o_out.ready):
-            m.d.sync += [out_reg.eq(mac.o_out.payload.out), out_full.eq(1), out_beat.eq(0)]
+            m.d.sync += [out_reg.eq(mac.o_out.payload.out), out_full.eq(1), out_beat.eq(0),
+                         pv_rows.eq(pv_rows + 1)]
         with m.If(self.m_axis_tvalid & self.m_axis_tready):
             m.d.sync += counters["words_out"].eq(counters["words_out"] + 1)
             with m.If(out_beat == bpr - 1):
@@ -308,7 +312,7 @@ class HDPCoprocessor(wiring.Component):
                             threshold.eq(thr_full), rho.eq(req_rho), delta.eq(raw["delta"]),
                             score_scale.eq(raw["score_scale"]),
                             load_t.eq(0), load_row.eq(0), load_beat.eq(0), out_rows.eq(0),
-                            mask_rows.eq(0), int_done.eq(0), out_zero.eq(0),
+                            mask_rows.eq(0), int_done.eq(0), out_zero.eq(0), pv_rows.eq(0),
                         ]
                         m.d.sync += [c.eq(0) for name, c in counters.items() if name != "heads_pruned"]
                         m.d.sync += blocks_valid.eq(0)
@@ -353,7 +357,11 @@ class HDPCoprocessor(wiring.Component):
                     m.next = "ROW_FETCH"
             with m.State("ROW_FETCH"):     # read the row's block mask (one cycle latency)
                 m.d.sync += counters["cycles_attn"].eq(counters["cycles_attn"] + 1)
-                m.next = "ROW_LATCH"
+                # At most ROWS_IN_FLIGHT rows between the pair generator and the end of
+                # P x V: the softmax unit holds two rows, so a score never waits for a
+                # softmax buffer that only P x V (sharing the MAC array) could free.
+                with m.If(gen_row < pv_rows + ROWS_IN_FLIGHT):
+                    m.next = "ROW_LATCH"
             with m.State("ROW_LATCH"):
                 m.d.sync += [counters["cycles_attn"].eq(counters["cycles_attn"] + 1),
                              gen_mask.eq(mask_r.data), gen_col.eq(0)]
@@ -368,7 +376,7 @@ class HDPCoprocessor(wiring.Component):
                 m.d.sync += counters["cycles_attn"].eq(counters["cycles_attn"] + 1)
                 with m.If((out_rows == gen_row) & ~out_full):
                     m.d.comb += zero_row.eq(1)
-                    m.d.sync += gen_row.eq(gen_row + 1)
+                    m.d.sync += [gen_row.eq(gen_row + 1), pv_rows.eq(pv_rows + 1)]
                     with m.If(gen_row == n - 1):
                         m.next = "DRAIN"
                     with m.Else():
