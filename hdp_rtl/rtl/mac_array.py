@@ -1,0 +1,197 @@
+"""MAC array with the approximation unit (spec steps 5 and 7)."""
+from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import out_row_layout, pair_layout, prob_layout, score_layout
+from .rowmem import RowReadSignature
+
+__all__ = ["MacArray"]
+
+
+class MacArray(wiring.Component):
+    """``mac_lanes`` lanes shared by the scores of kept pairs and by ``P x V``.
+
+    Each operation (a kept pair's score, or one probability times a V row) takes
+    ``head_dim / mac_lanes`` cycles, one chunk of ``mac_lanes`` elements a cycle; the
+    row it needs is read in the last cycle of the operation before, so operations
+    follow each other without a bubble. When both inputs have work they alternate.
+
+    A lane's main multiplier takes ``qi x k`` for a score and ``p x v`` for P x V.
+    The approximation unit adds ``qf x ki`` and, only with ``approx_enable`` low,
+    ``qf x kf``: ``S = (qi.k + qf.ki) * 2^F (+ qf.kf)``, which equals the spec's
+    ``S_int*2^2F + (qi.kf + qf.ki)*2^F (+ qf.kf)``.
+    P x V accumulates ``head_dim`` sums of ``p * v``; a row's last probability
+    releases ``round(acc / 2^out_shift)``, saturated to ``out_bits``.
+
+    Parameters
+    ----------
+    seq_max, head_dim, int_bits, frac_bits, mac_lanes, prob_bits, out_bits, out_frac : int
+        As in :class:`~hdp_rtl.config.HDPConfig`.
+
+    Members
+    -------
+    approx_enable : In(1)
+        Run-time register, stable during a head.
+    q_rd, k_rd, v_rd : In(RowReadSignature)
+        Row-buffer read ports (one cycle latency).
+    i_pair : In(stream.Signature(pair_layout))
+        Kept pairs ``(row, col)``; ``last`` ends a row.
+    o_score : Out(stream.Signature(score_layout))
+        Each pair's score, ``col`` and ``last`` copied.
+    i_prob : In(stream.Signature(prob_layout))
+        The probabilities of a row's kept pairs; ``last`` ends the row.
+    o_out : Out(stream.Signature(out_row_layout))
+        One output row per input row.
+    busy_mac : Out(1)
+        High in each cycle the lanes do useful work.
+    """
+
+    def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
+                 mac_lanes: int, prob_bits: int, out_bits: int, out_frac: int):
+        self.seq_max, self.head_dim = seq_max, head_dim
+        self.I, self.F, self.B = int_bits, frac_bits, int_bits + frac_bits
+        self.lanes, self.P = mac_lanes, prob_bits
+        self.out_bits, self.out_shift = out_bits, frac_bits + prob_bits - out_frac
+        self.seq_bits = max(1, (seq_max - 1).bit_length())
+        self.score_bits = 2 * self.B + (head_dim - 1).bit_length()
+        self.acc_bits = (prob_bits + 1) + self.B + (seq_max - 1).bit_length() + 1
+        rd = RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=self.B)
+        super().__init__({
+            "approx_enable": In(1),
+            "q_rd": In(rd), "k_rd": In(rd), "v_rd": In(rd),
+            "i_pair": In(stream.Signature(pair_layout(seq_bits=self.seq_bits))),
+            "o_score": Out(stream.Signature(score_layout(score_bits=self.score_bits,
+                                                         seq_bits=self.seq_bits))),
+            "i_prob": In(stream.Signature(prob_layout(prob_value_bits=prob_bits + 1,
+                                                      seq_bits=self.seq_bits))),
+            "o_out": Out(stream.Signature(out_row_layout(out_bits=out_bits, head_dim=head_dim))),
+            "busy_mac": Out(1),
+        })
+
+    @classmethod
+    def from_config(cls, config):
+        unit = cls(seq_max=config.seq_max, head_dim=config.head_dim, int_bits=config.int_bits,
+                   frac_bits=config.frac_bits, mac_lanes=config.mac_lanes,
+                   prob_bits=config.prob_bits, out_bits=config.out_bits, out_frac=config.out_frac)
+        assert (unit.score_bits, unit.acc_bits) == (config.score_bits, config.pv_acc_bits)
+        return unit
+
+    def elaborate(self, platform):
+        m = Module()
+        L, F, d = self.lanes, self.F, self.head_dim
+        chunks = d // L
+
+        # ---- the operation in the lanes -------------------------------------------------
+        active = Signal()
+        is_pv = Signal()
+        op_col = Signal(self.seq_bits)
+        op_last = Signal()
+        op_p = Signal(self.P + 1)
+        chunk = Signal(range(max(2, chunks)))
+        last_chunk = chunk == chunks - 1
+
+        # output registers
+        s_valid = Signal()
+        s_payload = Signal.like(self.o_score.payload)
+        o_valid = Signal()
+        o_payload = Signal.like(self.o_out.payload)
+        m.d.comb += [self.o_score.valid.eq(s_valid), self.o_score.payload.eq(s_payload),
+                     self.o_out.valid.eq(o_valid), self.o_out.payload.eq(o_payload)]
+        s_free = ~s_valid | self.o_score.ready
+        o_free = ~o_valid | self.o_out.ready
+        with m.If(self.o_score.valid & self.o_score.ready):
+            m.d.sync += s_valid.eq(0)
+        with m.If(self.o_out.valid & self.o_out.ready):
+            m.d.sync += o_valid.eq(0)
+
+        stall = active & last_chunk & Mux(is_pv, op_last & ~o_free, ~s_free)
+        working = active & ~stall
+        advance = ~active | (last_chunk & ~stall)
+        m.d.comb += self.busy_mac.eq(working)
+
+        # ---- picking the next operation (alternating when both inputs wait) -------------
+        last_was_pv = Signal()
+        pick_pv = self.i_prob.valid & (~self.i_pair.valid | ~last_was_pv)
+        pick_pair = self.i_pair.valid & ~pick_pv
+        q_row = Signal(self.seq_bits)
+        q_loaded = Signal()
+        pair = self.i_pair.payload
+        prob = self.i_prob.payload
+        m.d.comb += [
+            self.i_prob.ready.eq(advance & pick_pv), self.i_pair.ready.eq(advance & pick_pair),
+            self.q_rd.addr.eq(pair.row), self.k_rd.addr.eq(pair.col), self.v_rd.addr.eq(prob.col),
+            self.q_rd.en.eq(0), self.k_rd.en.eq(0), self.v_rd.en.eq(0),
+        ]
+        with m.If(working):
+            m.d.sync += chunk.eq(Mux(last_chunk, 0, chunk + 1))
+        with m.If(advance):
+            m.d.sync += active.eq(pick_pv | pick_pair)
+            with m.If(pick_pv):
+                m.d.comb += self.v_rd.en.eq(1)
+                m.d.sync += [is_pv.eq(1), op_col.eq(prob.col), op_last.eq(prob.last),
+                             op_p.eq(prob.prob), last_was_pv.eq(1)]
+            with m.Elif(pick_pair):
+                m.d.comb += self.k_rd.en.eq(1)
+                with m.If(~q_loaded | (q_row != pair.row)):
+                    m.d.comb += self.q_rd.en.eq(1)
+                    m.d.sync += [q_row.eq(pair.row), q_loaded.eq(1)]
+                m.d.sync += [is_pv.eq(0), op_col.eq(pair.col), op_last.eq(pair.last),
+                             last_was_pv.eq(0)]
+
+        # ---- the lanes ---------------------------------------------------------------------
+        def pick(row, lane):
+            elems = [Value.cast(row[ch * L + lane]) for ch in range(chunks)]
+            return Array(elems)[chunk] if chunks > 1 else elems[0]
+
+        score_terms, pv_products = [], []
+        for lane in range(L):
+            q = pick(self.q_rd.data, lane)
+            k = pick(self.k_rd.data, lane)
+            v = pick(self.v_rd.data, lane)
+            qi, ki = (q[F:].as_signed(), k[F:].as_signed()) if F else (q, k)
+            # the main multiplier, shared: qi x k for scores, p x v for P x V
+            a = Signal(signed(max(self.I, self.P + 2)), name=f"lane{lane}_a")
+            b = Signal(signed(self.B), name=f"lane{lane}_b")
+            main = Signal(signed(len(a) + len(b)), name=f"lane{lane}_main")
+            m.d.comb += [a.eq(Mux(is_pv, op_p, qi)), b.eq(Mux(is_pv, v, k)), main.eq(a * b)]
+            pv_products.append(main)
+            if F:
+                qf, kf = q[:F], k[:F]
+                # the approximation unit: qf x ki always, qf x kf only when it is off
+                fine = Mux(self.approx_enable, 0, qf * kf)
+                score_terms.append(((main + qf * ki) << F) + fine)
+            else:
+                score_terms.append(main)
+
+        partial = Signal(signed(self.score_bits))
+        m.d.comb += partial.eq(sum(score_terms))
+        s_acc = Signal(signed(self.score_bits))
+        score = s_acc + partial if chunks > 1 else partial
+        with m.If(working & ~is_pv):
+            if chunks > 1:
+                m.d.sync += s_acc.eq(Mux(chunk == 0, partial, s_acc + partial))
+            with m.If(last_chunk):
+                m.d.sync += [s_valid.eq(1), s_payload.score.eq(Mux(chunk == 0, partial, score)),
+                             s_payload.col.eq(op_col), s_payload.last.eq(op_last)]
+
+        # P x V accumulators: acc[ch * L + lane] takes lane `lane` in chunk `ch`
+        acc = [Signal(signed(self.acc_bits), name=f"acc{i}") for i in range(d)]
+        acc_new = []
+        for i in range(d):
+            ch, lane = divmod(i, L)
+            hit = chunk == ch if chunks > 1 else True
+            acc_new.append(acc[i] + Mux(hit, pv_products[lane], 0))
+        sh = self.out_shift
+        top = (1 << (self.out_bits - 1)) - 1
+        with m.If(working & is_pv):
+            with m.If(last_chunk & op_last):
+                m.d.sync += [acc_i.eq(0) for acc_i in acc]
+                m.d.sync += o_valid.eq(1)
+                for i in range(d):
+                    rounded = (acc_new[i] + (1 << (sh - 1))) >> sh if sh else acc_new[i]
+                    m.d.sync += o_payload.out[i].eq(
+                        Mux(rounded > top, top, Mux(rounded < -top - 1, -top - 1, rounded)))
+            with m.Else():
+                m.d.sync += [acc[i].eq(acc_new[i]) for i in range(d)]
+        return m
