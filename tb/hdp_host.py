@@ -101,7 +101,9 @@ class HDPHost:
         out, counters, st = await self.run_head(q, k, v, regs)
         bad = np.argwhere(out != res.out)
         assert bad.size == 0, (f"{label}: {len(bad)} output words differ, first at {bad[0]}: "
-                               f"got {out[tuple(bad[0])]}, expected {res.out[tuple(bad[0])]}")
+                               f"got {out[tuple(bad[0])]}, expected {res.out[tuple(bad[0])]}; "
+                               f"status {st}, counters {counters}, golden HI "
+                               f"{res.head_importance} kept blocks {res.blocks_kept}")
         for name, want in expected_counters(self.config, res, regs.seq_len).items():
             assert counters[name] == want, f"{label}: counter {name} = {counters[name]}, expected {want}"
         assert st["done"] == 1 and st["error"] == 0, f"{label}: status {st}"

@@ -2,7 +2,7 @@
 import pytest
 
 from hdp_rtl.config import HDPConfig
-from sim.runner import SIMULATORS, lint, run_cocotb
+from sim.runner import SIMULATORS, run_cocotb
 
 PRESETS = ("edge", "default")
 
@@ -22,8 +22,3 @@ def test_top_against_golden(preset, simulator):
     run_cocotb(component=_top(config), toplevel="hdp_coprocessor", test_module="cocotb_top",
                simulator=simulator, name=f"top-{preset}",
                env={"HDP_CONFIG": config.to_dict(), "HDP_STALL": 0.3, "HDP_FULL_LENGTH": full})
-
-
-@pytest.mark.parametrize("preset", PRESETS)
-def test_top_lint_clean(preset):
-    assert lint(_top(HDPConfig.preset(preset)), "hdp_coprocessor", f"top-{preset}") == []

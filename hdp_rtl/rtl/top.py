@@ -336,7 +336,8 @@ class HDPCoprocessor(wiring.Component):
                         with m.If(load_row == n - 1):
                             m.d.sync += [load_row.eq(0), load_t.eq(load_t + 1)]
                             with m.If(load_t == 2):
-                                m.d.comb += scorer.start.eq(1)
+                                # the scorer reads its first rows in this very cycle
+                                m.d.comb += [scorer.start.eq(1), in_int.eq(1)]
                                 m.next = "INT"
                     with m.Else():
                         m.d.sync += load_beat.eq(load_beat + 1)
