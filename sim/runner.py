@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,10 +33,27 @@ def build_dir_for(name: str, simulator: str) -> Path:
     return BUILD_ROOT / name / simulator
 
 
-def write_verilog(component, toplevel: str, path: Path) -> Path:
+_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S*) += 0;$", re.M)
+
+
+def icarus_time_zero_fix(text: str) -> str:
+    """Make Icarus evaluate every combinational block at time zero.
+
+    Amaranth's Verilog declares ``reg \$auto$...$1 = 0`` and names it in every
+    ``always @*`` so that simulators run those blocks once at start. Icarus applies the
+    initial value before the blocks wait, so outputs that depend only on registers stay
+    X until those registers change. Declaring it X and zeroing it 1 ps later gives the
+    intended event. Simulation only: the generated Verilog itself is left as it is.
+    """
+    return _TRIGGER.sub(lambda m: f"{m[1]}reg {m[2]} ;\n{m[1]}initial #1 {m[2]}  = 1'h0;", text)
+
+
+def write_verilog(component, toplevel: str, path: Path, *, icarus: bool = False) -> Path:
     """Convert an Amaranth component to Verilog with module name ``toplevel``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = verilog.convert(component, name=toplevel, emit_src=False)
+    if icarus:
+        text = icarus_time_zero_fix(text)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path
@@ -52,7 +70,8 @@ def run_cocotb(*, component, toplevel: str, test_module: str, simulator: str, na
 
     _tool_path()
     build_dir = build_dir_for(name, simulator)
-    source = write_verilog(component, toplevel, build_dir / f"{toplevel}.v")
+    source = write_verilog(component, toplevel, build_dir / f"{toplevel}.v",
+                           icarus=simulator == "icarus")
     waves = os.environ.get("WAVES", "0") not in ("", "0")
     runner = get_runner(simulator)
     # Amaranth's Verilog is full of width-extension idioms Verilator warns about (see

@@ -12,7 +12,7 @@ from cocotb.triggers import RisingEdge
 import golden
 from hdp_host import HDPHost
 from hdp_rtl.config import HDPConfig, Registers
-from streams import env_json, start_clock_and_reset
+from streams import env_json, past_time_zero, start_clock_and_reset
 
 CONFIG = HDPConfig.from_dict(env_json("HDP_CONFIG", {}))
 STALL = env_json("HDP_STALL", 0.3)
@@ -20,8 +20,10 @@ SMALL_N = min(CONFIG.seq_max, 20)
 
 
 async def _setup(dut, seed=0):
-    await start_clock_and_reset(dut)
-    return HDPHost(dut, CONFIG, idle=STALL, backpressure=STALL, seed=seed)
+    await past_time_zero()
+    host = HDPHost(dut, CONFIG, idle=STALL, backpressure=STALL, seed=seed)
+    await start_clock_and_reset(dut)      # after the drivers: no input is X at reset
+    return host
 
 
 def random_head(rng: np.random.Generator, n: int, peaked: bool = False, **fields):

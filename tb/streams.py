@@ -14,11 +14,11 @@ from collections import deque
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import Event, RisingEdge
+from cocotb.triggers import Event, RisingEdge, Timer
 
 from sim.packing import pack, unpack
 
-__all__ = ["StreamSource", "StreamSink", "start_clock_and_reset", "env_json"]
+__all__ = ["StreamSource", "StreamSink", "start_clock_and_reset", "past_time_zero", "env_json"]
 
 
 def env_json(name: str, default=None):
@@ -28,8 +28,18 @@ def env_json(name: str, default=None):
     return default if text is None else json.loads(text)
 
 
+async def past_time_zero():
+    """Wait 1 ns: Icarus can drop values written to inputs at time zero, before its
+    processes run. Call it before creating any driver."""
+    await Timer(1, "ns")
+
+
 async def start_clock_and_reset(dut, cycles: int = 3):
-    """Start a 10 ns clock on ``dut.clk`` and hold ``dut.rst`` for ``cycles`` cycles."""
+    """Start a 10 ns clock on ``dut.clk`` and hold ``dut.rst`` for ``cycles`` cycles.
+
+    Create the drivers first: Icarus starts every input at X, and a register whose next
+    value depends on an X input during reset comes out of reset X.
+    """
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
     for _ in range(cycles):
