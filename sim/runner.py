@@ -37,7 +37,7 @@ _TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S*) += 0;$", re.M)
 
 
 def icarus_time_zero_fix(text: str) -> str:
-    """Make Icarus evaluate every combinational block at time zero.
+    r"""Make Icarus evaluate every combinational block at time zero.
 
     Amaranth's Verilog declares ``reg \$auto$...$1 = 0`` and names it in every
     ``always @*`` so that simulators run those blocks once at start. Icarus applies the
