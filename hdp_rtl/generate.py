@@ -10,6 +10,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from .lint import WAIVER_FILE, write_waivers
 from .config import HDPConfig
 from .regmap import regmap_c_header, regmap_json
 
@@ -62,6 +63,8 @@ def generate(config: HDPConfig, out_dir: str | Path, *, preset: str | None = Non
     _write_verilog(HDPCoprocessor(config), TOP_MODULE, out, files, time.perf_counter())
     for name in UNITS if units else ():
         _write_verilog(build_unit(name, config), f"hdp_{name}", out, files, time.perf_counter())
+    write_waivers(out)
+    files[WAIVER_FILE] = {}
     (out / "regs.json").write_text(regmap_json(config))
     (out / "hdp_regs.h").write_text(regmap_c_header(config))
     files["regs.json"] = files["hdp_regs.h"] = {}

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 from amaranth.back import verilog
+from hdp_rtl.lint import lint_verilog, write_waivers
 
 __all__ = ["ROOT", "SIMULATORS", "build_dir_for", "write_verilog", "run_cocotb", "lint"]
 
@@ -74,11 +74,13 @@ def run_cocotb(*, component, toplevel: str, test_module: str, simulator: str, na
                            icarus=simulator == "icarus")
     waves = os.environ.get("WAVES", "0") not in ("", "0")
     runner = get_runner(simulator)
-    # Amaranth's Verilog is full of width-extension idioms Verilator warns about (see
-    # docs/verification.md, "lint"): warnings must not stop the simulation build.
-    build_args = ["-Wno-fatal"] if simulator == "verilator" else []
-    runner.build(sources=[source], hdl_toplevel=toplevel, build_dir=build_dir,
-                 timescale=("1ns", "1ps"), waves=waves, build_args=build_args,
+    # Verilator builds with the generated Verilog's lint waivers (hdp_rtl/lint.py) and
+    # no -Wno-fatal: any other warning stops the build.
+    sources = [source]
+    if simulator == "verilator":
+        sources.insert(0, write_waivers(build_dir))
+    runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                 timescale=("1ns", "1ps"), waves=waves,
                  log_file=build_dir / "build.log")
     extra_env = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (env or {}).items()}
     for path in (str(ROOT / "tb"), str(ROOT)):  # the runner passes sys.path on as PYTHONPATH
@@ -93,13 +95,8 @@ def run_cocotb(*, component, toplevel: str, test_module: str, simulator: str, na
 
 
 def lint(component, toplevel: str, name: str) -> list[str]:
-    """Verilator ``--lint-only -Wall`` of ``component``'s Verilog; returns the warnings."""
+    """Verilator ``--lint-only -Wall`` (with the waivers of :mod:`hdp_rtl.lint`) of
+    ``component``'s Verilog; returns the warnings."""
     _tool_path()
     build_dir = build_dir_for(name, "lint")
-    source = write_verilog(component, toplevel, build_dir / f"{toplevel}.v")
-    proc = subprocess.run(["verilator", "--lint-only", "-Wall", "--top-module", toplevel,
-                           str(source)], capture_output=True, text=True)
-    lines = [l for l in (proc.stdout + proc.stderr).splitlines() if l.startswith("%")]
-    if proc.returncode and not lines:
-        lines = [f"verilator exited {proc.returncode}: {proc.stderr.strip()}"]
-    return lines
+    return lint_verilog(write_verilog(component, toplevel, build_dir / f"{toplevel}.v"), toplevel)

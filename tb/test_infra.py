@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from sim.packing import pack, unpack
-from sim.runner import SIMULATORS, lint, run_cocotb
+from sim.runner import SIMULATORS, run_cocotb
 from tb.infra_passthrough import LAYOUT, Passthrough
 
 

