@@ -219,7 +219,8 @@ class HDPAttention(_Method):
 # ---- baselines ---------------------------------------------------------------------
 
 class TopK(_Method):
-    """SpAtten-style: each row keeps its ``ceil(keep * n)`` largest exact scores."""
+    """SpAtten-style: each row keeps its ``round(keep * n)`` (at least 1) largest exact
+    scores (ties at the k-th score are all kept)."""
 
     name = "topk"
 
@@ -229,7 +230,7 @@ class TopK(_Method):
 
     def __call__(self, layer, q, k, v):
         h, n, _ = q.shape
-        kk = min(n, max(1, math.ceil(self.keep * n)))
+        kk = min(n, max(1, int(math.floor(self.keep * n + 0.5))))
         s = q @ k.transpose(0, 2, 1)
         kth = np.partition(s, n - kk, axis=-1)[..., n - kk:n - kk + 1]
         keep = s >= kth

@@ -123,9 +123,12 @@ class MiniLM:
 
     # ---- tokens -------------------------------------------------------------------
     def tokenize(self, text: str) -> np.ndarray:
-        """Token ids with [CLS] and [SEP], truncated to ``max_tokens``."""
+        """Token ids with [CLS] and [SEP]; longer inputs are cut to ``max_tokens`` keeping
+        the final [SEP], as the tokenizer's own truncation (and sentence-transformers) does."""
         ids = self.tokenizer.encode(text).ids
-        return np.asarray(ids[:self.max_tokens], dtype=np.int64)
+        if len(ids) > self.max_tokens:
+            ids = ids[:self.max_tokens - 1] + ids[-1:]
+        return np.asarray(ids, dtype=np.int64)
 
     # ---- forward ------------------------------------------------------------------
     def hidden_states(self, ids, attention=dense_attention) -> np.ndarray:

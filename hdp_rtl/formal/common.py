@@ -1,0 +1,107 @@
+"""Building blocks of the formal harnesses: free inputs, stream rules, beat counters.
+
+Every harness is an Elaboratable named ``top`` that holds the unit under test as
+``dut``, drives each of the unit's inputs from ``AnySeq`` / ``AnyConst`` (solver-chosen
+values) and states properties with ``Assert`` (what the unit guarantees), ``Assume``
+(what its environment must guarantee) and ``Cover`` (what must be reachable).
+
+The ``sync`` domain is defined by the harness with its reset tied low: every register
+starts at its init value, which is the value reset gives it, so step 0 of a proof is
+the state just after reset. All properties are combinational (``m.d.comb``), i.e.
+checked in every step; "the previous cycle" is a register written in ``sync``, as
+Amaranth 0.5 has no ``Past``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from amaranth.hdl import Assert, Assume, ClockDomain, Cover, Module, Signal, Value
+from amaranth.hdl._ast import AnyConst, AnySeq   # no public name for these in Amaranth 0.5
+
+__all__ = ["Check", "harness_module", "any_seq", "any_const", "drive_any", "stream_rules",
+           "UpDown", "prop", "Assert", "Assume", "Cover", "AnyConst", "AnySeq"]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One formal check: a harness and how SymbiYosys runs it.
+
+    ``tasks`` maps an sby task (``prove``, ``bmc`` or ``cover``) to its depth. ``quick``
+    checks are the ones ``tests/test_formal.py`` runs.
+    """
+    name: str
+    build: Callable[[], object]          # returns the harness Elaboratable
+    tasks: dict = field(default_factory=dict)
+    quick: bool = True
+    description: str = ""
+    expect_fail: bool = False            # a deliberately broken harness (self-test)
+
+
+def harness_module() -> Module:
+    """A module with a ``sync`` domain whose reset is held low (see the module docstring)."""
+    m = Module()
+    m.domains.sync = cd = ClockDomain("sync")
+    m.d.comb += cd.rst.eq(0)
+    return m
+
+
+def any_seq(shape) -> Value:
+    """A value the solver picks freely in every cycle."""
+    return AnySeq(shape)
+
+
+def any_const(shape) -> Value:
+    """A value the solver picks once and holds."""
+    return AnyConst(shape)
+
+
+def drive_any(m: Module, *signals) -> None:
+    """Drive each of ``signals`` (unit inputs) from a fresh ``AnySeq``."""
+    for sig in signals:
+        v = Value.cast(sig)
+        m.d.comb += v.eq(AnySeq(len(v)))
+
+
+def prop(kind, test, message: str):
+    """``Assert``/``Assume``/``Cover`` of ``test``; ``message`` names it in the trace."""
+    return kind(test, message)
+
+
+def stream_rules(m: Module, valid, ready, payload, *, output: bool, name: str,
+                 enable=1) -> Signal:
+    """The valid/ready rules of one stream, asserted for an output and assumed for an
+    input: once ``valid`` is high with ``ready`` low, the next cycle has ``valid`` high
+    and the same ``payload``. Returns the handshake (``valid & ready``) signal.
+
+    ``enable`` (a Value) can restrict the check, e.g. to cycles out of reset.
+    """
+    payload = Value.cast(payload)
+    kind = Assert if output else Assume
+    prev_valid = Signal(name=f"{name}_prev_valid")
+    prev_ready = Signal(name=f"{name}_prev_ready")
+    prev_payload = Signal(len(payload), name=f"{name}_prev_payload")
+    m.d.sync += [prev_valid.eq(valid), prev_ready.eq(ready), prev_payload.eq(payload)]
+    stalled = prev_valid & ~prev_ready & enable
+    with m.If(stalled):
+        m.d.comb += [
+            kind(valid, f"{name}: valid held while stalled"),
+            kind(payload == prev_payload, f"{name}: payload held while stalled"),
+        ]
+    fire = Signal(name=f"{name}_fire")
+    m.d.comb += fire.eq(valid & ready)
+    return fire
+
+
+class UpDown:
+    """A small up/down counter of the harness (e.g. beats in minus beats out).
+
+    ``max`` bounds the values the harness expects; the counter is wide enough to hold
+    one more so that an overflow is seen by an assertion rather than wrapping.
+    """
+
+    def __init__(self, m: Module, *, up, down, max: int, name: str):
+        self.value = Signal(range(max + 2), name=name)
+        self.max = max
+        m.d.sync += self.value.eq(self.value + up - down)
+        self.up, self.down = up, down

@@ -1,0 +1,42 @@
+"""``python -m hdp_rtl.fpga --board ulx3s-85f|icebreaker``: build and report."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..config import PRESETS
+from .boards import BOARDS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m hdp_rtl.fpga", description=__doc__)
+    p.add_argument("--board", required=True, choices=sorted(BOARDS),
+                   help="ulx3s-85f: default preset on ECP5-85F; icebreaker: edge preset on iCE40 UP5K")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="override the board's preset")
+    p.add_argument("--freq", type=float, metavar="MHZ",
+                   help="PLL / timing target (default: 100 on ECP5, 24 on iCE40)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("-o", "--out", default="build/fpga", metavar="DIR",
+                   help="build root; the board builds into DIR/<board> (default build/fpga)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show the tools' output")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .build import build, format_summary
+    cmd = "python -m hdp_rtl.fpga " + " ".join(sys.argv[1:] if argv is None else argv)
+    rep = build(args.board, preset=args.preset,
+                target_hz=args.freq * 1e6 if args.freq else None, out_root=args.out,
+                seed=args.seed, verbose=args.verbose, command=cmd)
+    print(format_summary(rep))
+    out = f"{args.out}/{rep['board']}"
+    print(f"report: {out}/report.json, {out}/report.md; log: {out}/build.log")
+    if rep["exit_code"] != 0:
+        print(rep.get("error") or "", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Cycle benchmark of the generated top level on Verilator (``make bench``).
+
+``python -m sim.bench [--preset default] [--quick] [-o build/bench] [--doc FILE]``
+builds the top once, runs a fixed set of workloads in dense mode (both prunings off),
+pruned mode (block pruning, approximation on) and pruned mode without the
+approximation, checks every head against the golden model, and reports per head:
+cycles by stage, the MAC-bound ideal for the work actually done
+(``int_macs / int_lanes + (score_macs + pv_macs) / mac_lanes``), MAC-array utilisation
+and the speedup over dense mode. It writes a markdown report, a JSON file of the raw
+counters and two PNG plots, and (with ``--doc``) the report into docs/performance.md.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import golden
+from hdp_rtl.config import BLOCK_RULE_DELTA, HDPConfig
+
+__all__ = ["workloads", "main"]
+
+MODES = {
+    "dense": dict(block_prune_enable=False, head_prune_enable=False, approx_enable=False),
+    "pruned": dict(block_prune_enable=True, approx_enable=True),
+    "pruned, exact": dict(block_prune_enable=True, approx_enable=False),
+}
+
+
+def _float_head(rng, n, d, peak: float):
+    """Q, K, V with attention that concentrates as ``peak`` grows (0: flat random)."""
+    q, k, v = rng.standard_normal((3, n, d))
+    if peak:
+        k = peak * q[rng.permutation(n)] + 0.3 * k
+    return q, k, v
+
+
+def _delta_for_keep(q, k, v, config, target: float) -> int:
+    """The smallest ``delta`` whose delta rule keeps at least ``target`` of the pairs."""
+    lo, hi = 0, (1 << config.delta_bits) - 1
+    qi, ki, vi, regs, _ = golden.prepare_head(q, k, v, config)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        res = golden.attention_head(qi, ki, vi, config, dataclasses.replace(
+            regs, delta=mid, block_rule=BLOCK_RULE_DELTA, block_prune_enable=True))
+        if res.pairs_kept / res.pairs_valid >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def workloads(config: HDPConfig, quick: bool):
+    """(label, float q, k, v, register overrides) of every benchmark head."""
+    rng = np.random.default_rng(2026)
+    d = config.head_dim
+    lengths = [n for n in ((32, 128) if quick else (32, 64, 128, 256)) if n <= config.seq_max]
+    for n in lengths:
+        yield f"random n={n}", *_float_head(rng, n, d, 0.0), dict(logit_gap=3.0)
+    n = min(128, config.seq_max)
+    for peak in ((1.0, 3.0) if quick else (0.5, 1.0, 2.0, 3.0)):
+        yield f"peaked {peak} n={n}", *_float_head(rng, n, d, peak), dict(logit_gap=3.0)
+    q, k, v = _float_head(rng, n, d, 0.0)
+    yield f"keep 30% n={n}", q, k, v, dict(delta=_delta_for_keep(q, k, v, config, 0.30))
+    yield from _minilm_heads(config)
+
+
+def _minilm_heads(config: HDPConfig):
+    """The real MiniLM heads of the regression, when the repo has them."""
+    try:
+        from golden.vectors import load_minilm_heads
+    except ImportError:
+        return
+    for i, head in enumerate(load_minilm_heads()):
+        if head.regs.seq_len <= config.seq_max and head.q.shape[1] <= config.head_dim:
+            yield f"MiniLM {head.name}", head, None, None, None
+
+
+def _jobs(config: HDPConfig, quick: bool):
+    arrays, meta = {}, []
+    for label, q, k, v, extra in workloads(config, quick):
+        if k is None:                 # a stored integer head with its own registers
+            head = q
+            base = dataclasses.asdict(head.regs)
+            qi, ki, vi = head.q, head.k, head.v
+        else:
+            extra = dict(extra)
+            qi, ki, vi, regs, _ = golden.prepare_head(q, k, v, config, **extra)
+            base = dataclasses.asdict(regs)
+        for mode, fields in MODES.items():
+            i = len(meta)
+            arrays.update({f"{i}_q": qi, f"{i}_k": ki, f"{i}_v": vi})
+            meta.append({"label": f"{label} [{mode}]", "workload": label, "mode": mode,
+                         "regs": {**base, **fields}})
+    return arrays, meta
+
+
+def _row(config: HDPConfig, r: dict) -> dict:
+    c = r["counters"]
+    int_ideal = c["int_macs"] / config.int_lanes
+    mac_ideal = (c["score_macs"] + c["pv_macs"]) / config.mac_lanes
+    total = c["cycles_total"]
+    return {
+        "workload": r["workload"], "mode": r["mode"], "n": r["regs"]["seq_len"],
+        "keep": (c["score_macs"] / c["int_macs"]) if c["int_macs"] else 0.0,
+        "load": c["cycles_load"], "int": c["cycles_int"], "attn": c["cycles_attn"],
+        "out": c["cycles_out"], "total": total, "ideal": int_ideal + mac_ideal,
+        "vs_ideal": total / max(1.0, int_ideal + mac_ideal),
+        "mac_util": c["mac_busy"] / max(1, c["cycles_attn"]),
+        "mac_util_total": mac_ideal / max(1, total),
+    }
+
+
+def report(config: HDPConfig, preset: str, rows: list[dict], sim_speed: dict, cmd: str) -> str:
+    dense = {r["workload"]: r["total"] for r in rows if r["mode"] == "dense"}
+    lines = [f"Preset `{preset}`: head_dim {config.head_dim}, int_lanes {config.int_lanes}, "
+             f"mac_lanes {config.mac_lanes}, {config.block_rows}x{config.block_cols} blocks. "
+             f"Reproduce with `{cmd}`.", "",
+             "| workload | mode | keep | load | int | attn | out | total | ideal | total/ideal "
+             "| MAC util (attn) | MAC util (total) | speedup vs dense |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(
+            f"| {r['workload']} | {r['mode']} | {r['keep']:.0%} | {r['load']} | {r['int']} | "
+            f"{r['attn']} | {r['out']} | {r['total']} | {r['ideal']:.0f} | {r['vs_ideal']:.2f} | "
+            f"{r['mac_util']:.1%} | {r['mac_util_total']:.1%} | "
+            f"{dense[r['workload']] / r['total']:.2f}x |")
+    lines += ["", "Columns: `keep` = kept pairs / valid pairs; stage cycles from the core's own "
+              "counters; `ideal` = `int_macs/int_lanes + (score_macs+pv_macs)/mac_lanes` "
+              "(the MAC-bound for the work done, integer pass included, I/O excluded); "
+              "`MAC util (attn)` = cycles the MAC array did useful work / attention-stage "
+              "cycles; `MAC util (total)` = MAC-array work / all cycles.", "",
+              f"Simulation speed (this run, Verilator, cocotb host models in Python): "
+              f"{sim_speed['cycles_per_s']:.0f} cycles/s; Verilog generation "
+              f"{sim_speed['generate_s']:.1f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def plots(rows: list[dict], out: Path) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for mode, marker in (("pruned", "o"), ("pruned, exact", "s"), ("dense", "^")):
+        pts = [(r["keep"], r["total"] / next(d["total"] for d in rows if d["workload"] ==
+                r["workload"] and d["mode"] == "dense")) for r in rows if r["mode"] == mode]
+        ax.scatter(*zip(*pts), marker=marker, label=mode)
+    ideal = [(r["keep"], r["ideal"] / next(d["total"] for d in rows if d["workload"] ==
+              r["workload"] and d["mode"] == "dense")) for r in rows if r["mode"] == "pruned"]
+    ax.scatter(*zip(*ideal), marker="x", color="k", label="MAC-bound ideal")
+    ax.set(xlabel="kept pairs / valid pairs", ylabel="cycles / dense cycles",
+           title="Cycles against keep ratio")
+    ax.grid(alpha=.3)
+    ax.legend()
+    fig.tight_layout()
+    first = out / "bench_cycles_vs_keep.png"
+    fig.savefig(first, dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
+    labels = [f"{r['workload']} [{r['mode']}]" for r in rows]
+    left = np.zeros(len(rows))
+    for stage in ("load", "int", "attn", "out"):
+        vals = np.array([r[stage] for r in rows], dtype=float)
+        ax.barh(labels, vals, left=left, label=stage)
+        left += vals
+    ax.invert_yaxis()
+    ax.set(xlabel="cycles", title="Cycles by stage")
+    ax.legend()
+    fig.tight_layout()
+    second = out / "bench_stages.png"
+    fig.savefig(second, dpi=110)
+    plt.close(fig)
+    return [first, second]
+
+
+def main(argv=None) -> int:
+    from hdp_rtl.rtl.top import HDPCoprocessor
+    from sim.runner import build_dir_for, run_cocotb
+
+    p = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="default")
+    p.add_argument("--quick", action="store_true", help="fewer, shorter heads")
+    p.add_argument("-o", "--output", default="build/bench")
+    p.add_argument("--doc", help="also write the report into this markdown file")
+    args = p.parse_args(argv)
+    config = HDPConfig.preset(args.preset)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    arrays, meta = _jobs(config, args.quick)
+    jobs = out / "jobs.npz"
+    np.savez_compressed(jobs, meta=np.array(json.dumps(meta)), **arrays)
+    results_path = out / "results.json"
+    print(f"bench: {len(meta)} heads on Verilator, preset {args.preset}")
+    t0 = time.perf_counter()
+    top = HDPCoprocessor(config)
+    from amaranth.back import verilog
+    verilog.convert(top, name="hdp_coprocessor")
+    gen_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    run_cocotb(component=HDPCoprocessor(config), toplevel="hdp_coprocessor",
+               test_module="cocotb_bench", simulator="verilator", name=f"bench-{args.preset}",
+               env={"HDP_CONFIG": config.to_dict(), "HDP_BENCH_IN": str(jobs.resolve()),
+                    "HDP_BENCH_OUT": str(results_path.resolve())})
+    results = json.loads(results_path.read_text())
+    sim_s = sum(r["wall_s"] for r in results)
+    cycles = sum(r["counters"]["cycles_total"] for r in results)
+    rows = [_row(config, r) for r in results]
+    cmd = "make bench" + (f" PRESET={args.preset}" if args.preset != "default" else "")
+    text = report(config, args.preset, rows,
+                  {"cycles_per_s": cycles / sim_s, "generate_s": gen_s}, cmd)
+    (out / "report.md").write_text(text)
+    (out / "rows.json").write_text(json.dumps(rows, indent=1))
+    images = plots(rows, Path(args.doc).parent / "img" if args.doc else out)
+    print(text)
+    print(f"total {time.perf_counter() - t0:.0f} s; plots: {', '.join(map(str, images))}")
+    if args.doc:
+        _write_doc_section(Path(args.doc), f"bench-{args.preset}", text, images)
+    return 0
+
+
+def _write_doc_section(doc: Path, key: str, text: str, images: list[Path]) -> None:
+    """Replace the section between ``<!-- key -->`` markers in ``doc`` (or append it)."""
+    begin, end = f"<!-- {key} begin -->", f"<!-- {key} end -->"
+    pics = "\n".join(f"![{p.stem}](img/{p.name})" for p in images)
+    block = f"{begin}\n{text}\n{pics}\n{end}"
+    old = doc.read_text() if doc.exists() else "# Performance\n"
+    if begin in old:
+        head, rest = old.split(begin, 1)
+        old = head + block + rest.split(end, 1)[1]
+    else:
+        old = old.rstrip("\n") + "\n\n" + block + "\n"
+    doc.write_text(old)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
