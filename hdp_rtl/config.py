@@ -97,7 +97,7 @@ class HDPConfig:
     frac_bits: int = 4
     block_rows: int = 1
     block_cols: int = 4
-    int_lanes: int = 16
+    int_lanes: int = 64
     mac_lanes: int = 16
     exp_lut_bits: int = 6
     exp_bits: int = 12

@@ -2,6 +2,7 @@
 heads in and out over AXI4-Stream, and the golden model as the checker."""
 from __future__ import annotations
 
+import logging
 import random
 
 import numpy as np
@@ -40,6 +41,8 @@ class HDPHost:
         self.axil = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
         self.source = AxiStreamSource(AxiStreamBus.from_prefix(dut, "s_axis"), dut.clk, dut.rst)
         self.sink = AxiStreamSink(AxiStreamBus.from_prefix(dut, "m_axis"), dut.clk, dut.rst)
+        for model in (self.axil.write_if, self.axil.read_if, self.source, self.sink):
+            model.log.setLevel(logging.WARNING)   # frames are logged whole at INFO: slow
         rng = random.Random(seed)
         self.source.set_pause_generator(_pause(random.Random(rng.random()), idle))
         self.sink.set_pause_generator(_pause(random.Random(rng.random()), backpressure))
