@@ -10,6 +10,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge
 
 import golden
+from golden.vectors import load_minilm_heads
 from hdp_host import HDPHost
 from hdp_rtl.config import HDPConfig, Registers
 from streams import env_json, past_time_zero, start_clock_and_reset
@@ -142,3 +143,50 @@ async def reset_in_the_middle_of_a_head(dut):
         st = await host.status()
         assert not st["busy"], st
         await host.check_head(q, k, v, regs, label=f"after reset at cycle {stop_after}")
+
+
+@cocotb.test()
+async def minilm_heads(dut):
+    """Real all-MiniLM-L6-v2 heads (tests/data/minilm_heads.npz) stored for this config,
+    each in its stored (pruned) mode and in dense mode; logs the cycles of both."""
+    heads = [h for h in load_minilm_heads() if h.config == CONFIG]
+    host = await _setup(dut, seed=7)
+    dut._log.info("%d stored MiniLM heads for this config", len(heads))
+    for h in heads:
+        assert np.array_equal(golden.attention_head(h.q, h.k, h.v, CONFIG, h.regs).out, h.out), \
+            f"{h.name}: the golden model no longer gives the stored output"
+        pruned = await host.check_head(h.q, h.k, h.v, h.regs, label=f"MiniLM {h.name}")
+        dense = await host.check_head(
+            h.q, h.k, h.v, h.regs.replace(block_prune_enable=False, head_prune_enable=False),
+            label=f"MiniLM {h.name} dense")
+        dut._log.info("MiniLM %s: %d cycles pruned, %d dense (%.2fx)", h.name,
+                      pruned["cycles_total"], dense["cycles_total"],
+                      dense["cycles_total"] / pruned["cycles_total"])
+
+
+@cocotb.test()
+async def corner_cases(dut):
+    """All-zero, saturated and constant heads; causal with one row; head thresholds 0
+    and all-ones; seq_len not a multiple of the block shape."""
+    host = await _setup(dut, seed=8)
+    rng = np.random.default_rng(81)
+    lo, hi = -(1 << (CONFIG.data_bits - 1)), (1 << (CONFIG.data_bits - 1)) - 1
+    n = min(CONFIG.seq_max, CONFIG.block_cols * 2 + 1)
+    d = CONFIG.head_dim
+    q, k, v, regs = random_head(rng, n)
+    heads = {
+        "all zeros": (np.zeros((n, d), int),) * 3,
+        "saturated extremes": tuple(rng.choice([lo, hi], size=(n, d)) for _ in range(3)),
+        "most negative everywhere": (np.full((n, d), lo),) * 3,
+        "constant rows": tuple(np.repeat(rng.integers(lo, hi + 1, (n, 1)), d, axis=1)
+                               for _ in range(3)),
+    }
+    for label, (hq, hk, hv) in heads.items():
+        for rule in (0, 1):
+            await host.check_head(hq, hk, hv, regs.replace(block_rule=rule), label=f"{label}, rule {rule}")
+    await host.check_head(q[:1], k[:1], v[:1], regs.replace(seq_len=1, causal=True),
+                          label="causal, one row")
+    top = (1 << CONFIG.hi_bits) - 1          # the register field is hi_bits wide
+    for threshold, label in ((0, "threshold 0 (never pruned)"), (top, "threshold all-ones")):
+        await host.check_head(q, k, v, regs.replace(head_prune_enable=True, head_threshold=threshold),
+                              label=label)
