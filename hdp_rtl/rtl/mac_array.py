@@ -45,6 +45,9 @@ class MacArray(wiring.Component):
         One output row per input row.
     busy_mac : Out(1)
         High in each cycle the lanes do useful work.
+    q_invalidate : In(1)
+        Forget the Q row held on ``q_rd.data`` (the array re-reads a Q row only when the
+        row changes): high while another unit shares the Q read port.
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
@@ -66,7 +69,7 @@ class MacArray(wiring.Component):
             "i_prob": In(stream.Signature(prob_layout(prob_value_bits=prob_bits + 1,
                                                       seq_bits=self.seq_bits))),
             "o_out": Out(stream.Signature(out_row_layout(out_bits=out_bits, head_dim=head_dim))),
-            "busy_mac": Out(1),
+            "busy_mac": Out(1), "q_invalidate": In(1),
         })
 
     @classmethod
@@ -138,6 +141,9 @@ class MacArray(wiring.Component):
                     m.d.sync += [q_row.eq(pair.row), q_loaded.eq(1)]
                 m.d.sync += [is_pv.eq(0), op_col.eq(pair.col), op_last.eq(pair.last),
                              last_was_pv.eq(0)]
+
+        with m.If(self.q_invalidate):     # after the other Q reader: not our row any more
+            m.d.sync += q_loaded.eq(0)
 
         # ---- the lanes ---------------------------------------------------------------------
         def pick(row, lane):

@@ -205,6 +205,7 @@ class HDPCoprocessor(wiring.Component):
             m.d.comb += [rport.addr.eq(Mux(in_int, unit_q.addr, unit_m.addr)),
                          rport.en.eq(Mux(in_int, unit_q.en, unit_m.en)),
                          unit_q.data.eq(rport.data), unit_m.data.eq(rport.data)]
+        m.d.comb += mac.q_invalidate.eq(in_int)    # the scorer moves the shared Q port
         wiring.connect(m, mac.v_rd, bufs["v"][1])
 
         # mask rows from the selector
