@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hdp_rtl.config import (BLOCK_RULE_MEAN, ConfigError, HDPConfig, Registers,
-                            delta_for, score_scale_for)
+from hdp_rtl.config import (BLOCK_RULE_MEAN, DEFAULT_LOGIT_GAP, ConfigError, HDPConfig,
+                            Registers, delta_for, score_scale_for)
 
 __all__ = [
     "HeadResult", "quantize", "dequantize", "split", "valid_mask", "integer_scores",
@@ -310,14 +310,16 @@ def reference_attention(q, k, v, causal: bool = False, scale: float | None = Non
     return p @ v
 
 
-def prepare_head(xq, xk, xv, config: HDPConfig, logit_gap: float | None = None, **reg_fields):
+def prepare_head(xq, xk, xv, config: HDPConfig, logit_gap: float | None = DEFAULT_LOGIT_GAP,
+                 **reg_fields):
     """Quantise float Q, K, V and build matching registers.
 
     Returns ``(q, k, v, regs, exps)`` where ``exps = (q_exp, k_exp, v_exp)``; the output
     ``out`` of :func:`attention_head` is then in units of ``2**(v_exp - out_frac)``.
     ``score_scale`` is computed from the scales and the real head dimension unless
-    given; with ``logit_gap`` set, ``delta`` is computed for that natural-log gap
-    (:func:`hdp_rtl.config.delta_for`); other registers default as in :class:`Registers`.
+    given; ``delta`` is computed for the natural-log gap ``logit_gap`` (default
+    ``DEFAULT_LOGIT_GAP`` = 5, :func:`hdp_rtl.config.delta_for`) unless ``logit_gap`` is
+    None or ``delta`` is given; other registers default as in :class:`Registers`.
     """
     q, eq = quantize(xq, config)
     k, ek = quantize(xk, config)

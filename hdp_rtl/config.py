@@ -13,7 +13,8 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["HDPConfig", "Registers", "PRESETS", "ConfigError", "RHO_ONE", "RHO_BITS"]
+__all__ = ["HDPConfig", "Registers", "PRESETS", "ConfigError", "RHO_ONE", "RHO_BITS",
+           "DEFAULT_LOGIT_GAP"]
 
 #: ``rho`` is a signed Q1.8 fraction: 256 means 1.0; -256..256 needs 10 signed bits.
 RHO_ONE = 256
@@ -96,7 +97,7 @@ class HDPConfig:
     int_bits: int = 4
     frac_bits: int = 4
     block_rows: int = 1
-    block_cols: int = 4
+    block_cols: int = 1
     int_lanes: int = 64
     mac_lanes: int = 16
     exp_lut_bits: int = 6
@@ -320,7 +321,8 @@ class HDPConfig:
 
 
 PRESETS: dict[str, dict] = {
-    # BERT-like heads up to 256 tokens; 1x4 blocks as chosen by the evaluation.
+    # BERT-like heads up to 256 tokens; element-wise (1x1) blocks with the delta rule at
+    # a logit gap of 5: the setting the MiniLM evaluation chose (docs/evaluation.md).
     "default": {},
     # Small enough for an iCE40 UP5K (8 DSPs, 30 EBR): 64 tokens of 32 dims.
     "edge": dict(seq_max=64, head_dim=32, block_rows=1, block_cols=4,
@@ -338,6 +340,11 @@ PRESETS: dict[str, dict] = {
 
 BLOCK_RULE_MEAN = 0
 BLOCK_RULE_DELTA = 1
+
+#: The logit gap the host turns into ``delta`` (``delta_for``) by default: blocks whose
+#: best pair trails the row's best by more than 5 (probability ratio e^-5) are pruned;
+#: chosen on all-MiniLM-L6-v2 (docs/evaluation.md).
+DEFAULT_LOGIT_GAP = 5.0
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """Top-k-free row-balanced block selector (spec step 4)."""
-from amaranth.hdl import Cat, Module, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,9 +12,10 @@ __all__ = ["BlockSelector"]
 class BlockSelector(wiring.Component):
     """Keeps the blocks of each block row that pass the top-k-free rule; no sort, no division.
 
-    While a block row streams in, the selector stores its block importances and keeps
-    the row's count ``nb``, maximum and sum. It then compares every stored block, one a
-    cycle, and emits the row's keep mask:
+    While a block row streams in, the selector stores its block importances in one of two
+    banks and keeps the row's count ``nb``, maximum and sum. It then compares every stored
+    block, one a cycle, and emits the row's keep mask, while the next block row streams
+    into the other bank:
 
     - mean rule (``block_rule`` 0): ``256*nb*BI >= rho*nb*max + (256-rho)*sum``;
     - delta rule (``block_rule`` 1): ``BI >= max - delta``;
@@ -39,7 +40,8 @@ class BlockSelector(wiring.Component):
         One keep mask per block row; ``last_row`` copied from the input.
 
     Latency and throughput: a block row of ``nb`` blocks is taken in ``nb`` cycles,
-    compared in ``nb + 2`` cycles and its mask offered one cycle later.
+    compared in ``nb + 2`` cycles after one cycle's hand-over, and its mask offered one
+    cycle later. Rows follow each other every ``max(nb + 1, nb + 4)`` cycles.
     """
 
     def __init__(self, *, block_col_count: int, sint_bits: int, delta_bits: int):
@@ -62,34 +64,49 @@ class BlockSelector(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         count = self.block_col_count
-        store = memory.Memory(shape=self.sint_bits + self.col_bits, depth=max(2, count), init=[])
+        # two banks: a block row streams into one while the other one's is compared
+        store = memory.Memory(shape=self.sint_bits + self.col_bits, depth=2 * count, init=[])
         m.submodules.store = store
         wr, rd = store.write_port(), store.read_port()
+        sum_shape = signed(self.sint_bits + count.bit_length() + 1)
 
+        # collect side: the row arriving in bank `wbank`
+        wbank = Signal()
+        c_nb = Signal(range(count + 1))
+        c_max = Signal(signed(self.sint_bits))
+        c_sum = Signal(sum_shape)
+        c_last_row = Signal()
+        c_full = Signal()                 # a whole row waits in bank `wbank`
+        # compare side: the row in bank `~wbank`
         nb = Signal(range(count + 1))
         row_max = Signal(signed(self.sint_bits))
-        row_sum = Signal(signed(self.sint_bits + count.bit_length() + 1))
+        row_sum = Signal(sum_shape)
+        last_row = Signal()
         rhs = Signal(signed(len(row_sum) + RHO_BITS + 2 + len(nb) + 1))
         idx = Signal(range(count + 1))
         mask = Signal(count)
-        last_row = Signal()
         beat = self.i_block.payload
 
-        m.d.comb += [wr.addr.eq(nb), wr.data.eq(Cat(beat.bi, beat.col))]
+        m.d.comb += [wr.addr.eq(Mux(wbank, count + c_nb, c_nb)), wr.data.eq(Cat(beat.bi, beat.col)),
+                     rd.addr.eq(Mux(wbank, idx, count + idx))]
         stored_bi = rd.data[:self.sint_bits].as_signed()
         stored_col = rd.data[self.sint_bits:]
-        m.d.comb += rd.addr.eq(idx)
+
+        m.d.comb += [self.i_block.ready.eq(~c_full), wr.en.eq(self.i_block.valid & ~c_full)]
+        with m.If(self.i_block.valid & ~c_full):
+            m.d.sync += [c_nb.eq(c_nb + 1), c_sum.eq(c_sum + beat.bi)]
+            with m.If((c_nb == 0) | (beat.bi > c_max)):
+                m.d.sync += c_max.eq(beat.bi)
+            with m.If(beat.last):
+                m.d.sync += [c_full.eq(1), c_last_row.eq(beat.last_row)]
 
         with m.FSM():
-            with m.State("COLLECT"):
-                m.d.comb += [self.i_block.ready.eq(1), wr.en.eq(self.i_block.valid)]
-                with m.If(self.i_block.valid):
-                    m.d.sync += [nb.eq(nb + 1), row_sum.eq(row_sum + beat.bi)]
-                    with m.If((nb == 0) | (beat.bi > row_max)):
-                        m.d.sync += row_max.eq(beat.bi)
-                    with m.If(beat.last):
-                        m.d.sync += [last_row.eq(beat.last_row), idx.eq(0), mask.eq(0)]
-                        m.next = "THRESHOLD"
+            with m.State("IDLE"):          # take the collected row, free its bank
+                with m.If(c_full):
+                    m.d.sync += [nb.eq(c_nb), row_max.eq(c_max), row_sum.eq(c_sum),
+                                 last_row.eq(c_last_row), wbank.eq(~wbank), c_full.eq(0),
+                                 c_nb.eq(0), c_sum.eq(0), idx.eq(0), mask.eq(0)]
+                    m.next = "THRESHOLD"
             with m.State("THRESHOLD"):     # the row's side of the compare, once per row
                 m.d.sync += [rhs.eq(self.rho * nb * row_max + (RHO_ONE - self.rho) * row_sum),
                              idx.eq(1)]
@@ -108,6 +125,5 @@ class BlockSelector(wiring.Component):
                 m.d.comb += [self.o_mask.valid.eq(1), self.o_mask.payload.mask.eq(mask),
                              self.o_mask.payload.last_row.eq(last_row)]
                 with m.If(self.o_mask.ready):
-                    m.d.sync += [nb.eq(0), row_sum.eq(0)]
-                    m.next = "COLLECT"
+                    m.next = "IDLE"
         return m
