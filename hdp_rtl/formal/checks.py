@@ -3,6 +3,10 @@ from ..config import HDPConfig
 from .axil import AxiLiteHarness
 from .block_selector import BlockSelectorHarness
 from .common import Check
+from .head_scorer import HeadScorerHarness
+from .mac_array import MacArrayHarness
+from .softmax import SoftmaxHarness
+from .top import TopBusHarness, TopHeadHarness
 
 __all__ = ["CHECKS", "by_name", "EDGE", "SMALL", "TINY"]
 
@@ -22,11 +26,29 @@ TINY = EDGE.replace(seq_max=4, head_dim=2, block_cols=2, int_lanes=1, mac_lanes=
 CHECKS = [
     Check("axil", lambda: AxiLiteHarness(addr_width=8), {"prove": 4, "cover": 8},
           description="AXI4-Lite slave: B/R hold, one response per request, strobes"),
-    Check("block_selector", lambda: BlockSelectorHarness(EDGE), {"prove": 4, "cover": 24},
-          description="block selector (edge): stream rules, one mask per block row"),
+    Check("block_selector", lambda: BlockSelectorHarness(SMALL), {"prove": 40, "cover": 24},
+          description="block selector (small): stream rules, one mask per block row, latency"),
     Check("block_selector_func", lambda: BlockSelectorHarness(SMALL, functional=True),
-          {"bmc": 24}, description="block selector (small): mask keeps only received "
-          "blocks, all without pruning, always the best"),
+          {"bmc": 16}, timeout=300, description="block selector (small): mask keeps only received "
+          "blocks, all without pruning, the best (delta rule)"),
+    Check("head_scorer", lambda: HeadScorerHarness(EDGE), {"prove": 4, "cover": 30},
+          description="head scorer (edge): o_block stream rules"),
+    Check("head_scorer_beats", lambda: HeadScorerHarness(TINY, beats=True), {"bmc": 40, "cover": 40},
+          description="head scorer (tiny): block columns, last, last_row per head"),
+    Check("softmax", lambda: SoftmaxHarness(EDGE), {"prove": 4, "cover": 40},
+          description="softmax (edge): o_prob stream rules"),
+    Check("softmax_beats", lambda: SoftmaxHarness(TINY, beats=True), {"bmc": 24, "cover": 24},
+          description="softmax (tiny): every beat once, in order, col/last copied"),
+    Check("mac_array", lambda: MacArrayHarness(EDGE), {"prove": 4, "cover": 24},
+          description="MAC array (edge): o_score/o_out stream rules"),
+    Check("mac_array_beats", lambda: MacArrayHarness(TINY, beats=True), {"bmc": 24, "cover": 24},
+          description="MAC array (tiny): one score per pair in order, one row per prob row"),
+    Check("top_axil", lambda: TopBusHarness(EDGE, m_axis=False), {"prove": 4, "cover": 8},
+          description="top (edge), free ports: AXI4-Lite rules on the top's port"),
+    Check("top_bus", lambda: TopBusHarness(TINY), {"bmc": 48, "cover": 48}, quick=False,
+          description="top (tiny), free AXI4-Lite and s_axis: AXI4-Lite rules, m_axis rules"),
+    Check("top_head", lambda: TopHeadHarness(TINY), {"bmc": 60, "cover": 60}, quick=False,
+          description="top (tiny), one head of any N: N*bpr beats, tlast on the last"),
 ]
 
 

@@ -20,7 +20,7 @@ from amaranth.hdl import Assert, Assume, ClockDomain, Cover, Module, Signal, Val
 from amaranth.hdl._ast import AnyConst, AnySeq   # no public name for these in Amaranth 0.5
 
 __all__ = ["Check", "harness_module", "any_seq", "any_const", "drive_any", "stream_rules",
-           "UpDown", "prop", "Assert", "Assume", "Cover", "AnyConst", "AnySeq"]
+           "UpDown", "Assert", "Assume", "Cover", "AnyConst", "AnySeq"]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class Check:
     tasks: dict = field(default_factory=dict)
     quick: bool = True
     description: str = ""
-    expect_fail: bool = False            # a deliberately broken harness (self-test)
+    timeout: float = 900                 # seconds per sby task
+    memory_map: bool = True              # map memories to registers before the proof
 
 
 def harness_module() -> Module:
@@ -63,11 +64,6 @@ def drive_any(m: Module, *signals) -> None:
         m.d.comb += v.eq(AnySeq(len(v)))
 
 
-def prop(kind, test, message: str):
-    """``Assert``/``Assume``/``Cover`` of ``test``; ``message`` names it in the trace."""
-    return kind(test, message)
-
-
 def stream_rules(m: Module, valid, ready, payload, *, output: bool, name: str,
                  enable=1) -> Signal:
     """The valid/ready rules of one stream, asserted for an output and assumed for an
@@ -85,8 +81,9 @@ def stream_rules(m: Module, valid, ready, payload, *, output: bool, name: str,
     stalled = prev_valid & ~prev_ready & enable
     with m.If(stalled):
         m.d.comb += [
-            kind(valid, f"{name}: valid held while stalled"),
-            kind(payload == prev_payload, f"{name}: payload held while stalled"),
+            # src_loc_at=1: a failure names the line of the harness that called us
+            kind(valid, f"{name}: valid held while stalled", src_loc_at=1),
+            kind(payload == prev_payload, f"{name}: payload held while stalled", src_loc_at=1),
         ]
     fire = Signal(name=f"{name}_fire")
     m.d.comb += fire.eq(valid & ready)

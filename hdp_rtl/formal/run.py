@@ -11,6 +11,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -31,7 +32,7 @@ class Result:
     check: str
     task: str
     depth: int
-    status: str          # PASS, FAIL, ERROR, TIMEOUT
+    status: str          # PASS, FAIL, UNKNOWN (induction failed), ERROR, TIMEOUT
     seconds: float
     detail: str = ""
     workdir: str = ""
@@ -63,7 +64,10 @@ def sby_text(check, il_name: str) -> str:
     for task, depth in check.tasks.items():
         lines += [f"{task}: mode {MODE[task]}", f"{task}: depth {depth}"]
     lines += ["multiclock off", "", "[engines]", "smtbmc yices", "",
-              "[script]", f"read_rtlil {il_name}", "prep -top top", "",
+              "[script]", f"read_rtlil {il_name}", "prep -top top"]
+    if check.memory_map:       # memories as registers: much faster for smtbmc here
+        lines += ["memory_map", "opt -fast"]
+    lines += ["",
               "[files]", il_name, ""]
     return "\n".join(lines)
 
@@ -79,46 +83,70 @@ def write_check(check, outdir: Path) -> Path:
     return sby
 
 
-_FAIL_LINE = re.compile(r"(Assert(?:ion)? failed.*|Unreached cover statement.*|"
-                        r"failed assertion.*|Reached cover statement.*)", re.I)
+_CHECK_CELL = re.compile(r'attribute \\src "([^"]+)"\s*cell \$check \S+\s*parameter \\FORMAT "([^"]*)"')
 
 
-def _summary(log: str) -> str:
-    """The property lines of an sby log that explain a failure."""
+def property_messages(il_text: str) -> dict:
+    """``src`` location -> the messages of the properties made there (from the RTLIL)."""
+    found = {}
+    for src, message in _CHECK_CELL.findall(il_text):
+        found.setdefault(src, [])
+        if message not in found[src]:
+            found[src].append(message)
+    return found
+
+
+def _summary(log: str, messages: dict) -> str:
+    """The failed properties of an sby log, named by their messages, and the trace."""
     hits = []
     for line in log.splitlines():
-        m = _FAIL_LINE.search(line)
-        if m and ("failed" in line.lower() or "unreached" in line.lower()):
-            text = m.group(1).strip()
+        m = re.search(r"(Assert failed in \S+|Unreached cover statement at \S+):? (\S+)", line)
+        if m and "summary:" not in line:
+            src = m.group(2).rstrip(":")
+            text = f"{m.group(1).split()[0]} {' / '.join(messages.get(src, [])) or src}" \
+                   f" ({src.rsplit('/', 1)[-1]})"
             if text not in hits:
                 hits.append(text)
-    trace = re.findall(r"Writing trace to (?:VCD|Yosys witness) file: (\S+)", log)
-    if trace:
-        hits.append("trace " + trace[0])
-    return "; ".join(hits[:4])
+    # a base-case trace (from reset) is a real counterexample; an induction one may not be
+    traces = sorted(set(re.findall(r"Writing trace to VCD file: (\S+)", log)),
+                    key=lambda t: "induct" in t)
+    if traces:
+        hits.append("trace " + traces[0])
+    return "; ".join(hits[:5])
 
 
-def run_task(sby: Path, task: str, depth: int, timeout: float = 3600) -> Result:
+def run_task(sby: Path, task: str, depth: int, timeout: float = 900) -> Result:
     check = sby.parent.name
     workdir = sby.parent / task
     cmd = sby_command() + ["-f", "-d", str(workdir), str(sby), task]
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")  # yices
     t0 = time.monotonic()
+    # sby in its own session, so that a timeout ends it with its solver processes
+    proc = subprocess.Popen(cmd, cwd=sby.parent, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        proc = subprocess.run(cmd, cwd=sby.parent, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        return Result(check, task, depth, "TIMEOUT", time.monotonic() - t0, "", str(workdir))
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        return Result(check, task, depth, "TIMEOUT", time.monotonic() - t0,
+                      f"no answer in {timeout:.0f} s", str(workdir))
     dt = time.monotonic() - t0
-    log = proc.stdout + proc.stderr
+    log = out
     (sby.parent / f"{task}.log").write_text(log)
     status_file = workdir / "status"
     status = status_file.read_text().split()[0] if status_file.exists() else ""
     if proc.returncode == 0 and status == "PASS":
         return Result(check, task, depth, "PASS", dt, "", str(workdir))
-    if status == "FAIL":
-        return Result(check, task, depth, "FAIL", dt, _summary(log), str(workdir))
+    if status in ("FAIL", "UNKNOWN"):   # UNKNOWN: the induction step failed at this depth
+        il = sby.with_suffix(".il")
+        messages = property_messages(il.read_text()) if il.exists() else {}
+        return Result(check, task, depth, status, dt, _summary(log, messages), str(workdir))
     tail = " | ".join(l for l in log.strip().splitlines()[-3:])
     return Result(check, task, depth, "ERROR", dt, tail, str(workdir))
 
@@ -134,7 +162,7 @@ def run_checks(checks, outdir: Path, *, jobs: int = 2, echo=print) -> list[Resul
 
     def one(item):
         check, sby, task, depth = item
-        res = run_task(sby, task, depth)
+        res = run_task(sby, task, depth, timeout=check.timeout)
         if echo:
             echo(f"  {res.check:<24} {res.task:<6} {res.status:<7} {res.seconds:7.1f} s"
                  + (f"  {res.detail}" if res.detail and not res.ok else ""))

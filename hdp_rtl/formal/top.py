@@ -1,0 +1,136 @@
+"""Formal harnesses of the whole co-processor (:class:`~hdp_rtl.rtl.top.HDPCoprocessor`)."""
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Signal
+
+from ..regmap import FLAG_FIELDS, register_map
+from ..rtl.top import HDPCoprocessor
+from .axil import axil_rules
+from .common import Assert, Assume, Cover, any_const, drive_any, harness_module, stream_rules
+
+__all__ = ["TopBusHarness", "TopHeadHarness"]
+
+
+def _m_axis_rules(m, dut):
+    return stream_rules(m, dut.m_axis_tvalid, dut.m_axis_tready,
+                        Cat(dut.m_axis_tdata, dut.m_axis_tlast), output=True, name="m_axis")
+
+
+class TopBusHarness(Elaboratable):
+    """Every port free: any AXI4-Lite master that keeps the AXI rules (any register
+    writes, starts at any time, start while busy, bad values ...), any s_axis source that
+    keeps the stream rules, any m_axis back-pressure.
+
+    Asserted: the AXI4-Lite slave rules of :func:`.axil.axil_rules` on the top's port and,
+    with ``m_axis``, the m_axis stream rules (``tvalid``, ``tdata`` and ``tlast`` held
+    while stalled). Without ``m_axis`` (only the AXI4-Lite rules) k-induction proves it.
+    """
+
+    def __init__(self, config, *, m_axis: bool = True):
+        self.config = config
+        self.m_axis = m_axis
+
+    def elaborate(self, platform):
+        m = harness_module()
+        m.submodules.dut = dut = HDPCoprocessor(self.config)
+        drive_any(m, dut.s_axil_awaddr, dut.s_axil_awvalid, dut.s_axil_wdata, dut.s_axil_wstrb,
+                  dut.s_axil_wvalid, dut.s_axil_bready, dut.s_axil_araddr, dut.s_axil_arvalid,
+                  dut.s_axil_rready, dut.s_axis_tdata, dut.s_axis_tvalid, dut.s_axis_tlast,
+                  dut.m_axis_tready)
+        axil_rules(m, dut)
+        stream_rules(m, dut.s_axis_tvalid, dut.s_axis_tready,
+                     Cat(dut.s_axis_tdata, dut.s_axis_tlast), output=False, name="s_axis")
+        if self.m_axis:
+            fire = _m_axis_rules(m, dut)
+            m.d.comb += Cover(fire, "an output beat sent")
+        else:
+            m.d.comb += Cover(dut.s_axil_rvalid & dut.s_axil_rready & (dut.s_axil_rdata != 0),
+                              "a register read returns a non-zero value")
+        return m
+
+
+class TopHeadHarness(Elaboratable):
+    """A host that runs one head: it writes ``seq_len`` = N (any 1..seq_max), ``flags``
+    (any valid value: causal, head pruning, block pruning, rule, approximation),
+    ``delta`` and ``head_threshold`` (any values that fit) over AXI4-Lite, then
+    ``ctrl.start``, and sends 3 x N rows of any data on s_axis with any gaps and
+    ``tlast`` on each tensor's last beat; m_axis has any back-pressure.
+
+    Asserted: m_axis stream rules; the head is N rows of ``beats_per_row`` beats,
+    ``tlast`` exactly on its last beat (one packet a head, as ``docs/interface.md``
+    says) and no beat after it; the host's register writes all answered OKAY.
+    Covered: the head's last beat sent (``tlast``), for a kept and for a pruned head.
+    """
+
+    def __init__(self, config):
+        self.config = config
+
+    def elaborate(self, platform):
+        m = harness_module()
+        cfg = self.config
+        m.submodules.dut = dut = HDPCoprocessor(cfg)
+        bpr = cfg.beats_per_row
+        rmap = {r.name: r for r in register_map(cfg)}
+
+        n = Signal(cfg.seq_len_bits)
+        flags = Signal(len(FLAG_FIELDS))
+        delta = Signal(cfg.delta_bits)
+        threshold = Signal(min(32, cfg.hi_bits))
+        m.d.comb += [n.eq(any_const(len(n))), flags.eq(any_const(len(flags))),
+                     delta.eq(any_const(len(delta))), threshold.eq(any_const(len(threshold)))]
+        m.d.comb += Assume((n >= 1) & (n <= cfg.seq_max), "N in 1..seq_max")
+
+        # ---- the host's register writes, one at a time ---------------------------------
+        writes = [(rmap["seq_len"].offset, n), (rmap["flags"].offset, flags),
+                  (rmap["delta"].offset, delta), (rmap["head_threshold"].offset, threshold),
+                  (rmap["ctrl"].offset, Const(1, 32))]
+        step = Signal(range(len(writes) + 1))
+        waiting_b = Signal()
+        addr = Array(Const(a, len(dut.s_axil_awaddr)) for a, _ in writes)
+        value = Array(v for _, v in writes)
+        issuing = (step < len(writes)) & ~waiting_b
+        m.d.comb += [
+            dut.s_axil_awvalid.eq(issuing), dut.s_axil_wvalid.eq(issuing),
+            dut.s_axil_awaddr.eq(addr[step]), dut.s_axil_wdata.eq(value[step]),
+            dut.s_axil_wstrb.eq(0b1111), dut.s_axil_bready.eq(1),
+            dut.s_axil_arvalid.eq(0), dut.s_axil_araddr.eq(0), dut.s_axil_rready.eq(1),
+        ]
+        with m.If(dut.s_axil_awvalid & dut.s_axil_awready):
+            m.d.sync += waiting_b.eq(1)
+        with m.If(dut.s_axil_bvalid):
+            m.d.sync += [waiting_b.eq(0), step.eq(step + 1)]
+            m.d.comb += Assert(dut.s_axil_bresp == 0, "the host's writes answered OKAY")
+        started = step == len(writes)
+
+        # ---- Q, K, V on s_axis ----------------------------------------------------------
+        in_beat = Signal(range(cfg.seq_max * bpr + 1))
+        tensor = Signal(2)
+        drive_any(m, dut.s_axis_tdata)
+        gap = Signal()
+        drive_any(m, gap)
+        sending = started & (tensor < 3)
+        m.d.comb += [dut.s_axis_tvalid.eq(sending & ~gap),
+                     dut.s_axis_tlast.eq(in_beat == n * bpr - 1)]
+        with m.If(dut.s_axis_tvalid & dut.s_axis_tready):
+            m.d.sync += in_beat.eq(in_beat + 1)
+            with m.If(dut.s_axis_tlast):
+                m.d.sync += [in_beat.eq(0), tensor.eq(tensor + 1)]
+        stream_rules(m, dut.s_axis_tvalid, dut.s_axis_tready,
+                     Cat(dut.s_axis_tdata, dut.s_axis_tlast), output=False, name="s_axis")
+
+        # ---- the output packet ------------------------------------------------------------
+        drive_any(m, dut.m_axis_tready)
+        fire = _m_axis_rules(m, dut)
+        out_beat = Signal(range(cfg.seq_max * bpr + 2))
+        with m.If(fire):
+            m.d.sync += out_beat.eq(out_beat + 1)
+        with m.If(dut.m_axis_tvalid):
+            m.d.comb += [
+                Assert(started, "no output before the head starts"),
+                Assert(out_beat < n * bpr, "no output beat after the head's last"),
+                Assert(dut.m_axis_tlast == (out_beat == n * bpr - 1),
+                       "tlast exactly on the head's last beat"),
+            ]
+        m.d.comb += [
+            Cover(fire & dut.m_axis_tlast & ~flags[1], "a kept head's last beat sent"),
+            Cover(fire & dut.m_axis_tlast & flags[1] & (n == 2), "a 2-row head, pruning enabled"),
+        ]
+        return m
