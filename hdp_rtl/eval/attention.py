@@ -170,7 +170,8 @@ class HDPAttention(_Method):
     head from the tensors' scales (:func:`hdp_rtl.config.delta_for`); otherwise the
     ``delta`` register field is used as given. ``head_thresholds`` (one per layer, in
     units of ``|S_int|`` per valid pair) enable head pruning with
-    ``head_threshold = ceil(t * valid_pairs)``: the host knows ``seq_len``.
+    ``head_threshold = ceil(t * seq_len**2)`` (saturated to the register): the host
+    knows ``seq_len``.
     ``check_every`` > 0 runs :func:`golden.attention_head` itself on every that many-th
     head and asserts the fast path agrees bit for bit.
     """
@@ -194,7 +195,8 @@ class HDPAttention(_Method):
         if self.head_thresholds is not None:
             n = xq.shape[0]
             fields["head_prune_enable"] = True
-            fields["head_threshold"] = int(math.ceil(self.head_thresholds[layer] * n * n))
+            fields["head_threshold"] = min(int(math.ceil(self.head_thresholds[layer] * n * n)),
+                                           (1 << cfg.hi_bits) - 1)
         q, k, v, regs, (_, _, ev) = golden.prepare_head(
             xq, xk, xv, cfg, logit_gap=self.logit_gap, **fields)
         res = hdp_head(q, k, v, cfg, regs)

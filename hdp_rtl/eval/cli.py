@@ -9,7 +9,7 @@ import os
 import sys
 import time
 
-from ..config import PRESETS
+from ..config import PRESETS, ConfigError
 
 __all__ = ["add_eval_parser", "run_eval"]
 
@@ -77,11 +77,15 @@ def run_eval(args) -> int:
         texts = S.read_lines(f)
         if args.limit:
             texts = texts[:args.limit]
-        datasets.append(S.Dataset.from_texts(Path(f).stem, texts, model,
+        name = Path(f).stem
+        if any(ds.name == name for ds in datasets):
+            name = f"{name}{i}"
+        datasets.append(S.Dataset.from_texts(name, texts, model,
                                              pair_texts if i == 0 else None))
     for ds in datasets:
         ds.embed_dense(model)
-    cal = S.Calibration.collect(model, [ids for ds in datasets for ids in ds.ids])
+    # offline calibration (head and logit thresholds), on each input set's own dense pass
+    cal = {ds.name: S.Calibration.collect(model, ds.ids) for ds in datasets}
 
     settings = S.sweep_settings() if args.sweep else S.quick_settings()
     n_inputs = sum(len(ds.ids) for ds in datasets)
@@ -91,7 +95,10 @@ def run_eval(args) -> int:
 
     def do(setting, ds):
         bar.set_description(f"{ds.name}: {setting.label}"[:48])
-        rows.append(S.run(model, ds, setting, base, cal, bar, args.check_every))
+        try:
+            rows.append(S.run(model, ds, setting, base, cal[ds.name], bar, args.check_every))
+        except ConfigError as err:     # e.g. a setting the chosen preset cannot hold
+            bar.write(f"skipped {setting.label} on {ds.name}: {err}")
 
     for setting in settings:
         for ds in datasets:
@@ -114,9 +121,7 @@ def run_eval(args) -> int:
             do(setting, ds)
     bar.close()
 
-    info = dict(command="hdp-rtl " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("hdp-rtl")
-                else "hdp-rtl eval " + " ".join(a for a in sys.argv[2:]),
-                preset=args.preset, config=_config_text(base),
+    info = dict(command=_command_text(args), preset=args.preset, config=_config_text(base),
                 total_seconds=time.perf_counter() - t0, files=files)
     path = write_report(args.output, rows, info, datasets, chosen)
     for ds in datasets:
@@ -133,3 +138,19 @@ def _config_text(cfg) -> str:
             f"F={cfg.frac_bits}, blocks {cfg.block_rows}x{cfg.block_cols} (settings override "
             f"bits and block shape), exp_lut_bits={cfg.exp_lut_bits}, exp_bits={cfg.exp_bits}, "
             f"prob_bits={cfg.prob_bits}, out {cfg.out_bits}/{cfg.out_frac}")
+
+
+def _command_text(args) -> str:
+    """The ``hdp-rtl eval`` command line that reproduces this run."""
+    parts = ["hdp-rtl", "eval"]
+    for f in args.sentences or []:
+        parts += ["--sentences", f]
+    if args.pairs:
+        parts += ["--pairs", args.pairs]
+    if args.preset != "default":
+        parts += ["--preset", args.preset]
+    if args.sweep:
+        parts.append("--sweep")
+    if args.limit:
+        parts += ["--limit", str(args.limit)]
+    return " ".join(parts + ["-o", str(args.output)])

@@ -26,32 +26,41 @@ def markdown_table(rows) -> str:
     return "\n".join(lines + [_row(r) for r in rows])
 
 
-def plot(rows, path, title: str) -> None:
-    """Mean cosine and Spearman against the pruned fraction, one line per group."""
+#: The lines of the main plot; the sweep plot has every group.
+MAIN_GROUPS = ("HDP default", "mean rule 1x4", "mean rule 1x1", "delta rule 1x1",
+               "delta rule 1x4", "default + head pruning", "head pruning only",
+               "top-k (SpAtten)", "threshold (LeOPArd)")
+
+
+def plot(rows, path, title: str, groups_shown=None) -> None:
+    """Mean cosine and Spearman against the pruned fraction, one line per group
+    (``groups_shown``: only these groups)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     groups = {}
     for r in rows:
-        if r["group"] != "reference":
+        if r["group"] != "reference" and (groups_shown is None or r["group"] in groups_shown):
             groups.setdefault(r["group"], []).append(r)
     fig, axes = plt.subplots(1, 2, figsize=(13, 5.2))
     markers = "os^vD<>pPX*h"
+    colors = plt.get_cmap("tab10").colors
     for ax, key, name in ((axes[0], "cos_mean", "mean embedding cosine vs dense"),
                           (axes[1], "spearman", "Spearman of pair similarities")):
         for i, (group, rs) in enumerate(sorted(groups.items())):
             rs = sorted(rs, key=lambda r: r["pruned"])
             style = "--" if group.startswith(("top-k", "threshold")) else "-"
             ax.plot([100 * r["pruned"] for r in rs], [r[key] for r in rs], style,
-                    marker=markers[i % len(markers)], label=group, ms=5)
+                    marker=markers[i % len(markers)], color=colors[i % len(colors)],
+                    label=group, ms=5)
         ax.set_xlabel("attention pairs pruned (%)")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)
         if key == "cos_mean":
             ax.axhline(0.99, color="grey", lw=0.8, ls=":")
             ax.axvline(50, color="grey", lw=0.8, ls=":")
-    lows = [r["cos_mean"] for r in rows]
+    lows = [r["cos_mean"] for rs in groups.values() for r in rs]
     if lows:
         axes[0].set_ylim(max(min(lows) - 0.005, 0.9), 1.0005)
     axes[1].legend(fontsize=7, loc="lower left")
@@ -86,7 +95,11 @@ def write_report(out_dir, rows, info: dict, datasets, chosen: dict) -> Path:
         else:
             md += ["No HDP block setting reached mean cosine >= 0.99.", ""]
         md += [markdown_table(rs), "", f"![{ds.name}](fidelity_{ds.name}.png)", ""]
-        plot(rs, out / f"fidelity_{ds.name}.png", f"all-MiniLM-L6-v2, {ds.name}")
+        plot(rs, out / f"fidelity_{ds.name}.png", f"all-MiniLM-L6-v2, {ds.name}", MAIN_GROUPS)
+        if len({r["group"] for r in rs}) > len(MAIN_GROUPS):
+            md += [f"![{ds.name}, every setting](sweep_{ds.name}.png)", ""]
+            plot(rs, out / f"sweep_{ds.name}.png",
+                 f"all-MiniLM-L6-v2, {ds.name}: every setting")
     path = out / "results.md"
     path.write_text("\n".join(md) + "\n")
     return path

@@ -1,0 +1,107 @@
+"""Attention methods of the MiniLM evaluation: the fast HDP head is the golden model
+bit for bit, and the baselines prune what they say (NumPy only)."""
+import math
+
+import numpy as np
+import pytest
+
+import golden
+from golden.vectors import load_minilm_heads
+from hdp_rtl.eval.attention import (Dense, FixedThreshold, HDPAttention, PruneStats, TopK,
+                                    hdp_head)
+from hdp_rtl.eval.model import dense_attention, gelu
+from hdp_rtl.eval.sweep import base_config
+
+FIELDS = ("out", "keep", "probs", "scores", "s_int", "block_keep", "exps", "exp_sums")
+CFG = base_config().replace(block_rows=2, block_cols=4)   # default preset, head_dim 32
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fast_head_equals_golden(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 90))
+    xq, xk, xv = rng.standard_normal((3, n, 32)) * rng.uniform(0.2, 5, 3)[:, None, None]
+    fields = [dict(block_rule=0, rho=int(rng.integers(-256, 257))),
+              dict(logit_gap=float(rng.uniform(0.5, 8))),
+              dict(block_prune_enable=False, approx_enable=False),
+              dict(causal=True, delta=int(rng.integers(0, 40)))][seed % 4]
+    q, k, v, regs, _ = golden.prepare_head(xq, xk, xv, CFG, **fields)
+    a, b = golden.attention_head(q, k, v, CFG, regs), hdp_head(q, k, v, CFG, regs)
+    for f in FIELDS:
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f), err_msg=f)
+    assert (a.head_importance, a.blocks_kept, a.score_macs) == \
+        (b.head_importance, b.blocks_kept, b.score_macs)
+
+
+def test_fast_head_on_the_stored_minilm_heads():
+    for config, regs, q, k, v, out in load_minilm_heads():
+        np.testing.assert_array_equal(hdp_head(q, k, v, config, regs).out, out)
+
+
+def _heads(n=20, h=3, seed=0, scale=2.0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((3, h, n, 32)) * scale
+
+
+def test_dense_counts_every_pair():
+    q, k, v = _heads()
+    m = Dense()
+    np.testing.assert_allclose(m(0, q, k, v), dense_attention(0, q, k, v))
+    assert m.stats.heads == 3 and m.stats.pairs_valid == 3 * 400 and m.stats.pruned == 0
+
+
+def test_hdp_attention_dequantises_and_counts():
+    q, k, v = _heads(scale=0.6)      # logits of a few units, as in a real model
+    m = HDPAttention(CFG, block_prune_enable=False, check_every=1)
+    out = m(0, q, k, v)
+    np.testing.assert_allclose(out, dense_attention(0, q, k, v), atol=0.05)
+    assert m.stats.pruned == 0 and m.stats.heads == 3
+    pruning = HDPAttention(CFG, logit_gap=2.0, check_every=1)
+    pruning(0, *_heads(scale=2.0))
+    assert 0 < pruning.stats.pruned < 1 and pruning.stats.head_pruned == 0
+
+
+def test_hdp_head_thresholds_prune_heads():
+    q, k, v = _heads()
+    m = HDPAttention(CFG, head_thresholds=[1e9], check_every=1)
+    out = m(0, q, k, v)
+    assert not out.any()
+    assert m.stats.heads_pruned == 3 and m.stats.head_pruned == 1.0 and m.stats.block_pruned == 0
+
+
+@pytest.mark.parametrize("keep", [1.0, 0.5, 0.1])
+def test_topk_keeps_k_per_row(keep):
+    q, k, v = _heads(n=20, h=2)
+    m = TopK(keep)
+    out = m(1, q, k, v)
+    kk = max(1, int(math.floor(keep * 20 + 0.5)))
+    assert m.stats.pairs_kept == 2 * 20 * kk
+    if keep == 1.0:
+        np.testing.assert_allclose(out, dense_attention(1, q, k, v))
+
+
+def test_fixed_threshold_always_keeps_the_row_max():
+    q, k, v = _heads(n=16, h=2)
+    m = FixedThreshold([np.inf, -np.inf])
+    out = m(0, q, k, v)             # only each row's best key
+    s = q @ k.transpose(0, 2, 1)
+    best = s.argmax(axis=-1)
+    np.testing.assert_allclose(out, np.take_along_axis(v, best[..., None], axis=1))
+    assert m.stats.pairs_kept == 2 * 16
+    m(1, q, k, v)
+    assert m.stats.per_layer[1] == [512, 512]
+
+
+def test_prune_stats_split_blocks_and_heads():
+    st = PruneStats()
+    st.add(0, 100, 40)
+    st.add(0, 100, 0, head_pruned=True)
+    assert st.pruned == pytest.approx(0.8)
+    assert st.head_pruned == pytest.approx(0.5) and st.block_pruned == pytest.approx(0.3)
+    assert st.heads_pruned_frac == 0.5
+
+
+def test_gelu():
+    x = np.array([-3.0, -1.0, 0.0, 0.5, 2.0])
+    erf = np.array([math.erf(t / math.sqrt(2)) for t in x])
+    np.testing.assert_allclose(gelu(x), 0.5 * x * (1 + erf), atol=1e-7)

