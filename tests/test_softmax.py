@@ -10,14 +10,17 @@ from hdp_rtl.config import HDPConfig
 from hdp_rtl.rtl.softmax import Softmax
 from unit_sim import recv_stream, send_stream, run_sim
 
-CONFIGS = {"edge": HDPConfig.preset("edge"), "default": HDPConfig.preset("default")}
+CONFIGS = {"edge": HDPConfig.preset("edge"), "default": HDPConfig.preset("default"),
+           # seq_max not a power of two: each bank is still 2**seq_bits deep
+           "seq5": HDPConfig(seq_max=5, head_dim=8, int_lanes=2, mac_lanes=2, axis_elems=8,
+                             exp_bits=12, prob_bits=8, recip_guard_bits=8)}
 
 
 def _rows(cfg, rng: random.Random, count: int):
     lo, hi = -(1 << (cfg.score_bits - 1)), (1 << (cfg.score_bits - 1)) - 1
     rows = []
     for i in range(count):
-        k = [1, 2, cfg.seq_max, rng.randint(1, 20)][i % 4]
+        k = min(cfg.seq_max, [1, 2, cfg.seq_max, rng.randint(1, 20)][i % 4])
         spread = [8, 300, 5000, hi][i % 4]
         base = rng.randint(lo + spread, hi - spread)
         if i % 5 == 4:

@@ -75,7 +75,9 @@ class Softmax(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         E, L, G = self.E, self.L, self.G
-        depth = 2 * self.seq_max                       # two banks: address MSB is the bank
+        # two banks, the bank the address MSB: a bank is 2**seq_bits deep even when
+        # seq_max is not a power of two
+        depth = 2 << self.seq_bits
         bank_addr = lambda bank, i: Cat(i[:self.seq_bits], bank)  # noqa: E731
         scores = memory.Memory(shape=self.score_bits + self.seq_bits, depth=depth, init=[])
         exps = memory.Memory(shape=E + 1, depth=depth, init=[])
