@@ -233,6 +233,7 @@ class HDPCoprocessor(wiring.Component):
         gen_row = Signal(cfg.seq_len_bits)
         gen_col = Signal(cfg.seq_len_bits + 1)
         gen_mask = Signal(cfg.block_col_count)
+        gen_rest = Signal(cfg.block_col_count)    # kept blocks of the row not visited yet
         log_bc = cfg.block_cols.bit_length() - 1
         log_br = cfg.block_rows.bit_length() - 1
         limit = Mux(causal, gen_row, n - 1)
@@ -241,8 +242,8 @@ class HDPCoprocessor(wiring.Component):
         for i in range(cfg.block_col_count):      # highest kept block of the row
             with m.If(gen_mask[i]):
                 m.d.comb += top_block.eq(i)
-        for i in reversed(range(cfg.block_col_count)):  # lowest kept block of the row
-            with m.If(gen_mask[i]):
+        for i in reversed(range(cfg.block_col_count)):  # lowest kept block not visited
+            with m.If(gen_rest[i]):
                 m.d.comb += low_block.eq(i)
         # With Br > 1 and the causal mask a row can find every kept block of its block
         # row to its right: it has no kept pair and its output row is zero.
@@ -366,14 +367,19 @@ class HDPCoprocessor(wiring.Component):
                     m.next = "ROW_LATCH"
             with m.State("ROW_LATCH"):
                 m.d.sync += [counters["cycles_attn"].eq(counters["cycles_attn"] + 1),
-                             gen_mask.eq(mask_r.data), gen_col.eq(0)]
+                             gen_mask.eq(mask_r.data), gen_rest.eq(mask_r.data), gen_col.eq(0)]
                 m.next = "ROW_START"
             with m.State("ROW_START"):
                 m.d.sync += counters["cycles_attn"].eq(counters["cycles_attn"] + 1)
                 with m.If(row_empty):
                     m.next = "EMPTY_ROW"
                 with m.Else():
+                    m.d.sync += gen_col.eq(low_block << log_bc)   # pruned blocks cost nothing
                     m.next = "PAIRS"
+            with m.State("NEXT_BLOCK"):     # jump over pruned blocks to the next kept one
+                m.d.sync += [counters["cycles_attn"].eq(counters["cycles_attn"] + 1),
+                             gen_col.eq(low_block << log_bc)]
+                m.next = "PAIRS"
             with m.State("EMPTY_ROW"):      # wait for the rows before it, then a zero row
                 m.d.sync += counters["cycles_attn"].eq(counters["cycles_attn"] + 1)
                 with m.If((out_rows == gen_row) & ~out_full):
@@ -394,6 +400,11 @@ class HDPCoprocessor(wiring.Component):
                                 m.next = "DRAIN"
                             with m.Else():
                                 m.next = "ROW_FETCH"
+                        with m.Elif((gen_col + 1)[:log_bc] == 0 if log_bc else 1):
+                            # the block's last column: the visited block is the lowest
+                            # one left, so clearing the lowest set bit drops it
+                            m.d.sync += gen_rest.eq(gen_rest & (gen_rest - 1))
+                            m.next = "NEXT_BLOCK"
                         with m.Else():
                             m.d.sync += gen_col.eq(gen_col + 1)
                 with m.Else():
