@@ -5,10 +5,11 @@ PRESET  ?= default
 JOBS    ?= 2
 CONFIGS ?= 20
 HEADS   ?= 50
+BOARD   ?= ulx3s-85f
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .PHONY: help install verilog test test-fast eval install-eval bench regress install-bench \
-        formal install-formal clean
+        formal install-formal fpga install-fpga clean
 
 help:
 	@echo "make install      set up .venv, simulators, and generate build/$(PRESET)"
@@ -19,6 +20,7 @@ help:
 	@echo "make bench        cycle benchmark on Verilator -> docs/performance.md (PRESET=$(PRESET))"
 	@echo "make regress      random-config regression: CONFIGS=$(CONFIGS) configs x HEADS=$(HEADS) heads"
 	@echo "make formal       SymbiYosys proofs and covers of every unit and the top (docs/formal.md)"
+	@echo "make fpga         BOARD=ulx3s-85f|icebreaker: yosys + nextpnr build and report (docs/fpga.md)"
 	@echo "WAVES=1           dump waveforms in cocotb runs (build/sim/<test>/<simulator>)"
 
 install:
@@ -55,6 +57,12 @@ install-formal:
 
 formal: install-formal
 	$(PY) -m hdp_rtl.formal -j $(JOBS)
+
+install-fpga:
+	$(PY) -m pip install -q -e ".[fpga]"
+
+fpga: install-fpga
+	$(PY) -m hdp_rtl.fpga --board $(BOARD)
 
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis

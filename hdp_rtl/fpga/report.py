@@ -148,9 +148,11 @@ def render_markdown(rep: dict) -> str:
                  f"{rep['clock']['board_mhz']} MHz)")
     tools = ", ".join(f"{k} {v}" for k, v in rep["tools"].items() if v)
     lines.append(f"- tools: {tools}")
-    lines.append(f"- build time: {rep['times_s'].get('total')} s (synthesis "
-                 f"{rep['times_s'].get('yosys')} s, place and route {rep['times_s'].get('nextpnr')} s, "
-                 f"pack {rep['times_s'].get('pack')} s)")
+    t = rep["times_s"]
+    stages = ", ".join(f"{label} {t[key]} s" for key, label in (
+        ("elaborate", "elaboration"), ("yosys", "synthesis"), ("nextpnr", "place and route"),
+        ("pack", "bitstream")) if t.get(key) is not None)
+    lines.append(f"- build time: {t.get('total')} s ({stages})")
     lines += ["", "| resource | used |", "| --- | --- |"]
     for key in ("LC", "LUT", "FF", "DSP", "BRAM", "SPRAM"):
         if key in s["resources"]:
@@ -162,6 +164,18 @@ def render_markdown(rep: dict) -> str:
                      f"{f['target_mhz']:.2f} MHz)")
     if s.get("fits") is False:
         lines += ["", f"Does not fit: {s.get('overflow')}"]
+    by_unit = rep.get("breakdown")
+    if by_unit and "error" not in by_unit:
+        kinds = sorted({k for v in by_unit.values() for k in v})
+        lines += ["", "## Resources by unit (synth -noflatten, approximate)", "",
+                  "| module | " + " | ".join(kinds) + " |",
+                  "| --- |" + " --- |" * len(kinds)]
+        for mod, counts in by_unit.items():
+            lines.append(f"| `{mod}` | " + " | ".join(str(counts.get(k, 0)) for k in kinds) + " |")
+    ltp = rep.get("longest_path")
+    if ltp and "error" not in ltp:
+        lines += ["", f"## Deepest combinational path (yosys ltp, generic gates): "
+                      f"{ltp['length']} gates", "", " -> ".join(f"`{n}`" for n in ltp["signals"])]
     if rep.get("error"):
         lines += ["", "Error:", "", "```", rep["error"], "```"]
     for cp in rep.get("critical_paths", [])[:3]:

@@ -1,12 +1,11 @@
 """Board top: the co-processor with a free-running stimulus and an output signature.
 
-A board has no AXI host, so every input of the core is driven from a free-running
-LFSR (through a shift register: each input bit is a distinct flip-flop) and every
-output is registered, XOR-folded through a pipelined tree into a multiple-input
-signature register (MISR) whose bit 0 lights an LED. Every output bit reaches the LED,
-so yosys cannot prune any part of the datapath, and the wrapper adds no combinational
-logic of its own to the core's paths (its inputs come straight from flip-flops, its
-outputs go straight into flip-flops).
+A board has no AXI host, so every input of the core is driven from free-running LFSRs
+(each input bit is a distinct flip-flop) and every output is registered and folded into
+its own bit of a multiple-input signature register (MISR) of 16-bit rings whose XOR
+lights an LED. Every output bit reaches the LED, so yosys cannot
+prune any part of the datapath; the wrapper adds no logic to the core's paths (its
+inputs start at flip-flops, its outputs end at flip-flops).
 
 On a board the ``sync`` domain runs from the board's PLL (``EHXPLLL`` on ECP5,
 ``SB_PLL40_PAD`` on iCE40) at the board's target frequency, held in reset until the
@@ -24,8 +23,6 @@ __all__ = ["BoardTop", "StimulusSignature", "LFSR_TAPS", "core_ports"]
 #: Fibonacci LFSR x^32 + x^22 + x^2 + x + 1 (maximal length).
 LFSR_TAPS = (31, 21, 1, 0)
 LFSR_WIDTH = 32
-#: Width of the output signature register.
-MISR_WIDTH = 16
 
 
 def core_ports(core: wiring.Component):
@@ -39,41 +36,54 @@ def core_ports(core: wiring.Component):
 
 
 class StimulusSignature(Elaboratable):
-    """The stimulus and the signature without the core: ``stim`` (``in_bits`` wide,
-    one new LFSR word shifted in a cycle) and ``misr`` folding ``obs`` (registered,
-    then XOR-reduced by a pipelined tree of ``fan_in``-input XORs)."""
+    """The stimulus and the signature without the core.
 
-    def __init__(self, in_bits: int, out_bits: int, *, fan_in: int = 4):
-        self.in_bits, self.out_bits, self.fan_in = in_bits, out_bits, fan_in
+    ``stim`` (``in_bits`` wide): the bits of ``ceil(in_bits / 32)`` free-running,
+    maximal-length 32-bit Fibonacci LFSRs, each from its own seed. Every flip-flop has
+    its own next-state net, so synthesis can merge none of them: each input bit is a
+    distinct, non-constant register. (One LFSR copied 32 bits at a time into a wide
+    register would not do: most copies would have the same next state as an LFSR bit
+    and be merged.)
+
+    ``misr``: the registered outputs ``obs_q`` go into rings of ``RING`` bits
+    (``ring <= rotate(ring) ^ obs_q[slice]``), one signature flip-flop per output bit,
+    and ``misr`` (registered) is the XOR of bit 0 of every ring. No two outputs meet in
+    one XOR (equal or complementary outputs cannot cancel), each reaches ``misr``, and
+    no flip-flop chain is longer than 32 (yosys' ABC9 pass recurses along them; a ring
+    or shift register hundreds of bits long exhausts the WebAssembly yosys' stack).
+    """
+
+    RING = 16
+
+    def __init__(self, in_bits: int, out_bits: int):
+        self.in_bits, self.out_bits = in_bits, out_bits
         self.stim = Signal(max(1, in_bits))
         self.obs = Signal(max(1, out_bits))
-        self.misr = Signal(MISR_WIDTH)
-        self.lfsr = Signal(LFSR_WIDTH, init=1)
+        self.misr = Signal()
+        n_lfsr = -(-max(1, in_bits) // LFSR_WIDTH)
+        self.lfsrs = [Signal(LFSR_WIDTH, init=(0x1 + 0x9E3779B1 * k) & 0xFFFF_FFFF or 1,
+                             name=f"lfsr{k}") for k in range(n_lfsr)]
+        n_ring = -(-max(1, out_bits) // self.RING)
+        self.rings = [Signal(self.RING, name=f"ring{k}") for k in range(n_ring)]
 
     def elaborate(self, platform):
         m = Module()
-        lfsr = self.lfsr
-        feedback = 0
-        for t in LFSR_TAPS:
-            feedback ^= lfsr[t]
-        m.d.sync += lfsr.eq(Cat(feedback, lfsr[:-1]))
-        # stimulus: shift the LFSR word into a register as wide as every input
-        n = len(self.stim)
-        if n <= LFSR_WIDTH:
-            m.d.sync += self.stim.eq(lfsr[:n])
-        else:
-            m.d.sync += self.stim.eq(Cat(lfsr, self.stim[:n - LFSR_WIDTH]))
-        # signature: register the outputs, then a pipelined XOR tree down to the MISR
-        level = Signal(len(self.obs), name="obs_q")
-        m.d.sync += level.eq(self.obs)
-        depth = 0
-        while len(level) > MISR_WIDTH:
-            groups = [level[i:i + self.fan_in] for i in range(0, len(level), self.fan_in)]
-            nxt = Signal(len(groups), name=f"xor_l{depth}")
-            m.d.sync += nxt.eq(Cat(*(g.xor() for g in groups)))
-            level, depth = nxt, depth + 1
-        folded = Cat(level, Const(0, MISR_WIDTH - len(level)))
-        m.d.sync += self.misr.eq(Cat(self.misr[-1], self.misr[:-1]) ^ folded)
+        for lfsr in self.lfsrs:
+            feedback = 0
+            for t in LFSR_TAPS:
+                feedback ^= lfsr[t]
+            m.d.sync += lfsr.eq(Cat(feedback, lfsr[:-1]))
+        m.d.comb += self.stim.eq(Cat(*self.lfsrs)[:len(self.stim)])
+        # the outputs go straight into flip-flops, then into the signature rings
+        width = len(self.rings) * self.RING
+        obs_q = Signal(width, name="obs_q")
+        m.d.sync += obs_q.eq(self.obs)
+        taps = 0
+        for k, ring in enumerate(self.rings):
+            part = obs_q[k * self.RING:(k + 1) * self.RING]
+            m.d.sync += ring.eq(Cat(ring[-1], ring[:-1]) ^ part)
+            taps ^= ring[0]
+        m.d.sync += self.misr.eq(taps)
         return m
 
 
@@ -125,7 +135,7 @@ class BoardTop(Elaboratable):
             m.d.comb += sig.eq(ss.stim[pos:pos + len(sig)])
             pos += len(sig)
         m.d.comb += ss.obs.eq(Cat(*(sig for _, sig in outs)))
-        m.d.comb += self.led.eq(ss.misr[0])
+        m.d.comb += self.led.eq(ss.misr)
         if platform is not None and self.board is not None:
             for i, value in enumerate((self.led, self.locked)[:self.board.leds]):
                 pin = platform.request("led", i, dir="-")

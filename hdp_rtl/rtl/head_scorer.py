@@ -3,6 +3,7 @@ from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .arith import tree_sum
 from .layouts import block_layout
 from .rowmem import RowReadSignature
 
@@ -113,7 +114,7 @@ class HeadScorer(wiring.Component):
             ks = Array(k_elems[ch * L + lane] for ch in range(chunks))[chunk] if chunks > 1 \
                 else k_elems[lane]
             lane_products.append(qs * ks)
-        m.d.comb += partial.eq(sum(lane_products))
+        m.d.comb += partial.eq(tree_sum(lane_products))
         dot = acc + partial if chunks > 1 else partial
 
         # ---- stage B registers -----------------------------------------------------------

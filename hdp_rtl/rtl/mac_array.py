@@ -3,6 +3,7 @@ from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .arith import tree_sum
 from .layouts import out_row_layout, pair_layout, prob_layout, score_layout
 from .rowmem import RowReadSignature
 
@@ -171,7 +172,7 @@ class MacArray(wiring.Component):
                 score_terms.append(main)
 
         partial = Signal(signed(self.score_bits))
-        m.d.comb += partial.eq(sum(score_terms))
+        m.d.comb += partial.eq(tree_sum(score_terms))
         s_acc = Signal(signed(self.score_bits))
         score = s_acc + partial if chunks > 1 else partial
         with m.If(working & ~is_pv):

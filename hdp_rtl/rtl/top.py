@@ -5,6 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import HDPConfig, RHO_ONE
 from ..regmap import COUNTERS, FLAG_FIELDS, register_map
+from .arith import tree_sum
 from .axil import AxiLiteSlave, axil_members
 from .block_selector import BlockSelector
 from .head_scorer import HeadScorer
@@ -209,7 +210,7 @@ class HDPCoprocessor(wiring.Component):
         wiring.connect(m, mac.v_rd, bufs["v"][1])
 
         # mask rows from the selector
-        popcount = sum(selector.o_mask.payload.mask[i] for i in range(cfg.block_col_count))
+        popcount = tree_sum(selector.o_mask.payload.mask[i] for i in range(cfg.block_col_count))
         m.d.comb += [selector.o_mask.ready.eq(1), mask_w.addr.eq(mask_rows),
                      mask_w.data.eq(selector.o_mask.payload.mask),
                      mask_w.en.eq(selector.o_mask.valid)]
