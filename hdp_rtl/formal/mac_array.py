@@ -1,14 +1,12 @@
 """Formal harness of :class:`~hdp_rtl.rtl.mac_array.MacArray`."""
-from amaranth.hdl import Elaboratable
-
 from ..rtl.mac_array import MacArray
 from .common import Assert, Cover, UpDown, any_const, drive_any, harness_module, stream_rules
-from .order import InOrder
+from .order import BeatsHarness, InOrder
 
 __all__ = ["MacArrayHarness"]
 
 
-class MacArrayHarness(Elaboratable):
+class MacArrayHarness(BeatsHarness):
     """Inputs ``i_pair`` and ``i_prob`` (assumed: stream rules), outputs ``o_score`` and
     ``o_out`` (asserted: stream rules); row-buffer data is free.
 
@@ -16,11 +14,6 @@ class MacArrayHarness(Elaboratable):
     ``last`` copied; every probability row (``last``) gives exactly one output row;
     at most two pairs (the lanes and the output register) are inside (BMC).
     """
-
-    def __init__(self, config, *, beats: bool = False, max_beats: int = 15):
-        self.config = config
-        self.beats = beats
-        self.max_beats = max_beats
 
     def elaborate(self, platform):
         m = harness_module()

@@ -1,9 +1,9 @@
 """In-order, exactly-once delivery of stream beats, with a symbolic beat index."""
-from amaranth.hdl import Signal
+from amaranth.hdl import Elaboratable, Signal
 
 from .common import Assert, Assume, any_const
 
-__all__ = ["InOrder"]
+__all__ = ["InOrder", "BeatsHarness"]
 
 
 class InOrder:
@@ -36,3 +36,13 @@ class InOrder:
             ]
         m.d.comb += Assert(n_out <= n_in, f"{name}: no more beats out than in", src_loc_at=1)
         self.n_in, self.n_out, self.k = n_in, n_out, k
+
+
+class BeatsHarness(Elaboratable):
+    """Base of the harnesses whose ``beats`` variant tracks beats with :class:`InOrder`
+    (within ``max_beats`` beats)."""
+
+    def __init__(self, config, *, beats: bool = False, max_beats: int = 15):
+        self.config = config
+        self.beats = beats
+        self.max_beats = max_beats

@@ -1,14 +1,14 @@
 """Formal harness of :class:`~hdp_rtl.rtl.softmax.Softmax`."""
-from amaranth.hdl import Elaboratable, Signal
+from amaranth.hdl import Signal
 
 from ..rtl.softmax import Softmax
 from .common import Assert, Assume, Cover, UpDown, any_const, drive_any, harness_module, stream_rules
-from .order import InOrder
+from .order import BeatsHarness, InOrder
 
 __all__ = ["SoftmaxHarness"]
 
 
-class SoftmaxHarness(Elaboratable):
+class SoftmaxHarness(BeatsHarness):
     """Input ``i_score`` (assumed: stream rules, rows of at most ``seq_max`` beats),
     output ``o_prob`` (asserted: stream rules).
 
@@ -16,11 +16,6 @@ class SoftmaxHarness(Elaboratable):
     ``last`` copied (a symbolic beat index, see :class:`.order.InOrder`), and at most
     two rows plus the output register are inside (BMC).
     """
-
-    def __init__(self, config, *, beats: bool = False, max_beats: int = 15):
-        self.config = config
-        self.beats = beats
-        self.max_beats = max_beats
 
     def elaborate(self, platform):
         m = harness_module()
