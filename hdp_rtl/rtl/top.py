@@ -401,13 +401,16 @@ class HDPCoprocessor(wiring.Component):
                                 m.next = "DRAIN"
                             with m.Else():
                                 m.next = "ROW_FETCH"
-                        with m.Elif((gen_col + 1)[:log_bc] == 0 if log_bc else 1):
-                            # the block's last column: the visited block is the lowest
-                            # one left, so clearing the lowest set bit drops it
+                        # at a block's last column go to the next kept block: the visited
+                        # block is the lowest one left, so clearing the lowest set bit
+                        # drops it (no constant condition at 1x1 blocks: Yosys would
+                        # write an empty case that Icarus rejects)
+                        with (m.Elif((gen_col + 1)[:log_bc] == 0) if log_bc else m.Else()):
                             m.d.sync += gen_rest.eq(gen_rest & (gen_rest - 1))
                             m.next = "NEXT_BLOCK"
-                        with m.Else():
-                            m.d.sync += gen_col.eq(gen_col + 1)
+                        if log_bc:
+                            with m.Else():
+                                m.d.sync += gen_col.eq(gen_col + 1)
                 with m.Else():
                     m.d.sync += gen_col.eq((gen_blk + 1) << log_bc)
             with m.State("DRAIN"):          # the last rows go through softmax and P x V
