@@ -22,8 +22,10 @@ def random_config(seed: int) -> HDPConfig:
     """A valid config drawn from ``seed`` (retries invalid draws deterministically)."""
     rng = random.Random(seed)
     for _ in range(1000):
-        seq_max = rng.choice([rng.randint(2, 48), _pow2_upto(rng, 32, 4)])
+        seq_max = rng.choice([rng.randint(2, 40), _pow2_upto(rng, 32, 4)])
         head_dim = _pow2_upto(rng, 32, 2)
+        # at most 8 cycles a pair: 50 heads of a config simulate in a minute or two
+        min_lanes = max(1, head_dim // 8)
         frac_bits = rng.randint(0, 6)
         prob_bits = rng.randint(6, 14)
         out_bits = rng.choice([12, 16, 20, 24])
@@ -33,7 +35,8 @@ def random_config(seed: int) -> HDPConfig:
                 frac_bits=frac_bits,
                 block_rows=_pow2_upto(rng, min(4, seq_max)),
                 block_cols=_pow2_upto(rng, min(8, seq_max)),
-                int_lanes=_pow2_upto(rng, head_dim), mac_lanes=_pow2_upto(rng, head_dim),
+                int_lanes=_pow2_upto(rng, head_dim, min_lanes),
+                mac_lanes=_pow2_upto(rng, head_dim, min_lanes),
                 exp_lut_bits=rng.randint(3, 7), exp_bits=rng.randint(6, 14),
                 prob_bits=prob_bits, recip_guard_bits=rng.randint(0, 10),
                 score_scale_bits=rng.randint(12, 24), score_scale_frac=rng.randint(16, 30),
