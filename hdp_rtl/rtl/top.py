@@ -240,8 +240,13 @@ class HDPCoprocessor(wiring.Component):
         limit = Mux(causal, gen_row, n - 1)
         top_block = Signal(range(cfg.block_col_count))
         low_block = Signal(range(cfg.block_col_count))
-        for i in range(cfg.block_col_count):      # highest kept block of the row
-            with m.If(gen_mask[i]):
+        # highest kept block that starts at or before the row's last valid column: with
+        # Br > 1 and the causal mask, blocks right of it are kept for the block row's
+        # later rows, and the row's own last column may lie in a pruned block
+        limit_block = Signal(range(cfg.block_col_count))
+        m.d.comb += limit_block.eq(limit >> log_bc)
+        for i in range(cfg.block_col_count):
+            with m.If(gen_mask[i] & (limit_block >= i) if i else gen_mask[i]):
                 m.d.comb += top_block.eq(i)
         for i in reversed(range(cfg.block_col_count)):  # lowest kept block not visited
             with m.If(gen_rest[i]):
