@@ -1,6 +1,6 @@
 """Verilator ``-Wall`` lint of the generated Verilog, with the waivers it needs.
 
-Amaranth writes Verilog through Yosys' ``write_verilog``, whose idioms trip six of
+Amaranth writes Verilog through Yosys' ``write_verilog``, whose idioms trip seven of
 Verilator's ``-Wall`` style rules on every design, whatever the RTL says. Those rules
 are waived here, once, for the generated files and for nothing else; every other
 ``-Wall`` rule (multiple drivers, latches, undriven signals, combinational loops,
@@ -26,6 +26,8 @@ WAIVERS = {
     "CASEINCOMPLETE": "switches are written as case without default after a default "
                       "assignment",
     "DECLFILENAME": "submodules are named after their hierarchy (top.unit) in one file",
+    "ASCRANGE": "zero-width nets (the index of a one-entry table, e.g. one block column) "
+                "are declared [-1:0]",
 }
 
 WAIVER_FILE = "verilator_waivers.vlt"
