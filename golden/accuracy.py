@@ -15,7 +15,8 @@ import numpy as np
 
 from hdp_rtl.config import HDPConfig
 
-from .model import attention_head, dequantize, prepare_head, reference_attention
+from .model import attention_head, dequantize, prepare_head
+from .reference import reference_attention
 
 __all__ = ["random_head", "measure", "main"]
 

@@ -3,6 +3,9 @@
 Each step is its own function so that the RTL unit tests can compare against the step
 their unit implements. ``docs/algorithm.md`` gives the reason for every width and
 rounding used here; the widths themselves come from :class:`hdp_rtl.config.HDPConfig`.
+Every integer matrix product goes through a pluggable ``matmul`` (:mod:`golden.matmul`;
+default the exact int64 product), and the block selection through the policy the
+config names (:mod:`golden.selectors`).
 """
 from __future__ import annotations
 
@@ -10,14 +13,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hdp_rtl.config import (BLOCK_RULE_MEAN, DEFAULT_LOGIT_GAP, ConfigError, HDPConfig,
-                            Registers, delta_for, score_scale_for)
+from hdp_rtl.config import (DEFAULT_LOGIT_GAP, ConfigError, HDPConfig, Registers,
+                            delta_for, score_scale_for)
+
+from .matmul import int64_matmul
+from .selectors import SELECTORS
 
 __all__ = [
     "HeadResult", "quantize", "dequantize", "split", "valid_mask", "integer_scores",
-    "block_importance", "head_importance", "select_blocks", "expand_blocks",
-    "full_scores", "exp_table", "softmax_rows", "pv_output", "attention_head",
-    "reference_attention", "prepare_head",
+    "block_importance", "head_importance", "expand_blocks", "full_scores", "exp_table",
+    "softmax_rows", "pv_output", "attention_head", "prepare_head",
 ]
 
 I64 = np.int64
@@ -71,9 +76,10 @@ def valid_mask(n: int, causal: bool, size: int | None = None):
     return mask
 
 
-def integer_scores(qi, ki):
+def integer_scores(qi, ki, matmul=None):
     """``S_int[r, c] = sum_d qi[r, d] * ki[c, d]`` (every pair; mask separately)."""
-    return np.asarray(qi, dtype=I64) @ np.asarray(ki, dtype=I64).T
+    matmul = matmul or int64_matmul
+    return matmul(np.asarray(qi, dtype=I64), np.asarray(ki, dtype=I64).T)
 
 
 def _pad_to_blocks(a, config: HDPConfig, fill):
@@ -105,29 +111,6 @@ def head_importance(s_int, valid) -> int:
     return int(np.abs(np.where(valid, s_int, 0)).sum())
 
 
-def select_blocks(bi, bvalid, regs: Registers):
-    """Top-k-free row-balanced block selection (spec step 4): the keep mask of blocks.
-
-    Mean rule (``block_rule`` 0): ``256*nb*BI >= rho*nb*max + (256-rho)*sum``.
-    Delta rule (``block_rule`` 1): ``BI >= max - delta``. Both over each block row's
-    valid blocks; no sort, no division. Pruning disabled keeps every valid block.
-    """
-    bi = np.asarray(bi, dtype=I64)
-    if not regs.block_prune_enable:
-        return bvalid.copy()
-    lowest = np.iinfo(I64).min
-    nb = bvalid.sum(axis=1, keepdims=True).astype(I64)
-    row_max = np.where(bvalid, bi, lowest).max(axis=1, keepdims=True)
-    row_max = np.where(nb > 0, row_max, 0)
-    if regs.block_rule == BLOCK_RULE_MEAN:
-        row_sum = np.where(bvalid, bi, 0).sum(axis=1, keepdims=True)
-        rho = regs.rho
-        keep = 256 * nb * bi >= rho * nb * row_max + (256 - rho) * row_sum
-    else:
-        keep = bi >= row_max - regs.delta
-    return keep & bvalid
-
-
 def expand_blocks(block_mask, n: int, config: HDPConfig):
     """The ``n x n`` pair mask of a block mask."""
     m = np.repeat(np.repeat(block_mask, config.block_rows, axis=0), config.block_cols, axis=1)
@@ -136,14 +119,17 @@ def expand_blocks(block_mask, n: int, config: HDPConfig):
 
 # ---- scores of kept pairs (MAC array with approximation unit) --------------------------
 
-def full_scores(q, k, config: HDPConfig, approx: bool):
+def full_scores(q, k, config: HDPConfig, approx: bool, matmul=None):
     """``S = S_int*2^2F + (qi.kf + qf.ki)*2^F (+ qf.kf unless approx)`` for every pair."""
+    matmul = matmul or int64_matmul
     F = config.frac_bits
     qi, qf = split(q, config)
     ki, kf = split(k, config)
-    s = (qi @ ki.T << (2 * F)) + ((qi @ kf.T + qf @ ki.T) << F)
+    # the two cross terms as one product over the concatenated inner dimension
+    cross = matmul(np.concatenate([qi, qf], axis=1), np.concatenate([kf, ki], axis=1).T)
+    s = (matmul(qi, ki.T) << (2 * F)) + (cross << F)
     if not approx:
-        s = s + qf @ kf.T
+        s = s + matmul(qf, kf.T)
     return s
 
 
@@ -195,9 +181,10 @@ def softmax_rows(s, keep, config: HDPConfig, score_scale: int):
 
 # ---- P x V -----------------------------------------------------------------------------
 
-def pv_output(p, v, config: HDPConfig):
+def pv_output(p, v, config: HDPConfig, matmul=None):
     """``O = sum_c p[r,c] * v[c,:]``, rounded (half up) by ``out_shift`` and saturated."""
-    acc = np.asarray(p, dtype=I64) @ np.asarray(v, dtype=I64)
+    matmul = matmul or int64_matmul
+    acc = matmul(np.asarray(p, dtype=I64), np.asarray(v, dtype=I64))
     sh = config.out_shift
     if sh > 0:
         acc = (acc + (I64(1) << (sh - 1))) >> sh
@@ -257,11 +244,15 @@ def _as_head(x, name: str, n: int, config: HDPConfig):
     return padded
 
 
-def attention_head(q, k, v, config: HDPConfig, regs: Registers) -> HeadResult:
+def attention_head(q, k, v, config: HDPConfig, regs: Registers, *,
+                   matmul=None) -> HeadResult:
     """One head, bit-exact, as the co-processor computes it.
 
     ``q``, ``k``, ``v`` are ``seq_len x d`` integer arrays (``d <= head_dim``; shorter
-    heads are zero-padded, which changes no score) in the ``B``-bit format.
+    heads are zero-padded, which changes no score) in the ``B``-bit format. Every
+    integer matrix product is ``matmul(a, b)`` (default :func:`golden.int64_matmul`;
+    :func:`golden.float64_matmul` is faster and as exact). The blocks are selected by
+    ``golden.SELECTORS[config.selector]``.
     """
     regs.check(config)
     n = regs.seq_len
@@ -270,7 +261,7 @@ def attention_head(q, k, v, config: HDPConfig, regs: Registers) -> HeadResult:
     qi, _ = split(q, config)
     ki, _ = split(k, config)
     valid = valid_mask(n, bool(regs.causal))
-    s_int = np.where(valid, integer_scores(qi, ki), 0)
+    s_int = np.where(valid, integer_scores(qi, ki, matmul), 0)
     bi, bvalid = block_importance(s_int, valid, config)
     hi = head_importance(s_int, valid)
     pruned = bool(regs.head_prune_enable and hi < regs.head_threshold)
@@ -282,11 +273,12 @@ def attention_head(q, k, v, config: HDPConfig, regs: Registers) -> HeadResult:
         sums = np.zeros(n, dtype=I64)
         out = np.zeros((n, d), dtype=I64)
     else:
-        block_keep = select_blocks(bi, bvalid, regs)
+        block_keep = SELECTORS[config.selector](bi, bvalid, regs, config)
         keep = expand_blocks(block_keep, n, config) & valid
-        scores = np.where(keep, full_scores(q, k, config, bool(regs.approx_enable)), 0)
+        approx = bool(regs.approx_enable)
+        scores = np.where(keep, full_scores(q, k, config, approx, matmul), 0)
         probs, exps, sums = softmax_rows(scores, keep, config, regs.score_scale)
-        out = pv_output(probs, v, config)
+        out = pv_output(probs, v, config, matmul)
     kept = int(keep.sum())
     return HeadResult(
         out=out, s_int=s_int, valid=valid, block_importance=bi, block_valid=bvalid,
@@ -295,19 +287,6 @@ def attention_head(q, k, v, config: HDPConfig, regs: Registers) -> HeadResult:
         int_macs=d * int(valid.sum()), score_macs=d * kept, pv_macs=d * kept,
         blocks_kept=int(block_keep.sum()), blocks_total=int(bvalid.sum()),
     )
-
-
-def reference_attention(q, k, v, causal: bool = False, scale: float | None = None):
-    """Dense float64 softmax attention: ``softmax(q k^T * scale) v``, scale ``1/sqrt(d)``."""
-    q, k, v = (np.asarray(x, dtype=np.float64) for x in (q, k, v))
-    n, d = q.shape
-    s = q @ k.T * (1.0 / np.sqrt(d) if scale is None else scale)
-    if causal:
-        s = np.where(valid_mask(n, True), s, -np.inf)
-    s = s - s.max(axis=1, keepdims=True)
-    p = np.exp(s)
-    p /= p.sum(axis=1, keepdims=True)
-    return p @ v
 
 
 def prepare_head(xq, xk, xv, config: HDPConfig, logit_gap: float | None = DEFAULT_LOGIT_GAP,

@@ -61,7 +61,7 @@ def test_tiny_end_to_end_run(tmp_path):
                      "A cat sat on the mat.\tStocks fell today.\n")
     out = tmp_path / "out"
     assert main(["eval", "--sentences", str(texts), "--pairs", str(pairs), "--no-progress",
-                 "--check-every", "1", "-o", str(out)]) == 0
+                 "-o", str(out)]) == 0
     md = (out / "results.md").read_text()
     assert "| setting | pruned |" in md and "top-k" in md and "HDP default" in md
     rows = json.loads((out / "results.json").read_text())["rows"]

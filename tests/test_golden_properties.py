@@ -96,6 +96,39 @@ def test_output_matches_float_attention_on_the_same_quantised_inputs(xs, causal)
     assert np.abs(out - ref).max() <= OUT_BOUND * np.abs(deq[2]).max()
 
 
+CONFIGS = [CFG, CFG.replace(block_rows=1, block_cols=1),
+           CFG.replace(int_bits=5, frac_bits=3, block_rows=4, block_cols=2)]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(heads(), heads(peaked=True)), registers, st.sampled_from(CONFIGS),
+       st.booleans())
+def test_float64_matmul_gives_the_same_head_bit_for_bit(xs, fields, config, prune_head):
+    if prune_head:       # the largest threshold prunes every head
+        fields = dict(fields, head_prune_enable=True, head_threshold=(1 << config.hi_bits) - 1)
+    q, k, v, regs, _ = golden.prepare_head(*xs, config, **fields)
+    a = golden.attention_head(q, k, v, config, regs)
+    b = golden.attention_head(q, k, v, config, regs, matmul=golden.float64_matmul)
+    assert a.head_pruned == prune_head
+    for name in ("out", "s_int", "block_importance", "block_keep", "keep", "scores", "exps",
+                 "exp_sums", "probs"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert (a.head_importance, a.score_macs) == (b.head_importance, b.score_macs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**32 - 1), registers)
+def test_every_selector_keeps_only_valid_blocks(rows, cols, seed, fields):
+    rng = np.random.default_rng(seed)
+    bvalid = rng.random((rows, cols)) < 0.7
+    bi = np.where(bvalid, rng.integers(-500, 500, (rows, cols)), 0)
+    regs = Registers(seq_len=CFG.seq_max, **fields)
+    for name, policy in golden.SELECTORS.items():
+        keep = policy(bi, bvalid, regs, CFG)
+        assert keep.dtype == bool and keep.shape == bvalid.shape, name
+        assert not (keep & ~bvalid).any(), name
+
+
 def test_pruned_pairs_have_zero_probability_and_counters_add_up():
     rng = np.random.default_rng(1)
     q, k, v, regs, _ = golden.prepare_head(*rng.standard_normal((3, 13, 8)), CFG,

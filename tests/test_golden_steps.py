@@ -153,3 +153,82 @@ def test_full_scores_decompose_into_integer_and_fraction_parts():
     assert exact.tolist() == [[37 * -3 + -20 * 18]]
     approx = golden.full_scores(q, k, CFG, approx=True)
     assert approx.tolist() == [[exact[0, 0] - (5 * 13 + 12 * 2)]]
+
+
+# ---- pluggable matrix products ---------------------------------------------------------
+
+def test_float64_matmul_is_exact_up_to_its_bound():
+    # max|a| * max|b| * inner = 2**24 * 2**24 * 31 < 2**53: products near 2**53 are exact
+    rng = np.random.default_rng(0)
+    a = rng.integers(-2**24, 2**24, (5, 31))
+    b = rng.integers(-2**24, 2**24, (31, 4))
+    a[0, 0], b[0, 0] = -2**24, 2**24
+    np.testing.assert_array_equal(golden.float64_matmul(a, b), golden.int64_matmul(a, b))
+    with pytest.raises(ValueError, match="2\\*\\*53"):    # one more term: bound 2**53
+        golden.float64_matmul(np.pad(a, ((0, 0), (0, 1))), np.pad(b, ((0, 1), (0, 0))))
+
+
+def test_float64_matmul_refuses_a_product_float64_would_round():
+    a, b = np.array([[2**30, 1]]), np.array([[2**23], [1]])
+    assert golden.int64_matmul(a, b).tolist() == [[2**53 + 1]]      # not a float64
+    with pytest.raises(ValueError):
+        golden.float64_matmul(a, b)
+    with pytest.raises(TypeError):
+        golden.float64_matmul(np.ones((1, 2)), b)
+
+
+def test_steps_use_the_given_matmul():
+    calls = []
+
+    def spy(a, b):
+        calls.append(a.shape[1])
+        return golden.int64_matmul(a, b)
+
+    q, k, v = _tiny_head()
+    qi, ki = golden.split(q, CFG)[0], golden.split(k, CFG)[0]
+    assert golden.integer_scores(qi, ki, spy).tolist() == [[2, 1], [0, 1]]
+    assert golden.full_scores(q, k, CFG, False, spy).tolist() == (q @ k.T).tolist()
+    assert golden.pv_output(np.eye(2, dtype=int) << CFG.prob_bits, v, CFG, spy).shape == (2, 2)
+    # S_int; qi.ki, qf.kf and the two cross terms as one (inner 2d); P x V
+    assert sorted(calls) == [2, 2, 2, 2, 4]
+
+
+# ---- the selection seam ----------------------------------------------------------------
+
+def test_every_selector_name_has_a_golden_policy():
+    from hdp_rtl.config import SELECTOR_NAMES
+    assert set(SELECTOR_NAMES) <= set(golden.SELECTORS)
+    assert golden.SELECTORS["hdp"] is golden.select_blocks
+
+
+def test_attention_head_selects_with_the_configured_policy(monkeypatch):
+    seen = []
+
+    def keep_first_valid_block(bi, bvalid, regs, config):
+        seen.append(config)
+        return bvalid & (np.cumsum(bvalid, axis=1) == 1)
+
+    monkeypatch.setitem(golden.SELECTORS, CFG.selector, keep_first_valid_block)
+    q = np.tile(_tiny_head()[0], (2, 1))
+    # the hdp policy with pruning off would keep all four 2x2 blocks
+    regs = Registers(seq_len=4, block_prune_enable=False)
+    res = golden.attention_head(q, q, q, CFG, regs)
+    assert seen == [CFG] and res.block_keep.tolist() == [[True, False], [True, False]]
+    assert res.keep[:, 2:].sum() == 0 and res.keep[:, :2].all()
+
+
+# ---- float reference -------------------------------------------------------------------
+
+def test_float_attention_worked_by_hand():
+    # scores q.k = [0, ln 3] in every row: weights 1/4, 3/4
+    q = np.ones((2, 1))
+    k = np.array([[0.0], [np.log(3)]])
+    v = np.array([[4.0], [8.0]])
+    np.testing.assert_allclose(golden.float_attention(q, k, v), [[7], [7]])
+    np.testing.assert_allclose(golden.float_attention(q, k, v, causal=True), [[4], [7]])
+    keep = np.array([[False, True], [True, False]])
+    np.testing.assert_allclose(golden.float_attention(q, k, v, keep=keep), [[8], [4]])
+    np.testing.assert_allclose(golden.float_attention(q, k, v, scale=0.0), [[6], [6]])
+    heads = golden.float_attention(np.stack([q, q]), np.stack([k, k]), np.stack([v, -v]),
+                                   causal=True)
+    np.testing.assert_allclose(heads, [[[4], [7]], [[-4], [-7]]])

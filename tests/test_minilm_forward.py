@@ -55,7 +55,7 @@ def test_plugged_attention_is_called_for_every_layer_and_head(model, ref):
 
 def test_hdp_without_pruning_stays_close(model, ref):
     texts, emb, _ = ref
-    method = HDPAttention(base_config(), block_prune_enable=False, check_every=5)
+    method = HDPAttention(base_config(), block_prune_enable=False)
     ours = model.embed(texts[:3], method)
     assert method.stats.pruned == 0.0
     assert (np.sum(ours * emb[:3], axis=1) > 0.99).all()

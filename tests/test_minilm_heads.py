@@ -1,6 +1,6 @@
 """Real all-MiniLM-L6-v2 heads (tests/data/minilm_heads.npz) through the golden model,
-bit for bit. Needs only NumPy and the repository (no eval extras); regenerate the
-vectors with scripts/export_minilm_heads.py."""
+bit for bit, with either matrix product. Needs only NumPy and the repository (no eval
+extras); regenerate the vectors with scripts/export_minilm_heads.py."""
 import numpy as np
 import pytest
 
@@ -25,10 +25,12 @@ def test_the_vectors_cover_the_registers():
         assert all(lo <= x.min() and x.max() <= hi for x in (h.q, h.k, h.v))
 
 
+@pytest.mark.parametrize("matmul", [golden.int64_matmul, golden.float64_matmul],
+                         ids=["int64", "float64"])
 @pytest.mark.parametrize("head", HEADS, ids=[h.name for h in HEADS])
-def test_golden_out_is_bit_exact(head):
+def test_golden_out_is_bit_exact(head, matmul):
     config, regs, q, k, v, out = head
-    res = golden.attention_head(q, k, v, config, regs)
+    res = golden.attention_head(q, k, v, config, regs, matmul=matmul)
     assert res.out.dtype == np.int64
     np.testing.assert_array_equal(res.out, out)
     if regs.head_prune_enable and res.head_pruned:

