@@ -13,8 +13,10 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from . import widths as W
+
 __all__ = ["HDPConfig", "Registers", "PRESETS", "ConfigError", "RHO_ONE", "RHO_BITS",
-           "DEFAULT_LOGIT_GAP"]
+           "DEFAULT_LOGIT_GAP", "SELECTOR_NAMES"]
 
 #: ``rho`` is a signed Q1.8 fraction: 256 means 1.0; -256..256 needs 10 signed bits.
 RHO_ONE = 256
@@ -25,18 +27,14 @@ class ConfigError(ValueError):
     """An invalid configuration or register value; the message names the field."""
 
 
+#: The block-selection policies the generator can build (``HDPConfig.selector``): each
+#: has an RTL unit behind the selection seam (``hdp_rtl.rtl.selectors``) and a golden
+#: policy function (``golden.selectors``).
+SELECTOR_NAMES = ("hdp",)
+
+
 def _is_pow2(x: int) -> bool:
     return x >= 1 and (x & (x - 1)) == 0
-
-
-def _clog2(x: int) -> int:
-    """Bits needed to index ``x`` items (0 for x <= 1)."""
-    return max(0, (x - 1).bit_length())
-
-
-def _bits_for(x: int) -> int:
-    """Bits of an unsigned number holding values 0..x."""
-    return max(1, int(x).bit_length())
 
 
 def _check_int(obj, name: str, lo: int | None = None, hi: int | None = None,
@@ -88,8 +86,9 @@ class HDPConfig:
         Elements per AXI4-Stream beat (a power of two dividing ``head_dim``): input
         beats carry that many Q/K/V elements in byte lanes, output beats that many
         outputs in 16- or 32-bit lanes.
-    in_fifo_depth, out_fifo_depth : int
-        Depths of the stream FIFOs at the top-level ports.
+    selector : str
+        The block-selection policy behind the selection seam: one of
+        ``SELECTOR_NAMES`` (``"hdp"``: the top-k-free row-balanced rule).
     """
 
     seq_max: int = 256
@@ -109,8 +108,7 @@ class HDPConfig:
     out_bits: int = 16
     out_frac: int = 10
     axis_elems: int = 8
-    in_fifo_depth: int = 16
-    out_fifo_depth: int = 16
+    selector: str = "hdp"
 
     def __post_init__(self):
         _check_int(self, "seq_max", 1, 4096)
@@ -134,53 +132,64 @@ class HDPConfig:
                 f"out_frac must be <= frac_bits + prob_bits = "
                 f"{self.frac_bits + self.prob_bits}, not {self.out_frac}")
         _check_int(self, "axis_elems", 1, self.head_dim, pow2=True)
-        _check_int(self, "in_fifo_depth", 2, 4096, pow2=True)
-        _check_int(self, "out_fifo_depth", 2, 4096, pow2=True)
+        if self.selector not in SELECTOR_NAMES:
+            raise ConfigError(f"selector must be one of {', '.join(SELECTOR_NAMES)}, "
+                              f"not {self.selector!r}")
         # The golden model computes in int64: keep every intermediate below 2**62.
         if self.softmax_product_bits > 62 or self.pv_acc_bits > 62:
             raise ConfigError(
                 f"score_scale_bits + score width is {self.softmax_product_bits} bits and "
                 f"the P x V accumulator {self.pv_acc_bits} bits; both must be <= 62")
 
-    # ---- derived widths -------------------------------------------------------------
+    # ---- derived widths (hdp_rtl.widths computes each once) ---------------------------
     @property
     def data_bits(self) -> int:
         """``B = I + F``, the width of one Q/K/V element."""
         return self.int_bits + self.frac_bits
 
     @property
+    def data_min(self) -> int:
+        """Smallest Q/K/V element value (two's complement, ``B`` bits)."""
+        return W.data_range(self.data_bits)[0]
+
+    @property
+    def data_max(self) -> int:
+        """Largest Q/K/V element value."""
+        return W.data_range(self.data_bits)[1]
+
+    @property
     def seq_bits(self) -> int:
         """Width of a token index 0..seq_max-1."""
-        return max(1, _clog2(self.seq_max))
+        return W.index_bits(self.seq_max)
 
     @property
     def seq_len_bits(self) -> int:
         """Width of the ``seq_len`` register (holds 0..seq_max)."""
-        return _bits_for(self.seq_max)
+        return W.bits_for(self.seq_max)
 
     @property
     def dim_bits(self) -> int:
-        return max(1, _clog2(self.head_dim))
+        return W.index_bits(self.head_dim)
 
     @property
     def sint_bits(self) -> int:
         """Signed width of ``S_int`` (sum of ``d`` products of two I-bit numbers)."""
-        return 2 * self.int_bits - 1 + _clog2(self.head_dim) + 1
+        return W.sint_bits(int_bits=self.int_bits, head_dim=self.head_dim)
 
     @property
     def score_bits(self) -> int:
         """Signed width of the full score ``S`` (sum of ``d`` products of B-bit numbers)."""
-        return 2 * self.data_bits - 1 + _clog2(self.head_dim) + 1
+        return W.score_bits(data_bits=self.data_bits, head_dim=self.head_dim)
 
     @property
     def block_row_bits(self) -> int:
         """Width of a block-row index."""
-        return max(1, _clog2(self.block_row_count))
+        return W.index_bits(self.block_row_count)
 
     @property
     def block_col_bits(self) -> int:
         """Width of a block-column index."""
-        return max(1, _clog2(self.block_col_count))
+        return W.index_bits(self.block_col_count)
 
     @property
     def rho_bits(self) -> int:
@@ -189,22 +198,21 @@ class HDPConfig:
 
     @property
     def block_row_count(self) -> int:
-        return -(-self.seq_max // self.block_rows)
+        return W.ceil_div(self.seq_max, self.block_rows)
 
     @property
     def block_col_count(self) -> int:
-        return -(-self.seq_max // self.block_cols)
+        return W.ceil_div(self.seq_max, self.block_cols)
 
     @property
     def hi_bits(self) -> int:
         """Unsigned width of the head importance (sum of |S_int| over seq_max**2 pairs)."""
-        max_abs = self.head_dim * (2 ** (self.int_bits - 1)) ** 2
-        return _bits_for(max_abs * self.seq_max * self.seq_max)
+        return W.hi_bits(int_bits=self.int_bits, head_dim=self.head_dim, seq_max=self.seq_max)
 
     @property
     def delta_bits(self) -> int:
         """Unsigned width of the ``delta`` register (an S_int difference)."""
-        return self.sint_bits + 1
+        return W.delta_bits(int_bits=self.int_bits, head_dim=self.head_dim)
 
     @property
     def softmax_product_bits(self) -> int:
@@ -219,7 +227,7 @@ class HDPConfig:
     @property
     def exp_sum_bits(self) -> int:
         """Unsigned width of a row's sum of exponentials."""
-        return _bits_for(self.seq_max * 2 ** self.exp_bits)
+        return W.exp_sum_bits(seq_max=self.seq_max, exp_bits=self.exp_bits)
 
     @property
     def recip_shift(self) -> int:
@@ -229,7 +237,7 @@ class HDPConfig:
     @property
     def recip_bits(self) -> int:
         """Unsigned width of the reciprocal (its maximum is ``2**(prob_bits+guard)``)."""
-        return self.prob_bits + self.recip_guard_bits + 1
+        return W.recip_bits(prob_bits=self.prob_bits, recip_guard_bits=self.recip_guard_bits)
 
     @property
     def prob_value_bits(self) -> int:
@@ -239,22 +247,24 @@ class HDPConfig:
     @property
     def pv_acc_bits(self) -> int:
         """Signed width of the ``P x V`` accumulator."""
-        return self.prob_value_bits + self.data_bits + _clog2(self.seq_max) + 1
+        return W.pv_acc_bits(prob_bits=self.prob_bits, data_bits=self.data_bits,
+                             seq_max=self.seq_max)
 
     @property
     def out_shift(self) -> int:
         """Right shift from the ``P x V`` accumulator to the output format."""
-        return self.frac_bits + self.prob_bits - self.out_frac
+        return W.out_shift(frac_bits=self.frac_bits, prob_bits=self.prob_bits,
+                           out_frac=self.out_frac)
 
     @property
     def in_lane_bits(self) -> int:
-        """Bits of one element's byte lane in an input beat."""
-        return 8 * -(-self.data_bits // 8)
+        """Bits of one element's byte lane in an input beat (8 or 16)."""
+        return W.lane_bits(self.data_bits, lanes=(8, 16))
 
     @property
     def out_lane_bits(self) -> int:
         """Bits of one output's lane in an output beat (16 or 32)."""
-        return 16 if self.out_bits <= 16 else 32
+        return W.lane_bits(self.out_bits, lanes=(16, 32))
 
     @property
     def s_axis_bits(self) -> int:
@@ -327,12 +337,11 @@ PRESETS: dict[str, dict] = {
     # Small enough for an iCE40 UP5K (8 DSPs, 30 EBR): 64 tokens of 32 dims.
     "edge": dict(seq_max=64, head_dim=32, block_rows=1, block_cols=4,
                  int_lanes=4, mac_lanes=4, exp_bits=10, prob_bits=10,
-                 recip_guard_bits=8, axis_elems=4, in_fifo_depth=4, out_fifo_depth=4),
+                 recip_guard_bits=8, axis_elems=4),
     # Long sequences and wide heads.
     "server": dict(seq_max=1024, head_dim=128, block_rows=1, block_cols=8,
                    int_lanes=64, mac_lanes=64, exp_lut_bits=7, exp_bits=14,
-                   prob_bits=14, recip_guard_bits=12, out_bits=20, out_frac=14, axis_elems=16,
-                   in_fifo_depth=64, out_fifo_depth=64),
+                   prob_bits=14, recip_guard_bits=12, out_bits=20, out_frac=14, axis_elems=16),
 }
 
 
