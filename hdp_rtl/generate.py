@@ -8,11 +8,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from amaranth.back import verilog
-
-from .lint import WAIVER_FILE, write_waivers
 from .config import HDPConfig
 from .regmap import regmap_c_header, regmap_json
+from .verilog import convert
 
 __all__ = ["UNITS", "build_unit", "generate"]
 
@@ -45,7 +43,7 @@ TOP_MODULE = "hdp_coprocessor"
 
 def _write_verilog(component, module: str, out: Path, files: dict, start: float) -> None:
     path = out / f"{module}.v"
-    path.write_text(verilog.convert(component, name=module, emit_src=False))
+    path.write_text(convert(component, module))
     files[path.name] = {"module": module, "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -53,6 +51,9 @@ def generate(config: HDPConfig, out_dir: str | Path, *, preset: str | None = Non
              units: bool = True) -> dict:
     """Write the top ``hdp_coprocessor.v`` (and ``hdp_<unit>.v`` for every unit),
     ``regs.json``, ``hdp_regs.h``, ``config.json`` and ``manifest.json``.
+
+    The Verilog files need nothing else on Verilator, Icarus or Yosys (see
+    :mod:`hdp_rtl.verilog`).
 
     Returns the manifest.
     """
@@ -63,8 +64,6 @@ def generate(config: HDPConfig, out_dir: str | Path, *, preset: str | None = Non
     _write_verilog(HDPCoprocessor(config), TOP_MODULE, out, files, time.perf_counter())
     for name in UNITS if units else ():
         _write_verilog(build_unit(name, config), f"hdp_{name}", out, files, time.perf_counter())
-    write_waivers(out)
-    files[WAIVER_FILE] = {}
     (out / "regs.json").write_text(regmap_json(config))
     (out / "hdp_regs.h").write_text(regmap_c_header(config))
     files["regs.json"] = files["hdp_regs.h"] = {}

@@ -1,11 +1,12 @@
-"""Verilator ``-Wall`` lint of the generated Verilog, with the waivers it needs.
+"""Verilator ``-Wall`` lint of the generated Verilog, and the rules it waives.
 
 Amaranth writes Verilog through Yosys' ``write_verilog``, whose idioms trip seven of
 Verilator's ``-Wall`` style rules on every design, whatever the RTL says. Those rules
-are waived here, once, for the generated files and for nothing else; every other
-``-Wall`` rule (multiple drivers, latches, undriven signals, combinational loops,
-blocking/non-blocking mix-ups, ...) stays on, and the tests demand zero warnings.
-``hdp-rtl generate`` writes the same file next to the Verilog for users' own flows.
+are waived once, for the generated files and for nothing else: :mod:`hdp_rtl.verilog`
+writes them into each file as ``lint_off`` metacomments between ``lint_save`` and
+``lint_restore``. Every other ``-Wall`` rule (multiple drivers, latches, undriven
+signals, combinational loops, blocking/non-blocking mix-ups, ...) stays on, and the
+tests demand zero warnings.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-__all__ = ["WAIVERS", "WAIVER_FILE", "write_waivers", "lint_verilog"]
+__all__ = ["WAIVERS", "lint_verilog"]
 
 #: rule -> why Yosys' Verilog writer produces it (docs/verification.md repeats this).
 WAIVERS = {
@@ -30,30 +31,28 @@ WAIVERS = {
                 "are declared [-1:0]",
 }
 
-WAIVER_FILE = "verilator_waivers.vlt"
 
+def lint_verilog(sources: str | Path | list, top: str, verilator: str | None = None) -> list[str]:
+    """Plain ``verilator --lint-only -Wall`` (the files carry their own waivers).
 
-def waiver_text() -> str:
-    lines = ["`verilator_config",
-             "// Waivers for Amaranth/Yosys-generated Verilog (hdp_rtl/lint.py)."]
-    for rule, why in WAIVERS.items():
-        lines += [f"// {rule}: {why}", f'lint_off -rule {rule} -file "*"']
-    return "\n".join(lines) + "\n"
+    Parameters
+    ----------
+    sources : path or list of paths
+        Verilog files, read in this order.
+    top : str
+        The top module.
+    verilator : str, optional
+        The executable; the first ``verilator`` on ``PATH`` by default.
 
-
-def write_waivers(directory: str | Path) -> Path:
-    path = Path(directory) / WAIVER_FILE
-    path.write_text(waiver_text())
-    return path
-
-
-def lint_verilog(verilog: str | Path, top: str, verilator: str | None = None) -> list[str]:
-    """``verilator --lint-only -Wall`` with the waivers; returns the warning lines."""
-    verilog = Path(verilog)
-    waivers = write_waivers(verilog.parent)
+    Returns
+    -------
+    list of str
+        The warning and error lines; empty when the lint is clean.
+    """
+    files = [str(s) for s in (sources if isinstance(sources, list) else [sources])]
     exe = verilator or shutil.which("verilator") or "verilator"
-    proc = subprocess.run([exe, "--lint-only", "-Wall", "--top-module", top, str(waivers),
-                           str(verilog)], capture_output=True, text=True)
+    proc = subprocess.run([exe, "--lint-only", "-Wall", "--top-module", top, *files],
+                          capture_output=True, text=True)
     found = [ln for ln in proc.stderr.splitlines() if ln.startswith(("%Warning", "%Error"))]
     if proc.returncode != 0 and not found:
         found = [proc.stderr.strip() or f"verilator exited with {proc.returncode}"]

@@ -211,6 +211,7 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
 
 def main(argv=None) -> int:
     from hdp_rtl.rtl.top import HDPCoprocessor
+    from hdp_rtl.verilog import convert
     from sim.runner import build_dir_for, run_cocotb
 
     p = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.split("\n")[0])
@@ -228,9 +229,7 @@ def main(argv=None) -> int:
     results_path = out / "results.json"
     print(f"bench: {len(meta)} heads on Verilator, preset {args.preset}")
     t0 = time.perf_counter()
-    top = HDPCoprocessor(config)
-    from amaranth.back import verilog
-    verilog.convert(top, name="hdp_coprocessor")
+    convert(HDPCoprocessor(config), "hdp_coprocessor")     # what `hdp-rtl generate` does
     gen_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     run_cocotb(component=HDPCoprocessor(config), toplevel="hdp_coprocessor",

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
-from amaranth.back import verilog
-from hdp_rtl.lint import lint_verilog, write_waivers
+from hdp_rtl.lint import lint_verilog
+from hdp_rtl.verilog import convert
 
-__all__ = ["ROOT", "SIMULATORS", "build_dir_for", "write_verilog", "run_cocotb", "lint"]
+__all__ = ["ROOT", "SIMULATORS", "build_dir_for", "write_verilog", "run_cocotb",
+           "simulate_verilog", "lint"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMULATORS = ("icarus", "verilator")
@@ -33,27 +33,12 @@ def build_dir_for(name: str, simulator: str) -> Path:
     return BUILD_ROOT / name / simulator
 
 
-_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\S*) += 0;$", re.M)
-
-
-def icarus_time_zero_fix(text: str) -> str:
-    r"""Make Icarus evaluate every combinational block at time zero.
-
-    Amaranth's Verilog declares ``reg \$auto$...$1 = 0`` and names it in every
-    ``always @*`` so that simulators run those blocks once at start. Icarus applies the
-    initial value before the blocks wait, so outputs that depend only on registers stay
-    X until those registers change. Declaring it X and zeroing it 1 ps later gives the
-    intended event. Simulation only: the generated Verilog itself is left as it is.
-    """
-    return _TRIGGER.sub(lambda m: f"{m[1]}reg {m[2]} ;\n{m[1]}initial #1 {m[2]}  = 1'h0;", text)
-
-
-def write_verilog(component, toplevel: str, path: Path, *, icarus: bool = False) -> Path:
-    """Convert an Amaranth component to Verilog with module name ``toplevel``."""
+def write_verilog(component, toplevel: str, path: Path) -> Path:
+    """Write ``component``'s Verilog (:func:`hdp_rtl.verilog.convert`, the text
+    ``hdp-rtl generate`` writes) with top module ``toplevel``; unchanged files are not
+    rewritten, so the simulators' builds stay up to date."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = verilog.convert(component, name=toplevel, emit_src=False)
-    if icarus:
-        text = icarus_time_zero_fix(text)
+    text = convert(component, toplevel)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path
@@ -63,25 +48,46 @@ def run_cocotb(*, component, toplevel: str, test_module: str, simulator: str, na
                env: dict | None = None, testcase: str | None = None) -> None:
     """Generate ``component``'s Verilog, build it on ``simulator`` and run ``test_module``.
 
-    ``env`` values reach the cocotb test as environment variables (non-strings as JSON).
-    Raises ``AssertionError`` when any cocotb test fails or none ran.
+    See :func:`simulate_verilog` for the arguments.
+    """
+    source = write_verilog(component, toplevel, build_dir_for(name, simulator) / f"{toplevel}.v")
+    simulate_verilog(source, toplevel=toplevel, test_module=test_module, simulator=simulator,
+                     name=name, env=env, testcase=testcase)
+
+
+def simulate_verilog(source: Path, *, toplevel: str, test_module: str, simulator: str,
+                     name: str, env: dict | None = None, testcase: str | None = None) -> None:
+    """Build the Verilog file ``source`` as it is on ``simulator`` and run ``test_module``.
+
+    Parameters
+    ----------
+    source : Path
+        Verilog with its own Verilator waivers and Icarus fix (:mod:`hdp_rtl.verilog`):
+        nothing else is passed, and Verilator builds without ``-Wno-fatal``.
+    toplevel, test_module : str
+        The top module, and the cocotb test module (found in ``tb/`` or the repository).
+    simulator : str
+        One of :data:`SIMULATORS`.
+    name : str
+        Build directory name under ``build/sim`` (see :func:`build_dir_for`).
+    env : dict, optional
+        Values the cocotb test sees as environment variables (non-strings as JSON).
+    testcase : str, optional
+        Run only this cocotb test.
+
+    Raises
+    ------
+    AssertionError
+        When any cocotb test fails or none ran.
     """
     from cocotb_tools.runner import get_results, get_runner
 
     _tool_path()
     build_dir = build_dir_for(name, simulator)
-    source = write_verilog(component, toplevel, build_dir / f"{toplevel}.v",
-                           icarus=simulator == "icarus")
     waves = os.environ.get("WAVES", "0") not in ("", "0")
     runner = get_runner(simulator)
-    # Verilator builds with the generated Verilog's lint waivers (hdp_rtl/lint.py) and
-    # no -Wno-fatal: any other warning stops the build.
-    sources = [source]
-    if simulator == "verilator":
-        sources.insert(0, write_waivers(build_dir))
-    runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
-                 timescale=("1ns", "1ps"), waves=waves,
-                 log_file=build_dir / "build.log")
+    runner.build(sources=[Path(source)], hdl_toplevel=toplevel, build_dir=build_dir,
+                 timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
     extra_env = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (env or {}).items()}
     for path in (str(ROOT / "tb"), str(ROOT)):  # the runner passes sys.path on as PYTHONPATH
         if path not in sys.path:
@@ -95,8 +101,8 @@ def run_cocotb(*, component, toplevel: str, test_module: str, simulator: str, na
 
 
 def lint(component, toplevel: str, name: str) -> list[str]:
-    """Verilator ``--lint-only -Wall`` (with the waivers of :mod:`hdp_rtl.lint`) of
-    ``component``'s Verilog; returns the warnings."""
+    """Plain Verilator ``--lint-only -Wall`` of ``component``'s Verilog (which carries
+    the waivers of :mod:`hdp_rtl.lint`); returns the warnings."""
     _tool_path()
     build_dir = build_dir_for(name, "lint")
     return lint_verilog(write_verilog(component, toplevel, build_dir / f"{toplevel}.v"), toplevel)

@@ -12,8 +12,8 @@ from hdp_rtl.cli import main
 def test_generate_writes_verilog_registers_header_and_manifest(tmp_path):
     assert main(["generate", "--preset", "edge", "-o", str(tmp_path)]) == 0
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"hdp_coprocessor.v", "regs.json", "hdp_regs.h", "manifest.json", "config.json",
-            "verilator_waivers.vlt"} <= names
+    assert {"hdp_coprocessor.v", "regs.json", "hdp_regs.h", "manifest.json",
+            "config.json"} <= names
     verilog = (tmp_path / "hdp_coprocessor.v").read_text()
     for port in ("s_axil_awaddr", "s_axis_tdata", "s_axis_tlast", "m_axis_tdata", "m_axis_tready"):
         assert f" {port}" in verilog, port
