@@ -16,10 +16,18 @@ __all__ = ["UNITS", "build_unit", "generate"]
 
 #: name -> (module, class); each class has ``from_config(config)``.
 UNITS = {
+    "axil": ("hdp_rtl.rtl.axil", "AxiLiteSlave"),
+    "regfile": ("hdp_rtl.rtl.regfile", "RegisterFile"),
+    "counters": ("hdp_rtl.rtl.counters", "PerfCounters"),
+    "sequencer": ("hdp_rtl.rtl.sequencer", "Sequencer"),
+    "unpacker": ("hdp_rtl.rtl.unpacker", "InputUnpacker"),
+    "rowstore": ("hdp_rtl.rtl.rowstore", "RowStore"),
     "head_scorer": ("hdp_rtl.rtl.head_scorer", "HeadScorer"),
     "block_selector": ("hdp_rtl.rtl.block_selector", "BlockSelector"),
+    "pair_generator": ("hdp_rtl.rtl.pair_generator", "PairGenerator"),
     "mac_array": ("hdp_rtl.rtl.mac_array", "MacArray"),
     "softmax": ("hdp_rtl.rtl.softmax", "Softmax"),
+    "serializer": ("hdp_rtl.rtl.serializer", "OutputSerializer"),
 }
 
 

@@ -1,15 +1,27 @@
-"""The AXI4-Lite register map, defined once: the RTL, the testbenches, ``regs.json``, the
-C header and the table in ``docs/interface.md`` are all made from :func:`register_map`.
+"""The AXI4-Lite register map, defined once: the RTL (:mod:`hdp_rtl.rtl.regfile`), the host
+driver (:mod:`hdp_rtl.host`), the testbenches, ``regs.json``, the C header and the tables
+in ``docs/interface.md`` are all made from this module.
+
+Everything a host needs to know lives here: register offsets and fields (with the
+``ctrl`` and ``status`` bit positions), the AXI4-Lite address width, the error codes
+(:class:`ErrorCode`) and the data formats of the streams (:func:`stream_format`).
 """
 from __future__ import annotations
 
+import enum
 import json
 from dataclasses import asdict, dataclass, field
 
-from .config import HDPConfig
+from .config import RHO_ONE, HDPConfig
 
-__all__ = ["Field", "Register", "register_map", "regmap_json", "regmap_c_header",
-           "regmap_markdown", "COUNTERS", "FLAG_FIELDS"]
+__all__ = ["Field", "Register", "ErrorCode", "register_map", "registers_by_name",
+           "stream_format", "regmap_json", "regmap_c_header", "regmap_markdown",
+           "errors_markdown", "COUNTERS", "FLAG_FIELDS", "AXIL_ADDR_BITS", "COUNTER_BASE"]
+
+#: Byte-address width of the AXI4-Lite port (256 bytes of registers).
+AXIL_ADDR_BITS = 8
+#: Offset of the first performance counter.
+COUNTER_BASE = 0x40
 
 #: Bits of the FLAGS register, in order from bit 0: each mirrors a ``Registers`` field.
 FLAG_FIELDS = ("causal", "head_prune_enable", "block_prune_enable", "block_rule", "approx_enable")
@@ -33,6 +45,54 @@ COUNTERS = {
 }
 
 
+class ErrorCode(enum.IntEnum):
+    """``status.error_code``: why ``status.error`` was set (the latest error wins).
+
+    ``refuses_start`` says whether the error is raised by a ``ctrl.start`` that it
+    refuses (the core stays idle); the others are raised while the core runs or by a
+    bus access, and refuse nothing.
+    """
+
+    NONE = 0
+    SEQ_LEN_ZERO = 1
+    SEQ_LEN_TOO_BIG = 2
+    FLAGS_RESERVED = 3
+    RHO_RANGE = 4
+    BAD_ADDRESS = 5
+    FIELD_OVERFLOW = 6
+    START_WHILE_BUSY = 7
+    INPUT_LANE = 8
+    INPUT_TLAST = 9
+
+    @property
+    def description(self) -> str:
+        return _ERROR_TEXT[self][0]
+
+    @property
+    def refuses_start(self) -> bool:
+        return _ERROR_TEXT[self][1]
+
+
+_ERROR_TEXT = {
+    ErrorCode.NONE: ("no error", False),
+    ErrorCode.SEQ_LEN_ZERO: ("start refused: seq_len is 0", True),
+    ErrorCode.SEQ_LEN_TOO_BIG: ("start refused: seq_len > seq_max", True),
+    ErrorCode.FLAGS_RESERVED: ("start refused: a reserved bit of flags was written", True),
+    ErrorCode.RHO_RANGE: (f"start refused: rho outside -{RHO_ONE}..{RHO_ONE}", True),
+    ErrorCode.BAD_ADDRESS: ("a write to an address with no writable register (reserved, "
+                            "read-only or unaligned); answered SLVERR, nothing written", False),
+    ErrorCode.FIELD_OVERFLOW: ("start refused: a write to head_threshold, "
+                               "head_threshold_hi, delta or score_scale set a bit outside "
+                               "the register's field", True),
+    ErrorCode.START_WHILE_BUSY: ("a start while a head runs; ignored, the running head "
+                                 "goes on", False),
+    ErrorCode.INPUT_LANE: ("an input lane is not the sign extension of its element; "
+                           "the element is taken as its low B bits", False),
+    ErrorCode.INPUT_TLAST: ("s_axis tlast missing on, or present before, a tensor's last "
+                            "beat; beats are still counted as the head's", False),
+}
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -40,6 +100,21 @@ class Field:
     width: int
     description: str
     signed: bool = False
+
+    @property
+    def mask(self) -> int:
+        return ((1 << self.width) - 1) << self.lsb
+
+    def get(self, word: int) -> int:
+        """The field's value in register word ``word`` (sign-extended when signed)."""
+        value = (word >> self.lsb) & ((1 << self.width) - 1)
+        if self.signed and self.width and value >> (self.width - 1):
+            value -= 1 << self.width
+        return value
+
+    def put(self, value: int) -> int:
+        """``value`` placed in the field's bits of a register word."""
+        return (int(value) & ((1 << self.width) - 1)) << self.lsb
 
 
 @dataclass(frozen=True)
@@ -49,39 +124,60 @@ class Register:
     access: str            # "rw", "ro" or "wo"
     description: str
     fields: tuple = field(default_factory=tuple)
+    #: the error a start raises after a write set a bit outside this register's fields
+    overflow_error: ErrorCode = ErrorCode.FIELD_OVERFLOW
 
     @property
     def mask(self) -> int:
+        """The bits that hold a field; a read returns the other bits as 0."""
         m = 0
         for f in self.fields:
-            m |= ((1 << f.width) - 1) << f.lsb
+            m |= f.mask
         return m
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(f"register {self.name} has no field {name!r}")
+
+    def word(self, **values) -> int:
+        """The register word with the named fields set (the others 0)."""
+        return sum(self.field(k).put(v) for k, v in values.items())
+
+    def decode(self, word: int) -> dict:
+        """Every field's value in ``word``."""
+        return {f.name: f.get(word) for f in self.fields}
 
 
 def register_map(config: HDPConfig) -> list[Register]:
     """Every register at its byte offset; widths follow ``config``."""
+    codes = "; ".join(f"{int(c)}: {c.name.lower()}" for c in ErrorCode if c)
     regs = [
         Register("ctrl", 0x00, "wo", "write 1 to START to run one head", (
             Field("start", 0, 1, "start a head with the current registers"),
-            Field("clear_error", 1, 1, "clear STATUS.error and STATUS.error_code"))),
+            Field("clear_error", 1, 1, "clear STATUS.error and STATUS.error_code "
+                  "(before a start written in the same word)"))),
         Register("status", 0x04, "ro", "state of the core", (
             Field("busy", 0, 1, "a head is running"),
-            Field("done", 1, 1, "the last head finished (cleared by start)"),
-            Field("error", 2, 1, "a start was refused: see error_code"),
+            Field("done", 1, 1, "the last head finished (cleared by an accepted start)"),
+            Field("error", 2, 1, "an error happened since the last clear_error: see "
+                  "error_code"),
             Field("head_pruned", 3, 1, "the last head was pruned"),
-            Field("error_code", 8, 4, "1: seq_len is 0, 2: seq_len > seq_max, "
-                  "3: a reserved bit of FLAGS is set, 4: rho outside -256..256, "
-                  "5: a register write hit a reserved address"))),
+            Field("error_code", 8, 4, f"the latest error: {codes}"))),
         Register("seq_len", 0x08, "rw", "tokens in the head, 1..seq_max", (
-            Field("seq_len", 0, config.seq_len_bits, "tokens"),)),
+            Field("seq_len", 0, config.seq_len_bits, "tokens"),),
+            overflow_error=ErrorCode.SEQ_LEN_TOO_BIG),
         Register("flags", 0x0C, "rw", "run-time switches; other bits are reserved (error 3)", tuple(
-            Field(name, i, 1, f"Registers.{name}") for i, name in enumerate(FLAG_FIELDS))),
+            Field(name, i, 1, f"Registers.{name}") for i, name in enumerate(FLAG_FIELDS)),
+            overflow_error=ErrorCode.FLAGS_RESERVED),
         Register("head_threshold", 0x10, "rw", "head pruned when HI < this (low 32 bits)", (
             Field("head_threshold", 0, min(32, config.hi_bits), "unsigned"),)),
         Register("head_threshold_hi", 0x14, "rw", "bits 32 and up of head_threshold", (
-            Field("head_threshold_hi", 0, max(0, config.hi_bits - 32), "unsigned"),)
+            Field("head_threshold_hi", 0, config.hi_bits - 32, "unsigned"),)
             if config.hi_bits > 32 else ()),
-        Register("rho", 0x18, "rw", "mean rule: Q1.8 signed, -256..256 (others: error 4)", (
+        Register("rho", 0x18, "rw",
+                 f"mean rule: Q1.8 signed, -{RHO_ONE}..{RHO_ONE} (others: error 4)", (
             Field("rho", 0, 32, "two's complement", signed=True),)),
         Register("delta", 0x1C, "rw", "delta rule margin in integer-score units", (
             Field("delta", 0, config.delta_bits, "unsigned"),)),
@@ -92,14 +188,39 @@ def register_map(config: HDPConfig) -> list[Register]:
             Field("config_hash", 0, 32, "HDPConfig.digest()"),)),
     ]
     for i, (name, text) in enumerate(COUNTERS.items()):
-        regs.append(Register(name, 0x40 + 4 * i, "ro", text, (Field(name, 0, 32, "counter"),)))
+        regs.append(Register(name, COUNTER_BASE + 4 * i, "ro", text,
+                             (Field(name, 0, 32, "counter"),)))
     return regs
 
 
+def registers_by_name(config: HDPConfig) -> dict[str, Register]:
+    return {r.name: r for r in register_map(config)}
+
+
+def stream_format(config: HDPConfig) -> dict:
+    """What a host needs to format the AXI4-Stream data of ``config``."""
+    return {
+        "int_bits": config.int_bits, "frac_bits": config.frac_bits,
+        "data_bits": config.data_bits, "data_min": config.data_min, "data_max": config.data_max,
+        "seq_max": config.seq_max, "head_dim": config.head_dim,
+        "axis_elems": config.axis_elems, "beats_per_row": config.beats_per_row,
+        "in_lane_bits": config.in_lane_bits, "s_axis_bits": config.s_axis_bits,
+        "out_bits": config.out_bits, "out_frac": config.out_frac,
+        "out_lane_bits": config.out_lane_bits, "m_axis_bits": config.m_axis_bits,
+        "score_scale_frac": config.score_scale_frac, "rho_one": RHO_ONE,
+        "axil_addr_bits": AXIL_ADDR_BITS,
+    }
+
+
 def regmap_json(config: HDPConfig) -> str:
-    return json.dumps({"config_hash": config.digest(),
-                       "registers": [asdict(r) | {"mask": r.mask} for r in register_map(config)]},
-                      indent=2) + "\n"
+    return json.dumps({
+        "config_hash": config.digest(),
+        "format": stream_format(config),
+        "registers": [asdict(r) | {"mask": r.mask, "overflow_error": int(r.overflow_error)}
+                      for r in register_map(config)],
+        "error_codes": [{"code": int(c), "name": c.name.lower(), "description": c.description,
+                         "refuses_start": c.refuses_start} for c in ErrorCode],
+    }, indent=2) + "\n"
 
 
 def regmap_c_header(config: HDPConfig, guard: str = "HDP_REGS_H") -> str:
@@ -112,9 +233,14 @@ def regmap_c_header(config: HDPConfig, guard: str = "HDP_REGS_H") -> str:
         for f in r.fields:
             fu = f"HDP_{up}_{f.name.upper()}" if f.name != r.name else f"HDP_{up}"
             lines.append(f"#define {fu}_LSB {f.lsb}u")
-            lines.append(f"#define {fu}_MASK 0x{((1 << f.width) - 1) << f.lsb:08X}u")
-    lines += ["", f"#define HDP_SEQ_MAX {config.seq_max}u", f"#define HDP_HEAD_DIM {config.head_dim}u",
-              f"#define HDP_CONFIG_HASH32 0x{int(config.digest(), 16) & 0xFFFFFFFF:08X}u",
+            lines.append(f"#define {fu}_MASK 0x{f.mask:08X}u")
+    lines += ["", "/* status.error_code values */"]
+    lines += [f"#define HDP_ERR_{c.name} {int(c)}u  /* {c.description} */" for c in ErrorCode]
+    lines += ["", "/* stream data formats */"]
+    for key, value in stream_format(config).items():
+        lines.append(f"#define HDP_{key.upper()} ({value})" if value < 0
+                     else f"#define HDP_{key.upper()} {value}u")
+    lines += [f"#define HDP_CONFIG_HASH32 0x{int(config.digest(), 16) & 0xFFFFFFFF:08X}u",
               "", f"#endif /* {guard} */", ""]
     return "\n".join(lines)
 
@@ -124,10 +250,19 @@ def regmap_markdown(config: HDPConfig) -> str:
             "| --- | --- | --- | --- | --- | --- |"]
     for r in register_map(config):
         if not r.fields:
-            rows.append(f"| 0x{r.offset:02X} | {r.name} | {r.access} | - | - | {r.description} (unused in this config) |")
+            rows.append(f"| 0x{r.offset:02X} | {r.name} | {r.access} | - | - | {r.description} "
+                        f"(no field in this config: reads 0; a non-zero write is error 6) |")
         for i, f in enumerate(r.fields):
             bits = f"{f.lsb}" if f.width == 1 else f"{f.lsb + f.width - 1}:{f.lsb}"
             head = (f"0x{r.offset:02X}", r.name, r.access) if i == 0 else ("", "", "")
             rows.append(f"| {head[0]} | {head[1]} | {head[2]} | {bits} | {f.name} | "
                         f"{r.description if i == 0 and len(r.fields) == 1 else f.description} |")
+    return "\n".join(rows) + "\n"
+
+
+def errors_markdown() -> str:
+    rows = ["| code | name (`HDP_ERR_*`) | refuses the start | meaning |",
+            "| --- | --- | --- | --- |"]
+    rows += [f"| {int(c)} | {c.name} | {'yes' if c.refuses_start else 'no'} | {c.description} |"
+             for c in ErrorCode if c]
     return "\n".join(rows) + "\n"

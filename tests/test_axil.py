@@ -34,16 +34,16 @@ def test_writes_and_reads_under_stalls():
             ctx.set(dut.s_axil_wdata, value)
             ctx.set(dut.s_axil_wstrb, 0xF)
             ctx.set(dut.s_axil_wvalid, 1)
-            ctx.set(dut.wr_error, int(bad))
-            assert ctx.get(dut.wr_en) and ctx.get(dut.s_axil_awready) and ctx.get(dut.s_axil_wready)
-            assert ctx.get(dut.wr_addr) == addr and ctx.get(dut.wr_data) == value
+            ctx.set(dut.bus.wr_error, int(bad))
+            assert ctx.get(dut.bus.wr_en) and ctx.get(dut.s_axil_awready) and ctx.get(dut.s_axil_wready)
+            assert ctx.get(dut.bus.wr_addr) == addr and ctx.get(dut.bus.wr_data) == value
             if not bad:
                 store[addr] = value
             await ctx.tick()
             ctx.set(dut.s_axil_awvalid, 0)
             ctx.set(dut.s_axil_wvalid, 0)
-            ctx.set(dut.wr_error, 0)
-            assert not ctx.get(dut.wr_en)
+            ctx.set(dut.bus.wr_error, 0)
+            assert not ctx.get(dut.bus.wr_en)
             for _ in range(rng.randrange(3)):        # B held while bready is low
                 assert ctx.get(dut.s_axil_bvalid)
                 await ctx.tick()
@@ -55,9 +55,9 @@ def test_writes_and_reads_under_stalls():
             # read back
             ctx.set(dut.s_axil_araddr, addr)
             ctx.set(dut.s_axil_arvalid, 1)
-            assert ctx.get(dut.rd_en) and ctx.get(dut.rd_addr) == addr
-            ctx.set(dut.rd_data, store.get(addr, 0))
-            ctx.set(dut.rd_error, int(addr not in store))
+            assert ctx.get(dut.bus.rd_en) and ctx.get(dut.bus.rd_addr) == addr
+            ctx.set(dut.bus.rd_data, store.get(addr, 0))
+            ctx.set(dut.bus.rd_error, int(addr not in store))
             await ctx.tick()
             ctx.set(dut.s_axil_arvalid, 0)
             assert not ctx.get(dut.s_axil_arready)   # one read outstanding

@@ -59,15 +59,15 @@ class AxiLiteHarness(Elaboratable):
         m.submodules.dut = dut = AxiLiteSlave(addr_width=self.addr_width)
         drive_any(m, dut.s_axil_awaddr, dut.s_axil_awvalid, dut.s_axil_wdata, dut.s_axil_wstrb,
                   dut.s_axil_wvalid, dut.s_axil_bready, dut.s_axil_araddr, dut.s_axil_arvalid,
-                  dut.s_axil_rready, dut.wr_error, dut.rd_data, dut.rd_error)
+                  dut.s_axil_rready, dut.bus.wr_error, dut.bus.rd_data, dut.bus.rd_error)
         hs = axil_rules(m, dut)
         # register strobes: exactly one per taken request, carrying the request
         m.d.comb += [
-            Assert(dut.wr_en == (hs["aw"] & hs["w"]), "one wr_en per taken write"),
-            Assert(~dut.wr_en | ((dut.wr_addr == dut.s_axil_awaddr) & (dut.wr_data == dut.s_axil_wdata)
-                                 & (dut.wr_strb == dut.s_axil_wstrb)), "wr_* carry the request"),
-            Assert(dut.rd_en == hs["ar"], "one rd_en per taken read"),
-            Assert(~dut.rd_en | (dut.rd_addr == dut.s_axil_araddr), "rd_addr carries the request"),
+            Assert(dut.bus.wr_en == (hs["aw"] & hs["w"]), "one wr_en per taken write"),
+            Assert(~dut.bus.wr_en | ((dut.bus.wr_addr == dut.s_axil_awaddr) & (dut.bus.wr_data == dut.s_axil_wdata)
+                                 & (dut.bus.wr_strb == dut.s_axil_wstrb)), "wr_* carry the request"),
+            Assert(dut.bus.rd_en == hs["ar"], "one rd_en per taken read"),
+            Assert(~dut.bus.rd_en | (dut.bus.rd_addr == dut.s_axil_araddr), "rd_addr carries the request"),
             Cover(hs["b"], "a write answered"),
             Cover(hs["r"], "a read answered"),
             Cover(hs["b"] & hs["r"], "a write and a read answered in the same cycle"),

@@ -4,6 +4,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import RHO_BITS, RHO_ONE
+from ..widths import index_bits
 from .layouts import block_layout, mask_layout
 
 __all__ = ["BlockSelector"]
@@ -33,7 +34,7 @@ class BlockSelector(wiring.Component):
     Members
     -------
     block_prune_enable, block_rule, rho, delta : In
-        Run-time registers, stable during a head.
+        Run-time registers, stable during a head (:meth:`drive_registers`).
     i_block : In(stream.Signature(block_layout))
         The valid blocks of each block row (``last`` ends the row).
     o_mask : Out(stream.Signature(mask_layout))
@@ -47,7 +48,7 @@ class BlockSelector(wiring.Component):
     def __init__(self, *, block_col_count: int, sint_bits: int, delta_bits: int):
         self.block_col_count = block_col_count
         self.sint_bits = sint_bits
-        col_bits = max(1, (block_col_count - 1).bit_length())
+        col_bits = index_bits(block_col_count)
         self.col_bits = col_bits
         super().__init__({
             "block_prune_enable": In(1), "block_rule": In(1),
@@ -60,6 +61,12 @@ class BlockSelector(wiring.Component):
     def from_config(cls, config):
         return cls(block_col_count=config.block_col_count, sint_bits=config.sint_bits,
                    delta_bits=config.delta_bits)
+
+    def drive_registers(self, m, run):
+        """Connect the run-time registers this policy reads from the latched ``run``."""
+        m.d.comb += [self.block_prune_enable.eq(run.flags.block_prune_enable),
+                     self.block_rule.eq(run.flags.block_rule),
+                     self.rho.eq(run.rho), self.delta.eq(run.delta)]
 
     def elaborate(self, platform):
         m = Module()

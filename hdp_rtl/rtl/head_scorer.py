@@ -3,6 +3,7 @@ from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .. import widths as W
 from .arith import tree_sum
 from .layouts import block_layout
 from .rowmem import RowReadSignature
@@ -52,15 +53,15 @@ class HeadScorer(wiring.Component):
         self.seq_max, self.head_dim = seq_max, head_dim
         self.int_bits, self.frac_bits = int_bits, frac_bits
         self.int_lanes, self.block_rows, self.block_cols = int_lanes, block_rows, block_cols
-        self.block_col_count = -(-seq_max // block_cols)
-        self.block_col_bits = max(1, (self.block_col_count - 1).bit_length())
-        self.sint_bits = 2 * int_bits + (head_dim - 1).bit_length()
-        seq_bits = max(1, (seq_max - 1).bit_length())
-        self.hi_bits = (head_dim * (1 << (2 * int_bits - 2)) * seq_max * seq_max).bit_length()
+        self.block_col_count = W.ceil_div(seq_max, block_cols)
+        self.block_col_bits = W.index_bits(self.block_col_count)
+        self.sint_bits = W.sint_bits(int_bits=int_bits, head_dim=head_dim)
+        seq_bits = W.index_bits(seq_max)
+        self.hi_bits = W.hi_bits(int_bits=int_bits, head_dim=head_dim, seq_max=seq_max)
         data_bits = int_bits + frac_bits
         super().__init__({
             "start": In(1), "busy": Out(1),
-            "seq_len": In(seq_max.bit_length()), "causal": In(1),
+            "seq_len": In(W.bits_for(seq_max)), "causal": In(1),
             "q_rd": In(RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=data_bits)),
             "k_rd": In(RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=data_bits)),
             "o_block": Out(stream.Signature(block_layout(sint_bits=self.sint_bits,
@@ -72,11 +73,9 @@ class HeadScorer(wiring.Component):
 
     @classmethod
     def from_config(cls, config):
-        c = cls(seq_max=config.seq_max, head_dim=config.head_dim, int_bits=config.int_bits,
-                frac_bits=config.frac_bits, int_lanes=config.int_lanes,
-                block_rows=config.block_rows, block_cols=config.block_cols)
-        assert (c.sint_bits, c.hi_bits) == (config.sint_bits, config.hi_bits)
-        return c
+        return cls(seq_max=config.seq_max, head_dim=config.head_dim, int_bits=config.int_bits,
+                   frac_bits=config.frac_bits, int_lanes=config.int_lanes,
+                   block_rows=config.block_rows, block_cols=config.block_cols)
 
     def elaborate(self, platform):
         m = Module()

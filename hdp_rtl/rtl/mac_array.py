@@ -3,6 +3,7 @@ from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .. import widths as W
 from .arith import tree_sum
 from .layouts import out_row_layout, pair_layout, prob_layout, score_layout
 from .rowmem import RowReadSignature
@@ -46,9 +47,10 @@ class MacArray(wiring.Component):
         One output row per input row.
     busy_mac : Out(1)
         High in each cycle the lanes do useful work.
-    q_invalidate : In(1)
-        Forget the Q row held on ``q_rd.data`` (the array re-reads a Q row only when the
-        row changes): high while another unit shares the Q read port.
+
+    Every pair reads its Q and K rows (in the cycle the pair is taken), so the array
+    keeps no row across operations and may share its read ports with another unit
+    between heads.
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
@@ -56,10 +58,11 @@ class MacArray(wiring.Component):
         self.seq_max, self.head_dim = seq_max, head_dim
         self.I, self.F, self.B = int_bits, frac_bits, int_bits + frac_bits
         self.lanes, self.P = mac_lanes, prob_bits
-        self.out_bits, self.out_shift = out_bits, frac_bits + prob_bits - out_frac
-        self.seq_bits = max(1, (seq_max - 1).bit_length())
-        self.score_bits = 2 * self.B + (head_dim - 1).bit_length()
-        self.acc_bits = (prob_bits + 1) + self.B + (seq_max - 1).bit_length() + 1
+        self.out_bits = out_bits
+        self.out_shift = W.out_shift(frac_bits=frac_bits, prob_bits=prob_bits, out_frac=out_frac)
+        self.seq_bits = W.index_bits(seq_max)
+        self.score_bits = W.score_bits(data_bits=self.B, head_dim=head_dim)
+        self.acc_bits = W.pv_acc_bits(prob_bits=prob_bits, data_bits=self.B, seq_max=seq_max)
         rd = RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=self.B)
         super().__init__({
             "approx_enable": In(1),
@@ -70,16 +73,14 @@ class MacArray(wiring.Component):
             "i_prob": In(stream.Signature(prob_layout(prob_value_bits=prob_bits + 1,
                                                       seq_bits=self.seq_bits))),
             "o_out": Out(stream.Signature(out_row_layout(out_bits=out_bits, head_dim=head_dim))),
-            "busy_mac": Out(1), "q_invalidate": In(1),
+            "busy_mac": Out(1),
         })
 
     @classmethod
     def from_config(cls, config):
-        unit = cls(seq_max=config.seq_max, head_dim=config.head_dim, int_bits=config.int_bits,
+        return cls(seq_max=config.seq_max, head_dim=config.head_dim, int_bits=config.int_bits,
                    frac_bits=config.frac_bits, mac_lanes=config.mac_lanes,
                    prob_bits=config.prob_bits, out_bits=config.out_bits, out_frac=config.out_frac)
-        assert (unit.score_bits, unit.acc_bits) == (config.score_bits, config.pv_acc_bits)
-        return unit
 
     def elaborate(self, platform):
         m = Module()
@@ -118,8 +119,6 @@ class MacArray(wiring.Component):
         last_was_pv = Signal()
         pick_pv = self.i_prob.valid & (~self.i_pair.valid | ~last_was_pv)
         pick_pair = self.i_pair.valid & ~pick_pv
-        q_row = Signal(self.seq_bits)
-        q_loaded = Signal()
         pair = self.i_pair.payload
         prob = self.i_prob.payload
         m.d.comb += [
@@ -136,15 +135,9 @@ class MacArray(wiring.Component):
                 m.d.sync += [is_pv.eq(1), op_col.eq(prob.col), op_last.eq(prob.last),
                              op_p.eq(prob.prob), last_was_pv.eq(1)]
             with m.Elif(pick_pair):
-                m.d.comb += self.k_rd.en.eq(1)
-                with m.If(~q_loaded | (q_row != pair.row)):
-                    m.d.comb += self.q_rd.en.eq(1)
-                    m.d.sync += [q_row.eq(pair.row), q_loaded.eq(1)]
+                m.d.comb += [self.q_rd.en.eq(1), self.k_rd.en.eq(1)]
                 m.d.sync += [is_pv.eq(0), op_col.eq(pair.col), op_last.eq(pair.last),
                              last_was_pv.eq(0)]
-
-        with m.If(self.q_invalidate):     # after the other Q reader: not our row any more
-            m.d.sync += q_loaded.eq(0)
 
         # ---- the lanes ---------------------------------------------------------------------
         def pick(row, lane):

@@ -8,6 +8,8 @@ the previous cycle in which ``en`` was high.
 from amaranth.hdl import signed
 from amaranth.lib import data, memory
 
+from ..widths import index_bits
+
 __all__ = ["row_layout", "RowReadSignature"]
 
 
@@ -23,5 +25,5 @@ def RowReadSignature(*, seq_max: int, head_dim: int, data_bits: int) -> memory.R
     unit ``addr``/``en`` outputs and a ``data`` input, and ``wiring.connect`` joins it
     to the buffer's ``memory.ReadPort`` directly.
     """
-    return memory.ReadPort.Signature(addr_width=max(1, (seq_max - 1).bit_length()),
+    return memory.ReadPort.Signature(addr_width=index_bits(seq_max),
                                      shape=row_layout(head_dim=head_dim, data_bits=data_bits))

@@ -1,0 +1,82 @@
+"""Performance counters (the ``COUNTERS`` registers of :mod:`hdp_rtl.regmap`)."""
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..regmap import COUNTERS
+
+__all__ = ["PerfCounters", "events_layout"]
+
+
+def events_layout(*, kept_bits: int) -> data.StructLayout:
+    """What happened this cycle, as the units report it to the counters."""
+    return data.StructLayout({
+        "busy": 1, "load": 1, "int": 1, "attn": 1, "out": 1,   # sequencer stage
+        "word_in": 1, "word_out": 1,                             # stream beats taken
+        "int_pair": 1,              # the integer pass finished a pair
+        "block": 1,                 # a valid block's importance left the scorer
+        "blocks_kept": kept_bits,   # blocks kept in a mask row the selector sent
+        "score_op": 1, "pv_op": 1,  # the MAC array took a pair / a probability
+        "mac_busy": 1,              # the MAC array's lanes worked this cycle
+        "head_pruned": 1,           # the head was just pruned: nothing of it is kept
+    })
+
+
+class PerfCounters(wiring.Component):
+    """32-bit counters of one head's work, cleared by ``clear`` (an accepted start), except
+    ``heads_pruned``, which only reset clears. They wrap at 2**32.
+
+    Parameters
+    ----------
+    head_dim : int
+        Element multiply-accumulates per pair.
+    block_col_count : int
+        Blocks in a mask row (the width of ``events.blocks_kept`` is enough for it).
+
+    Members
+    -------
+    clear : In(1)
+    events : In(events_layout)
+    values : Out(ArrayLayout(32, len(COUNTERS)))
+        In ``COUNTERS`` order; ``blocks_pruned`` is the valid blocks less the kept ones.
+    """
+
+    def __init__(self, *, head_dim: int, block_col_count: int):
+        self.head_dim = head_dim
+        self.kept_bits = block_col_count.bit_length()
+        super().__init__({
+            "clear": In(1),
+            "events": In(events_layout(kept_bits=self.kept_bits)),
+            "values": Out(data.ArrayLayout(32, len(COUNTERS))),
+        })
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(head_dim=config.head_dim, block_col_count=config.block_col_count)
+
+    def elaborate(self, platform):
+        m = Module()
+        ev, d = self.events, self.head_dim
+        count = {name: Signal(32, name=name) for name in COUNTERS if name != "blocks_pruned"}
+        blocks_valid = Signal(32)
+        increments = {
+            "cycles_total": ev.busy, "cycles_load": ev.load, "cycles_int": ev.int,
+            "cycles_attn": ev.attn, "cycles_out": ev.out,
+            "words_in": ev.word_in, "words_out": ev.word_out,
+            "int_macs": ev.int_pair * d, "score_macs": ev.score_op * d,
+            "pv_macs": ev.pv_op * d, "mac_busy": ev.mac_busy,
+            "blocks_kept": ev.blocks_kept, "heads_pruned": ev.head_pruned,
+        }
+        with m.If(self.clear):
+            m.d.sync += [c.eq(0) for name, c in count.items() if name != "heads_pruned"]
+            m.d.sync += blocks_valid.eq(0)
+        with m.Else():
+            for name, inc in increments.items():
+                m.d.sync += count[name].eq(count[name] + inc)
+            m.d.sync += blocks_valid.eq(blocks_valid + ev.block)
+            with m.If(ev.head_pruned):         # a pruned head keeps no block
+                m.d.sync += count["blocks_kept"].eq(0)
+        for i, name in enumerate(COUNTERS):
+            value = blocks_valid - count["blocks_kept"] if name == "blocks_pruned" else count[name]
+            m.d.comb += self.values[i].eq(value)
+        return m

@@ -1,0 +1,207 @@
+"""The register file, built from the register map (:mod:`hdp_rtl.regmap`)."""
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import RHO_BITS, RHO_ONE
+from ..regmap import COUNTERS, FLAG_FIELDS, ErrorCode, Register
+from .axil import RegBusSignature
+
+__all__ = ["RegisterFile", "run_layout", "status_layout", "ctrl_layout", "flags_layout"]
+
+
+def _field_layout(reg: Register) -> data.StructLayout:
+    """A register's fields as a 32-bit struct (gaps become padding fields ``_pad<lsb>``)."""
+    members, pos = {}, 0
+    for f in sorted(reg.fields, key=lambda f: f.lsb):
+        if f.lsb > pos:
+            members[f"_pad{pos}"] = f.lsb - pos
+        members[f.name] = signed(f.width) if f.signed else f.width
+        pos = f.lsb + f.width
+    if pos < 32:
+        members[f"_pad{pos}"] = 32 - pos
+    return data.StructLayout(members)
+
+
+def ctrl_layout(regs: dict) -> data.StructLayout:
+    return _field_layout(regs["ctrl"])
+
+
+def status_layout(regs: dict) -> data.StructLayout:
+    return _field_layout(regs["status"])
+
+
+def flags_layout() -> data.StructLayout:
+    return data.StructLayout({name: 1 for name in FLAG_FIELDS})
+
+
+def run_layout(regs: dict) -> data.StructLayout:
+    """The registers a head runs with, latched at its start, at their field widths."""
+    threshold_bits = sum(f.width for name in ("head_threshold", "head_threshold_hi")
+                         for f in regs[name].fields)
+    return data.StructLayout({
+        "seq_len": regs["seq_len"].field("seq_len").width,
+        "flags": flags_layout(),
+        "head_threshold": threshold_bits,
+        "rho": signed(RHO_BITS),
+        "delta": regs["delta"].field("delta").width,
+        "score_scale": regs["score_scale"].field("score_scale").width,
+    })
+
+
+class RegisterFile(wiring.Component):
+    """Every register of the map: writable ones stored at their field widths, start checks,
+    the error latch, status, the counters and the read multiplexer.
+
+    - A write stores only the bits of the register's fields; a read returns them (other
+      bits 0). A write that sets a bit outside the fields is remembered per register
+      until the next write to it, and a start refuses to run while any is remembered
+      (``Register.overflow_error``: error 2 for ``seq_len``, 3 for ``flags``, 6 for the
+      others).
+    - A write to an address with no writable register (reserved, read-only or not a
+      multiple of 4) answers SLVERR, writes nothing and raises error 5; a read of an
+      address with no readable register answers SLVERR with 0.
+    - ``ctrl.clear_error`` clears the error, then ``ctrl.start`` (in the same word)
+      starts. A start while ``busy`` raises error 7 and is ignored; an idle start checks
+      the registers in the order of the error codes and either raises the first failing
+      code (the core stays idle; ``done``, ``head_pruned`` and the counters keep the last
+      head's values) or pulses ``start`` with ``run`` latched.
+    - ``error``/``error_code`` are sticky: the latest error wins; of two raised in the
+      same cycle the bus's (5, or a refused start) wins over ``i_error``'s.
+
+    Parameters
+    ----------
+    registers : list of Register
+        ``register_map(config)``.
+    seq_max : int
+        Largest valid ``seq_len``.
+    config_hash : int
+        The value of ``config_hash``.
+
+    Members
+    -------
+    bus : In(RegBusSignature)
+        Register strobes from the AXI4-Lite front end.
+    run : Out(run_layout)
+        The registers of the running head, latched by an accepted start.
+    start : Out(1)
+        One pulse per accepted start (``run`` holds the new values from the next cycle).
+    busy, done, head_pruned : In(1)
+        Status bits of the sequencer.
+    i_error : In(4)
+        A non-zero :class:`~hdp_rtl.regmap.ErrorCode` raises that error this cycle.
+    counters : In(ArrayLayout(32, len(COUNTERS)))
+        Counter values, in ``COUNTERS`` order.
+    """
+
+    def __init__(self, *, registers: list, seq_max: int, config_hash: int, addr_width: int):
+        self.registers = {r.name: r for r in registers}
+        self.seq_max, self.config_hash = seq_max, config_hash
+        super().__init__({
+            "bus": In(RegBusSignature(addr_width=addr_width)),
+            "run": Out(run_layout(self.registers)),
+            "start": Out(1),
+            "busy": In(1), "done": In(1), "head_pruned": In(1),
+            "i_error": In(4),
+            "counters": In(data.ArrayLayout(32, len(COUNTERS))),
+        })
+
+    @classmethod
+    def from_config(cls, config):
+        from ..regmap import AXIL_ADDR_BITS, register_map
+        return cls(registers=register_map(config), seq_max=config.seq_max,
+                   config_hash=int(config.digest(), 16), addr_width=AXIL_ADDR_BITS)
+
+    def elaborate(self, platform):
+        m = Module()
+        regs, bus = self.registers, self.bus
+        writable = [r for r in regs.values() if r.access == "rw"]
+        value = {r.name: Signal(32, name=f"reg_{r.name}") for r in writable}
+        overflow = {r.name: Signal(name=f"overflow_{r.name}") for r in writable}
+        error = Signal()
+        error_code = Signal(4)
+
+        # ---- writes ---------------------------------------------------------------------
+        strobe_mask = Cat(*(bus.wr_strb[i].replicate(8) for i in range(4)))
+        ctrl = data.View(ctrl_layout(regs), bus.wr_data)
+        ctrl_written = Signal()
+        wr_hit = Signal()
+        with m.If(bus.wr_en):
+            with m.Switch(bus.wr_addr):
+                for r in writable:
+                    with m.Case(r.offset):
+                        m.d.comb += wr_hit.eq(1)
+                        new = (bus.wr_data & strobe_mask) | (value[r.name] & ~strobe_mask)
+                        m.d.sync += [value[r.name].eq(new & r.mask),
+                                     overflow[r.name].eq((bus.wr_data & strobe_mask & (0xFFFF_FFFF & ~r.mask)) != 0)]
+                with m.Case(regs["ctrl"].offset):
+                    m.d.comb += [wr_hit.eq(1), ctrl_written.eq(bus.wr_strb[0])]
+        m.d.comb += bus.wr_error.eq(bus.wr_en & ~wr_hit)
+        start_req = ctrl_written & ctrl.start
+        clear = ctrl_written & ctrl.clear_error
+
+        # ---- start checks, in the order of the error codes --------------------------------
+        seq_len = value["seq_len"]
+        rho = value["rho"].as_signed()
+        checks = [
+            (seq_len == 0, ErrorCode.SEQ_LEN_ZERO),
+            *((overflow[r.name], r.overflow_error) for r in writable
+              if r.overflow_error in (ErrorCode.SEQ_LEN_TOO_BIG, ErrorCode.FLAGS_RESERVED)),
+            (seq_len > self.seq_max, ErrorCode.SEQ_LEN_TOO_BIG),
+            ((rho < -RHO_ONE) | (rho > RHO_ONE), ErrorCode.RHO_RANGE),
+            *((overflow[r.name], r.overflow_error) for r in writable
+              if r.overflow_error == ErrorCode.FIELD_OVERFLOW),
+        ]
+        checks.sort(key=lambda c: int(c[1]))
+        refused = Signal(4)
+        for cond, code in reversed(checks):    # the lowest failing code wins
+            with m.If(cond):
+                m.d.comb += refused.eq(code)
+
+        raised = Signal(4)
+        with m.If(bus.wr_en & ~wr_hit):
+            m.d.comb += raised.eq(ErrorCode.BAD_ADDRESS)
+        with m.Elif(start_req & self.busy):
+            m.d.comb += raised.eq(ErrorCode.START_WHILE_BUSY)
+        with m.Elif(start_req):
+            m.d.comb += raised.eq(refused)
+        with m.Else():
+            m.d.comb += raised.eq(self.i_error)
+        with m.If(clear):
+            m.d.sync += [error.eq(0), error_code.eq(0)]
+        with m.If(raised != 0):
+            m.d.sync += [error.eq(1), error_code.eq(raised)]
+
+        threshold = Cat(value["head_threshold"], value["head_threshold_hi"])
+        m.d.comb += self.start.eq(start_req & ~self.busy & (refused == 0))
+        with m.If(self.start):
+            m.d.sync += [
+                self.run.seq_len.eq(seq_len), self.run.flags.eq(value["flags"]),
+                self.run.head_threshold.eq(threshold), self.run.rho.eq(rho),
+                self.run.delta.eq(value["delta"]), self.run.score_scale.eq(value["score_scale"]),
+            ]
+
+        # ---- reads ------------------------------------------------------------------------
+        status = Signal(status_layout(regs))
+        m.d.comb += [status.busy.eq(self.busy), status.done.eq(self.done),
+                     status.error.eq(error), status.head_pruned.eq(self.head_pruned),
+                     status.error_code.eq(error_code)]
+        counter_index = {name: i for i, name in enumerate(COUNTERS)}
+        rd_hit = Signal()
+        rd_value = Signal(32)
+        with m.Switch(bus.rd_addr):
+            for r in regs.values():
+                if r.access == "wo":
+                    continue
+                with m.Case(r.offset):
+                    m.d.comb += rd_hit.eq(1)
+                    if r.name in value:
+                        m.d.comb += rd_value.eq(value[r.name])
+                    elif r.name == "status":
+                        m.d.comb += rd_value.eq(status)
+                    elif r.name == "config_hash":
+                        m.d.comb += rd_value.eq(self.config_hash & 0xFFFF_FFFF)
+                    else:
+                        m.d.comb += rd_value.eq(self.counters[counter_index[r.name]])
+        m.d.comb += [bus.rd_data.eq(rd_value), bus.rd_error.eq(~rd_hit)]
+        return m

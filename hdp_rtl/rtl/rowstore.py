@@ -1,0 +1,75 @@
+"""The Q, K and V row buffers and the one owner of their shared read ports."""
+from amaranth.hdl import Module, Mux
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .. import widths as W
+from .rowmem import RowReadSignature, row_layout
+from .unpacker import row_write_layout
+
+__all__ = ["RowStore"]
+
+
+class RowStore(wiring.Component):
+    """Three row memories (one ``head_dim``-element row per word, ``seq_max`` words each)
+    with one write port, fed by ``i_row``, and one read port each.
+
+    The Q and K read ports are shared by the integer pass (the head scorer) and the
+    attention pass (the MAC array); ``int_phase`` gives them to the first. Each client
+    sees an ordinary one-cycle-latency read port while it owns it: ``data`` is the row
+    it addressed in the last cycle it had ``en`` high, provided the other client did not
+    read in between. The sequencer never runs both passes at once, and the MAC array
+    reads its Q row with every pair, so neither keeps a row across a hand-over.
+
+    Parameters
+    ----------
+    seq_max, head_dim, data_bits : int
+        As in :class:`~hdp_rtl.config.HDPConfig`.
+
+    Members
+    -------
+    i_row : In(stream.Signature(row_write_layout))
+        Always ready.
+    int_phase : In(1)
+        The integer-pass ports own Q and K (combinational: takes effect this cycle).
+    q_int, k_int : Out(RowReadSignature)
+        The integer pass's ports.
+    q_mac, k_mac, v_mac : Out(RowReadSignature)
+        The attention pass's ports.
+    """
+
+    def __init__(self, *, seq_max: int, head_dim: int, data_bits: int):
+        self.seq_max, self.head_dim, self.data_bits = seq_max, head_dim, data_bits
+        port = RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=data_bits)
+        seq_bits = W.index_bits(seq_max)
+        super().__init__({
+            "i_row": In(stream.Signature(row_write_layout(
+                seq_bits=seq_bits, head_dim=head_dim, data_bits=data_bits))),
+            "int_phase": In(1),
+            "q_int": Out(port), "k_int": Out(port),
+            "q_mac": Out(port), "k_mac": Out(port), "v_mac": Out(port),
+        })
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(seq_max=config.seq_max, head_dim=config.head_dim, data_bits=config.data_bits)
+
+    def elaborate(self, platform):
+        m = Module()
+        rows = row_layout(head_dim=self.head_dim, data_bits=self.data_bits)
+        beat = self.i_row.payload
+        m.d.comb += self.i_row.ready.eq(1)
+        for i, t in enumerate("qkv"):
+            mem = memory.Memory(shape=rows, depth=self.seq_max, init=[])
+            m.submodules[f"{t}_buf"] = mem
+            wr, rd = mem.write_port(), mem.read_port()
+            m.d.comb += [wr.addr.eq(beat.row), wr.data.eq(beat.data),
+                         wr.en.eq(self.i_row.valid & (beat.tensor == i))]
+            if t == "v":
+                wiring.connect(m, wiring.flipped(self.v_mac), rd)
+                continue
+            ours, theirs = getattr(self, f"{t}_int"), getattr(self, f"{t}_mac")
+            m.d.comb += [rd.addr.eq(Mux(self.int_phase, ours.addr, theirs.addr)),
+                         rd.en.eq(Mux(self.int_phase, ours.en, theirs.en)),
+                         ours.data.eq(rd.data), theirs.data.eq(rd.data)]
+        return m

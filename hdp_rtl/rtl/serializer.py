@@ -1,0 +1,105 @@
+"""Output serializer: output rows (computed or zero) to AXI4-Stream beats."""
+from amaranth.hdl import Cat, Module, Signal, Value, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .. import widths as W
+from .layouts import out_row_layout
+from .pair_generator import zero_row_layout
+from .unpacker import axis_members
+
+__all__ = ["OutputSerializer"]
+
+
+def _sext(value, width):
+    """Sign-extend a signed value to ``width`` bits."""
+    v = Value.cast(value)
+    return v if len(v) == width else Cat(v, v[-1].replicate(width - len(v)))
+
+
+class OutputSerializer(wiring.Component):
+    """Sends ``seq_len`` output rows a head on ``m_axis``, ``axis_elems`` outputs a beat in
+    sign-extended ``out_lane_bits`` lanes, element 0 first, ``tlast`` on the head's last
+    beat. Rows come in order from the MAC array (``i_row``) or, for rows with no kept
+    pair, as a zero-row token (``i_zero_row``), taken only when every earlier row has
+    been sent.
+
+    Parameters
+    ----------
+    seq_max, head_dim, out_bits, axis_elems, out_lane_bits : int
+        As in :class:`~hdp_rtl.config.HDPConfig`.
+
+    Members
+    -------
+    m_axis_tdata/tvalid/tready/tlast : AXI4-Stream master
+    start : In(1)
+        A head begins (``seq_len`` valid from the next cycle).
+    seq_len : In
+    i_row : In(stream.Signature(out_row_layout))
+    i_zero_row : In(stream.Signature(zero_row_layout))
+    row_done : Out(1)
+        A row was taken (either input).
+    last_row_held : Out(1)
+        The head's last row is held, being sent.
+    done : Out(1)
+        Every row of the head was sent (until the next ``start``).
+    beat : Out(1)
+        A beat was sent this cycle.
+    """
+
+    def __init__(self, *, seq_max: int, head_dim: int, out_bits: int, axis_elems: int,
+                 out_lane_bits: int):
+        self.seq_max, self.head_dim, self.out_bits = seq_max, head_dim, out_bits
+        self.elems, self.lane = axis_elems, out_lane_bits
+        self.bpr = head_dim // axis_elems
+        seq_bits = W.index_bits(seq_max)
+        members = axis_members("m_axis", width=axis_elems * out_lane_bits, flow=Out)
+        members.update({
+            "start": In(1), "seq_len": In(seq_max.bit_length()),
+            "i_row": In(stream.Signature(out_row_layout(out_bits=out_bits, head_dim=head_dim))),
+            "i_zero_row": In(stream.Signature(zero_row_layout(seq_bits=seq_bits))),
+            "row_done": Out(1), "last_row_held": Out(1), "done": Out(1), "beat": Out(1),
+        })
+        super().__init__(members)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(seq_max=config.seq_max, head_dim=config.head_dim, out_bits=config.out_bits,
+                   axis_elems=config.axis_elems, out_lane_bits=config.out_lane_bits)
+
+    def elaborate(self, platform):
+        m = Module()
+        bpr, n = self.bpr, self.seq_len
+        held = Signal(data.ArrayLayout(signed(self.out_bits), self.head_dim))
+        full = Signal()
+        beat_idx = Signal(range(max(2, bpr)))
+        rows_sent = Signal(self.seq_max.bit_length())
+        sel = Signal(data.ArrayLayout(signed(self.out_bits), self.elems))
+        m.d.comb += sel.eq(held.as_value().word_select(beat_idx, self.elems * self.out_bits)
+                           if bpr > 1 else held)
+        last_beat = beat_idx == bpr - 1
+        m.d.comb += [
+            self.m_axis_tdata.eq(Cat(*(_sext(sel[j], self.lane) for j in range(self.elems)))),
+            self.m_axis_tvalid.eq(full),
+            self.m_axis_tlast.eq(last_beat & (rows_sent == n - 1)),
+            self.beat.eq(self.m_axis_tvalid & self.m_axis_tready),
+            self.i_row.ready.eq(~full),
+            self.i_zero_row.ready.eq(~full & ~self.i_row.valid
+                                     & (self.i_zero_row.payload.row == rows_sent)),
+            self.row_done.eq((self.i_row.valid & self.i_row.ready)
+                             | (self.i_zero_row.valid & self.i_zero_row.ready)),
+            self.last_row_held.eq(full & (rows_sent == n - 1)),
+            self.done.eq(rows_sent == n),
+        ]
+        with m.If(self.beat):
+            with m.If(last_beat):
+                m.d.sync += [full.eq(0), beat_idx.eq(0), rows_sent.eq(rows_sent + 1)]
+            with m.Else():
+                m.d.sync += beat_idx.eq(beat_idx + 1)
+        with m.If(self.i_row.valid & self.i_row.ready):
+            m.d.sync += [held.eq(self.i_row.payload.out), full.eq(1), beat_idx.eq(0)]
+        with m.Elif(self.i_zero_row.valid & self.i_zero_row.ready):
+            m.d.sync += [held.eq(0), full.eq(1), beat_idx.eq(0)]
+        with m.If(self.start):
+            m.d.sync += rows_sent.eq(0)
+        return m

@@ -1,0 +1,125 @@
+"""Input unpacker: AXI4-Stream beats of Q, K and V to whole rows for the row store."""
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .. import widths as W
+from ..regmap import ErrorCode
+from .rowmem import row_layout
+
+__all__ = ["InputUnpacker", "row_write_layout", "axis_members"]
+
+
+def axis_members(prefix: str, *, width: int, flow) -> dict:
+    """The members of an AXI4-Stream port named ``<prefix>_t*``; ``flow`` is ``In`` for a
+    slave (data in) and ``Out`` for a master."""
+    back = Out if flow is In else In
+    return {f"{prefix}_tdata": flow(width), f"{prefix}_tvalid": flow(1),
+            f"{prefix}_tready": back(1), f"{prefix}_tlast": flow(1)}
+
+
+def row_write_layout(*, seq_bits: int, head_dim: int, data_bits: int) -> data.StructLayout:
+    """Unpacker -> row store: row ``row`` of tensor ``tensor`` (0: Q, 1: K, 2: V)."""
+    return data.StructLayout({"tensor": 2, "row": seq_bits,
+                              "data": row_layout(head_dim=head_dim, data_bits=data_bits)})
+
+
+class InputUnpacker(wiring.Component):
+    """Takes ``3 x seq_len`` rows of ``beats_per_row`` beats after each ``start``: Q, K,
+    then V. Element ``j`` of a beat is in lane ``j`` (``in_lane_bits`` wide, lane 0
+    lowest), its low ``B`` bits the element; a lane that is not the sign extension of its
+    element raises error 8, and ``tlast`` anywhere but on each tensor's last beat (or
+    missing there) error 9. Neither stops the head: beats are counted as they come.
+
+    A row is offered on ``o_row`` in the cycle its last beat arrives (no added latency),
+    and that beat is taken only when ``o_row`` is.
+
+    Parameters
+    ----------
+    seq_max, head_dim, data_bits, axis_elems, in_lane_bits : int
+        As in :class:`~hdp_rtl.config.HDPConfig`.
+
+    Members
+    -------
+    s_axis_tdata/tvalid/tready/tlast : AXI4-Stream slave
+        ``tready`` is high only while a head's input is expected.
+    start : In(1)
+        A head begins (``seq_len`` is valid from the next cycle).
+    seq_len : In
+    o_row : Out(stream.Signature(row_write_layout))
+    last_row : Out(1)
+        ``o_row`` carries V's last row this cycle (the head's input ends when it is taken).
+    beat : Out(1)
+        A beat was taken this cycle.
+    error : Out(4)
+        An :class:`~hdp_rtl.regmap.ErrorCode` raised this cycle (0: none).
+    """
+
+    def __init__(self, *, seq_max: int, head_dim: int, data_bits: int, axis_elems: int,
+                 in_lane_bits: int):
+        self.seq_max, self.head_dim, self.B = seq_max, head_dim, data_bits
+        self.elems, self.lane = axis_elems, in_lane_bits
+        self.bpr = head_dim // axis_elems
+        self.seq_bits = W.index_bits(seq_max)
+        members = axis_members("s_axis", width=axis_elems * in_lane_bits, flow=In)
+        members.update({
+            "start": In(1), "seq_len": In(seq_max.bit_length()),
+            "o_row": Out(stream.Signature(row_write_layout(
+                seq_bits=self.seq_bits, head_dim=head_dim, data_bits=data_bits))),
+            "last_row": Out(1), "beat": Out(1), "error": Out(4),
+        })
+        super().__init__(members)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(seq_max=config.seq_max, head_dim=config.head_dim, data_bits=config.data_bits,
+                   axis_elems=config.axis_elems, in_lane_bits=config.in_lane_bits)
+
+    def elaborate(self, platform):
+        m = Module()
+        B, lane, bpr, n = self.B, self.lane, self.bpr, self.seq_len
+        active = Signal()
+        tensor = Signal(2)
+        row = Signal(self.seq_bits)
+        beat_idx = Signal(range(max(2, bpr)))
+        held = Signal(row_layout(head_dim=self.head_dim, data_bits=B))   # earlier beats
+
+        elems = Cat(*(self.s_axis_tdata[j * lane:j * lane + B] for j in range(self.elems)))
+        lane_ok = Signal()
+        m.d.comb += lane_ok.eq(1)
+        if lane > B:
+            for j in range(self.elems):
+                word = self.s_axis_tdata[j * lane:(j + 1) * lane]
+                with m.If(word[B - 1:] != Mux(word[B - 1], (1 << (lane - B + 1)) - 1, 0)):
+                    m.d.comb += lane_ok.eq(0)
+        chunk = self.elems * B
+        last_beat = beat_idx == bpr - 1
+        last_of_tensor = last_beat & (row == n - 1)
+
+        m.d.comb += [
+            self.o_row.payload.tensor.eq(tensor), self.o_row.payload.row.eq(row),
+            self.o_row.payload.data.eq(Cat(held.as_value()[:(bpr - 1) * chunk], elems)
+                                       if bpr > 1 else elems),
+            self.o_row.valid.eq(active & self.s_axis_tvalid & last_beat),
+            self.s_axis_tready.eq(active & (~last_beat | self.o_row.ready)),
+            self.last_row.eq(self.o_row.valid & last_of_tensor & (tensor == 2)),
+            self.beat.eq(self.s_axis_tvalid & self.s_axis_tready),
+        ]
+        with m.If(self.start):
+            m.d.sync += [active.eq(1), tensor.eq(0), row.eq(0), beat_idx.eq(0)]
+        with m.Elif(self.beat):
+            with m.If(~lane_ok):
+                m.d.comb += self.error.eq(ErrorCode.INPUT_LANE)
+            with m.Elif(self.s_axis_tlast != last_of_tensor):
+                m.d.comb += self.error.eq(ErrorCode.INPUT_TLAST)
+            if bpr > 1:
+                m.d.sync += held.as_value().word_select(beat_idx, chunk).eq(elems)
+            with m.If(last_beat):
+                m.d.sync += [beat_idx.eq(0), row.eq(row + 1)]
+                with m.If(row == n - 1):
+                    m.d.sync += [row.eq(0), tensor.eq(tensor + 1)]
+                    with m.If(tensor == 2):
+                        m.d.sync += active.eq(0)
+            with m.Else():
+                m.d.sync += beat_idx.eq(beat_idx + 1)
+        return m
