@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from hdp_rtl.config import HDPConfig, PRESETS
-from hdp_rtl.regmap import COUNTERS, register_map, regmap_c_header, regmap_json
+from hdp_rtl.regmap import (COUNTERS, ErrorCode, register_map, regmap_c_header, regmap_json,
+                            stream_format)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,3 +38,28 @@ def test_docs_table_is_current():
     from update_docs import DOC, render
     text = DOC.read_text()
     assert render(text) == text, "docs/interface.md is stale: run python scripts/update_docs.py"
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_json_and_header_carry_error_codes_and_formats(preset):
+    """A driver needs nothing but regs.json or hdp_regs.h to talk to the core."""
+    cfg = HDPConfig.preset(preset)
+    doc = json.loads(regmap_json(cfg))
+    header = regmap_c_header(cfg)
+    assert [e["code"] for e in doc["error_codes"]] == [int(c) for c in ErrorCode]
+    for code in ErrorCode:
+        assert f"#define HDP_ERR_{code.name} {int(code)}u" in header
+    fmt = stream_format(cfg)
+    assert doc["format"] == fmt
+    for key in ("int_bits", "frac_bits", "data_bits", "axis_elems", "in_lane_bits",
+                "out_lane_bits", "out_frac", "seq_max", "head_dim", "axil_addr_bits"):
+        assert f"#define HDP_{key.upper()} {fmt[key]}u" in header
+    assert fmt["data_min"] == -(1 << (cfg.data_bits - 1)) and fmt["data_max"] == -fmt["data_min"] - 1
+
+
+def test_every_error_code_is_described():
+    for code in ErrorCode:
+        assert code.description
+    assert [c for c in ErrorCode if c.refuses_start] == [
+        ErrorCode.SEQ_LEN_ZERO, ErrorCode.SEQ_LEN_TOO_BIG, ErrorCode.FLAGS_RESERVED,
+        ErrorCode.RHO_RANGE, ErrorCode.FIELD_OVERFLOW]
