@@ -314,7 +314,7 @@ class HDPConfig:
         if path.suffix == ".json":
             path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
         elif path.suffix == ".toml":
-            path.write_text("".join(f"{k} = {v}\n" for k, v in self.to_dict().items()))
+            path.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in self.to_dict().items()))
         else:
             raise ConfigError(f"config file must end in .json or .toml, not {path.name!r}")
 

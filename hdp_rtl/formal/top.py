@@ -81,7 +81,7 @@ class TopHeadHarness(Elaboratable):
         # ---- the host's register writes, one at a time ---------------------------------
         writes = [(rmap["seq_len"].offset, n), (rmap["flags"].offset, flags),
                   (rmap["delta"].offset, delta), (rmap["head_threshold"].offset, threshold),
-                  (rmap["ctrl"].offset, Const(1, 32))]
+                  (rmap["ctrl"].offset, Const(rmap["ctrl"].word(start=1), 32))]
         step = Signal(range(len(writes) + 1))
         waiting_b = Signal()
         addr = Array(Const(a, len(dut.s_axil_awaddr)) for a, _ in writes)
@@ -129,8 +129,9 @@ class TopHeadHarness(Elaboratable):
                 Assert(dut.m_axis_tlast == (out_beat == n * bpr - 1),
                        "tlast exactly on the head's last beat"),
             ]
+        head_prune = flags[FLAG_FIELDS.index("head_prune_enable")]
         m.d.comb += [
-            Cover(fire & dut.m_axis_tlast & ~flags[1], "a kept head's last beat sent"),
-            Cover(fire & dut.m_axis_tlast & flags[1] & (n == 2), "a 2-row head, pruning enabled"),
+            Cover(fire & dut.m_axis_tlast & ~head_prune, "a kept head's last beat sent"),
+            Cover(fire & dut.m_axis_tlast & head_prune & (n == 2), "a 2-row head, pruning enabled"),
         ]
         return m
