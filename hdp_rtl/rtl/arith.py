@@ -18,3 +18,22 @@ def tree_sum(values):
         pairs = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
         values = pairs + ([values[-1]] if len(values) % 2 else [])
     return values[0]
+
+
+def lut_multiply(a, b):
+    """``a * b`` as a balanced sum of shifted partial products, with no ``*`` operator.
+
+    Synthesis maps every ``*`` to a hard multiplier (on ECP5 even a 2 x 2 product takes
+    a whole MULT18X18D); a product of a few bits is cheaper in LUTs. ``b`` picks one
+    shifted copy of ``a`` per bit; a signed ``b``'s top bit weighs ``-2**(w-1)``.
+    Operands are Amaranth values, signed or not; the result has the shape ``a * b``
+    would have, and is the exact product.
+    """
+    from amaranth.hdl import Mux, Value
+    a, b = Value.cast(a), Value.cast(b)
+    shape = (a * b).shape()            # only the shape: this product is never built
+    terms = [Mux(b[j], a << j, 0) for j in range(len(b))]
+    if b.shape().signed:
+        terms[-1] = -terms[-1]
+    total = Value.cast(tree_sum(terms))[:shape.width]
+    return total.as_signed() if shape.signed else total

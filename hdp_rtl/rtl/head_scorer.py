@@ -4,7 +4,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
-from .arith import tree_sum
+from .arith import lut_multiply, tree_sum
 from .layouts import block_layout
 from .rowmem import RowReadSignature
 
@@ -112,7 +112,7 @@ class HeadScorer(wiring.Component):
                 else q_elems[lane]
             ks = Array(k_elems[ch * L + lane] for ch in range(chunks))[chunk] if chunks > 1 \
                 else k_elems[lane]
-            lane_products.append(qs * ks)
+            lane_products.append(lut_multiply(qs, ks))   # I x I: LUTs, not a DSP
         m.d.comb += partial.eq(tree_sum(lane_products))
         dot = acc + partial if chunks > 1 else partial
 

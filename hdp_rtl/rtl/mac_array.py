@@ -4,7 +4,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
-from .arith import tree_sum
+from .arith import lut_multiply, tree_sum
 from .layouts import out_row_layout, pair_layout, prob_layout, score_layout
 from .rowmem import RowReadSignature
 
@@ -19,10 +19,12 @@ class MacArray(wiring.Component):
     row it needs is read in the last cycle of the operation before, so operations
     follow each other without a bubble. When both inputs have work they alternate.
 
-    A lane's main multiplier takes ``qi x k`` for a score and ``p x v`` for P x V.
-    The approximation unit adds ``qf x ki`` and, only with ``approx_enable`` low,
-    ``qf x kf``: ``S = (qi.k + qf.ki) * 2^F (+ qf.kf)``, which equals the spec's
-    ``S_int*2^2F + (qi.kf + qf.ki)*2^F (+ qf.kf)``.
+    Each lane has one hard multiplier, ``q x k`` for a score and ``p x v`` for P x V:
+    ``q.k`` is the exact score ``S_int*2^2F + (qi.kf + qf.ki)*2^F + qf.kf``. With
+    ``approx_enable`` the approximation unit subtracts ``qf.kf``, an ``F x F`` product
+    built in LUTs (:func:`~.arith.lut_multiply`), which gives the spec's approximate
+    score. So a lane costs one DSP whatever the mode; the approximation changes the
+    result, not the multiplier count.
     P x V accumulates ``head_dim`` sums of ``p * v``; a row's last probability
     releases ``round(acc / 2^out_shift)``, saturated to ``out_bits``.
 
@@ -149,18 +151,18 @@ class MacArray(wiring.Component):
             q = pick(self.q_rd.data, lane)
             k = pick(self.k_rd.data, lane)
             v = pick(self.v_rd.data, lane)
-            qi, ki = (q[F:].as_signed(), k[F:].as_signed()) if F else (q, k)
-            # the main multiplier, shared: qi x k for scores, p x v for P x V
-            a = Signal(signed(max(self.I, self.P + 2)), name=f"lane{lane}_a")
+            # the lane's one hard multiplier, shared: q x k (the exact score term) for a
+            # score, p x v for P x V
+            a = Signal(signed(max(self.B, self.P + 2)), name=f"lane{lane}_a")
             b = Signal(signed(self.B), name=f"lane{lane}_b")
             main = Signal(signed(len(a) + len(b)), name=f"lane{lane}_main")
-            m.d.comb += [a.eq(Mux(is_pv, op_p, qi)), b.eq(Mux(is_pv, v, k)), main.eq(a * b)]
+            m.d.comb += [a.eq(Mux(is_pv, op_p, q)), b.eq(Mux(is_pv, v, k)), main.eq(a * b)]
             pv_products.append(main)
             if F:
-                qf, kf = q[:F], k[:F]
-                # the approximation unit: qf x ki always, qf x kf only when it is off
-                fine = Mux(self.approx_enable, 0, qf * kf)
-                score_terms.append(((main + qf * ki) << F) + fine)
+                # the approximation unit drops qf x kf from q x k = qi.ki 2^2F +
+                # (qi.kf + qf.ki) 2^F + qf.kf: an F x F product, small enough for LUTs
+                fine = lut_multiply(Value.cast(q)[:F], Value.cast(k)[:F])
+                score_terms.append(main - Mux(self.approx_enable, fine, 0))
             else:
                 score_terms.append(main)
 
