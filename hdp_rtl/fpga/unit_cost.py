@@ -1,0 +1,115 @@
+"""``python -m hdp_rtl.fpga.unit_cost``: what each unit costs, synthesised on its own.
+
+For every unit of a preset (``hdp_rtl.generate.UNITS``), yosys synthesises the unit
+alone twice: for ECP5 (``synth_ecp5``: DSPs, LUT4s, carry cells, flip-flops, block
+RAM, and ``ltp -noff``, the deepest path in cells) and technology-independent
+(``synth`` then ``abc -g`` to simple gates: a gate count and ``stat -tech cmos``'s
+transistor estimate, the ASIC-style area without a PDK). Prints a markdown table and
+writes it with the raw figures to ``OUT/unit_cost-<preset>.{md,json}``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.back import rtlil
+
+from ..config import PRESETS, HDPConfig
+from ..generate import UNITS, build_unit
+
+__all__ = ["unit_cost", "main"]
+
+ECP5_CELLS = {"MULT18X18D": "dsp", "LUT4": "lut4", "CCU2C": "carry", "TRELLIS_FF": "ff",
+              "DP16KD": "ebr", "PFUMX": "mux", "L6MUX21": "mux", "TRELLIS_DPR16X4": "lutram"}
+GENERIC = "synth -top top -flatten; abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX; opt_clean"
+
+
+def _yosys(script: str, cwd: Path) -> str:
+    proc = subprocess.run([sys.executable, "-m", "hdp_rtl.fpga.yosys", "-q", "-p", script],
+                          cwd=cwd, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"yosys failed in {cwd}: {proc.stderr[-2000:]}")
+    return proc.stdout
+
+
+def _cells(stat_json: Path) -> dict:
+    design = json.loads(stat_json.read_text())["design"]
+    return design.get("num_cells_by_type", {}), design
+
+
+def unit_cost(name: str, config: HDPConfig, workdir: Path) -> dict:
+    """Synthesise unit ``name`` of ``config`` in ``workdir``; returns its figures."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "unit.il").write_text(rtlil.convert(build_unit(name, config), name="top"))
+    start = time.perf_counter()
+    # yosys runs sandboxed (WebAssembly): relative paths inside workdir only
+    _yosys("read_rtlil unit.il; synth_ecp5 -top top; tee -q -o ecp5.json stat -json; "
+           "tee -q -o ltp.txt ltp -noff", workdir)
+    ecp5, _ = _cells(workdir / "ecp5.json")
+    ltp = re.findall(r"Longest topological path in \S+ \(length=(\d+)\)",
+                     (workdir / "ltp.txt").read_text())
+    _yosys(f"read_rtlil unit.il; {GENERIC}; tee -q -o generic.json stat -json; "
+           "tee -q -o cmos.txt stat -tech cmos", workdir)
+    generic, _ = _cells(workdir / "generic.json")
+    cmos = re.findall(r"Estimated number of transistors:\s+(\d+)", (workdir / "cmos.txt").read_text())
+    out = {kind: 0 for kind in dict.fromkeys(ECP5_CELLS.values())}
+    for cell, count in ecp5.items():
+        if cell in ECP5_CELLS:
+            out[ECP5_CELLS[cell]] += count
+    out.update({
+        "depth_cells": int(ltp[-1]) if ltp else None,
+        "gates": sum(v for k, v in generic.items() if k.startswith("$_") and "DFF" not in k),
+        "transistors": int(cmos[-1]) if cmos else None,
+        "seconds": round(time.perf_counter() - start, 1),
+    })
+    return out
+
+
+def table(preset: str, config: HDPConfig, rows: dict) -> str:
+    lines = [f"Each unit of `{preset}` synthesised alone (`python -m hdp_rtl.fpga.unit_cost "
+             f"--preset {preset}`). ECP5: `synth_ecp5`; depth: `ltp -noff` (cells on the "
+             f"deepest path, carry cells included); gates and transistors: generic `synth`, "
+             f"`abc -g` simple gates, `stat -tech cmos`.", "",
+             "| unit | DSP (MULT18X18D) | LUT4 | carry (CCU2C) | FF | EBR | depth | "
+             "gates | transistors |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | {r['dsp']} | {r['lut4']} | {r['carry']} | {r['ff']} | "
+                     f"{r['ebr']} | {r['depth_cells']} | {r['gates']} | {r['transistors']} |")
+    per_lane = []
+    for name, lanes in (("mac_array", config.mac_lanes), ("head_scorer", config.int_lanes)):
+        if name in rows:
+            r = rows[name]
+            per_lane.append(f"- `{name}`: {lanes} lanes, {r['dsp'] / lanes:.2f} DSP and "
+                            f"{r['lut4'] / lanes:.0f} LUT4 a lane (the unit's whole cost "
+                            f"divided by its lanes)")
+    return "\n".join(lines + [""] + per_lane) + "\n"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hdp_rtl.fpga.unit_cost", description=__doc__)
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS))
+    p.add_argument("--unit", action="append", choices=sorted(UNITS),
+                   help="only this unit (repeatable); default: every unit")
+    p.add_argument("-o", "--out", default="build/unit_cost", metavar="DIR")
+    args = p.parse_args(argv)
+    config = HDPConfig.preset(args.preset)
+    out = Path(args.out)
+    rows = {}
+    for name in args.unit or UNITS:
+        rows[name] = unit_cost(name, config, out / args.preset / name)
+        print(f"{name}: {rows[name]}", flush=True)
+    text = table(args.preset, config, rows)
+    (out / f"unit_cost-{args.preset}.md").write_text(text)
+    (out / f"unit_cost-{args.preset}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
