@@ -37,3 +37,26 @@ def lut_multiply(a, b):
         terms[-1] = -terms[-1]
     total = Value.cast(tree_sum(terms))[:shape.width]
     return total.as_signed() if shape.signed else total
+
+
+def first_set(bits, *, highest: bool = False):
+    """``(found, index)`` of the lowest (or highest) set bit of ``bits``, index 0 when
+    none is set, as a balanced tree: ``log2(n)`` multiplexer levels where a chain of
+    ``if`` statements would be ``n`` deep."""
+    from amaranth.hdl import Const, Mux, Value
+    bits = Value.cast(bits)
+    nodes = [(bits[i], Const(0, 1)) for i in range(len(bits))]   # (found, index in group)
+    level = 0
+    while len(nodes) > 1:
+        pairs = []
+        for i in range(0, len(nodes) - 1, 2):
+            (f_lo, i_lo), (f_hi, i_hi) = nodes[i], nodes[i + 1]
+            take_hi = f_hi if highest else ~f_lo
+            pairs.append((f_lo | f_hi, Mux(take_hi, (i_hi | (1 << level)), i_lo)))
+        if len(nodes) % 2:
+            f, idx = nodes[-1]
+            pairs.append((f, idx))
+        nodes = pairs
+        level += 1
+    found, index = nodes[0]
+    return found, Mux(found, index, 0)

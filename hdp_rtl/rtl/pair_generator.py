@@ -1,9 +1,10 @@
 """Pair generator: the keep masks of a head in, its kept pairs out (spec step 5's loop)."""
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
+from .arith import first_set
 from .layouts import mask_layout, pair_layout
 
 __all__ = ["PairGenerator", "zero_row_layout"]
@@ -117,12 +118,9 @@ class PairGenerator(wiring.Component):
         # the block row's later rows, and the row's own last column may be pruned
         limit_block = Signal(range(nbc))
         m.d.comb += limit_block.eq(limit >> log_bc)
-        for i in range(nbc):
-            with m.If(mask[i] & (limit_block >= i) if i else mask[i]):
-                m.d.comb += top_block.eq(i)
-        for i in reversed(range(nbc)):
-            with m.If(rest[i]):
-                m.d.comb += low_block.eq(i)
+        upto_limit = Cat(*(limit_block >= i for i in range(nbc)))
+        m.d.comb += [top_block.eq(first_set(mask & upto_limit, highest=True)[1]),
+                     low_block.eq(first_set(rest)[1])]
         row_empty = Signal()
         m.d.comb += row_empty.eq((mask == 0) | ((low_block << log_bc) > limit))
         block_end = Signal(self.seq_bits + 1)
