@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also report the deepest combinational path (yosys ltp, ~1 min)")
     p.add_argument("--synth-opt", action="append", default=[], metavar="OPT",
                    help="extra synth_<family> option (repeatable), e.g. --synth-opt=-noabc9")
+    p.add_argument("--router", choices=["router1", "router2"],
+                   help="nextpnr's router (default: nextpnr's own, router1)")
     p.add_argument("--synth-only", action="store_true",
                    help="run yosys only (resource counts from synthesis, no Fmax)")
     p.add_argument("--report-only", action="store_true",
@@ -47,7 +49,8 @@ def main(argv=None) -> int:
                     target_hz=args.freq * 1e6 if args.freq else None, out_root=args.out,
                     seed=args.seed, verbose=args.verbose, command=cmd,
                     with_breakdown=args.breakdown, with_ltp=args.ltp,
-                    synth_only=args.synth_only, synth_opts=args.synth_opt)
+                    synth_only=args.synth_only, synth_opts=args.synth_opt,
+                    router=args.router)
     except FileNotFoundError as err:
         print(f"hdp_rtl.fpga: {err}", file=sys.stderr)
         return 2

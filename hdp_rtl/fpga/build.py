@@ -103,13 +103,15 @@ def _products(family: str) -> tuple[str, ...]:
 def build(board: str | Board, *, preset: str | None = None, target_hz: float | None = None,
           out_root: str | Path = "build/fpga", seed: int = 1, verbose: bool = False,
           core=None, command: str | None = None, with_breakdown: bool | None = None,
-          with_ltp: bool = False, synth_only: bool = False, synth_opts=()) -> dict:
+          with_ltp: bool = False, synth_only: bool = False, synth_opts=(),
+          router: str | None = None) -> dict:
     """Build ``board`` and return the report (also written to ``report.json``/``.md``).
 
     ``core`` replaces the co-processor (any component of plain ports in ``sync``);
     ``preset`` overrides the board's preset. ``with_breakdown`` adds the resources by
     unit (:func:`breakdown`, another synthesis run); ``None``: only when the design
-    does not fit the device.
+    does not fit the device. ``router`` picks nextpnr's router (``router1``, its
+    default, or ``router2``).
     """
     from ..config import HDPConfig
     from ..rtl.top import HDPCoprocessor
@@ -146,7 +148,8 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
         "synth_opts": list(b.synth_opts) + list(synth_opts),
         "script_after_synth": f"tee -q -o {TOP_NAME}.stat.json stat -json",
         "nextpnr_opts": ["--timing-allow-fail", "--seed", str(seed),
-                         "--report", f"{TOP_NAME}.nextpnr.json"],
+                         "--report", f"{TOP_NAME}.nextpnr.json"]
+        + (["--router", router] if router else []),
     }
     if verbose:
         overrides["verbose"] = True
