@@ -1,5 +1,5 @@
 """Pair generator: the keep masks of a head in, its kept pairs out (spec step 5's loop)."""
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -118,7 +118,8 @@ class PairGenerator(wiring.Component):
         # the block row's later rows, and the row's own last column may be pruned
         limit_block = Signal(range(nbc))
         m.d.comb += limit_block.eq(limit >> log_bc)
-        upto_limit = Cat(*(limit_block >= i for i in range(nbc)))
+        # (block 0 always starts at or before the limit: no constant compare for lint)
+        upto_limit = Cat(Const(1, 1), *(limit_block >= i for i in range(1, nbc)))
         m.d.comb += [top_block.eq(first_set(mask & upto_limit, highest=True)[1]),
                      low_block.eq(first_set(rest)[1])]
         row_empty = Signal()
