@@ -1,6 +1,6 @@
 """MAC array with the approximation unit (spec steps 5 and 7)."""
 from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
@@ -18,6 +18,11 @@ class MacArray(wiring.Component):
     ``head_dim / mac_lanes`` cycles, one chunk of ``mac_lanes`` elements a cycle; the
     row it needs is read in the last cycle of the operation before, so operations
     follow each other without a bubble. When both inputs have work they alternate.
+
+    Pipelined for the clock: operands, products (in the DSP's output register) and the
+    lane sum are each registered, so a score or an output row leaves 4 cycles after
+    its last chunk was issued. The pipeline stands still as a whole only while its last
+    stage holds a result for a full output register.
 
     Each lane has one hard multiplier, ``q x k`` for a score and ``p x v`` for P x V:
     ``q.k`` is the exact score ``S_int*2^2F + (qi.kf + qf.ki)*2^F + qf.kf``. With
@@ -88,17 +93,10 @@ class MacArray(wiring.Component):
         m = Module()
         L, F, d = self.lanes, self.F, self.head_dim
         chunks = d // L
+        sh = self.out_shift
+        top = (1 << (self.out_bits - 1)) - 1
 
-        # ---- the operation in the lanes -------------------------------------------------
-        active = Signal()
-        is_pv = Signal()
-        op_col = Signal(self.seq_bits)
-        op_last = Signal()
-        op_p = Signal(self.P + 1)
-        chunk = Signal(range(max(2, chunks)))
-        last_chunk = chunk == chunks - 1
-
-        # output registers
+        # ---- output registers (the pipeline's last stage) ------------------------------
         s_valid = Signal()
         s_payload = Signal.like(self.o_score.payload)
         o_valid = Signal()
@@ -112,13 +110,28 @@ class MacArray(wiring.Component):
         with m.If(self.o_out.valid & self.o_out.ready):
             m.d.sync += o_valid.eq(0)
 
-        stall = active & last_chunk & Mux(is_pv, op_last & ~o_free, ~s_free)
-        working = active & ~stall
-        advance = ~active | (last_chunk & ~stall)
+        # ---- the pipeline: issue -> operands -> products -> sums -> outputs ----------------
+        # Each stage holds one chunk of one operation. The whole pipeline stands still
+        # while its last stage has a result for an output register that is still full.
+        ctrl = data.StructLayout({"valid": 1, "is_pv": 1, "chunk": range(max(2, chunks)),
+                                  "last_chunk": 1, "col": self.seq_bits, "last": 1})
+        s1, s2, s3 = (Signal(ctrl, name=f"ctrl{i}") for i in (1, 2, 3))
+        stall = s3.valid & s3.last_chunk & Mux(s3.is_pv, s3.last & ~o_free, ~s_free)
+        move = ~stall
+
+        # issue stage: the operation whose rows were read, one chunk a cycle
+        active = Signal()
+        is_pv = Signal()
+        op_col = Signal(self.seq_bits)
+        op_last = Signal()
+        op_p = Signal(self.P + 1)
+        chunk = Signal(range(max(2, chunks)))
+        last_chunk = chunk == chunks - 1
+        working = active & move
+        advance = ~active | (last_chunk & move)
         m.d.comb += self.busy_mac.eq(working)
 
-        # ---- picking the next operation (alternating when both inputs wait) -------------
-        last_was_pv = Signal()
+        last_was_pv = Signal()       # alternate when both inputs wait
         pick_pv = self.i_prob.valid & (~self.i_pair.valid | ~last_was_pv)
         pick_pair = self.i_pair.valid & ~pick_pv
         pair = self.i_pair.payload
@@ -141,59 +154,74 @@ class MacArray(wiring.Component):
                 m.d.sync += [is_pv.eq(0), op_col.eq(pair.col), op_last.eq(pair.last),
                              last_was_pv.eq(0)]
 
-        # ---- the lanes ---------------------------------------------------------------------
         def pick(row, lane):
             elems = [Value.cast(row[ch * L + lane]) for ch in range(chunks)]
             return Array(elems)[chunk] if chunks > 1 else elems[0]
 
-        score_terms, pv_products = [], []
+        # stage 1: the chunk's operands, registered after the row buffers' read
+        # stage 2: the products, registered (a DSP's output register)
+        a_shape, b_shape = signed(max(self.B, self.P + 2)), signed(self.B)
+        products, fines = [], []
+        with m.If(move):
+            m.d.sync += [s1.valid.eq(working), s1.is_pv.eq(is_pv), s1.chunk.eq(chunk),
+                         s1.last_chunk.eq(last_chunk), s1.col.eq(op_col), s1.last.eq(op_last),
+                         s2.eq(s1), s3.eq(s2)]
         for lane in range(L):
             q = pick(self.q_rd.data, lane)
             k = pick(self.k_rd.data, lane)
             v = pick(self.v_rd.data, lane)
             # the lane's one hard multiplier, shared: q x k (the exact score term) for a
             # score, p x v for P x V
-            a = Signal(signed(max(self.B, self.P + 2)), name=f"lane{lane}_a")
-            b = Signal(signed(self.B), name=f"lane{lane}_b")
-            main = Signal(signed(len(a) + len(b)), name=f"lane{lane}_main")
-            m.d.comb += [a.eq(Mux(is_pv, op_p, q)), b.eq(Mux(is_pv, v, k)), main.eq(a * b)]
-            pv_products.append(main)
+            a = Signal(a_shape, name=f"lane{lane}_a")
+            b = Signal(b_shape, name=f"lane{lane}_b")
+            prod = Signal(signed(len(a) + len(b)), name=f"lane{lane}_prod")
+            products.append(prod)
+            with m.If(move):
+                m.d.sync += [a.eq(Mux(is_pv, op_p, q)), b.eq(Mux(is_pv, v, k)), prod.eq(a * b)]
             if F:
                 # the approximation unit drops qf x kf from q x k = qi.ki 2^2F +
                 # (qi.kf + qf.ki) 2^F + qf.kf: an F x F product, small enough for LUTs
-                fine = lut_multiply(Value.cast(q)[:F], Value.cast(k)[:F])
-                score_terms.append(main - Mux(self.approx_enable, fine, 0))
-            else:
-                score_terms.append(main)
+                qf, kf = Signal(F, name=f"lane{lane}_qf"), Signal(F, name=f"lane{lane}_kf")
+                fine = Signal(2 * F, name=f"lane{lane}_fine")
+                fines.append(fine)
+                with m.If(move):
+                    m.d.sync += [qf.eq(Value.cast(q)[:F]), kf.eq(Value.cast(k)[:F]),
+                                 fine.eq(lut_multiply(qf, kf))]
 
+        # stage 3, scores: the sum over the lanes, registered
         partial = Signal(signed(self.score_bits))
-        m.d.comb += partial.eq(tree_sum(score_terms))
-        s_acc = Signal(signed(self.score_bits))
-        score = s_acc + partial if chunks > 1 else partial
-        with m.If(working & ~is_pv):
-            if chunks > 1:
-                m.d.sync += s_acc.eq(Mux(chunk == 0, partial, s_acc + partial))
-            with m.If(last_chunk):
-                m.d.sync += [s_valid.eq(1), s_payload.score.eq(Mux(chunk == 0, partial, score)),
-                             s_payload.col.eq(op_col), s_payload.last.eq(op_last)]
-
-        # P x V accumulators: acc[ch * L + lane] takes lane `lane` in chunk `ch`
+        terms = [p - Mux(self.approx_enable, f, 0) for p, f in zip(products, fines)] \
+            if F else products
+        with m.If(move):
+            m.d.sync += partial.eq(tree_sum(terms))
+        # stage 3, P x V: acc[ch * L + lane] takes lane `lane` in chunk `ch`; a group's
+        # first chunk of a row overwrites it (the last row's sums are read one cycle on)
         acc = [Signal(signed(self.acc_bits), name=f"acc{i}") for i in range(d)]
-        acc_new = []
-        for i in range(d):
-            ch, lane = divmod(i, L)
-            hit = chunk == ch if chunks > 1 else True
-            acc_new.append(acc[i] + Mux(hit, pv_products[lane], 0))
-        sh = self.out_shift
-        top = (1 << (self.out_bits - 1)) - 1
-        with m.If(working & is_pv):
-            with m.If(last_chunk & op_last):
-                m.d.sync += [acc_i.eq(0) for acc_i in acc]
-                m.d.sync += o_valid.eq(1)
-                for i in range(d):
-                    rounded = (acc_new[i] + (1 << (sh - 1))) >> sh if sh else acc_new[i]
-                    m.d.sync += o_payload.out[i].eq(
-                        Mux(rounded > top, top, Mux(rounded < -top - 1, -top - 1, rounded)))
-            with m.Else():
-                m.d.sync += [acc[i].eq(acc_new[i]) for i in range(d)]
+        fresh = Signal(chunks, init=(1 << chunks) - 1)
+        pv_in = s2.valid & s2.is_pv & move
+        for ch in range(chunks):
+            hit = (s2.chunk == ch) if chunks > 1 else 1
+            with m.If(pv_in & hit):
+                for lane in range(L):
+                    i = ch * L + lane
+                    m.d.sync += acc[i].eq(Mux(fresh[ch], 0, acc[i]) + products[lane])
+                m.d.sync += fresh[ch].eq(s2.last)
+
+        # stage 4: the score of the operation's last chunk, or a finished output row
+        with m.If(move & s3.valid & ~s3.is_pv):
+            if chunks > 1:
+                s_acc = Signal(signed(self.score_bits))
+                total = Mux(s3.chunk == 0, partial, s_acc + partial)
+                m.d.sync += s_acc.eq(total)
+            else:
+                total = partial
+            with m.If(s3.last_chunk):
+                m.d.sync += [s_valid.eq(1), s_payload.score.eq(total),
+                             s_payload.col.eq(s3.col), s_payload.last.eq(s3.last)]
+        with m.If(move & s3.valid & s3.is_pv & s3.last_chunk & s3.last):
+            m.d.sync += o_valid.eq(1)
+            for i in range(d):
+                rounded = (acc[i] + (1 << (sh - 1))) >> sh if sh else acc[i]
+                m.d.sync += o_payload.out[i].eq(
+                    Mux(rounded > top, top, Mux(rounded < -top - 1, -top - 1, rounded)))
         return m
