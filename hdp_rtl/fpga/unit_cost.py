@@ -48,8 +48,14 @@ def unit_cost(name: str, config: HDPConfig, workdir: Path) -> dict:
     (workdir / "unit.il").write_text(rtlil.convert(build_unit(name, config), name="top"))
     start = time.perf_counter()
     # yosys runs sandboxed (WebAssembly): relative paths inside workdir only
-    _yosys("read_rtlil unit.il; synth_ecp5 -top top; tee -q -o ecp5.json stat -json; "
-           "tee -q -o ltp.txt ltp -noff", workdir)
+    ecp5_script = ("read_rtlil unit.il; synth_ecp5 -top top{}; tee -q -o ecp5.json stat -json; "
+                   "tee -q -o ltp.txt ltp -noff")
+    try:
+        _yosys(ecp5_script.format(""), workdir)
+        mapper = "abc9"
+    except RuntimeError:      # YoWASP's ABC9 dies on some small netlists: map with ABC
+        _yosys(ecp5_script.format(" -noabc9"), workdir)
+        mapper = "abc"
     ecp5, _ = _cells(workdir / "ecp5.json")
     ltp = re.findall(r"Longest topological path in \S+ \(length=(\d+)\)",
                      (workdir / "ltp.txt").read_text())
@@ -65,7 +71,7 @@ def unit_cost(name: str, config: HDPConfig, workdir: Path) -> dict:
         "depth_cells": int(ltp[-1]) if ltp else None,
         "gates": sum(v for k, v in generic.items() if k.startswith("$_") and "DFF" not in k),
         "transistors": int(cmos[-1]) if cmos else None,
-        "seconds": round(time.perf_counter() - start, 1),
+        "mapper": mapper, "seconds": round(time.perf_counter() - start, 1),
     })
     return out
 
@@ -102,7 +108,11 @@ def main(argv=None) -> int:
     out = Path(args.out)
     rows = {}
     for name in args.unit or UNITS:
-        rows[name] = unit_cost(name, config, out / args.preset / name)
+        try:
+            rows[name] = unit_cost(name, config, out / args.preset / name)
+        except RuntimeError as err:     # report the others; say which one failed
+            print(f"{name}: {err}", file=sys.stderr, flush=True)
+            continue
         print(f"{name}: {rows[name]}", flush=True)
     text = table(args.preset, config, rows)
     (out / f"unit_cost-{args.preset}.md").write_text(text)
