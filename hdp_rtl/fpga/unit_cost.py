@@ -18,9 +18,13 @@ import time
 from pathlib import Path
 
 from amaranth.back import rtlil
+from amaranth.hdl import Module, Shape, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from ..config import PRESETS, HDPConfig
 from ..generate import UNITS, build_unit
+from ..rtl.arith import lut_multiply
 
 __all__ = ["unit_cost", "main"]
 
@@ -76,6 +80,43 @@ def unit_cost(name: str, config: HDPConfig, workdir: Path) -> dict:
     return out
 
 
+class _Product(wiring.Component):
+    """Registered operands -> one product -> a registered result: one lane's multiplier."""
+
+    def __init__(self, a_shape, b_shape, *, in_luts: bool):
+        self.in_luts = in_luts
+        a, b = Shape.cast(a_shape), Shape.cast(b_shape)
+        out = signed(a.width + b.width) if (a.signed or b.signed) else a.width + b.width
+        super().__init__({"a": In(a), "b": In(b), "p": Out(out)})
+
+    def elaborate(self, platform):
+        m = Module()
+        ra, rb = Signal.like(self.a), Signal.like(self.b)
+        m.d.sync += [ra.eq(self.a), rb.eq(self.b),
+                     self.p.eq(lut_multiply(ra, rb) if self.in_luts else ra * rb)]
+        return m
+
+
+def lane_costs(config: HDPConfig, workdir: Path) -> dict:
+    """ECP5 cells of one integer lane's ``I x I`` product and of the approximation's
+    ``F x F`` product, each in LUTs (as built) and with ``*`` (a DSP), alone."""
+    I, F = config.int_bits, config.frac_bits
+    cases = {"integer lane I x I, LUTs": (signed(I), signed(I), True),
+             "integer lane I x I, *": (signed(I), signed(I), False),
+             "approximation F x F, LUTs": (F, F, True)}
+    out = {}
+    for i, (label, (a, b, luts)) in enumerate(cases.items()):
+        if not F and "F x F" in label:
+            continue
+        d = workdir / f"lane{i}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "unit.il").write_text(rtlil.convert(_Product(a, b, in_luts=luts), name="top"))
+        _yosys("read_rtlil unit.il; synth_ecp5 -top top; tee -q -o ecp5.json stat -json", d)
+        cells, _ = _cells(d / "ecp5.json")
+        out[label] = {c: n for c, n in cells.items() if c in ECP5_CELLS and c != "TRELLIS_FF"}
+    return out
+
+
 def table(preset: str, config: HDPConfig, rows: dict) -> str:
     lines = [f"Each unit of `{preset}` synthesised alone (`python -m hdp_rtl.fpga.unit_cost "
              f"--preset {preset}`). ECP5: `synth_ecp5`; depth: `ltp -noff` (cells on the "
@@ -102,10 +143,16 @@ def main(argv=None) -> int:
     p.add_argument("--preset", default="default", choices=sorted(PRESETS))
     p.add_argument("--unit", action="append", choices=sorted(UNITS),
                    help="only this unit (repeatable); default: every unit")
+    p.add_argument("--lanes", action="store_true",
+                   help="only the cost of one lane's small products (seconds)")
     p.add_argument("-o", "--out", default="build/unit_cost", metavar="DIR")
     args = p.parse_args(argv)
     config = HDPConfig.preset(args.preset)
     out = Path(args.out)
+    if args.lanes:
+        for label, cells in lane_costs(config, out / args.preset / "lanes").items():
+            print(f"{label}: " + ", ".join(f"{n} {c}" for c, n in sorted(cells.items())))
+        return 0
     rows = {}
     for name in args.unit or UNITS:
         try:
