@@ -13,12 +13,15 @@ import random
 from collections import deque
 
 import cocotb
+from amaranth.lib import data
 from cocotb.clock import Clock
 from cocotb.triggers import Event, RisingEdge, Timer
+from cocotb.types import LogicArray
 
 from sim.packing import pack, unpack
 
-__all__ = ["StreamSource", "StreamSink", "start_clock_and_reset", "past_time_zero", "env_json"]
+__all__ = ["StreamSource", "StreamSink", "AxisPort", "start_clock_and_reset", "past_time_zero",
+           "env_json"]
 
 
 def env_json(name: str, default=None):
@@ -63,19 +66,23 @@ class StreamSource:
         self.idle = idle
         self.rng = random.Random(seed)
         self.queue: deque = deque()
-        self.sent = 0
+        self.queued = self.sent = 0
         self._idle_event = Event()
         self.valid.value = 0
         self._task = cocotb.start_soon(self._run())
 
     def send_nowait(self, item) -> None:
         self.queue.append(item)
+        self.queued += 1
 
     def send_all(self, items) -> None:
-        self.queue.extend(items)
+        for item in items:
+            self.send_nowait(item)
 
     async def wait_idle(self) -> None:
-        while self.queue or int(self.valid.value):
+        """Wait until every item queued so far was transferred (counted, not read from
+        ``valid``: a value written in this time step reads back old)."""
+        while self.sent < self.queued:
             await RisingEdge(self.clk)
 
     async def _run(self):
@@ -127,3 +134,42 @@ class StreamSink:
                 self.items.append(unpack(self.layout, bits))
                 self._event.set()
             self.ready.value = 0 if self.backpressure and self.rng.random() < self.backpressure else 1
+
+
+class _Joined:
+    """Handles read and written as one bit vector, the first in the lowest bits."""
+
+    def __init__(self, *handles):
+        self.handles = handles
+
+    @property
+    def value(self) -> LogicArray:
+        bits, pos = 0, 0
+        for handle in self.handles:
+            value = handle.value                  # a LogicArray, or a Logic for one bit
+            bits |= (value.to_unsigned() if isinstance(value, LogicArray) else int(value)) << pos
+            pos += len(handle)
+        return LogicArray.from_unsigned(bits, pos)
+
+    @value.setter
+    def value(self, bits: int) -> None:
+        for handle in self.handles:
+            handle.value = bits & ((1 << len(handle)) - 1)
+            bits >>= len(handle)
+
+
+class AxisPort:
+    """The AXI4-Stream port ``<prefix>_tdata/_tvalid/_tready/_tlast`` of ``dut`` as a
+    stream named ``axis`` whose payload ``layout`` has the fields ``tdata`` and ``tlast``::
+
+        port = AxisPort(dut, "s_axis")
+        source = StreamSource(port, "axis", port.layout, idle=0.3)
+    """
+
+    def __init__(self, dut, prefix: str):
+        tdata = getattr(dut, f"{prefix}_tdata")
+        self.clk = dut.clk
+        self.axis__valid = getattr(dut, f"{prefix}_tvalid")
+        self.axis__ready = getattr(dut, f"{prefix}_tready")
+        self.axis__payload = _Joined(tdata, getattr(dut, f"{prefix}_tlast"))
+        self.layout = data.StructLayout({"tdata": len(tdata), "tlast": 1})

@@ -1,4 +1,5 @@
-"""Block selector in amaranth.sim against golden.select_blocks, with random stalls."""
+"""Block selector against golden.select_blocks with random stalls, in amaranth.sim and as
+generated Verilog."""
 import random
 
 import numpy as np
@@ -7,6 +8,7 @@ import pytest
 import golden
 from hdp_rtl.config import HDPConfig, Registers
 from hdp_rtl.rtl.block_selector import BlockSelector
+from cases import EDGE_AND_DEFAULT, run_unit_verilog
 from unit_sim import recv_stream, run_sim, send_stream
 
 CFG = HDPConfig(seq_max=32, head_dim=8, block_rows=1, block_cols=4,   # 8 blocks a row
@@ -70,6 +72,11 @@ def test_masks_match_golden(fields):
     async def sink(ctx):
         got.extend(await recv_stream(ctx, dut.o_mask, len(rows), rng=rng, backpressure=0.4))
 
-    run_sim(dut, source, sink)
+    run_sim(dut, source, sink, deadline_cycles=5_000)
     assert [g.mask for g in got] == want
     assert [g.last_row for g in got] == [0] * (len(rows) - 1) + [1]
+
+
+@pytest.mark.parametrize("preset,simulator", EDGE_AND_DEFAULT)
+def test_verilog(preset, simulator):
+    run_unit_verilog("block_selector", preset, simulator)

@@ -1,21 +1,49 @@
-"""Helpers for the amaranth.sim unit tests: stream drivers with random stalls."""
+"""Helpers for the amaranth.sim unit tests: the run, and stream drivers with random stalls."""
 import random
+from types import SimpleNamespace
 
+from amaranth.hdl import Cat
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
-__all__ = ["run_sim", "send_stream", "recv_stream"]
+__all__ = ["run_sim", "send_stream", "recv_stream", "axis_port"]
+
+PERIOD = 1e-8
 
 
-def run_sim(dut, *benches, deadline_cycles: int = 200_000, extra=None):
-    """Run async testbenches on ``dut`` with a clock; fail if they take too long."""
+def run_sim(dut, *benches, deadline_cycles: int = 200_000, extra=()):
+    """Run the async testbenches ``benches`` on ``dut`` (with a clock) until they all
+    return; ``extra`` are background processes (monitors).
+
+    Raises
+    ------
+    AssertionError
+        When the testbenches are still running after ``deadline_cycles`` cycles.
+    """
     sim = Simulator(dut)
-    sim.add_clock(1e-8)
+    sim.add_clock(PERIOD)
     for bench in benches:
         sim.add_testbench(bench)
-    for process in extra or ():
+    for process in extra:
         sim.add_process(process)
-    sim.run_until(deadline_cycles * 1e-8)
+
+    async def watchdog(ctx):
+        await ctx.delay(deadline_cycles * PERIOD)
+        raise AssertionError(f"the testbenches did not finish in {deadline_cycles} cycles")
+
+    sim.add_testbench(watchdog, background=True)
+    sim.run()
     return sim
+
+
+def axis_port(dut, prefix: str):
+    """The AXI4-Stream port ``<prefix>_t*`` of ``dut`` as a stream for :func:`send_stream`
+    and :func:`recv_stream`: payload fields ``tdata`` and ``tlast``."""
+    tdata, tlast = getattr(dut, f"{prefix}_tdata"), getattr(dut, f"{prefix}_tlast")
+    layout = data.StructLayout({"tdata": len(tdata), "tlast": 1})
+    return SimpleNamespace(valid=getattr(dut, f"{prefix}_tvalid"),
+                           ready=getattr(dut, f"{prefix}_tready"),
+                           payload=data.View(layout, Cat(tdata, tlast)))
 
 
 async def send_stream(ctx, port, items, *, rng: random.Random, idle: float = 0.0):

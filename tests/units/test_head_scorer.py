@@ -1,5 +1,5 @@
-"""Head scorer in amaranth.sim: every S_int, block importance and the head importance
-against the golden model, with back-pressure on the block stream."""
+"""Head scorer: every S_int, block importance and the head importance against the golden
+model, with back-pressure on the block stream, in amaranth.sim and as generated Verilog."""
 import random
 
 import numpy as np
@@ -8,6 +8,7 @@ import pytest
 import golden
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.rtl.head_scorer import HeadScorer
+from cases import EDGE_AND_DEFAULT, run_unit_verilog
 from rowbuf import WithRowBuffers
 from unit_sim import recv_stream, run_sim
 
@@ -63,16 +64,15 @@ def test_scores_blocks_and_head_importance(name, n, causal):
         got = await recv_stream(ctx, scorer.o_block, len(want_blocks), rng=prng, backpressure=0.5)
         blocks.extend((b.bi, b.col, b.last, b.last_row) for b in got)
 
-    sim_cycles = n * n * cfg.head_dim // cfg.int_lanes * 2 + 2000
-    from amaranth.sim import Simulator
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(control)
-    sim.add_testbench(sink)
-    sim.add_process(monitor)
-    sim.run_until(sim_cycles * 1e-8)
+    run_sim(dut, control, sink, extra=[monitor],
+            deadline_cycles=n * n * cfg.head_dim // cfg.int_lanes * 2 + 2000)
 
     want_scores = {(r, c): int(s_int[r, c]) for r, c in zip(*np.nonzero(valid))}
     assert scores == want_scores
     assert blocks == want_blocks
     assert result.get("hi") == golden.head_importance(s_int, valid)
+
+
+@pytest.mark.parametrize("preset,simulator", EDGE_AND_DEFAULT)
+def test_verilog(preset, simulator):
+    run_unit_verilog("head_scorer", preset, simulator)

@@ -1,16 +1,17 @@
-"""MAC array in amaranth.sim: scores (approximation on and off) and P x V rows bit-exact
-to the golden model with both streams interleaved and stalled; and the pipelining."""
+"""MAC array: scores (approximation on and off) and P x V rows bit-exact to the golden
+model with both streams interleaved and stalled, in amaranth.sim and as generated Verilog;
+and the pipelining."""
 import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 import golden
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.rtl.mac_array import MacArray
+from cases import EDGE_AND_DEFAULT, run_unit_verilog
 from rowbuf import WithRowBuffers
-from unit_sim import recv_stream, send_stream
+from unit_sim import recv_stream, run_sim, send_stream
 
 CONFIGS = {
     "edge": HDPConfig.preset("edge"),
@@ -67,11 +68,8 @@ def test_scores_and_pv_match_golden(name, approx):
         got_out.extend(await recv_stream(ctx, mac.o_out, n, rng=random.Random(3),
                                          backpressure=0.5))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for bench in (set_regs, pv, scores, outs):
-        sim.add_testbench(bench)
-    sim.run_until(len(pairs) * 4 * cfg.head_dim // cfg.mac_lanes * 1e-8 + 2e-5)
+    run_sim(dut, set_regs, pv, scores, outs,
+            deadline_cycles=len(pairs) * 4 * cfg.head_dim // cfg.mac_lanes + 2000)
     assert [(g.score, g.col, g.last) for g in got_s] == \
         [(int(want_s[x["row"], x["col"]]), x["col"], x["last"]) for x in pairs]
     assert [[int(x) for x in g.out] for g in got_out] == want_out.tolist()
@@ -104,10 +102,12 @@ def test_pairs_back_to_back_take_one_chunk_per_cycle():
                 break
         result["busy"], result["cycles"] = busy, cycle
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    run_sim(dut, bench)
     ideal = len(pairs) * cfg.head_dim // cfg.mac_lanes
     assert result["busy"] == ideal
     assert result["cycles"] <= ideal + 3
+
+
+@pytest.mark.parametrize("preset,simulator", EDGE_AND_DEFAULT)
+def test_verilog(preset, simulator):
+    run_unit_verilog("mac_array", preset, simulator)

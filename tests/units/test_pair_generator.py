@@ -1,5 +1,5 @@
-"""Pair generator in amaranth.sim: the kept pairs and zero rows of golden heads, in order,
-under random back-pressure and slow row credits."""
+"""Pair generator: the kept pairs and zero rows of golden heads, in order, under random
+back-pressure and slow row credits, in amaranth.sim and as generated Verilog."""
 import random
 
 import numpy as np
@@ -8,6 +8,7 @@ import pytest
 import golden
 from hdp_rtl.config import HDPConfig, Registers
 from hdp_rtl.rtl.pair_generator import PairGenerator
+from cases import EDGE, run_unit_verilog
 from unit_sim import run_sim
 
 CONFIGS = {
@@ -101,3 +102,8 @@ def test_kept_pairs_match_golden(name, n, causal, delta, pruned):
     run_sim(dut, host, deadline_cycles=20_000)
     assert got_pairs == want_pairs
     assert got_zero == want_zero
+
+
+@pytest.mark.parametrize("preset,simulator", EDGE)
+def test_verilog(preset, simulator):
+    run_unit_verilog("pair_generator", preset, simulator)

@@ -1,5 +1,5 @@
-"""Softmax unit in amaranth.sim: probabilities and row sums bit-exact to
-golden.softmax_rows, rows back to back, with random idle and back-pressure."""
+"""Softmax unit: probabilities and row sums bit-exact to golden.softmax_rows, rows back
+to back, with random idle and back-pressure, in amaranth.sim and as generated Verilog."""
 import random
 
 import numpy as np
@@ -8,7 +8,8 @@ import pytest
 import golden
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.rtl.softmax import Softmax
-from unit_sim import recv_stream, send_stream, run_sim
+from cases import EDGE_AND_DEFAULT, run_unit_verilog
+from unit_sim import recv_stream, run_sim, send_stream
 
 CONFIGS = {"edge": HDPConfig.preset("edge"), "default": HDPConfig.preset("default"),
            # seq_max not a power of two: each bank is still 2**seq_bits deep
@@ -71,3 +72,8 @@ def test_rows_match_golden(preset, scale):
             for r, ps in zip(rows, want_p) for c, p in enumerate(ps)]
     assert [(g.prob, g.col, g.last) for g in got] == flat
     assert sums == want_sums
+
+
+@pytest.mark.parametrize("preset,simulator", EDGE_AND_DEFAULT)
+def test_verilog(preset, simulator):
+    run_unit_verilog("softmax", preset, simulator)

@@ -1,0 +1,118 @@
+"""Register file Verilog on its strobes: fields masked, start checks in code order, ``run``
+latched, address errors, status layout and counters, all from the register map."""
+import random
+
+import cocotb
+from amaranth.lib import data
+from cocotb.triggers import ReadOnly, RisingEdge
+
+from hdp_rtl.config import HDPConfig
+from hdp_rtl.regmap import COUNTERS, ErrorCode, registers_by_name
+from hdp_rtl.rtl.regfile import run_layout
+from sim.packing import pack, unpack
+from streams import env_json, past_time_zero, start_clock_and_reset
+from tb.regfile_vectors import (WORD, random_registers, register_words, run_fields,
+                                start_check_steps)
+
+CONFIG = HDPConfig.from_dict(env_json("HDP_CONFIG", {}))
+REGS = registers_by_name(CONFIG)
+
+
+class RegPorts:
+    """The strobes of the register file: one access a cycle, outputs sampled in it."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        for name in ("bus__wr_en", "bus__rd_en", "busy", "done", "head_pruned", "i_error"):
+            getattr(dut, name).value = 0
+        dut.bus__wr_addr.value = dut.bus__wr_data.value = dut.bus__rd_addr.value = 0
+        dut.bus__wr_strb.value = 0xF
+        dut.counters.value = 0
+
+    async def write(self, reg, word: int) -> tuple[int, int]:
+        """Write ``word`` to ``reg`` (a name or an address); ``(wr_error, start)``."""
+        dut = self.dut
+        dut.bus__wr_en.value = 1
+        dut.bus__wr_addr.value = REGS[reg].offset if isinstance(reg, str) else reg
+        dut.bus__wr_data.value = word
+        await ReadOnly()
+        answer = int(dut.bus__wr_error.value), int(dut.start.value)
+        await RisingEdge(dut.clk)
+        dut.bus__wr_en.value = 0
+        return answer
+
+    async def read(self, reg) -> tuple[int, int]:
+        """``(rd_data, rd_error)`` of a read of ``reg`` (a name or an address)."""
+        dut = self.dut
+        dut.bus__rd_en.value = 1
+        dut.bus__rd_addr.value = REGS[reg].offset if isinstance(reg, str) else reg
+        await ReadOnly()
+        answer = dut.bus__rd_data.value.to_unsigned(), int(dut.bus__rd_error.value)
+        await RisingEdge(dut.clk)
+        dut.bus__rd_en.value = 0
+        return answer
+
+    async def start(self) -> int:
+        return (await self.write("ctrl", REGS["ctrl"].word(start=1)))[1]
+
+    async def status(self) -> dict:
+        word, error = await self.read("status")
+        assert not error and not word & ~REGS["status"].mask, hex(word)
+        return REGS["status"].decode(word)
+
+
+async def _setup(dut) -> RegPorts:
+    await past_time_zero()
+    ports = RegPorts(dut)
+    await start_clock_and_reset(dut)      # after the drivers: no input is X at reset
+    return ports
+
+
+@cocotb.test()
+async def fields_and_start_checks(dut):
+    """Every writable register reads back masked to its fields; the start checks raise
+    their codes in order; ``run`` holds the registers of the accepted start."""
+    ports = await _setup(dut)
+    rng = random.Random(1)
+    for reg in (r for r in REGS.values() if r.access == "rw"):
+        for word in (WORD, rng.getrandbits(32)):
+            assert await ports.write(reg.name, word) == (0, 0)
+            assert await ports.read(reg.name) == (word & reg.mask, 0), reg.name
+        await ports.write(reg.name, 0)        # no overflow left for the checks below
+    for writes, code in start_check_steps(CONFIG):
+        for name, word in writes.items():
+            await ports.write(name, word)
+        assert await ports.start() == (code == ErrorCode.NONE), writes
+        if code:
+            assert (await ports.status())["error_code"] == code, writes
+    regs = random_registers(CONFIG, rng)
+    for name, word in register_words(CONFIG, regs).items():
+        await ports.write(name, word)
+    assert await ports.start()
+    await ReadOnly()                      # the edge's register updates
+    assert unpack(run_layout(REGS), dut.run.value.to_unsigned()) == run_fields(regs)
+
+
+@cocotb.test()
+async def addresses_status_and_counters(dut):
+    """Bad writes answer wr_error and raise 5; unknown reads answer rd_error with 0; the
+    status word and the counters are where the register map puts them."""
+    ports = await _setup(dut)
+    for addr in (0x28, REGS["status"].offset, REGS["seq_len"].offset + 1):
+        assert await ports.write(addr, 1) == (1, 0), hex(addr)
+        assert (await ports.status())["error_code"] == ErrorCode.BAD_ADDRESS
+        await ports.write("ctrl", REGS["ctrl"].word(clear_error=1))
+    for addr in (0x28, REGS["ctrl"].offset, 0x05):
+        assert await ports.read(addr) == (0, 1), hex(addr)
+    dut.busy.value, dut.head_pruned.value = 1, 1
+    dut.i_error.value = ErrorCode.INPUT_TLAST
+    await RisingEdge(dut.clk)
+    dut.i_error.value = 0
+    assert await ports.status() == {"busy": 1, "done": 0, "error": 1, "head_pruned": 1,
+                                    "error_code": ErrorCode.INPUT_TLAST}
+    rng = random.Random(2)
+    values = [rng.getrandbits(32) for _ in COUNTERS]
+    dut.counters.value = pack(data.ArrayLayout(32, len(COUNTERS)), values)
+    for name, value in zip(COUNTERS, values):
+        assert await ports.read(name) == (value, 0), name
+    assert await ports.read("config_hash") == (int(CONFIG.digest(), 16) & WORD, 0)

@@ -1,0 +1,83 @@
+"""Register words and start-check sequences for the register file's tests, made from the
+register map (:mod:`hdp_rtl.regmap`); shared by the amaranth.sim tests
+(``tests/units/test_regfile.py``) and the cocotb run (``tb/cocotb_regfile.py``)."""
+from __future__ import annotations
+
+import random
+
+from hdp_rtl.config import RHO_ONE, HDPConfig, Registers
+from hdp_rtl.regmap import FLAG_FIELDS, ErrorCode, registers_by_name
+
+__all__ = ["WORD", "register_words", "run_fields", "random_registers", "start_check_steps",
+           "outside_bit"]
+
+#: Every bit of a register word.
+WORD = 0xFFFF_FFFF
+
+
+def register_words(config: HDPConfig, regs: Registers) -> dict[str, int]:
+    """The word a host writes into each writable register for ``regs``."""
+    rmap = registers_by_name(config)
+    low = rmap["head_threshold"].field("head_threshold").width
+    hi = rmap["head_threshold_hi"]
+    return {
+        "seq_len": rmap["seq_len"].word(seq_len=regs.seq_len),
+        "flags": rmap["flags"].word(**{f: int(getattr(regs, f)) for f in FLAG_FIELDS}),
+        "head_threshold": rmap["head_threshold"].word(head_threshold=regs.head_threshold),
+        "head_threshold_hi": hi.word(head_threshold_hi=regs.head_threshold >> low)
+        if hi.fields else 0,
+        "rho": rmap["rho"].word(rho=regs.rho),
+        "delta": rmap["delta"].word(delta=regs.delta),
+        "score_scale": rmap["score_scale"].word(score_scale=regs.score_scale),
+    }
+
+
+def run_fields(regs: Registers) -> dict:
+    """The register file's ``run`` struct (as :func:`sim.packing.unpack` gives it) after
+    an accepted start with ``regs``."""
+    return {"seq_len": regs.seq_len, "flags": {f: int(getattr(regs, f)) for f in FLAG_FIELDS},
+            "head_threshold": regs.head_threshold, "rho": regs.rho, "delta": regs.delta,
+            "score_scale": regs.score_scale}
+
+
+def random_registers(config: HDPConfig, rng: random.Random) -> Registers:
+    """Registers with every field drawn at random over its whole valid range."""
+    return Registers(
+        seq_len=rng.randint(1, config.seq_max),
+        **{f: rng.random() < 0.5 for f in FLAG_FIELDS if f != "block_rule"},
+        block_rule=rng.randint(0, 1),
+        head_threshold=rng.getrandbits(config.hi_bits),
+        rho=rng.randint(-RHO_ONE, RHO_ONE),
+        delta=rng.getrandbits(config.delta_bits),
+        score_scale=rng.getrandbits(config.score_scale_bits))
+
+
+def outside_bit(config: HDPConfig, name: str) -> int:
+    """The lowest bit of register ``name`` that holds no field."""
+    mask = registers_by_name(config)[name].mask
+    return (~mask & (mask + 1)) if mask != WORD else 0
+
+
+def start_check_steps(config: HDPConfig) -> list[tuple[dict[str, int], ErrorCode]]:
+    """Register writes, each followed by a start, and the error that start raises
+    (``NONE``: the start is accepted): every check failing at first, then fixed one at a
+    time, so each start shows the lowest failing code."""
+    rmap = registers_by_name(config)
+    seq_field = rmap["seq_len"].field("seq_len")
+    assert config.seq_max + 1 < 1 << seq_field.width, "seq_max + 1 must fit the field"
+    all_flags = rmap["flags"].mask
+    fit_delta = (1 << config.delta_bits) - 1
+    return [
+        ({"seq_len": 0, "flags": outside_bit(config, "flags"), "rho": (RHO_ONE + 44) & WORD,
+          "delta": outside_bit(config, "delta")}, ErrorCode.SEQ_LEN_ZERO),
+        ({"seq_len": config.seq_max + 1}, ErrorCode.SEQ_LEN_TOO_BIG),
+        ({"seq_len": config.seq_max}, ErrorCode.FLAGS_RESERVED),
+        ({"flags": all_flags}, ErrorCode.RHO_RANGE),
+        ({"rho": -(RHO_ONE + 1) & WORD}, ErrorCode.RHO_RANGE),
+        ({"rho": RHO_ONE + 1}, ErrorCode.RHO_RANGE),
+        ({"rho": 0x8000_0000}, ErrorCode.RHO_RANGE),
+        ({"rho": -RHO_ONE & WORD}, ErrorCode.FIELD_OVERFLOW),
+        ({"delta": fit_delta}, ErrorCode.NONE),
+        ({"rho": RHO_ONE, "flags": 0}, ErrorCode.NONE),
+        ({"seq_len": 1}, ErrorCode.NONE),
+    ]

@@ -1,0 +1,50 @@
+"""Row-store tests as data: the writes of a head, random reads on all five read ports with
+``int_phase`` changing at random, and the row each port then shows; shared by the
+amaranth.sim test and the cocotb module of the row store."""
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+__all__ = ["PORTS", "random_rows", "writes", "read_cycles", "read_results"]
+
+PORTS = ("q_int", "k_int", "q_mac", "k_mac", "v_mac")
+
+
+def random_rows(config, rng: random.Random) -> np.ndarray:
+    """Q, K and V of ``seq_max`` rows."""
+    return np.random.default_rng(rng.getrandbits(32)).integers(
+        config.data_min, config.data_max + 1, (3, config.seq_max, config.head_dim))
+
+
+def writes(rows, rng: random.Random) -> list[dict]:
+    """``i_row`` payloads writing every row of ``rows``, in random order."""
+    order = [(t, r) for t in range(3) for r in range(len(rows[t]))]
+    rng.shuffle(order)
+    return [{"tensor": t, "row": r, "data": [int(v) for v in rows[t][r]]} for t, r in order]
+
+
+def read_cycles(config, rng: random.Random, count: int) -> list[dict]:
+    """Inputs of ``count`` cycles: ``int_phase`` and each port's ``(en, addr)``."""
+    return [{"int_phase": int(rng.random() < 0.5),
+             **{p: (int(rng.random() < 0.6), rng.randrange(config.seq_max)) for p in PORTS}}
+            for _ in range(count)]
+
+
+def read_results(cycles) -> list[dict]:
+    """The ``(tensor, row)`` each port's ``data`` shows in the cycle after each of
+    ``cycles`` (``None`` before any read): the row the tensor's owner addressed in its
+    last cycle with ``en``; the integer pass owns Q and K while ``int_phase``."""
+    latest = {t: None for t in "qkv"}
+    results = []
+    for c in cycles:
+        for t in "qk":
+            en, addr = c[f"{t}_int"] if c["int_phase"] else c[f"{t}_mac"]
+            if en:
+                latest[t] = addr
+        if c["v_mac"][0]:
+            latest["v"] = c["v_mac"][1]
+        results.append({p: None if latest[p[0]] is None else ("qkv".index(p[0]), latest[p[0]])
+                        for p in PORTS})
+    return results
