@@ -65,7 +65,7 @@ class PairGenerator(wiring.Component):
         self.block_col_count = W.ceil_div(seq_max, block_cols)
         self.seq_bits = W.index_bits(seq_max)
         super().__init__({
-            "start": In(1), "seq_len": In(seq_max.bit_length()), "causal": In(1),
+            "start": In(1), "seq_len": In(W.bits_for(seq_max)), "causal": In(1),
             "i_mask": In(stream.Signature(mask_layout(block_col_count=self.block_col_count))),
             "masks_done": Out(1),
             "go": In(1), "prune_head": In(1),

@@ -55,7 +55,7 @@ class OutputSerializer(wiring.Component):
         seq_bits = W.index_bits(seq_max)
         members = axis_members("m_axis", width=axis_elems * out_lane_bits, flow=Out)
         members.update({
-            "start": In(1), "seq_len": In(seq_max.bit_length()),
+            "start": In(1), "seq_len": In(W.bits_for(seq_max)),
             "i_row": In(stream.Signature(out_row_layout(out_bits=out_bits, head_dim=head_dim))),
             "i_zero_row": In(stream.Signature(zero_row_layout(seq_bits=seq_bits))),
             "row_done": Out(1), "last_row_held": Out(1), "done": Out(1), "beat": Out(1),
@@ -73,7 +73,7 @@ class OutputSerializer(wiring.Component):
         held = Signal(data.ArrayLayout(signed(self.out_bits), self.head_dim))
         full = Signal()
         beat_idx = Signal(range(max(2, bpr)))
-        rows_sent = Signal(self.seq_max.bit_length())
+        rows_sent = Signal(W.bits_for(self.seq_max))
         sel = Signal(data.ArrayLayout(signed(self.out_bits), self.elems))
         m.d.comb += sel.eq(held.as_value().word_select(beat_idx, self.elems * self.out_bits)
                            if bpr > 1 else held)

@@ -63,7 +63,7 @@ class InputUnpacker(wiring.Component):
         self.seq_bits = W.index_bits(seq_max)
         members = axis_members("s_axis", width=axis_elems * in_lane_bits, flow=In)
         members.update({
-            "start": In(1), "seq_len": In(seq_max.bit_length()),
+            "start": In(1), "seq_len": In(W.bits_for(seq_max)),
             "o_row": Out(stream.Signature(row_write_layout(
                 seq_bits=self.seq_bits, head_dim=head_dim, data_bits=data_bits))),
             "last_row": Out(1), "beat": Out(1), "error": Out(4),
