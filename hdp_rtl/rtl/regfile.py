@@ -163,9 +163,9 @@ class RegisterFile(wiring.Component):
             m.d.comb += raised.eq(ErrorCode.BAD_ADDRESS)
         with m.Elif(start_req & self.busy):
             m.d.comb += raised.eq(ErrorCode.START_WHILE_BUSY)
-        with m.Elif(start_req):
+        with m.Elif(start_req & (refused != 0)):
             m.d.comb += raised.eq(refused)
-        with m.Else():
+        with m.Else():                         # an accepted start raises nothing
             m.d.comb += raised.eq(self.i_error)
         with m.If(clear):
             m.d.sync += [error.eq(0), error_code.eq(0)]

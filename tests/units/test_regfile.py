@@ -293,8 +293,6 @@ def test_error_latch_and_same_cycle_priority():
     _run(CONFIGS["edge"], bench)
 
 
-@pytest.mark.xfail(strict=True, reason="RTL: an accepted start drops the i_error raised "
-                   "in its cycle (unreachable in the top: the unpacker is idle then)")
 def test_i_error_latched_in_the_cycle_of_an_accepted_start():
     """An accepted start raises no error, so i_error's of the same cycle is latched."""
     async def bench(bus):
