@@ -119,8 +119,10 @@ class PairGenerator(wiring.Component):
         limit_block = Signal(range(nbc))
         m.d.comb += limit_block.eq(limit >> log_bc)
         # (block 0 always starts at or before the limit: no constant compare for lint)
-        upto_limit = Cat(Const(1, 1), *(limit_block >= i for i in range(1, nbc)))
-        m.d.comb += [top_block.eq(first_set(mask & upto_limit, highest=True)[1]),
+        kept_upto_limit = Signal(nbc)    # a net: first_set reads it bit by bit
+        m.d.comb += kept_upto_limit.eq(
+            mask & Cat(Const(1, 1), *(limit_block >= i for i in range(1, nbc))))
+        m.d.comb += [top_block.eq(first_set(kept_upto_limit, highest=True)[1]),
                      low_block.eq(first_set(rest)[1])]
         row_empty = Signal()
         m.d.comb += row_empty.eq((mask == 0) | ((low_block << log_bc) > limit))
