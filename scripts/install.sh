@@ -21,11 +21,13 @@ apt_install() {  # apt_install PKG...: install Debian packages, as root or throu
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
-# System tools: Icarus Verilog for simulation; a C++ tool chain for Verilator's models.
+# System tools: Icarus Verilog for simulation; a C++ tool chain (and ccache) for
+# Verilator's models.
 missing=()
 command -v iverilog >/dev/null || missing+=(iverilog)
 command -v g++ >/dev/null || missing+=(g++)
 command -v make >/dev/null || missing+=(make)
+command -v ccache >/dev/null || missing+=(ccache)   # Verilator builds share their runtime
 command -v "$PYTHON" >/dev/null || missing+=(python3)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \

