@@ -3,7 +3,8 @@
 ``python -m sim.bench [--preset default] [--quick] [-o build/bench] [--doc FILE]``
 builds the top once, runs a fixed set of workloads in dense mode (both prunings off),
 pruned mode (block pruning, approximation on) and pruned mode without the
-approximation, checks every head against the golden model, and reports per head:
+approximation, checks every head against the golden model (through the host driver,
+:mod:`hdp_rtl.host`, in ``tb/cocotb_bench.py``), and reports per head:
 cycles by stage, the MAC-bound ideal for the work actually done
 (``int_macs / int_lanes + (score_macs + pv_macs) / mac_lanes``), MAC-array utilisation
 and the speedup over dense mode. It writes a markdown report, a JSON file of the raw
@@ -21,6 +22,7 @@ import numpy as np
 
 import golden
 from hdp_rtl.config import BLOCK_RULE_DELTA, HDPConfig
+from hdp_rtl.host import Counters
 
 __all__ = ["workloads", "main"]
 
@@ -103,18 +105,18 @@ def _jobs(config: HDPConfig, quick: bool):
 
 
 def _row(config: HDPConfig, r: dict) -> dict:
-    c = r["counters"]
-    int_ideal = c["int_macs"] / config.int_lanes
-    mac_ideal = (c["score_macs"] + c["pv_macs"]) / config.mac_lanes
-    total = c["cycles_total"]
+    c = Counters(**r["counters"])          # the driver's counters, as cocotb_bench saved them
+    int_ideal = c.int_macs / config.int_lanes
+    mac_ideal = (c.score_macs + c.pv_macs) / config.mac_lanes
+    total = c.cycles_total
     return {
         "workload": r["workload"], "mode": r["mode"], "n": r["regs"]["seq_len"],
-        "keep": (c["score_macs"] / c["int_macs"]) if c["int_macs"] else 0.0,
-        "load": c["cycles_load"], "int": c["cycles_int"], "attn": c["cycles_attn"],
-        "out": c["cycles_out"], "total": total, "ideal": int_ideal + mac_ideal,
+        "keep": (c.score_macs / c.int_macs) if c.int_macs else 0.0,
+        "load": c.cycles_load, "int": c.cycles_int, "attn": c.cycles_attn,
+        "out": c.cycles_out, "total": total, "ideal": int_ideal + mac_ideal,
         "vs_ideal": total / max(1.0, int_ideal + mac_ideal),
         "util": (int_ideal + mac_ideal) / max(1, total),
-        "mac_util": c["mac_busy"] / max(1, c["cycles_attn"]),
+        "mac_util": c.mac_busy / max(1, c.cycles_attn),
     }
 
 
@@ -238,8 +240,8 @@ def main(argv=None) -> int:
                     "HDP_BENCH_OUT": str(results_path.resolve())})
     results = json.loads(results_path.read_text())
     sim_s = sum(r["wall_s"] for r in results)
-    cycles = sum(r["counters"]["cycles_total"] for r in results)
     rows = [_row(config, r) for r in results]
+    cycles = sum(r["total"] for r in rows)
     cmd = "make bench" + (f" PRESET={args.preset}" if args.preset != "default" else "")
     text = report(config, args.preset, rows,
                   {"cycles_per_s": cycles / sim_s, "generate_s": gen_s}, cmd)

@@ -3,31 +3,50 @@
 ``python -m sim.regress [--configs 20] [--heads 50] [--first-seed 100] [--jobs 2]``
 builds one random valid config per seed (``sim.random_configs``) on Verilator and runs
 ``--heads`` random heads with random registers on it against the golden model, under
-random idle and back-pressure. Prints one line per seed and, for each failure, the
-command that reproduces it; exits 1 on any mismatch.
+random idle and back-pressure, through the host driver (:mod:`hdp_rtl.host`, in
+``tb/cocotb_regress.py``). Prints one line per seed with, for a failure, the first
+failed check (the head, and for a hang the stage it hung in) and the command that
+reproduces it; exits 1 on any mismatch.
 """
 from __future__ import annotations
 
 import argparse
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from xml.etree import ElementTree
 
 __all__ = ["run_seed", "main"]
 
 
 def run_seed(seed: int, heads: int) -> tuple[int, bool, str, float]:
+    """Run ``heads`` heads on the config of ``seed``: ``(seed, passed, why, seconds)``."""
     from hdp_rtl.rtl.top import HDPCoprocessor
     from sim.random_configs import random_config
-    from sim.runner import run_cocotb
+    from sim.runner import build_dir_for, run_cocotb
 
     start = time.perf_counter()
+    name = f"regress-{seed}"
+    results = build_dir_for(name, "verilator") / "results.xml"
+    results.unlink(missing_ok=True)            # no stale message if the build fails
     try:
         run_cocotb(component=HDPCoprocessor(random_config(seed)), toplevel="hdp_coprocessor",
-                   test_module="cocotb_regress", simulator="verilator", name=f"regress-{seed}",
+                   test_module="cocotb_regress", simulator="verilator", name=name,
                    env={"HDP_SEED": seed, "HDP_HEADS": heads})
         return seed, True, "", time.perf_counter() - start
     except Exception as exc:  # noqa: BLE001 - every failure is reported with its seed
-        return seed, False, str(exc).splitlines()[0], time.perf_counter() - start
+        why = _failure(results) or str(exc)
+        return seed, False, why.splitlines()[0], time.perf_counter() - start
+
+
+def _failure(results: Path) -> str:
+    """The first failure message in a cocotb results file: the host's check or hang
+    message, which names the head (and, for a hang, the stage); "" when there is none."""
+    try:
+        failure = ElementTree.parse(results).find(".//failure")
+    except (OSError, ElementTree.ParseError):
+        return ""
+    return "" if failure is None else failure.get("message", "")
 
 
 def main(argv=None) -> int:

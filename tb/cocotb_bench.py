@@ -4,6 +4,7 @@ Reads the heads to run from the .npz named by HDP_BENCH_IN, runs each one on the
 (no idle, no back-pressure: the core's own speed), checks it against the golden model
 and writes every head's counters to the JSON file HDP_BENCH_OUT.
 """
+import dataclasses
 import json
 import os
 import time
@@ -23,6 +24,7 @@ async def bench(dut):
     await past_time_zero()
     host = HDPHost(dut, CONFIG)
     await start_clock_and_reset(dut)
+    await host.driver.read_config_hash()
     jobs = np.load(os.environ["HDP_BENCH_IN"], allow_pickle=False)
     meta = json.loads(str(jobs["meta"]))
     results = []
@@ -31,6 +33,7 @@ async def bench(dut):
         regs = Registers(**job["regs"])
         start = time.perf_counter()
         counters = await host.check_head(q, k, v, regs, label=job["label"])
-        results.append({**job, "counters": counters, "wall_s": time.perf_counter() - start})
+        results.append({**job, "counters": dataclasses.asdict(counters),
+                        "wall_s": time.perf_counter() - start})
         with open(os.environ["HDP_BENCH_OUT"], "w") as f:   # partial results survive a crash
             json.dump(results, f, indent=1)

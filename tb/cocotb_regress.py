@@ -29,14 +29,13 @@ def _random_head(rng: random.Random, nrng: np.random.Generator):
     xq, xk, xv = nrng.standard_normal((3, n, d))
     if kind == "peaked":
         xk = 2.5 * xq[nrng.permutation(n)] + 0.3 * xk
-    q, k, v, regs, _ = None, None, None, None, None
     try:
         q, k, v, regs, _ = golden.prepare_head(xq, xk, xv, cfg)
         scale = regs.score_scale
     except ConfigError:             # the scale does not fit this config's register
         q, k, v = (golden.quantize(x, cfg)[0] for x in (xq, xk, xv))
         scale = rng.randint(1, (1 << cfg.score_scale_bits) - 1)
-    lo, hi = -(1 << (cfg.data_bits - 1)), (1 << (cfg.data_bits - 1)) - 1
+    lo, hi = cfg.data_min, cfg.data_max
     if kind == "zeros":
         q, k, v = (np.zeros_like(x) for x in (q, k, v))
     elif kind == "extremes":
@@ -57,6 +56,7 @@ async def random_config_heads(dut):
     stall = rng.choice([0.0, 0.2, 0.5])
     host = HDPHost(dut, CONFIG, idle=stall, backpressure=stall, seed=SEED)
     await start_clock_and_reset(dut)
+    await host.driver.read_config_hash()      # the Verilog is this seed's config
     nrng = np.random.default_rng(SEED)
     dut._log.info("seed %d: %s", SEED, CONFIG)
     for i in range(HEADS):

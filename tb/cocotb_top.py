@@ -1,4 +1,5 @@
-"""End-to-end tests of the generated HDP co-processor against the golden model.
+"""End-to-end tests of the generated HDP co-processor against the golden model, through
+the host driver (:mod:`hdp_rtl.host`).
 
 The pytest side (tb/test_top.py) passes the config as HDP_CONFIG and the stall
 probabilities as HDP_STALL; each cocotb test here is one group of cases.
@@ -7,17 +8,20 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge
 
 import golden
 from golden.vectors import load_minilm_heads
 from hdp_host import HDPHost
-from hdp_rtl.config import HDPConfig, Registers
+from hdp_rtl.config import HDPConfig
+from hdp_rtl.host import BusError, HDPError, pack_tensor
+from hdp_rtl.regmap import FLAG_FIELDS, ErrorCode
 from streams import env_json, past_time_zero, start_clock_and_reset
 
 CONFIG = HDPConfig.from_dict(env_json("HDP_CONFIG", {}))
 STALL = env_json("HDP_STALL", 0.3)
 SMALL_N = min(CONFIG.seq_max, 20)
+#: A byte address with no register.
+RESERVED = 0xFC
 
 
 async def _setup(dut, seed=0):
@@ -35,6 +39,26 @@ def random_head(rng: np.random.Generator, n: int, peaked: bool = False, **fields
         xk = xq[rng.permutation(n)] * 2.0 + 0.3 * xk
     q, k, v, regs, _ = golden.prepare_head(xq, xk, xv, CONFIG, logit_gap=3.0, **fields)
     return q, k, v, regs
+
+
+async def expect_raise(exc_type, awaitable, what: str):
+    """Await ``awaitable``, which must raise ``exc_type``; return the exception."""
+    try:
+        await awaitable
+    except exc_type as err:
+        return err
+    raise AssertionError(f"{what}: no {exc_type.__name__} raised")
+
+
+async def expect_refused(host: HDPHost, code: ErrorCode, what: str) -> None:
+    """A start now is refused with ``code``, the core staying idle; clear_error clears it."""
+    err = await expect_raise(HDPError, host.driver.start(), what)
+    assert err.code == code, f"{what}: refused with {err}, expected error {int(code)}"
+    st = await host.driver.status()
+    assert st.error and st.error_code == code and not st.busy, f"{what}: {st}"
+    await host.driver.clear_error()
+    st = await host.driver.status()
+    assert not st.error and st.error_code == ErrorCode.NONE, f"{what}, cleared: {st}"
 
 
 @cocotb.test()
@@ -60,9 +84,8 @@ async def sequence_length_extremes(dut):
     rng = np.random.default_rng(21)
     q, k, v, regs = random_head(rng, 1)
     await host.check_head(q, k, v, regs, label="seq_len 1")
-    if env_json("HDP_FULL_LENGTH", True):
-        q, k, v, regs = random_head(rng, CONFIG.seq_max, peaked=True, causal=True)
-        await host.check_head(q, k, v, regs, label="seq_len seq_max, causal")
+    q, k, v, regs = random_head(rng, CONFIG.seq_max, peaked=True, causal=True)
+    await host.check_head(q, k, v, regs, label="seq_len seq_max, causal")
 
 
 @cocotb.test()
@@ -70,13 +93,12 @@ async def block_rules_and_ragged_blocks(dut):
     """Mean rule at rho -256, 0, 256 and the delta rule, on a ragged last block."""
     host = await _setup(dut, seed=3)
     rng = np.random.default_rng(31)
-    n = CONFIG.block_cols * 3 + 1 if CONFIG.block_cols * 3 + 1 <= CONFIG.seq_max else CONFIG.seq_max
+    n = min(CONFIG.block_cols * 3 + 1, CONFIG.seq_max)
     for fields in (dict(block_rule=0, rho=-256), dict(block_rule=0, rho=0),
                    dict(block_rule=0, rho=256), dict(block_rule=1),
                    dict(block_rule=1, causal=True)):
         q, k, v, regs = random_head(rng, n, peaked=True, **fields)
-        counters = await host.check_head(q, k, v, regs, label=str(fields))
-        assert counters["blocks_pruned"] >= 0
+        await host.check_head(q, k, v, regs, label=str(fields))
 
 
 @cocotb.test()
@@ -88,37 +110,113 @@ async def head_pruning_and_approximation(dut):
     hi = golden.attention_head(q, k, v, CONFIG, regs).head_importance
     pruned = regs.replace(head_prune_enable=True, head_threshold=hi + 1)
     await host.check_head(q, k, v, pruned, label="pruned head")
-    assert (await host.read("heads_pruned")) == 1
+    assert (await host.driver.counters()).heads_pruned == 1
     await host.check_head(q, k, v, regs.replace(head_prune_enable=True, head_threshold=hi),
                           label="head at threshold")
     dense = regs.replace(block_prune_enable=False)
     for approx in (False, True):
         c = await host.check_head(q, k, v, dense.replace(approx_enable=approx), label=f"approx {approx}")
-    dut._log.info("dense head of 9: %d cycles", c["cycles_total"])
+    dut._log.info("dense head of 9: %d cycles", c.cycles_total)
+
+
+@cocotb.test()
+async def registers_read_back_their_fields(dut):
+    """config_hash matches the config; every writable register written all-ones reads
+    back its field mask; a read of a write-only or reserved address answers SLVERR and
+    sets no error; programming the registers again makes the next head run."""
+    host = await _setup(dut, seed=9)
+    drv = host.driver
+    await drv.read_config_hash()
+    writable = [r for r in drv.registers.values() if r.access == "rw"]
+    for reg in writable:
+        await drv.write_register(reg.name, 0xFFFF_FFFF)
+    for reg in writable:
+        got = await drv.read_register(reg.name)
+        assert got == reg.mask, f"{reg.name} reads 0x{got:08X}, its fields are 0x{reg.mask:08X}"
+    for offset in (drv.registers["ctrl"].offset, RESERVED):
+        await expect_raise(BusError, host.bus.read32(offset), f"a read of 0x{offset:02X}")
+    assert not (await drv.status()).error
+    await expect_refused(host, ErrorCode.SEQ_LEN_TOO_BIG, "all-ones registers")
+    q, k, v, regs = random_head(np.random.default_rng(91), 4)
+    await host.check_head(q, k, v, regs, label="after all-ones registers")
 
 
 @cocotb.test()
 async def bad_registers_set_error_and_core_stays_usable(dut):
-    """Bad values set STATUS.error with a code; the next good head runs."""
+    """Errors 1-7 through the driver: each refused start raises HDPError with its code
+    and leaves the core idle; error 5 answers SLVERR; a start while a head runs (7) is
+    ignored and that head still finishes bit-exact; the latest error wins; the next good
+    head runs."""
     host = await _setup(dut, seed=5)
+    drv = host.driver
     rng = np.random.default_rng(51)
     q, k, v, regs = random_head(rng, 5)
-    await host.write_registers(regs)
-    cases = [("seq_len", 0, 1), ("seq_len", CONFIG.seq_max + 1, 2), ("flags", 1 << 7, 3),
-             ("rho", 257, 4), ("rho", -300, 4), ("delta", 1 << CONFIG.delta_bits, 6)]
+    cases = [("seq_len", 0, ErrorCode.SEQ_LEN_ZERO),
+             ("seq_len", CONFIG.seq_max + 1, ErrorCode.SEQ_LEN_TOO_BIG),
+             ("seq_len", 1 << CONFIG.seq_len_bits | 1, ErrorCode.SEQ_LEN_TOO_BIG),
+             ("flags", 1 << len(FLAG_FIELDS), ErrorCode.FLAGS_RESERVED),
+             ("flags", 1 << 31, ErrorCode.FLAGS_RESERVED),
+             ("rho", 257, ErrorCode.RHO_RANGE), ("rho", -300, ErrorCode.RHO_RANGE)]
+    for name in ("head_threshold", "head_threshold_hi", "delta", "score_scale"):
+        reg = drv.registers[name]
+        if reg.mask != 0xFFFF_FFFF:           # the first bit above the field (bit 0 if none)
+            cases.append((name, reg.mask + 1, ErrorCode.FIELD_OVERFLOW))
     for name, value, code in cases:
-        await host.write_registers(regs)
-        await host.write(name, value)
-        await host.write("ctrl", 1)
-        st = await host.status()
-        assert st["error"] == 1 and st["error_code"] == code and not st["busy"], (name, value, st)
-        await host.write("ctrl", 2)           # clear_error
-        assert (await host.status())["error"] == 0
-    await host.axil.write_dword(0xFC, 1)      # a reserved address: SLVERR and error 5
-    st = await host.status()
-    assert st["error"] == 1 and st["error_code"] == 5, st
-    await host.write("ctrl", 2)
+        await drv.program(regs)
+        await drv.write_register(name, value)
+        await expect_refused(host, code, f"{name} = {value}")
+
+    for name, offset in (("reserved", RESERVED), ("status", drv.registers["status"].offset)):
+        await expect_raise(BusError, host.bus.write32(offset, 1), f"a write to {name}")
+        st = await drv.status()
+        assert st.error and st.error_code == ErrorCode.BAD_ADDRESS and not st.busy, (name, st)
+        await drv.clear_error()
+
+    await drv.write_register("rho", 257)
+    await expect_raise(HDPError, drv.start(), "rho = 257")                # error 4, then
+    await expect_raise(BusError, host.bus.write32(RESERVED, 1), "reserved")  # 5: the latest wins
+    st = await drv.status()
+    assert st.error_code == ErrorCode.BAD_ADDRESS, f"error 4 then 5: {st}"
+    await drv.clear_error()
+
+    async def start_again():
+        st = await drv.start()
+        assert st.busy and st.error and st.error_code == ErrorCode.START_WHILE_BUSY, st
+    await host.check_head(q, k, v, regs, label="start while busy", while_running=start_again,
+                          error=ErrorCode.START_WHILE_BUSY)
+    await drv.clear_error()
     await host.check_head(q, k, v, regs, label="after bad registers")
+
+
+@cocotb.test()
+async def input_errors_complete_the_head(dut):
+    """tlast early or missing (error 9) and, when lanes are wider than elements, a lane
+    that is not a sign extension (error 8, the element taken as its low B bits): the head
+    still completes bit-exact with the error in status, and after clear_error the next
+    head is bit-exact with no error."""
+    host = await _setup(dut, seed=10)
+    rng = np.random.default_rng(101)
+    n = min(CONFIG.seq_max, 6)
+    q, k, v, regs = random_head(rng, n)
+    pq, pk, pv = (pack_tensor(x, CONFIG) for x in (q, k, v))
+    beat = CONFIG.s_axis_bits // 8
+    cases = [("tlast early", [pq[:beat], pq[beat:], pk, pv], (q, k, v), ErrorCode.INPUT_TLAST),
+             ("tlast missing", [pq, pk + pv], (q, k, v), ErrorCode.INPUT_TLAST)]
+    B, lane = CONFIG.data_bits, CONFIG.in_lane_bits // 8
+    if CONFIG.in_lane_bits > B:
+        # V[n-1, 1]'s lane holds 2**(B-1): not the sign extension of its low B bits, -2**(B-1)
+        at = ((n - 1) * CONFIG.head_dim + 1) * lane
+        bad = pv[:at] + (1 << (B - 1)).to_bytes(lane, "little") + pv[at + lane:]
+        v_taken = v.copy()
+        v_taken[n - 1, 1] = -(1 << (B - 1))
+        cases.append(("lane not sign-extended", [pq, pk, bad], (q, k, v_taken),
+                      ErrorCode.INPUT_LANE))
+    else:
+        dut._log.info("B = lane = %d bits: every lane is a sign extension, no error 8 case", B)
+    for label, packets, (hq, hk, hv), code in cases:
+        await host.check_head(hq, hk, hv, regs, label=label, packets=packets, error=code)
+        await host.driver.clear_error()
+        await host.check_head(q, k, v, regs, label=f"after {label}")
 
 
 @cocotb.test()
@@ -129,19 +227,15 @@ async def reset_in_the_middle_of_a_head(dut):
     rng = np.random.default_rng(61)
     q, k, v, regs = random_head(rng, 12)
     for stop_after in (40, 400):
-        await host.write_registers(regs)
-        await host.write("ctrl", 1)
-        for x in (q, k, v):
-            host.source.send_nowait(host._pack_tensor(x))
-        await host.wait_cycles(stop_after)
-        dut.rst.value = 1
-        host.source.clear()
-        await host.wait_cycles(3)
-        dut.rst.value = 0
-        await RisingEdge(dut.clk)
-        host.sink.clear()
-        st = await host.status()
-        assert not st["busy"], st
+        with host.bus.head(f"reset at cycle {stop_after}", regs.seq_len):
+            await host.driver.program(regs)
+            await host.driver.start()
+            for x in (q, k, v):
+                await host.bus.send_packet(pack_tensor(x, CONFIG))
+            await host.bus.wait_cycles(stop_after)
+            await host.bus.reset()
+            st = await host.driver.status()
+        assert not (st.busy or st.done or st.error), f"after reset: {st}"
         await host.check_head(q, k, v, regs, label=f"after reset at cycle {stop_after}")
 
 
@@ -160,8 +254,8 @@ async def minilm_heads(dut):
             h.q, h.k, h.v, h.regs.replace(block_prune_enable=False, head_prune_enable=False),
             label=f"MiniLM {h.name} dense")
         dut._log.info("MiniLM %s: %d cycles pruned, %d dense (%.2fx)", h.name,
-                      pruned["cycles_total"], dense["cycles_total"],
-                      dense["cycles_total"] / pruned["cycles_total"])
+                      pruned.cycles_total, dense.cycles_total,
+                      dense.cycles_total / pruned.cycles_total)
 
 
 @cocotb.test()
@@ -170,7 +264,7 @@ async def corner_cases(dut):
     and all-ones; seq_len not a multiple of the block shape."""
     host = await _setup(dut, seed=8)
     rng = np.random.default_rng(81)
-    lo, hi = -(1 << (CONFIG.data_bits - 1)), (1 << (CONFIG.data_bits - 1)) - 1
+    lo, hi = CONFIG.data_min, CONFIG.data_max
     n = min(CONFIG.seq_max, CONFIG.block_cols * 2 + 1)
     d = CONFIG.head_dim
     q, k, v, regs = random_head(rng, n)

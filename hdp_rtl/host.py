@@ -1,0 +1,324 @@
+"""The host driver of the HDP co-processor, over any bus the host has.
+
+Everything here is made from the register map (:mod:`hdp_rtl.regmap`) and the config,
+and needs only NumPy: the register words of a head (:func:`register_writes`), the
+stream formats (:func:`pack_tensor`, :func:`unpack_output`), the decoded ``status``
+and counters (:class:`Status`, :class:`Counters`), and :class:`HDPDriver`, which runs
+heads over a :class:`HostBus`. The cocotb testbenches implement that bus over
+simulated AXI (``tb/axi_bus.py``); a system implements it over its own interconnect.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from .config import ConfigError, HDPConfig, Registers
+from .regmap import COUNTERS, FLAG_FIELDS, ErrorCode, Register, registers_by_name
+
+__all__ = ["HostBus", "BusError", "HDPError", "Status", "Counters", "HeadRun", "HDPDriver",
+           "register_writes", "pack_tensor", "unpack_output", "head_cycle_bound"]
+
+
+class HostBus(Protocol):
+    """The accesses :class:`HDPDriver` makes to one core.
+
+    ``write32`` and ``read32`` are AXI4-Lite accesses at a byte offset of the register
+    map and raise :class:`BusError` when the core answers with an error (SLVERR).
+    ``send_packet`` sends one AXI4-Stream packet on ``s_axis`` (``tlast`` on its last
+    beat); ``recv_packet`` returns the data of the next whole packet from ``m_axis``.
+    """
+
+    async def write32(self, offset: int, value: int) -> None: ...
+
+    async def read32(self, offset: int) -> int: ...
+
+    async def send_packet(self, data: bytes) -> None: ...
+
+    async def recv_packet(self) -> bytes: ...
+
+
+class BusError(Exception):
+    """A register access was answered with an error response (AXI4-Lite SLVERR)."""
+
+
+class HDPError(Exception):
+    """The core reported an error: ``code`` is the :class:`~hdp_rtl.regmap.ErrorCode`."""
+
+    def __init__(self, code: ErrorCode):
+        self.code = ErrorCode(code)
+        super().__init__(f"HDP error {int(self.code)} ({self.code.name}): {self.description}")
+
+    @property
+    def description(self) -> str:
+        return self.code.description
+
+
+@functools.lru_cache(maxsize=None)
+def _registers(config: HDPConfig) -> dict[str, Register]:
+    return registers_by_name(config)
+
+
+# ---- register words --------------------------------------------------------------------
+
+def register_writes(regs: Registers, config: HDPConfig) -> list[tuple[str, int, int]]:
+    """The ``(name, offset, word)`` writes that program ``regs``, in offset order.
+
+    Every writable register is written, so no earlier write is left over (a register
+    with no field in this config, such as ``head_threshold_hi`` when ``hi_bits <= 32``,
+    is written 0). ``flags`` packs :data:`~hdp_rtl.regmap.FLAG_FIELDS`;
+    ``head_threshold`` is split into ``head_threshold_hi`` when the config has that
+    field; ``rho`` is two's complement.
+
+    Raises
+    ------
+    ConfigError
+        When a value does not fit ``config`` (:meth:`Registers.check`).
+    """
+    regs.check(config)
+    rmap = _registers(config)
+    low_bits = rmap["head_threshold"].field("head_threshold").width
+    fields = {
+        "seq_len": {"seq_len": regs.seq_len},
+        "flags": {name: int(getattr(regs, name)) for name in FLAG_FIELDS},
+        "head_threshold": {"head_threshold": regs.head_threshold},   # put keeps the low bits
+        "head_threshold_hi": {"head_threshold_hi": regs.head_threshold >> low_bits},
+        "rho": {"rho": regs.rho},
+        "delta": {"delta": regs.delta},
+        "score_scale": {"score_scale": regs.score_scale},
+    }
+    return [(name, rmap[name].offset, rmap[name].word(**values) if rmap[name].fields else 0)
+            for name, values in fields.items()]
+
+
+# ---- stream formats --------------------------------------------------------------------
+
+def _lane_dtype(bits: int) -> np.dtype:
+    return np.dtype(f"<i{bits // 8}")
+
+
+def pack_tensor(x, config: HDPConfig) -> bytes:
+    """The ``s_axis`` bytes of one tensor (Q, K or V): ``n x d`` integers, ``d <= head_dim``.
+
+    Each row is zero-padded to ``head_dim`` elements, each element sign-extended to its
+    ``in_lane_bits`` lane, lanes little-endian (docs/interface.md, Beats).
+
+    Raises
+    ------
+    ValueError
+        When ``x`` is not ``n x d`` with ``d <= head_dim`` or holds a value outside
+        ``data_min..data_max``.
+    """
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[1] > config.head_dim:
+        raise ValueError(f"a tensor must be n x d with d <= head_dim = {config.head_dim}, "
+                         f"not {x.shape}")
+    if x.size and (x.min() < config.data_min or x.max() > config.data_max):
+        raise ValueError(f"a tensor holds values outside the {config.data_bits}-bit range "
+                         f"{config.data_min}..{config.data_max}")
+    rows = np.zeros((x.shape[0], config.head_dim), dtype=np.int64)
+    rows[:, :x.shape[1]] = x
+    return rows.astype(_lane_dtype(config.in_lane_bits)).tobytes()
+
+
+def unpack_output(data: bytes, n: int, config: HDPConfig) -> np.ndarray:
+    """The ``n x head_dim`` outputs (int64) in the ``m_axis`` packet ``data``.
+
+    Raises
+    ------
+    ValueError
+        When ``data`` is not the length of ``n`` output rows.
+    """
+    dtype = _lane_dtype(config.out_lane_bits)
+    want = n * config.head_dim * dtype.itemsize
+    if len(data) != want:
+        raise ValueError(f"the output of {n} rows is {want} bytes, not {len(data)}")
+    return np.frombuffer(bytes(data), dtype=dtype).astype(np.int64).reshape(n, config.head_dim)
+
+
+def head_cycle_bound(config: HDPConfig, seq_len: int) -> int:
+    """A generous bound on the cycles of one head with both streams at full rate.
+
+    Twice the sum of: every input and output beat; for every pair, the integer pass and
+    both MAC-array passes of a dense head at the config's lane counts plus 4 cycles of
+    softmax; 64 cycles a row and 256 of latency. Watchdogs scale it for stalled streams.
+    """
+    n, d = seq_len, config.head_dim
+    per_pair = -(-d // config.int_lanes) + 2 * -(-d // config.mac_lanes) + 4
+    return 2 * (4 * n * config.beats_per_row + n * n * per_pair + 64 * n + 256)
+
+
+# ---- status and counters ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Status:
+    """The ``status`` register, decoded with the register map's fields.
+
+    Attributes
+    ----------
+    busy, done, error, head_pruned : bool
+    error_code : ErrorCode
+        The latest error (``ErrorCode.NONE`` when ``error`` is clear).
+    """
+
+    busy: bool
+    done: bool
+    error: bool
+    head_pruned: bool
+    error_code: ErrorCode
+
+    @classmethod
+    def decode(cls, word: int, config: HDPConfig) -> "Status":
+        fields = _registers(config)["status"].decode(word)
+        return cls(**{name: ErrorCode(value) if name == "error_code" else bool(value)
+                      for name, value in fields.items()})
+
+    def __str__(self) -> str:
+        return (f"busy={self.busy:d} done={self.done:d} error={self.error:d} "
+                f"error_code={int(self.error_code)} ({self.error_code.name}) "
+                f"head_pruned={self.head_pruned:d}")
+
+
+def _counters_doc() -> str:
+    lines = ["The performance counters of one head, one field per ``COUNTERS`` entry.",
+             "", "Attributes", "----------"]
+    for name, text in COUNTERS.items():
+        lines += [f"{name} : int", f"    {text[0].upper()}{text[1:]}."]
+    return "\n".join(lines)
+
+
+#: Made from :data:`~hdp_rtl.regmap.COUNTERS`, so it names every counter the core has.
+Counters = dataclasses.make_dataclass(
+    "Counters", [(name, int) for name in COUNTERS], frozen=True,
+    namespace={"__doc__": _counters_doc(), "__module__": __name__})
+
+
+@dataclass(frozen=True, eq=False)
+class HeadRun:
+    """What one head returned: the outputs (``seq_len x head_dim``, in the output
+    format), the counters and the status read once the core was idle."""
+
+    out: np.ndarray
+    counters: Counters
+    status: Status
+
+
+# ---- the driver ------------------------------------------------------------------------
+
+class HDPDriver:
+    """Programs and runs one HDP co-processor over ``bus``.
+
+    Parameters
+    ----------
+    bus : HostBus
+        The core's register port and streams.
+    config : HDPConfig
+        The configuration the core was generated from.
+    busy_polls : int
+        ``status`` reads after the last output beat before :meth:`wait_idle` gives up
+        (``busy`` falls in the cycle after that beat).
+    """
+
+    def __init__(self, bus: HostBus, config: HDPConfig, *, busy_polls: int = 64):
+        if busy_polls < 1:
+            raise ValueError(f"busy_polls must be >= 1, not {busy_polls}")
+        self.bus, self.config, self.busy_polls = bus, config, busy_polls
+        self.registers = _registers(config)
+
+    async def write_register(self, name: str, value: int) -> None:
+        """Write ``value`` to register ``name`` as it is (negative: two's complement)."""
+        await self.bus.write32(self.registers[name].offset, value & 0xFFFF_FFFF)
+
+    async def read_register(self, name: str) -> int:
+        return await self.bus.read32(self.registers[name].offset)
+
+    async def program(self, regs: Registers) -> None:
+        """Write the registers of one head (:func:`register_writes`)."""
+        for _, offset, word in register_writes(regs, self.config):
+            await self.bus.write32(offset, word)
+
+    async def start(self) -> Status:
+        """Write ``ctrl.start`` and return the status read right after.
+
+        A start while a head runs is ignored by the core (error 7 in the returned
+        status, ``busy`` set by the running head).
+
+        Raises
+        ------
+        HDPError
+            When the core refused the start (it is idle right after it).
+        """
+        ctrl = self.registers["ctrl"]
+        await self.bus.write32(ctrl.offset, ctrl.word(start=1))
+        status = await self.status()
+        if not status.busy:
+            raise HDPError(status.error_code)
+        return status
+
+    async def clear_error(self) -> None:
+        ctrl = self.registers["ctrl"]
+        await self.bus.write32(ctrl.offset, ctrl.word(clear_error=1))
+
+    async def status(self) -> Status:
+        return Status.decode(await self.read_register("status"), self.config)
+
+    async def counters(self) -> Counters:
+        return Counters(**{name: await self.read_register(name) for name in COUNTERS})
+
+    async def read_config_hash(self) -> int:
+        """Read ``config_hash``; raise :class:`ConfigError` unless it is the low bits of
+        ``config.digest()`` (the core was generated from another config)."""
+        value = await self.read_register("config_hash")
+        want = self.registers["config_hash"].word(config_hash=int(self.config.digest(), 16))
+        if value != want:
+            raise ConfigError(f"config_hash is 0x{value:08X}, but config {self.config.digest()} "
+                              f"has 0x{want:08X}: the core was generated from another config")
+        return value
+
+    async def run_head(self, q, k, v, regs: Registers) -> HeadRun:
+        """Program ``regs``, start, stream Q, K and V, and return the head's outputs.
+
+        ``q``, ``k``, ``v`` are ``seq_len x d`` integers in the ``B``-bit format
+        (:func:`pack_tensor`).
+
+        Raises
+        ------
+        HDPError
+            When the start is refused (nothing is streamed).
+        TimeoutError
+            When the core stays busy after its output (:meth:`wait_idle`).
+        """
+        for name, x in zip("qkv", (q, k, v)):
+            if np.shape(x)[0] != regs.seq_len:
+                raise ValueError(f"{name} has {np.shape(x)[0]} rows, seq_len is {regs.seq_len}")
+        packets = [pack_tensor(x, self.config) for x in (q, k, v)]
+        await self.program(regs)
+        await self.start()
+        return await self.finish(packets, regs.seq_len)
+
+    async def finish(self, packets: Sequence[bytes], seq_len: int) -> HeadRun:
+        """The rest of a started head: send ``packets`` on ``s_axis``, receive the
+        ``seq_len`` output rows, wait for the core to go idle, read the counters."""
+        for data in packets:
+            await self.bus.send_packet(data)
+        out = unpack_output(await self.bus.recv_packet(), seq_len, self.config)
+        status = await self.wait_idle()
+        return HeadRun(out=out, counters=await self.counters(), status=status)
+
+    async def wait_idle(self) -> Status:
+        """Read ``status`` until ``busy`` is clear, at most ``busy_polls`` times.
+
+        Raises
+        ------
+        TimeoutError
+            When the core is still busy.
+        """
+        for _ in range(self.busy_polls):
+            status = await self.status()
+            if not status.busy:
+                return status
+        raise TimeoutError(f"the core is still busy after {self.busy_polls} status reads "
+                           f"({status})")

@@ -1,0 +1,306 @@
+"""The host driver (:mod:`hdp_rtl.host`) without a simulator: register words against the
+register map, stream packing against the element ranges of ``golden.quantize``, status
+and counter decoding, and :class:`HDPDriver` against an in-memory core (``fake_hdp``)."""
+import asyncio
+import dataclasses
+
+import numpy as np
+import pytest
+
+import golden
+from fake_hdp import FakeHDP
+from hdp_rtl.config import ConfigError, HDPConfig, Registers
+from hdp_rtl.host import (BusError, Counters, HDPDriver, HDPError, Status, head_cycle_bound,
+                          pack_tensor, register_writes, unpack_output)
+from hdp_rtl.regmap import COUNTERS, FLAG_FIELDS, ErrorCode, registers_by_name
+
+CONFIGS = {
+    "edge": HDPConfig.preset("edge"),
+    "default": HDPConfig.preset("default"),
+    "server": HDPConfig.preset("server"),            # hi_bits > 32: head_threshold_hi
+    "edge-B6": HDPConfig.preset("edge").replace(frac_bits=2),            # 6-bit elements in 8-bit lanes
+    "lanes16": HDPConfig.preset("edge").replace(int_bits=8, frac_bits=4),  # 16-bit in and out lanes
+}
+#: small enough for quick golden heads; 6-bit elements in 8-bit lanes allow error 8
+SMALL = HDPConfig.preset("edge").replace(seq_max=12, head_dim=8, axis_elems=2, frac_bits=2)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def quantized(rng, n, d, config):
+    """Integers over the whole element range: a third saturate to data_min/data_max."""
+    x = rng.standard_normal((n, d)) * 2.0 ** (config.int_bits - 1)
+    return golden.quantize(x, config, exp=0)[0]
+
+
+def lanes(data: bytes, bits: int) -> list[int]:
+    """The signed little-endian lanes of ``data``, decoded one by one."""
+    width = bits // 8
+    return [int.from_bytes(data[i:i + width], "little", signed=True)
+            for i in range(0, len(data), width)]
+
+
+def random_registers(rng, config, n):
+    return Registers(
+        seq_len=n, causal=bool(rng.integers(2)), head_prune_enable=bool(rng.integers(2)),
+        head_threshold=int(rng.integers(0, 1 << config.hi_bits)),
+        block_prune_enable=bool(rng.integers(2)), block_rule=int(rng.integers(2)),
+        rho=int(rng.integers(-256, 257)), delta=int(rng.integers(0, 1 << config.delta_bits)),
+        approx_enable=bool(rng.integers(2)),
+        score_scale=int(rng.integers(1, 1 << config.score_scale_bits)))
+
+
+# ---- packing -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_pack_tensor_lanes_rows_and_padding(name):
+    cfg = CONFIGS[name]
+    rng = np.random.default_rng(1)
+    d = max(1, cfg.head_dim - 3)                 # a narrow head: rows zero-padded
+    x = quantized(rng, 5, d, cfg)
+    assert x.min() == cfg.data_min and x.max() == cfg.data_max
+    data = pack_tensor(x, cfg)
+    assert len(data) * 8 == 5 * cfg.beats_per_row * cfg.s_axis_bits
+    got = np.array(lanes(data, cfg.in_lane_bits)).reshape(5, cfg.head_dim)
+    assert np.array_equal(got[:, :d], x) and not got[:, d:].any()
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_pack_tensor_refuses_values_it_cannot_send(name):
+    cfg = CONFIGS[name]
+    for bad in (cfg.data_min - 1, cfg.data_max + 1):
+        with pytest.raises(ValueError, match="range"):
+            pack_tensor(np.full((2, 2), bad), cfg)
+    with pytest.raises(ValueError, match="head_dim"):
+        pack_tensor(np.zeros((2, cfg.head_dim + 1), int), cfg)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_unpack_output_reads_signed_lanes(name):
+    cfg = CONFIGS[name]
+    rng = np.random.default_rng(2)
+    lo, hi = -(1 << (cfg.out_bits - 1)), (1 << (cfg.out_bits - 1)) - 1
+    want = rng.integers(lo, hi + 1, (3, cfg.head_dim))
+    want[0, :2] = lo, hi
+    data = b"".join(int(v).to_bytes(cfg.out_lane_bits // 8, "little", signed=True)
+                    for v in want.flat)
+    assert np.array_equal(unpack_output(data, 3, cfg), want)
+    with pytest.raises(ValueError, match="bytes"):
+        unpack_output(data[:-1], 3, cfg)
+
+
+def test_pack_then_unpack_round_trip_when_lanes_match():
+    cfg = CONFIGS["lanes16"]
+    assert cfg.in_lane_bits == cfg.out_lane_bits
+    x = quantized(np.random.default_rng(3), 4, cfg.head_dim, cfg)
+    assert np.array_equal(unpack_output(pack_tensor(x, cfg), 4, cfg), x)
+
+
+# ---- register words ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_register_writes_decode_back_to_the_registers(name):
+    cfg = CONFIGS[name]
+    rmap = registers_by_name(cfg)
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        regs = random_registers(rng, cfg, int(rng.integers(1, cfg.seq_max + 1)))
+        writes = register_writes(regs, cfg)
+        written = {name: word for name, _, word in writes}
+        assert set(written) == {r.name for r in rmap.values() if r.access == "rw"}
+        assert [off for _, off, _ in writes] == sorted(rmap[n].offset for n in written)
+        for name_, offset, word in writes:
+            assert offset == rmap[name_].offset and word & ~rmap[name_].mask == 0
+        fields = {k: v for n, word in written.items() for k, v in rmap[n].decode(word).items()}
+        low = rmap["head_threshold"].field("head_threshold").width
+        threshold = fields["head_threshold"] | fields.get("head_threshold_hi", 0) << low
+        assert threshold == regs.head_threshold
+        for key in ("seq_len", "rho", "delta", "score_scale", *FLAG_FIELDS):
+            assert fields[key] == int(getattr(regs, key)), key
+
+
+def test_register_writes_split_the_threshold_and_encode_rho():
+    cfg = CONFIGS["server"]
+    words = {n: w for n, _, w in register_writes(
+        Registers(seq_len=1, head_threshold=(3 << 32) | 5, rho=-1), cfg)}
+    assert (words["head_threshold"], words["head_threshold_hi"]) == (5, 3)
+    assert words["rho"] == 0xFFFF_FFFF
+    edge = {n: w for n, _, w in register_writes(Registers(seq_len=1, head_threshold=5),
+                                                  CONFIGS["edge"])}
+    assert (edge["head_threshold"], edge["head_threshold_hi"]) == (5, 0)   # no _hi field
+
+
+def test_register_writes_refuse_values_that_do_not_fit():
+    cfg = CONFIGS["edge"]
+    for bad in (dict(seq_len=cfg.seq_max + 1), dict(delta=1 << cfg.delta_bits),
+                dict(seq_len=1, head_threshold=1 << cfg.hi_bits)):
+        with pytest.raises(ConfigError):
+            register_writes(Registers(**{"seq_len": 1, **bad}), cfg)
+
+
+# ---- status, counters, errors --------------------------------------------------------------
+
+def test_status_decodes_every_field_of_the_register_map():
+    cfg = CONFIGS["edge"]
+    reg = registers_by_name(cfg)["status"]
+    assert [f.name for f in dataclasses.fields(Status)] == [f.name for f in reg.fields]
+    for code in ErrorCode:
+        for bits in range(16):
+            values = dict(busy=bits & 1, done=bits >> 1 & 1, error=bits >> 2 & 1,
+                          head_pruned=bits >> 3 & 1)
+            st = Status.decode(reg.word(**values, error_code=code) | ~reg.mask & 0xFFFF_FFFF, cfg)
+            assert st.error_code is code
+            assert {k: int(getattr(st, k)) for k in values} == values
+
+
+def test_counters_have_one_field_per_counter_of_the_register_map():
+    assert [f.name for f in dataclasses.fields(Counters)] == list(COUNTERS)
+    for name, text in COUNTERS.items():
+        assert f"{name} : int" in Counters.__doc__ and text[1:] in Counters.__doc__
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Counters(**dict.fromkeys(COUNTERS, 0)).words_in = 1
+
+
+def test_hdp_error_carries_the_code_and_its_description():
+    for code in ErrorCode:
+        err = HDPError(int(code))
+        assert err.code is code and err.description == code.description
+        assert code.description in str(err) and code.name in str(err)
+
+
+def test_head_cycle_bound_covers_the_mac_bound_of_a_dense_head():
+    for cfg in (CONFIGS["edge"], SMALL, SMALL.replace(int_lanes=1, mac_lanes=1)):
+        rng = np.random.default_rng(5)
+        for n in (1, cfg.seq_max):
+            q, k, v = (quantized(rng, n, cfg.head_dim, cfg) for _ in range(3))
+            res = golden.attention_head(q, k, v, cfg, Registers(seq_len=n, block_prune_enable=False,
+                                                                score_scale=1))
+            ideal = (res.int_macs / cfg.int_lanes + (res.score_macs + res.pv_macs) / cfg.mac_lanes
+                     + 4 * n * cfg.beats_per_row)
+            assert head_cycle_bound(cfg, n) >= 2 * ideal
+
+
+# ---- the driver against an in-memory core --------------------------------------------------
+
+def small_head(rng, n, cfg=SMALL, **fields):
+    q, k, v = (quantized(rng, n, cfg.head_dim - 1, cfg) for _ in range(3))
+    regs = Registers(seq_len=n, score_scale=1 << 16, delta=40, **fields)
+    return q, k, v, regs
+
+
+def check_run(got, q, k, v, regs, cfg=SMALL, error=ErrorCode.NONE):
+    res = golden.attention_head(q, k, v, cfg, regs)
+    assert np.array_equal(got.out, res.out)
+    assert got.counters.words_in == 3 * regs.seq_len * cfg.beats_per_row
+    assert (got.counters.blocks_kept, got.counters.pv_macs) == (res.blocks_kept, res.pv_macs)
+    assert got.status.done and not got.status.busy and got.status.head_pruned == res.head_pruned
+    assert got.status.error == (error != ErrorCode.NONE) and got.status.error_code is error
+
+
+def test_driver_runs_heads_bit_exact():
+    async def main():
+        core = FakeHDP(SMALL, busy_reads=3)
+        drv = HDPDriver(core, SMALL)
+        assert await drv.read_config_hash() == int(SMALL.digest(), 16) & 0xFFFF_FFFF
+        rng = np.random.default_rng(6)
+        for i, n in enumerate((1, 5, SMALL.seq_max)):
+            q, k, v, regs = small_head(rng, n, causal=i == 1, block_rule=i % 2)
+            check_run(await drv.run_head(q, k, v, regs), q, k, v, regs)
+        pruned = regs.replace(head_prune_enable=True, head_threshold=(1 << SMALL.hi_bits) - 1)
+        check_run(await drv.run_head(q, k, v, pruned), q, k, v, pruned)
+        assert (await drv.counters()).heads_pruned == 1
+    run(main())
+
+
+def test_driver_reads_back_only_field_bits():
+    async def main():
+        drv = HDPDriver(FakeHDP(SMALL), SMALL)
+        for reg in drv.registers.values():
+            if reg.access == "rw":
+                await drv.write_register(reg.name, -1)
+                assert await drv.read_register(reg.name) == reg.mask, reg.name
+    run(main())
+
+
+@pytest.mark.parametrize("name, value, code", [
+    ("seq_len", 0, ErrorCode.SEQ_LEN_ZERO),
+    ("seq_len", SMALL.seq_max + 1, ErrorCode.SEQ_LEN_TOO_BIG),
+    ("seq_len", 1 << SMALL.seq_len_bits | 1, ErrorCode.SEQ_LEN_TOO_BIG),   # a bit past the field
+    ("flags", 1 << len(FLAG_FIELDS), ErrorCode.FLAGS_RESERVED),
+    ("rho", 257, ErrorCode.RHO_RANGE),
+    ("rho", -300, ErrorCode.RHO_RANGE),
+    ("delta", 1 << SMALL.delta_bits, ErrorCode.FIELD_OVERFLOW),
+    ("head_threshold_hi", 1, ErrorCode.FIELD_OVERFLOW),
+])
+def test_driver_raises_on_a_refused_start_and_recovers(name, value, code):
+    async def main():
+        drv = HDPDriver(FakeHDP(SMALL), SMALL)
+        q, k, v, regs = small_head(np.random.default_rng(7), 4)
+        await drv.program(regs)
+        await drv.write_register(name, value)
+        with pytest.raises(HDPError) as err:
+            await drv.start()
+        assert err.value.code is code and code.refuses_start
+        st = await drv.status()
+        assert st.error and st.error_code is code and not st.busy
+        await drv.clear_error()
+        assert not (await drv.status()).error
+        check_run(await drv.run_head(q, k, v, regs), q, k, v, regs)
+    run(main())
+
+
+def test_driver_bad_address_and_start_while_busy():
+    async def main():
+        drv = HDPDriver(FakeHDP(SMALL), SMALL)
+        for offset in (0xFC, drv.registers["status"].offset, 0x09):
+            with pytest.raises(BusError):
+                await drv.bus.write32(offset, 1)
+            assert (await drv.status()).error_code is ErrorCode.BAD_ADDRESS
+        await drv.clear_error()
+        q, k, v, regs = small_head(np.random.default_rng(8), 6)
+        await drv.program(regs)
+        await drv.start()
+        st = await drv.start()                        # ignored: the running head goes on
+        assert st.busy and st.error_code is ErrorCode.START_WHILE_BUSY
+        got = await drv.finish([pack_tensor(x, SMALL) for x in (q, k, v)], regs.seq_len)
+        check_run(got, q, k, v, regs, error=ErrorCode.START_WHILE_BUSY)
+    run(main())
+
+
+def test_driver_reports_input_errors_and_the_head_completes():
+    async def main():
+        drv = HDPDriver(FakeHDP(SMALL), SMALL)
+        rng = np.random.default_rng(9)
+        q, k, v, regs = small_head(rng, 5)
+        packets = [pack_tensor(x, SMALL) for x in (q, k, v)]
+        beat = SMALL.s_axis_bits // 8
+        for label, sent in (("tlast early", [packets[0][:beat], packets[0][beat:], *packets[1:]]),
+                            ("tlast missing", [packets[0], packets[1] + packets[2]])):
+            await drv.program(regs)
+            await drv.start()
+            check_run(await drv.finish(sent, regs.seq_len), q, k, v, regs,
+                      error=ErrorCode.INPUT_TLAST)
+            await drv.clear_error()
+        B = SMALL.data_bits          # lane 0 of Q: 2**(B-1) is not the sign extension of -2**(B-1)
+        bad = bytes([1 << (B - 1)]) + packets[0][1:]
+        await drv.start()
+        got = await drv.finish([bad, *packets[1:]], regs.seq_len)
+        check_run(got, np.vstack([[-(1 << (B - 1)), *q[0, 1:]], q[1:]]), k, v, regs,
+                  error=ErrorCode.INPUT_LANE)
+    run(main())
+
+
+def test_driver_wait_idle_and_config_hash_are_checked():
+    async def main():
+        drv = HDPDriver(FakeHDP(SMALL, busy_reads=10), SMALL, busy_polls=5)
+        q, k, v, regs = small_head(np.random.default_rng(10), 2)
+        with pytest.raises(TimeoutError, match="busy=1"):
+            await drv.run_head(q, k, v, regs)
+        other = HDPDriver(FakeHDP(SMALL, config_hash=1), SMALL)
+        with pytest.raises(ConfigError, match="another config"):
+            await other.read_config_hash()
+        with pytest.raises(ValueError, match="rows"):
+            await other.run_head(q[:1], k, v, regs)
+    run(main())
