@@ -1,6 +1,9 @@
 """End-to-end regression of the generated top level (tb/cocotb_top.py): every case on
 Verilator for both presets and the MiniLM heads' own configs, a smoke test on Icarus
 (edge preset), and the error codes on both simulators."""
+import ast
+from pathlib import Path
+
 import pytest
 
 from hdp_rtl.config import HDPConfig
@@ -16,6 +19,13 @@ ERROR_CASES = ("registers_read_back_their_fields,bad_registers_set_error_and_cor
 #: The edge preset with 6-bit elements in 8-bit lanes: only when lanes are wider than
 #: elements can a lane fail to be a sign extension (error 8).
 NARROW = HDPConfig.preset("edge").replace(frac_bits=2)
+
+
+def test_case_lists_name_cocotb_tests():
+    """A name the filter does not find would silently run nothing."""
+    tree = ast.parse((Path(__file__).parent / "cocotb_top.py").read_text())
+    tests = {f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)}
+    assert set(f"{ICARUS_CASES},{ERROR_CASES}".split(",")) <= tests
 
 
 def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = None):

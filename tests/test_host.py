@@ -3,6 +3,8 @@ register map, stream packing against the element ranges of ``golden.quantize``, 
 and counter decoding, and :class:`HDPDriver` against an in-memory core (``fake_hdp``)."""
 import asyncio
 import dataclasses
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -50,6 +52,11 @@ def random_registers(rng, config, n):
         rho=int(rng.integers(-256, 257)), delta=int(rng.integers(0, 1 << config.delta_bits)),
         approx_enable=bool(rng.integers(2)),
         score_scale=int(rng.integers(1, 1 << config.score_scale_bits)))
+
+
+def test_the_driver_needs_no_simulator():
+    code = "import sys, hdp_rtl.host; assert not {'cocotb', 'cocotbext'} & set(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # ---- packing -------------------------------------------------------------------------------
