@@ -1,5 +1,5 @@
 """Performance counters (the ``COUNTERS`` registers of :mod:`hdp_rtl.regmap`)."""
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -63,8 +63,8 @@ class PerfCounters(wiring.Component):
             "cycles_total": ev.busy, "cycles_load": ev.load, "cycles_int": ev.int,
             "cycles_attn": ev.attn, "cycles_out": ev.out,
             "words_in": ev.word_in, "words_out": ev.word_out,
-            "int_macs": ev.int_pair * d, "score_macs": ev.score_op * d,
-            "pv_macs": ev.pv_op * d, "mac_busy": ev.mac_busy,
+            "int_macs": Mux(ev.int_pair, d, 0), "score_macs": Mux(ev.score_op, d, 0),
+            "pv_macs": Mux(ev.pv_op, d, 0), "mac_busy": ev.mac_busy,
             "blocks_kept": ev.blocks_kept, "heads_pruned": ev.head_pruned,
         }
         with m.If(self.clear):
