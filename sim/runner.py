@@ -20,6 +20,12 @@ __all__ = ["ROOT", "SIMULATORS", "build_dir_for", "write_verilog", "run_cocotb",
 ROOT = Path(__file__).resolve().parents[1]
 SIMULATORS = ("icarus", "verilator")
 BUILD_ROOT = ROOT / "build" / "sim"
+#: cocotb's runner makes every signal public (``--public-flat-rw``), which keeps each
+#: internal net as its own C++ variable: the `default` top was 349 MB of C++. The
+#: testbenches use only the top's ports, so only depth 1 is public (cocotb needs the top
+#: scope): 6.7 MB of C++, and simulations run 2.5-4x faster. Waveforms (``--trace``)
+#: still show every signal.
+VERILATOR_ARGS = ["--no-public-flat-rw", "--public-depth", "1"]
 
 
 def _tool_path() -> None:
@@ -93,6 +99,7 @@ def simulate_verilog(source: Path, *, toplevel: str, test_module: str, simulator
     waves = os.environ.get("WAVES", "0") not in ("", "0")
     runner = get_runner(simulator)
     runner.build(sources=[Path(source)], hdl_toplevel=toplevel, build_dir=build_dir,
+                 build_args=VERILATOR_ARGS if simulator == "verilator" else [],
                  timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
     extra_env = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (env or {}).items()}
     for path in (str(ROOT / "tb"), str(ROOT)):  # the runner passes sys.path on as PYTHONPATH
