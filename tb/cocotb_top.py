@@ -1,8 +1,8 @@
 """End-to-end tests of the generated HDP co-processor against the golden model, through
 the host driver (:mod:`hdp_rtl.host`).
 
-The pytest side (tb/test_top.py) passes the config as HDP_CONFIG and the stall
-probabilities as HDP_STALL; each cocotb test here is one group of cases.
+The pytest side (tb/test_top.py) passes the config as HDP_CONFIG, the stall
+probabilities as HDP_STALL and the number of back-to-back random heads as HDP_HEADS; each cocotb test here is one group of cases.
 """
 import random
 
@@ -20,6 +20,8 @@ from streams import env_json, past_time_zero, start_clock_and_reset
 CONFIG = HDPConfig.from_dict(env_json("HDP_CONFIG", {}))
 STALL = env_json("HDP_STALL", 0.3)
 SMALL_N = min(CONFIG.seq_max, 20)
+#: Heads of random_heads_back_to_back (the Icarus smoke run takes the first three).
+HEADS = env_json("HDP_HEADS", 6)
 #: A byte address with no register.
 RESERVED = 0xFC
 
@@ -67,7 +69,7 @@ async def random_heads_back_to_back(dut):
     host = await _setup(dut, seed=1)
     rng = np.random.default_rng(11)
     prng = random.Random(12)
-    for i in range(6):
+    for i in range(HEADS):
         n = prng.randint(1, SMALL_N)
         fields = dict(causal=prng.random() < 0.3, block_rule=prng.randint(0, 1),
                       rho=prng.choice([-256, -77, 0, 100, 256]),

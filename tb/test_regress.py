@@ -11,6 +11,7 @@ SEEDS = (1, 2, 3)
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", SEEDS, ids=lambda s: f"seed{s}")
 def test_random_config(seed):
     from hdp_rtl.rtl.top import HDPCoprocessor

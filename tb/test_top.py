@@ -28,14 +28,16 @@ def test_case_lists_name_cocotb_tests():
     assert set(f"{ICARUS_CASES},{ERROR_CASES}".split(",")) <= tests
 
 
-def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = None):
+def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = None,
+         heads: int = 6):
     from hdp_rtl.rtl.top import HDPCoprocessor
     run_cocotb(component=HDPCoprocessor(config), toplevel="hdp_coprocessor",
                test_module="cocotb_top", simulator=simulator, name=name, testcase=testcase,
-               env={"HDP_CONFIG": config.to_dict(), "HDP_STALL": 0.3})
+               env={"HDP_CONFIG": config.to_dict(), "HDP_STALL": 0.3, "HDP_HEADS": heads})
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_top_against_golden(preset):
     """Every case on Verilator, seq_max heads included."""
@@ -43,11 +45,14 @@ def test_top_against_golden(preset):
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 def test_top_smoke_on_icarus():
-    _run(HDPConfig.preset("edge"), "icarus", "top-edge", testcase=ICARUS_CASES)
+    """Three back-to-back heads (Verilator runs all six) and the register errors."""
+    _run(HDPConfig.preset("edge"), "icarus", "top-edge", testcase=ICARUS_CASES, heads=3)
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_top_error_codes_with_narrow_elements(simulator):
     assert NARROW.in_lane_bits > NARROW.data_bits
@@ -67,6 +72,7 @@ def _minilm_configs():
 
 
 @pytest.mark.sim
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(_minilm_configs()))
 def test_minilm_heads_on_their_own_configs(name):
     """On Verilator: a MiniLM head takes minutes on Icarus."""
