@@ -29,8 +29,8 @@ FLAG_FIELDS = ("causal", "head_prune_enable", "block_prune_enable", "block_rule"
 #: The performance counters, each a 32-bit read-only register, cleared by ``start``.
 COUNTERS = {
     "cycles_total": "cycles from start to done",
-    "cycles_load": "cycles spent receiving Q, K and V",
-    "cycles_int": "cycles of the integer pass (head scorer and block selector)",
+    "cycles_load": "cycles spent receiving Q and K (V arrives during the integer pass)",
+    "cycles_int": "cycles of the integer pass (head scorer and block selector), V's load included",
     "cycles_attn": "cycles of scores, softmax and P x V (0 for a pruned head)",
     "cycles_out": "cycles from the end of the attention work to the last output beat",
     "heads_pruned": "heads pruned since reset",

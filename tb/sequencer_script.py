@@ -5,18 +5,23 @@ from __future__ import annotations
 __all__ = ["OUTPUTS", "STAGE_NAMES", "script", "check"]
 
 THRESHOLD = 100
-# name: (head_prune_enable, head_importance, last_row_held before output_done, pruned)
+# name: (head_prune_enable, head_importance, last_row_held before output_done, pruned,
+#        V's last row after the integer pass: DECIDE waits for it)
 HEADS = {
-    "kept": (1, THRESHOLD, True, False),               # HI == threshold: not below it
-    "pruned": (1, THRESHOLD - 1, True, True),
-    "pruning-off": (0, 0, True, False),
-    "done-in-attn": (1, THRESHOLD + 1, False, False),  # the last row went out in ATTN
+    "kept": (1, THRESHOLD, True, False, False),        # HI == threshold: not below it
+    "pruned": (1, THRESHOLD - 1, True, True, False),
+    "pruning-off": (0, 0, True, False, False),
+    "done-in-attn": (1, THRESHOLD + 1, False, False, False),  # last row out in ATTN
+    "v-late": (1, THRESHOLD, True, False, True),
+    "v-late-pruned": (1, 0, True, True, True),
 }
-#: the stages of each head: "int" includes DECIDE; "-" no stage (idle, FINISH)
+#: the stages of each head: "int" includes INT_START and DECIDE; "-" no stage (idle, FINISH)
 STAGES = {"kept": ["-", "load", "int", "attn", "out", "-"],
           "pruned": ["-", "load", "int", "out", "-"],
           "pruning-off": ["-", "load", "int", "attn", "out", "-"],
-          "done-in-attn": ["-", "load", "int", "attn", "-"]}
+          "done-in-attn": ["-", "load", "int", "attn", "-"],
+          "v-late": ["-", "load", "int", "attn", "out", "-"],
+          "v-late-pruned": ["-", "load", "int", "out", "-"]}
 OUTPUTS = ("busy", "done", "head_pruned", "scorer_start", "int_phase", "go", "prune_head")
 STAGE_NAMES = ("load", "int", "attn", "out")
 
@@ -25,21 +30,28 @@ def script() -> list[tuple[str, dict]]:
     """``(head, inputs)`` of every cycle: heads back to back, each input event a few
     cycles after the stage it ends began."""
     cycles = []
-    for name, (enable, hi, held, _) in HEADS.items():
+    for name, (enable, hi, held, _, v_late) in HEADS.items():
         now = dict(start=1, head_prune_enable=enable, head_threshold=THRESHOLD,
-                   head_importance=hi, input_last_row=0, int_done=0, last_row_held=0,
-                   output_done=0)
+                   head_importance=hi, qk_last_row=0, input_last_row=0, int_done=0,
+                   last_row_held=0, output_done=0)
 
         def hold(count, **changes):
             now.update(changes)
             cycles.extend((name, dict(now)) for _ in range(count))
-            now["start"] = now["input_last_row"] = 0        # pulses
+            now["start"] = now["qk_last_row"] = now["input_last_row"] = 0   # pulses
 
         hold(1)                                   # start
         hold(3)                                   # LOAD
-        hold(1, input_last_row=1)                 # V's last row
-        hold(3)                                   # INT
-        hold(4, int_done=1)                       # DECIDE, then ATTN (or OUTPUT)
+        hold(1, qk_last_row=1)                    # K's last row
+        hold(2)                                   # INT_START, INT
+        if not v_late:
+            hold(1, input_last_row=1)             # V's last row during the integer pass
+            hold(2)
+            hold(4, int_done=1)                   # DECIDE, then ATTN (or OUTPUT)
+        else:
+            hold(4, int_done=1)                   # DECIDE waits for V
+            hold(1, input_last_row=1)
+            hold(4)
         if held:
             hold(3, last_row_held=1)
         hold(4, output_done=1)                    # FINISH, idle
@@ -54,7 +66,7 @@ def _runs(seq) -> list:
 def check(cycles: list[tuple[str, dict]]) -> None:
     """Check the recorded ``(head, inputs and outputs)`` of every cycle of ``script``;
     the stage flags are under :data:`STAGE_NAMES`."""
-    for name, (_, _, _, pruned) in HEADS.items():
+    for name, (_, _, _, pruned, _) in HEADS.items():
         mine = [v for h, v in cycles if h == name]
         stage = [next((s for s in STAGE_NAMES if v[s]), "-") for v in mine]
         assert _runs(stage) == STAGES[name], (name, stage)
@@ -63,9 +75,15 @@ def check(cycles: list[tuple[str, dict]]) -> None:
         assert [v["done"] for v in mine[1:]] == [1 - v["busy"] for v in mine[1:]], name
         assert not mine[1]["head_pruned"], name
         assert mine[-1]["done"] and mine[-1]["head_pruned"] == pruned, name
-        # the scorer starts with V's last row; int_phase then and in INT (not DECIDE)
-        assert [v["scorer_start"] for v in mine] == [v["input_last_row"] for v in mine], name
-        assert [v["int_phase"] for v in mine] == \
-            [int(v["scorer_start"] or s == "int" and not v["go"]) for v, s in zip(mine, stage)]
-        go = [v for v in mine if v["go"]]
-        assert len(go) == 1 and go[0]["prune_head"] == pruned, name
+        # the scorer starts the cycle after K's last row, once; int_phase from then until
+        # the integer pass is done (not in DECIDE)
+        starts = [i for i, v in enumerate(mine) if v["scorer_start"]]
+        assert starts == [i + 1 for i, v in enumerate(mine) if v["qk_last_row"]], name
+        done_at = next(i for i, v in enumerate(mine) if v["int_done"])
+        assert [i for i, v in enumerate(mine) if v["int_phase"]] == \
+            list(range(starts[0], done_at + 1)), name
+        # go once, in DECIDE, never before V's last row is in
+        go = [i for i, v in enumerate(mine) if v["go"]]
+        v_in = next(i for i, v in enumerate(mine) if v["input_last_row"])
+        assert len(go) == 1 and mine[go[0]]["prune_head"] == pruned, name
+        assert go[0] == max(done_at, v_in) + 1, (name, go, done_at, v_in)

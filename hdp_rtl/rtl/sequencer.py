@@ -11,13 +11,14 @@ stage_layout = data.StructLayout({"load": 1, "int": 1, "attn": 1, "out": 1})
 class Sequencer(wiring.Component):
     """Runs one head from an accepted start to ``done``:
 
-    1. LOAD: the input unpacker takes Q, K and V; on V's last row the head scorer
-       starts (it reads its first rows in that very cycle, so ``int_phase`` is
-       combinational);
-    2. INT: the integer pass, until the pair generator holds every keep mask and the
-       scorer's head importance is ready;
-    3. DECIDE: head pruning (``head_importance < head_threshold`` with pruning on);
-       the pair generator is sent off (every row a zero row for a pruned head);
+    1. LOAD: the input unpacker takes Q and K; the cycle after K's last row is written
+       (INT_START) the head scorer starts (it reads its first rows in that very cycle,
+       so ``int_phase`` is combinational);
+    2. INT: the integer pass, while V still arrives (it needs only Q and K), until the
+       pair generator holds every keep mask and the scorer's head importance is ready;
+    3. DECIDE: head pruning (``head_importance < head_threshold`` with pruning on),
+       once V's last row is in; the pair generator is sent off (every row a zero row for
+       a pruned head);
     4. ATTN: scores, softmax and P x V, until the last row is being sent (a pruned head
        goes straight to OUTPUT);
     5. OUTPUT: until the last output beat; then ``done``.
@@ -35,6 +36,8 @@ class Sequencer(wiring.Component):
         Status bits (``done`` and ``head_pruned`` hold until the next start).
     head_prune_enable : In(1)
     head_threshold, head_importance : In(hi_bits)
+    qk_last_row : In(1)
+        K's last row is taken this cycle.
     input_last_row : In(1)
         V's last row is taken this cycle.
     scorer_start : Out(1)
@@ -47,7 +50,8 @@ class Sequencer(wiring.Component):
     last_row_held, output_done : In(1)
         From the output serializer.
     stage : Out(stage_layout)
-        The stage whose cycles the counters count.
+        The stage whose cycles the counters count: ``load`` is LOAD (Q and K), ``int``
+        is INT_START to DECIDE (V's load overlaps it).
     """
 
     def __init__(self, *, hi_bits: int):
@@ -56,7 +60,8 @@ class Sequencer(wiring.Component):
             "start": In(1), "busy": Out(1), "done": Out(1), "head_pruned": Out(1),
             "head_prune_enable": In(1), "head_threshold": In(hi_bits),
             "head_importance": In(hi_bits),
-            "input_last_row": In(1), "scorer_start": Out(1), "int_phase": Out(1),
+            "qk_last_row": In(1), "input_last_row": In(1),
+            "scorer_start": Out(1), "int_phase": Out(1),
             "int_done": In(1), "go": Out(1), "prune_head": Out(1),
             "last_row_held": In(1), "output_done": In(1),
             "stage": Out(stage_layout),
@@ -69,6 +74,11 @@ class Sequencer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         hi = Signal(self.hi_bits)
+        v_in = Signal()             # V's last row taken (the attention pass reads V)
+        with m.If(self.start):
+            m.d.sync += v_in.eq(0)
+        with m.Elif(self.input_last_row):
+            m.d.sync += v_in.eq(1)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -76,9 +86,12 @@ class Sequencer(wiring.Component):
                     m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += self.stage.load.eq(1)
-                with m.If(self.input_last_row):
-                    m.d.comb += [self.scorer_start.eq(1), self.int_phase.eq(1)]
-                    m.next = "INT"
+                with m.If(self.qk_last_row):
+                    m.next = "INT_START"
+            with m.State("INT_START"):        # K's last row is written: readable now
+                m.d.comb += [self.stage.int.eq(1), self.scorer_start.eq(1),
+                             self.int_phase.eq(1)]
+                m.next = "INT"
             with m.State("INT"):
                 m.d.comb += [self.stage.int.eq(1), self.int_phase.eq(1)]
                 with m.If(self.int_done):
@@ -86,12 +99,14 @@ class Sequencer(wiring.Component):
                     m.next = "DECIDE"
             with m.State("DECIDE"):
                 prune = self.head_prune_enable & (hi < self.head_threshold)
-                m.d.comb += [self.stage.int.eq(1), self.go.eq(1), self.prune_head.eq(prune)]
-                m.d.sync += self.head_pruned.eq(prune)
-                with m.If(prune):
-                    m.next = "OUTPUT"
-                with m.Else():
-                    m.next = "ATTN"
+                m.d.comb += self.stage.int.eq(1)
+                with m.If(v_in):
+                    m.d.comb += [self.go.eq(1), self.prune_head.eq(prune)]
+                    m.d.sync += self.head_pruned.eq(prune)
+                    with m.If(prune):
+                        m.next = "OUTPUT"
+                    with m.Else():
+                        m.next = "ATTN"
             with m.State("ATTN"):
                 m.d.comb += self.stage.attn.eq(1)
                 with m.If(self.output_done):

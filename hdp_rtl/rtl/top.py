@@ -92,7 +92,7 @@ class HDPCoprocessor(wiring.Component):
             seq.head_prune_enable.eq(flags.head_prune_enable),
             seq.head_threshold.eq(run.head_threshold),
             seq.head_importance.eq(scorer.head_importance),
-            seq.input_last_row.eq(unpacker.last_row),
+            seq.qk_last_row.eq(unpacker.qk_last_row), seq.input_last_row.eq(unpacker.last_row),
             seq.int_done.eq(pairs.masks_done & ~scorer.busy & scorer.hi_valid),
             seq.last_row_held.eq(out.last_row_held), seq.output_done.eq(out.done),
         ]

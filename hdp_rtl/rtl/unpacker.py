@@ -47,6 +47,9 @@ class InputUnpacker(wiring.Component):
         A head begins (``seq_len`` is valid from the next cycle).
     seq_len : In
     o_row : Out(stream.Signature(row_write_layout))
+    qk_last_row : Out(1)
+        ``o_row`` carries K's last row this cycle: Q and K are in once it is taken (the
+        integer pass may start while V arrives).
     last_row : Out(1)
         ``o_row`` carries V's last row this cycle (the head's input ends when it is taken).
     beat : Out(1)
@@ -66,7 +69,7 @@ class InputUnpacker(wiring.Component):
             "start": In(1), "seq_len": In(W.bits_for(seq_max)),
             "o_row": Out(stream.Signature(row_write_layout(
                 seq_bits=self.seq_bits, head_dim=head_dim, data_bits=data_bits))),
-            "last_row": Out(1), "beat": Out(1), "error": Out(4),
+            "qk_last_row": Out(1), "last_row": Out(1), "beat": Out(1), "error": Out(4),
         })
         super().__init__(members)
 
@@ -102,6 +105,7 @@ class InputUnpacker(wiring.Component):
                                        if bpr > 1 else elems),
             self.o_row.valid.eq(active & self.s_axis_tvalid & last_beat),
             self.s_axis_tready.eq(active & (~last_beat | self.o_row.ready)),
+            self.qk_last_row.eq(self.o_row.valid & last_of_tensor & (tensor == 1)),
             self.last_row.eq(self.o_row.valid & last_of_tensor & (tensor == 2)),
             self.beat.eq(self.s_axis_tvalid & self.s_axis_tready),
         ]

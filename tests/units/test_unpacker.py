@@ -33,13 +33,15 @@ def _rows(x):
 
 
 class Unpacker:
-    """An InputUnpacker and its monitor: every cycle's beat, error and last_row."""
+    """An InputUnpacker and its monitor: every cycle's beat, error, last_row and
+    qk_last_row."""
 
     def __init__(self, config):
         self.config = config
         self.dut = InputUnpacker.from_config(config)
         self.s_axis = axis_port(self.dut, "s_axis")
         self.cycles = []        # (beat taken, error, last_row, row offered, taken) a cycle
+        self.qk_last = []       # (row offered, taken) of every cycle with qk_last_row
 
     async def start(self, ctx, n: int) -> None:
         """Start a head of ``n`` rows, ``seq_len`` valid from the next cycle (as the
@@ -53,11 +55,13 @@ class Unpacker:
 
     async def monitor(self, ctx):
         dut = self.dut
-        async for _c, _r, beat, error, last_row, valid, ready, row in ctx.tick().sample(
-                dut.beat, dut.error, dut.last_row, dut.o_row.valid, dut.o_row.ready,
-                dut.o_row.payload):
+        async for _c, _r, beat, error, last_row, qk_last, valid, ready, row in \
+                ctx.tick().sample(dut.beat, dut.error, dut.last_row, dut.qk_last_row,
+                                  dut.o_row.valid, dut.o_row.ready, dut.o_row.payload):
             offered = (row.tensor, row.row) if valid else None
             self.cycles.append((beat, error, last_row, offered, valid and ready))
+            if qk_last:
+                self.qk_last.append((offered, valid and ready))
 
     def rows(self, got) -> list:
         return [(g.tensor, g.row, [g.data[i] for i in range(self.config.head_dim)])
@@ -73,7 +77,8 @@ class Unpacker:
 @pytest.mark.parametrize("name", CONFIGS)
 def test_rows_in_order(name):
     """Two heads back to back under random idle and back-pressure: every row in order,
-    no error, one last_row per head (on V's last row), tready low between heads."""
+    no error, one last_row per head (on V's last row) and one qk_last_row (on K's),
+    tready low between heads."""
     config = CONFIGS[name]
     rng = random.Random(name)
     heads = [_head(config, n, rng) for n in (min(config.seq_max, 12), 3)]
