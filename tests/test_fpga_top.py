@@ -149,3 +149,13 @@ def test_stimulus_bits_are_distinct_registers():
     seqs = {tuple(v >> i & 1 for v in history) for i in range(70)}
     assert len(seqs) == 70
     assert all(0 < sum(s) < len(s) for s in seqs)     # none constant
+
+
+def test_throughput_at_fmax():
+    from hdp_rtl.fpga.report import throughput
+    cfg = HDPConfig.preset("default").to_dict()
+    tp = throughput(cfg, 100.0, 27)
+    assert tp["attention_gmacs"] == cfg["mac_lanes"] * 0.1
+    assert tp["integer_gmacs"] == cfg["int_lanes"] * 0.1
+    assert tp["macs_per_cycle_per_dsp"] == round(cfg["mac_lanes"] / 27, 3)
+    assert "attention_gmacs" not in throughput(cfg, None, 27)

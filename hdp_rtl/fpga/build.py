@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .boards import Board, board as get_board
 from .report import (parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat,
-                     render_markdown, summarise)
+                     render_markdown, summarise, throughput)
 from .top import BoardTop
 
 __all__ = ["build", "make_report", "breakdown", "longest_path", "tool_env", "tool_versions", "TOP_NAME"]
@@ -232,6 +232,9 @@ def make_report(board: str | Board, out_root: str | Path = "build/fpga", *,
                "overflow": {k: f"{v['used']} > {v['available']} (+{v['used'] - v['available']})"
                             for k, v in over.items()} or None}
     main_f = _main_clock(fmax)
+    summary["throughput"] = throughput(run.get("config", {}),
+                                       main_f["achieved_mhz"] if main_f else None,
+                                       resources["DSP"].get("used"))
     if rc == 0 and run.get("synth_only"):
         status = "synthesised (no place and route)"
     elif rc == 0:

@@ -129,6 +129,20 @@ def summarise(family: str, cells: dict, util: dict) -> dict:
     return out
 
 
+def throughput(config: dict, fmax_mhz: float | None, dsp_used: int | None) -> dict:
+    """Peak multiply-accumulate rates of ``config`` at ``fmax_mhz``: the MAC array's
+    ``mac_lanes`` B x B MACs a cycle (scores and P x V) and the integer pass's
+    ``int_lanes`` I x I MACs a cycle, in GMAC/s, and the MAC array's MACs a cycle per DSP
+    the whole design uses (the integer lanes are in LUTs)."""
+    mac, ints = config.get("mac_lanes"), config.get("int_lanes")
+    out = {"mac_lanes": mac, "int_lanes": ints,
+           "macs_per_cycle_per_dsp": round(mac / dsp_used, 3) if mac and dsp_used else None}
+    if fmax_mhz:
+        out["attention_gmacs"] = round(mac * fmax_mhz / 1000, 3) if mac else None
+        out["integer_gmacs"] = round(ints * fmax_mhz / 1000, 3) if ints else None
+    return out
+
+
 def _pct(v: dict) -> str:
     used, avail = v.get("used"), v.get("available")
     if used is None:
@@ -162,6 +176,13 @@ def render_markdown(rep: dict) -> str:
         verdict = "PASS" if f["pass"] else "FAIL"
         lines.append(f"Fmax `{clk}`: **{f['achieved_mhz']:.2f} MHz** ({verdict} at "
                      f"{f['target_mhz']:.2f} MHz)")
+    tp = s.get("throughput")
+    if tp:
+        at = (f"{tp['attention_gmacs']} GMAC/s attention ({tp['mac_lanes']} MACs a cycle), "
+              f"{tp['integer_gmacs']} GMAC/s integer pass ({tp['int_lanes']} a cycle) at "
+              f"Fmax; " if tp.get("attention_gmacs") is not None else "no Fmax; ")
+        lines += ["", f"Throughput: {at}{tp['macs_per_cycle_per_dsp']} MAC-array MACs a "
+                      f"cycle per DSP used"]
     if s.get("fits") is False:
         lines += ["", f"Does not fit: {s.get('overflow')}"]
     by_unit = rep.get("breakdown")
