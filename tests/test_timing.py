@@ -169,8 +169,9 @@ def test_fanout_slows_the_net():
 
 class _MacToy(wiring.Component):
     """``lanes`` signed 8 x 8 products summed into an accumulator: pipelined (operands,
-    products and every level of the adder tree registered) or not (operand registers -> multipliers ->
-    adder tree -> accumulator in one cycle), as the MAC array was before ``2b02ca7``."""
+    products and every level of the adder tree registered) or not (operand registers ->
+    multipliers -> adder tree -> accumulator in one cycle, as the MAC array was before
+    ``2b02ca7``)."""
 
     def __init__(self, lanes, pipelined):
         self.lanes, self.pipelined = lanes, pipelined
@@ -215,7 +216,8 @@ def test_depipelined_mac_fails_the_limit(yosys, tmp_path):
 
 
 @pytest.mark.timing
-@pytest.mark.parametrize("unit", list(BUDGETS["default"]))
+@pytest.mark.parametrize("unit", sorted(BUDGETS["default"],  # slowest first for xdist
+                                         key=lambda u: -BUDGETS["default"][u]["synth_s"]))
 def test_unit_within_budget(yosys, unit, tmp_path):
     est = estimate(unit, check_config("default"), tmp_path)
     assert est["reg_ns"] > DELAYS["ff_clk_q"], "no register-to-register path found"
