@@ -8,7 +8,12 @@ from .arith import lut_multiply, tree_sum
 from .layouts import out_row_layout, pair_layout, prob_layout, score_layout
 from .rowmem import RowReadSignature
 
-__all__ = ["MacArray"]
+__all__ = ["MacArray", "SUM_GROUP"]
+
+#: Lanes summed in one registered group: the lane term (product less the
+#: approximation) and a 4-term tree are three adder levels (ECP5: about 3 ns an adder
+#: level); the sum of the groups is registered in turn.
+SUM_GROUP = 4
 
 
 class MacArray(wiring.Component):
@@ -19,10 +24,11 @@ class MacArray(wiring.Component):
     row it needs is read in the last cycle of the operation before, so operations
     follow each other without a bubble. When both inputs have work they alternate.
 
-    Pipelined for the clock: operands, products (in the DSP's output register) and the
-    lane sum are each registered, so a score or an output row leaves 4 cycles after
-    its last chunk was issued. The pipeline stands still as a whole only while its last
-    stage holds a result for a full output register.
+    Pipelined for the clock: operands, products (in the DSP's output register), the
+    sums of groups of ``SUM_GROUP`` lanes and then the sum of the groups are each
+    registered, so a score leaves 5 cycles after its last chunk was issued (its output
+    register filled from the running sum of its chunks) and an output row 4. The pipeline stands still as a whole only while a stage holds a
+    result for a full output register.
 
     Each lane has one hard multiplier, ``q x k`` for a score and ``p x v`` for P x V:
     ``q.k`` is the exact score ``S_int*2^2F + (qi.kf + qf.ki)*2^F + qf.kf``. With
@@ -115,8 +121,9 @@ class MacArray(wiring.Component):
         # while its last stage has a result for an output register that is still full.
         ctrl = data.StructLayout({"valid": 1, "is_pv": 1, "chunk": range(max(2, chunks)),
                                   "last_chunk": 1, "col": self.seq_bits, "last": 1})
-        s1, s2, s3 = (Signal(ctrl, name=f"ctrl{i}") for i in (1, 2, 3))
-        stall = s3.valid & s3.last_chunk & Mux(s3.is_pv, s3.last & ~o_free, ~s_free)
+        s1, s2, s3, s4 = (Signal(ctrl, name=f"ctrl{i}") for i in (1, 2, 3, 4))
+        stall = ((s3.valid & s3.is_pv & s3.last_chunk & s3.last & ~o_free) |
+                 (s4.valid & ~s4.is_pv & s4.last_chunk & ~s_free))
         move = ~stall
 
         # issue stage: the operation whose rows were read, one chunk a cycle
@@ -165,7 +172,7 @@ class MacArray(wiring.Component):
         with m.If(move):
             m.d.sync += [s1.valid.eq(working), s1.is_pv.eq(is_pv), s1.chunk.eq(chunk),
                          s1.last_chunk.eq(last_chunk), s1.col.eq(op_col), s1.last.eq(op_last),
-                         s2.eq(s1), s3.eq(s2)]
+                         s2.eq(s1), s3.eq(s2), s4.eq(s3)]
         for lane in range(L):
             q = pick(self.q_rd.data, lane)
             k = pick(self.k_rd.data, lane)
@@ -188,12 +195,18 @@ class MacArray(wiring.Component):
                     m.d.sync += [qf.eq(Value.cast(q)[:F]), kf.eq(Value.cast(k)[:F]),
                                  fine.eq(lut_multiply(qf, kf))]
 
-        # stage 3, scores: the sum over the lanes, registered
-        partial = Signal(signed(self.score_bits))
+        # stage 3, scores: the sums of groups of SUM_GROUP lanes, registered
         terms = [p - Mux(self.approx_enable, f, 0) for p, f in zip(products, fines)] \
             if F else products
+        groups = [Signal(signed(self.score_bits), name=f"group{j}")
+                  for j in range(-(-L // SUM_GROUP))]
         with m.If(move):
-            m.d.sync += partial.eq(tree_sum(terms))
+            for j, group in enumerate(groups):
+                m.d.sync += group.eq(tree_sum(terms[j * SUM_GROUP:(j + 1) * SUM_GROUP]))
+        # stage 4, scores: the sum of the groups, registered
+        partial = Signal(signed(self.score_bits))
+        with m.If(move):
+            m.d.sync += partial.eq(tree_sum(groups))
         # stage 3, P x V: acc[ch * L + lane] takes lane `lane` in chunk `ch`; a group's
         # first chunk of a row overwrites it (the last row's sums are read one cycle on)
         acc = [Signal(signed(self.acc_bits), name=f"acc{i}") for i in range(d)]
@@ -207,17 +220,19 @@ class MacArray(wiring.Component):
                     m.d.sync += acc[i].eq(Mux(fresh[ch], 0, acc[i]) + products[lane])
                 m.d.sync += fresh[ch].eq(s2.last)
 
-        # stage 4: the score of the operation's last chunk, or a finished output row
-        with m.If(move & s3.valid & ~s3.is_pv):
+        # stage 5, scores: the chunk's sum added to the pair's earlier chunks; the score
+        # of the operation's last chunk goes to the output register
+        with m.If(move & s4.valid & ~s4.is_pv):
             if chunks > 1:
                 s_acc = Signal(signed(self.score_bits))
-                total = Mux(s3.chunk == 0, partial, s_acc + partial)
+                total = Mux(s4.chunk == 0, partial, s_acc + partial)
                 m.d.sync += s_acc.eq(total)
             else:
                 total = partial
-            with m.If(s3.last_chunk):
+            with m.If(s4.last_chunk):
                 m.d.sync += [s_valid.eq(1), s_payload.score.eq(total),
-                             s_payload.col.eq(s3.col), s_payload.last.eq(s3.last)]
+                             s_payload.col.eq(s4.col), s_payload.last.eq(s4.last)]
+        # stage 4, P x V: a finished output row (read the cycle after its last update)
         with m.If(move & s3.valid & s3.is_pv & s3.last_chunk & s3.last):
             m.d.sync += o_valid.eq(1)
             for i in range(d):
