@@ -98,15 +98,20 @@ class _Product(wiring.Component):
 
 
 def lane_costs(config: HDPConfig, workdir: Path) -> dict:
-    """ECP5 cells of one integer lane's ``I x I`` product and of the approximation's
-    ``F x F`` product, each in LUTs (as built) and with ``*`` (a DSP), alone."""
+    """Each of a lane's candidate products alone, between registers: its ECP5 cells
+    (``synth_ecp5``) and its generic simple-gate count (``synth; abc -g``, registers
+    excluded): ``I x I`` and the approximation's ``F x F`` in LUTs (as built) and with
+    ``*`` (a DSP), the whole ``B x B`` product, and an ``I x F`` cross term."""
     I, F = config.int_bits, config.frac_bits
+    B = I + F
     cases = {"integer lane I x I, LUTs": (signed(I), signed(I), True),
              "integer lane I x I, *": (signed(I), signed(I), False),
-             "approximation F x F, LUTs": (F, F, True)}
+             "approximation F x F, LUTs": (F, F, True),
+             "whole B x B, *": (signed(B), signed(B), False),
+             "cross term I x F, LUTs": (signed(I), F, True)}
     out = {}
     for i, (label, (a, b, luts)) in enumerate(cases.items()):
-        if not F and "F x F" in label:
+        if not F and "F" in label.split(",")[0]:
             continue
         d = workdir / f"lane{i}"
         d.mkdir(parents=True, exist_ok=True)
@@ -114,6 +119,10 @@ def lane_costs(config: HDPConfig, workdir: Path) -> dict:
         _yosys("read_rtlil unit.il; synth_ecp5 -top top; tee -q -o ecp5.json stat -json", d)
         cells, _ = _cells(d / "ecp5.json")
         out[label] = {c: n for c, n in cells.items() if c in ECP5_CELLS and c != "TRELLIS_FF"}
+        _yosys(f"read_rtlil unit.il; {GENERIC}; tee -q -o generic.json stat -json", d)
+        generic, _ = _cells(d / "generic.json")
+        out[label]["gates"] = sum(v for k, v in generic.items()
+                                  if k.startswith("$_") and "DFF" not in k)
     return out
 
 
