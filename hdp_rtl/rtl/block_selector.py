@@ -1,5 +1,5 @@
 """Top-k-free row-balanced block selector (spec step 4)."""
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,17 +10,55 @@ from .layouts import block_layout, mask_layout
 __all__ = ["BlockSelector"]
 
 
+_DSP_BITS = 18          # an ECP5 MULT18X18D multiplies two 18-bit signed operands
+
+
+def _split_product(m, a, b, name):
+    """Registered partial products of ``a * b`` as ``[(product, shift)]``: one when ``b``
+    fits a multiplier input, else ``b``'s low 17 bits (unsigned) and its high bits."""
+    pieces = [(b, 0)] if len(b) <= _DSP_BITS else [(b[:_DSP_BITS - 1], 0),
+                                                    (b[_DSP_BITS - 1:].as_signed(), _DSP_BITS - 1)]
+    assert all(len(p) <= _DSP_BITS for p, _ in pieces), "operand too wide for two products"
+    out = []
+    for i, (piece, shift) in enumerate(pieces):
+        prod = Signal((a * piece).shape(), name=f"{name}_prod{i}")
+        m.d.sync += prod.eq(a * piece)
+        out.append((prod, shift))
+    return out
+
+
+def _shifted_sum(parts):
+    """``sum(value << shift)`` over ``parts`` (exact: Amaranth widens every add)."""
+    total = 0
+    for value, shift in parts:
+        total = total + (value << shift)
+    return total
+
+
+def _sum_shape(parts):
+    """The shape of :func:`_shifted_sum` of ``parts``."""
+    return _shifted_sum(parts).shape()
+
+
 class BlockSelector(wiring.Component):
     """Keeps the blocks of each block row that pass the top-k-free rule; no sort, no division.
 
     While a block row streams in, the selector stores its block importances in one of two
     banks and keeps the row's count ``nb``, maximum and sum. It then compares every stored
-    block, one a cycle, and emits the row's keep mask, while the next block row streams
-    into the other bank:
+    block, one a cycle, while the next block row streams into the other bank:
 
     - mean rule (``block_rule`` 0): ``256*nb*BI >= rho*nb*max + (256-rho)*sum``;
     - delta rule (``block_rule`` 1): ``BI >= max - delta``;
     - with ``block_prune_enable`` low every valid block is kept.
+
+    The compares are a pipeline timed for 100 MHz and more on an ECP5: a block's read is
+    registered, ``nb * BI`` is one registered 18 x 18 multiply, the compare result is
+    registered before it sets the mask bit. The row's side, ``rho * (nb * max) + (256 -
+    rho) * sum``, is three registered stages of 18 x 18 products (an operand wider than
+    18 bits split in two) and an add, computed while the row's first block is read; its
+    registers are timed so the next row may be taken the cycle after this row's last
+    read. Each mask is built in one of two mask slots, and offered from it, so one row's
+    mask may wait for ``o_mask`` while the next row is compared.
 
     Parameters
     ----------
@@ -40,9 +78,13 @@ class BlockSelector(wiring.Component):
     o_mask : Out(stream.Signature(mask_layout))
         One keep mask per block row; ``last_row`` copied from the input.
 
-    Latency and throughput: a block row of ``nb`` blocks is taken in ``nb`` cycles,
-    compared in ``nb + 2`` cycles after one cycle's hand-over, and its mask offered one
-    cycle later. Rows follow each other every ``max(nb + 1, nb + 4)`` cycles.
+    Latency and throughput: a block row of ``nb`` blocks is taken in ``nb`` cycles and
+    handed to the compare side the next cycle (when that side has read all of the
+    previous row and a mask slot is free); its blocks are read one a cycle and its mask
+    is offered 5 cycles after the last read: ``2 nb + 5`` cycles from the row's first
+    block to its mask. Without back-pressure rows follow each other every ``nb + 1``
+    cycles, except that rows of fewer than 4 blocks are limited by the two mask slots
+    to two every ``nb + 6`` cycles.
     """
 
     def __init__(self, *, block_col_count: int, sint_bits: int, delta_bits: int):
@@ -76,30 +118,18 @@ class BlockSelector(wiring.Component):
         m.submodules.store = store
         wr, rd = store.write_port(), store.read_port()
         sum_shape = signed(self.sint_bits + count.bit_length() + 1)
+        beat = self.i_block.payload
 
-        # collect side: the row arriving in bank `wbank`
+        # ---- collect side: the row arriving in bank `wbank` ---------------------------------
         wbank = Signal()
         c_nb = Signal(range(count + 1))
         c_max = Signal(signed(self.sint_bits))
         c_sum = Signal(sum_shape)
         c_last_row = Signal()
         c_full = Signal()                 # a whole row waits in bank `wbank`
-        # compare side: the row in bank `~wbank`
-        nb = Signal(range(count + 1))
-        row_max = Signal(signed(self.sint_bits))
-        row_sum = Signal(sum_shape)
-        last_row = Signal()
-        rhs = Signal(signed(len(row_sum) + RHO_BITS + 2 + len(nb) + 1))
-        idx = Signal(range(count + 1))
-        mask = Signal(count)
-        beat = self.i_block.payload
-
-        m.d.comb += [wr.addr.eq(Mux(wbank, count + c_nb, c_nb)), wr.data.eq(Cat(beat.bi, beat.col)),
-                     rd.addr.eq(Mux(wbank, idx, count + idx))]
-        stored_bi = rd.data[:self.sint_bits].as_signed()
-        stored_col = rd.data[self.sint_bits:]
-
-        m.d.comb += [self.i_block.ready.eq(~c_full), wr.en.eq(self.i_block.valid & ~c_full)]
+        m.d.comb += [wr.addr.eq(Mux(wbank, count + c_nb, c_nb)),
+                     wr.data.eq(Cat(beat.bi, beat.col)),
+                     self.i_block.ready.eq(~c_full), wr.en.eq(self.i_block.valid & ~c_full)]
         with m.If(self.i_block.valid & ~c_full):
             m.d.sync += [c_nb.eq(c_nb + 1), c_sum.eq(c_sum + beat.bi)]
             with m.If((c_nb == 0) | (beat.bi > c_max)):
@@ -107,30 +137,101 @@ class BlockSelector(wiring.Component):
             with m.If(beat.last):
                 m.d.sync += [c_full.eq(1), c_last_row.eq(beat.last_row)]
 
-        with m.FSM():
-            with m.State("IDLE"):          # take the collected row, free its bank
-                with m.If(c_full):
-                    m.d.sync += [nb.eq(c_nb), row_max.eq(c_max), row_sum.eq(c_sum),
-                                 last_row.eq(c_last_row), wbank.eq(~wbank), c_full.eq(0),
-                                 c_nb.eq(0), c_sum.eq(0), idx.eq(0), mask.eq(0)]
-                    m.next = "THRESHOLD"
-            with m.State("THRESHOLD"):     # the row's side of the compare, once per row
-                m.d.sync += [rhs.eq(self.rho * nb * row_max + (RHO_ONE - self.rho) * row_sum),
-                             idx.eq(1)]
-                m.next = "COMPARE"
-            with m.State("COMPARE"):       # rd.data holds block idx-1
-                keep_mean = (nb * stored_bi) * RHO_ONE >= rhs
-                keep_delta = stored_bi >= row_max - self.delta
-                keep = ~self.block_prune_enable | \
-                    ((self.block_rule == 0) & keep_mean) | ((self.block_rule == 1) & keep_delta)
-                with m.If(keep):
-                    m.d.sync += mask.bit_select(stored_col, 1).eq(1)
-                m.d.sync += idx.eq(idx + 1)
-                with m.If(idx == nb):
-                    m.next = "EMIT"
-            with m.State("EMIT"):
-                m.d.comb += [self.o_mask.valid.eq(1), self.o_mask.payload.mask.eq(mask),
-                             self.o_mask.payload.last_row.eq(last_row)]
-                with m.If(self.o_mask.ready):
-                    m.next = "IDLE"
+        # ---- mask slots: a row's mask is built in one while the other one's is offered ----
+        masks = [Signal(count, name=f"mask{s}") for s in range(2)]
+        slot_busy = [Signal(name=f"slot{s}_busy") for s in range(2)]    # taken, not sent
+        slot_done = [Signal(name=f"slot{s}_done") for s in range(2)]    # complete, offered
+        slot_last_row = [Signal(name=f"slot{s}_last_row") for s in range(2)]
+        take_slot = Signal()              # the slot the next row takes
+        out_slot = Signal()               # the slot offered on o_mask
+        m.d.comb += [self.o_mask.valid.eq(Mux(out_slot, slot_done[1], slot_done[0])),
+                     self.o_mask.payload.mask.eq(Mux(out_slot, masks[1], masks[0])),
+                     self.o_mask.payload.last_row.eq(Mux(out_slot, slot_last_row[1],
+                                                         slot_last_row[0]))]
+
+        # ---- take: the collected row moves to the compare side, its bank is freed ---------
+        issuing = Signal()                # blocks of the taken row are being read
+        idx = Signal(range(count))
+        nb = Signal(range(count + 1))
+        row_max = Signal(signed(self.sint_bits))
+        row_sum = Signal(sum_shape)
+        row_slot = Signal()
+        take = Signal()
+        m.d.comb += take.eq(c_full & ~issuing & ~Mux(take_slot, slot_busy[1], slot_busy[0]))
+        with m.If(take):
+            m.d.sync += [nb.eq(c_nb), row_max.eq(c_max), row_sum.eq(c_sum),
+                         row_slot.eq(take_slot), take_slot.eq(~take_slot),
+                         wbank.eq(~wbank), c_full.eq(0), c_nb.eq(0), c_sum.eq(0),
+                         issuing.eq(1), idx.eq(0)]
+            for s in range(2):
+                with m.If(take_slot == s):
+                    m.d.sync += [slot_busy[s].eq(1), slot_last_row[s].eq(c_last_row)]
+
+        # ---- the row's side of the compares: free-running registers, each one timed so
+        # that it holds the taken row's value while that row's blocks use it (the next
+        # row is taken at the earliest the cycle after this row's last read)
+        nb_p = Signal.like(nb)                                    # take + 2 on
+        thr_delta = Signal((row_max - self.delta).shape())        # take + 2 on
+        rho = Signal.like(self.rho)                               # registered multiplier
+        rho_rest = Signal((RHO_ONE - self.rho).shape())           #   inputs (stable)
+        m.d.sync += [nb_p.eq(nb), thr_delta.eq(row_max - self.delta),
+                     rho.eq(self.rho), rho_rest.eq(RHO_ONE - self.rho)]
+        # rhs = rho * (nb * max) + (256 - rho) * sum, every product a registered 18 x 18
+        # one (an operand wider than 18 bits is split in two products, added a cycle later)
+        nb_max = Signal((nb * row_max).shape())                   # take + 2 on
+        m.d.sync += nb_max.eq(nb * row_max)
+        sum_parts = _split_product(m, rho_rest, row_sum, "sum")   # take + 2 on
+        part_sum = Signal(_sum_shape(sum_parts))                  # take + 3 on
+        m.d.sync += part_sum.eq(_shifted_sum(sum_parts))
+        max_parts = _split_product(m, rho, nb_max, "max")         # take + 3 on
+        # |rhs| <= (512 + 768) * count * 2**(sint_bits - 1): narrower than the sum's shape
+        # (every partial sum is exact, only the final register drops redundant sign bits)
+        rho_mag = 1 << (RHO_BITS - 1)
+        rhs_bound = (rho_mag + RHO_ONE + rho_mag) * count << (self.sint_bits - 1)
+        rhs = Signal(signed(min(rhs_bound.bit_length() + 1,
+                                _sum_shape(max_parts + [(part_sum, 0)]).width)))  # take + 4 on
+        m.d.sync += rhs.eq(_shifted_sum(max_parts + [(part_sum, 0)]))
+
+        # ---- the blocks' side: read, register, multiply, compare, set the mask bit -------
+        # stage 0 (cycle t): block idx is read from the compare bank
+        m.d.comb += rd.addr.eq(Mux(wbank, idx, count + idx))
+        with m.If(issuing):
+            m.d.sync += idx.eq(idx + 1)
+            with m.If(idx == nb - 1):
+                m.d.sync += issuing.eq(0)
+        s1_valid, s1_last, s1_slot = Signal(), Signal(), Signal()   # t + 1: rd.data
+        m.d.sync += [s1_valid.eq(issuing), s1_last.eq(idx == nb - 1), s1_slot.eq(row_slot)]
+        s2_valid, s2_last, s2_slot = Signal(), Signal(), Signal()   # t + 2: registered read
+        s2_bi = Signal(signed(self.sint_bits))
+        s2_col = Signal(self.col_bits)
+        m.d.sync += [s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_slot.eq(s1_slot),
+                     s2_bi.eq(rd.data[:self.sint_bits].as_signed()),
+                     s2_col.eq(rd.data[self.sint_bits:])]
+        s3_valid, s3_last, s3_slot = Signal(), Signal(), Signal()   # t + 3: product
+        s3_col = Signal(self.col_bits)
+        s3_prod = Signal((nb_p * s2_bi).shape())
+        s3_keep_delta = Signal()
+        m.d.sync += [s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_slot.eq(s2_slot),
+                     s3_col.eq(s2_col), s3_prod.eq(nb_p * s2_bi),
+                     s3_keep_delta.eq(s2_bi >= thr_delta)]
+        s4_valid, s4_last, s4_slot = Signal(), Signal(), Signal()   # t + 4: the decision
+        s4_col = Signal(self.col_bits)
+        s4_keep_mean, s4_keep_delta = Signal(), Signal()
+        # mean rule: 256 * nb * BI >= rhs, the factor 256 (RHO_ONE) a shift
+        assert RHO_ONE == 1 << 8
+        m.d.sync += [s4_valid.eq(s3_valid), s4_last.eq(s3_last), s4_slot.eq(s3_slot),
+                     s4_col.eq(s3_col), s4_keep_delta.eq(s3_keep_delta),
+                     s4_keep_mean.eq(Cat(Const(0, 8), s3_prod).as_signed() >= rhs)]
+        s4_keep = ~self.block_prune_enable | Mux(self.block_rule, s4_keep_delta, s4_keep_mean)
+        for s in range(2):
+            with m.If(s4_valid & (s4_slot == s)):
+                with m.If(s4_keep):
+                    m.d.sync += masks[s].bit_select(s4_col, 1).eq(1)
+                with m.If(s4_last):
+                    m.d.sync += slot_done[s].eq(1)
+            # the offered mask is taken: the slot is free again (it is not written now)
+            with m.If(self.o_mask.ready & slot_done[s] & (out_slot == s)):
+                m.d.sync += [masks[s].eq(0), slot_done[s].eq(0), slot_busy[s].eq(0)]
+        with m.If(self.o_mask.valid & self.o_mask.ready):
+            m.d.sync += out_slot.eq(~out_slot)
         return m

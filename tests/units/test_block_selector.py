@@ -77,6 +77,66 @@ def test_masks_match_golden(fields):
     assert [g.last_row for g in got] == [0] * (len(rows) - 1) + [1]
 
 
+def _run_rows(rows, regs, *, sink_ready, idle=0.0, seed=0):
+    """Send ``rows`` back to back, take masks when ``sink_ready(cycle)``; returns the masks
+    and the cycle each one was taken."""
+    dut = BlockSelector.from_config(CFG)
+    rng = random.Random(seed)
+    got, when = [], []
+
+    async def source(ctx):
+        ctx.set(dut.block_prune_enable, int(regs.block_prune_enable))
+        ctx.set(dut.block_rule, regs.block_rule)
+        ctx.set(dut.rho, regs.rho)
+        ctx.set(dut.delta, regs.delta)
+        beats = [{"bi": b, "col": c, "last": int(c == len(bi) - 1),
+                  "last_row": int(r == len(rows) - 1)}
+                 for r, bi in enumerate(rows) for c, b in enumerate(bi)]
+        await send_stream(ctx, dut.i_block, beats, rng=rng, idle=idle)
+
+    async def sink(ctx):
+        cycle = 0
+        while len(got) < len(rows):
+            ctx.set(dut.o_mask.ready, int(sink_ready(cycle)))
+            await ctx.delay(1e-9)
+            valid, ready = ctx.get(dut.o_mask.valid), ctx.get(dut.o_mask.ready)
+            payload = ctx.get(dut.o_mask.payload)
+            await ctx.tick()
+            if valid and ready:
+                got.append(payload)
+                when.append(cycle)
+            cycle += 1
+
+    run_sim(dut, source, sink, deadline_cycles=20_000)
+    return got, when
+
+
+@pytest.mark.parametrize("rule", [0, 1])
+def test_short_rows_long_backpressure(rule):
+    """One- and two-block rows back to back (rows overlap in the compare pipeline and
+    both mask slots fill) while the sink stalls for long stretches."""
+    regs = Registers(seq_len=1, block_rule=rule, rho=128, delta=2)
+    rng = random.Random(rule)
+    rows = [[rng.randint(-6, 6) for _ in range(rng.choice([1, 1, 2, CFG.block_col_count]))]
+            for _ in range(40)]
+    got, _ = _run_rows(rows, regs, sink_ready=lambda c: (c // 37) % 2 == 1 or c % 5 == 0)
+    assert [g.mask for g in got] == _golden_masks(rows, regs)
+    assert [g.last_row for g in got] == [0] * (len(rows) - 1) + [1]
+
+
+@pytest.mark.parametrize("nb", [1, 2, 3, CFG.block_col_count])
+def test_row_rate(nb):
+    """With no stall a block row of ``nb`` blocks is taken every ``nb + 1`` cycles (the
+    two mask slots limit rows of fewer than 4 blocks to two every ``nb + 6`` cycles)."""
+    regs = Registers(seq_len=1, block_rule=0, rho=64)
+    rng = random.Random(nb)
+    rows = [[rng.randint(-99, 99) for _ in range(nb)] for _ in range(30)]
+    got, when = _run_rows(rows, regs, sink_ready=lambda c: True)
+    assert [g.mask for g in got] == _golden_masks(rows, regs)
+    period = (when[-1] - when[0]) / (len(rows) - 1)
+    assert period <= max(nb + 1, (nb + 6) / 2), period
+
+
 @pytest.mark.parametrize("preset,simulator", EDGE_AND_DEFAULT)
 def test_verilog(preset, simulator):
     run_unit_verilog("block_selector", preset, simulator)
