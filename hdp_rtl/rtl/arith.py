@@ -60,3 +60,66 @@ def first_set(bits, *, highest: bool = False):
         level += 1
     found, index = nodes[0]
     return found, Mux(found, index, 0)
+
+
+def lowest_set_onehot(bits):
+    """The lowest set bit of ``bits`` alone (all zero when none is set), as plain logic:
+    bit ``i`` is ``bits[i]`` and no lower bit (a prefix OR, no carry chain), so LUT
+    mapping keeps it about ``log4(n)`` levels deep."""
+    from amaranth.hdl import Cat, Value
+    bits = Value.cast(bits)
+    return Cat(bits[0], *(bits[i] & ~bits[:i].any() for i in range(1, len(bits))))
+
+
+def onehot_index(onehot, width: int | None = None):
+    """The index of the set bit of a one-hot (or all-zero: 0) ``onehot``, as an OR of
+    the bits whose index has each bit set: one OR tree per index bit."""
+    from amaranth.hdl import Cat, Const, Value
+    onehot = Value.cast(onehot)
+    width = width if width is not None else max(1, (len(onehot) - 1).bit_length())
+    index_bits = []
+    for k in range(width):
+        terms = [onehot[i] for i in range(len(onehot)) if (i >> k) & 1]
+        index_bits.append(Cat(*terms).any() if terms else Const(0, 1))
+    return Cat(*index_bits)
+
+
+def onehot_select(onehot, words):
+    """``words[i]`` for the set bit ``i`` of a one-hot ``onehot`` (0 when none is set):
+    an AND-OR multiplexer, with no binary select to decode."""
+    from amaranth.hdl import Value
+    onehot = Value.cast(onehot)
+    words = [Value.cast(w) for w in words]
+    assert len(words) == len(onehot)
+    width = max(len(w) for w in words)
+    total = 0
+    for i, word in enumerate(words):
+        total = total | (word & onehot[i].replicate(width))
+    return total
+
+
+def count_equals(bits, k: int):
+    """``1`` when exactly ``k`` bits of ``bits`` are set, as plain logic (no adder, so no
+    carry chain): a balanced tree of counts saturated at ``k + 1``, each a one-hot list
+    of "the count is v" terms, which LUT mapping folds into a few levels for small ``k``."""
+    from amaranth.hdl import Cat, Const, Value
+    bits = Value.cast(bits)
+    cap = k + 1
+    if len(bits) == 0:
+        return Const(int(k == 0), 1)
+    # each node: [count == 0, count == 1, ..., count >= cap]
+    nodes = [[~bits[i], bits[i]] + [Const(0, 1)] * (cap - 1) for i in range(len(bits))]
+    while len(nodes) > 1:
+        paired = []
+        for i in range(0, len(nodes) - 1, 2):
+            lo, hi = nodes[i], nodes[i + 1]
+            out = []
+            for v in range(cap + 1):
+                terms = [lo[a] & hi[b] for a in range(cap + 1) for b in range(cap + 1)
+                         if (a + b == v if v < cap else a + b >= cap)]
+                out.append(Cat(*terms).any())
+            paired.append(out)
+        if len(nodes) % 2:
+            paired.append(nodes[-1])
+        nodes = paired
+    return nodes[0][k]

@@ -43,13 +43,18 @@ def _golden(cfg, n, causal, delta, pruned, seed):
 def test_kept_pairs_match_golden(name, n, causal, delta, pruned):
     cfg = CONFIGS[name]
     block_keep, keep = _golden(cfg, n, causal, delta, pruned, seed=n * 7 + delta)
+    _check(cfg, n, causal, pruned, block_keep, keep, random.Random(name + str(n)))
+
+
+def _check(cfg, n, causal, pruned, block_keep, keep, rng, ready=0.7):
+    """Run one head of block masks ``block_keep`` through a generator and compare its
+    pairs and zero rows with the pair mask ``keep`` (zeros for a pruned head)."""
     rows_of_blocks = block_keep.shape[0]
     want_pairs = [(r, c, int(c == np.flatnonzero(keep[r]).max()))
                   for r in range(n) for c in np.flatnonzero(keep[r])]
     want_zero = [r for r in range(n) if not keep[r].any()]
     dut = PairGenerator(seq_max=cfg.seq_max, block_rows=cfg.block_rows,
                         block_cols=cfg.block_cols)
-    rng = random.Random(name + str(n))
     got_pairs, got_zero = [], []
 
     async def host(ctx):
@@ -77,8 +82,8 @@ def test_kept_pairs_match_golden(name, n, causal, delta, pruned):
         credits = []                          # cycles until each finished row returns
         started, returned = set(), 0
         while len(got_pairs) < len(want_pairs) or len(got_zero) < len(want_zero):
-            ctx.set(dut.o_pair.ready, int(rng.random() < 0.7))
-            ctx.set(dut.o_zero_row.ready, int(rng.random() < 0.7))
+            ctx.set(dut.o_pair.ready, int(rng.random() < ready))
+            ctx.set(dut.o_zero_row.ready, int(rng.random() < ready))
             ctx.set(dut.row_done, int(bool(credits) and credits[0] == 0))
             returned += int(bool(credits) and credits[0] == 0)
             credits = [t - 1 for t in credits if t > 0]
@@ -102,6 +107,48 @@ def test_kept_pairs_match_golden(name, n, causal, delta, pruned):
     run_sim(dut, host, deadline_cycles=20_000)
     assert got_pairs == want_pairs
     assert got_zero == want_zero
+
+
+# more than one 16-block search segment (the 256-block default has 16)
+WIDE = {
+    "1x1": HDPConfig(seq_max=40, head_dim=4, int_lanes=4, mac_lanes=4, axis_elems=4),
+    "1x2": HDPConfig(seq_max=70, head_dim=4, block_cols=2, int_lanes=4, mac_lanes=4,
+                     axis_elems=4),
+    "2x4": HDPConfig(seq_max=72, head_dim=4, block_rows=2, block_cols=4, int_lanes=4,
+                     mac_lanes=4, axis_elems=4),
+}
+
+
+def _edge_masks(count: int, width: int, rng: random.Random):
+    """Block masks that stress the segmented search: kept blocks on both sides of each
+    16-block segment boundary, one kept block a row, lone blocks in consecutive
+    segments, full and empty rows, the last block, and random sparse rows."""
+    fixed = [{15, 16}, {0}, {16}, {15}, {31, 32}, set(range(0, width, 16)), set(range(width)),
+             set(), {width - 1}, {17}, set(range(15, width, 16)), {0, width - 1}, {32}, {1}]
+    out = []
+    for r in range(count):
+        bits = fixed[r % len(fixed)] if r < 2 * len(fixed) else \
+            {c for c in range(width) if rng.random() < 0.1}
+        out.append([c in bits for c in range(width)])
+    return np.array(out, dtype=bool)
+
+
+@pytest.mark.parametrize("name,causal,pruned,ready", [
+    ("1x1", False, False, 0.7), ("1x1", True, False, 0.7), ("1x1", False, False, 1.0),
+    ("1x1", False, False, 0.05), ("1x2", True, False, 0.7), ("1x2", False, False, 1.0),
+    ("2x4", True, False, 0.7), ("2x4", False, False, 0.3), ("1x1", True, True, 0.7)])
+def test_segment_edges(name, causal, pruned, ready):
+    """Hand-made masks around the search segments' edges; ``ready`` 1.0 runs back to
+    back (one pair a cycle, rows with one kept pair in a row), 0.05 holds the outputs
+    for long stretches."""
+    cfg = WIDE[name]
+    rng = random.Random(name)
+    n = cfg.seq_max - int(causal)          # one row short: the last block row is partial
+    block_keep = _edge_masks(-(-n // cfg.block_rows), cfg.block_col_count, rng)
+    keep = golden.expand_blocks(block_keep, n, cfg) & golden.valid_mask(n, causal)
+    if pruned:
+        keep = np.zeros_like(keep)
+    _check(cfg, n, causal, pruned, block_keep, keep, rng, ready=ready)
 
 
 @pytest.mark.parametrize("preset,simulator", EDGE)
