@@ -17,4 +17,4 @@ def test_random_config(seed):
     from hdp_rtl.rtl.top import HDPCoprocessor
     run_cocotb(component=HDPCoprocessor(random_config(seed)), toplevel="hdp_coprocessor",
                test_module="cocotb_regress", simulator="verilator", name=f"regress-{seed}",
-               env={"HDP_SEED": seed, "HDP_HEADS": 12})
+               env={"HDP_SEED": seed, "HDP_HEADS": 12}, quick_build=True)

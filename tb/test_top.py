@@ -29,11 +29,12 @@ def test_case_lists_name_cocotb_tests():
 
 
 def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = None,
-         heads: int = 6):
+         heads: int = 6, quick_build: bool = False):
     from hdp_rtl.rtl.top import HDPCoprocessor
     run_cocotb(component=HDPCoprocessor(config), toplevel="hdp_coprocessor",
                test_module="cocotb_top", simulator=simulator, name=name, testcase=testcase,
-               env={"HDP_CONFIG": config.to_dict(), "HDP_STALL": 0.3, "HDP_HEADS": heads})
+               env={"HDP_CONFIG": config.to_dict(), "HDP_STALL": 0.3, "HDP_HEADS": heads},
+               quick_build=quick_build)
 
 
 @pytest.mark.sim
@@ -56,7 +57,7 @@ def test_top_smoke_on_icarus():
 @pytest.mark.parametrize("simulator", SIMULATORS)
 def test_top_error_codes_with_narrow_elements(simulator):
     assert NARROW.in_lane_bits > NARROW.data_bits
-    _run(NARROW, simulator, "top-edge-narrow", testcase=ERROR_CASES)
+    _run(NARROW, simulator, "top-edge-narrow", testcase=ERROR_CASES, quick_build=True)
 
 
 def _minilm_configs():

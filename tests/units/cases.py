@@ -32,4 +32,4 @@ def run_unit_verilog(unit: str, preset: str, simulator: str) -> None:
     config = HDPConfig.preset(preset)
     run_cocotb(component=build_unit(unit, config), toplevel=f"hdp_{unit}",
                test_module=f"cocotb_{unit}", simulator=simulator, name=f"{unit}-{preset}",
-               env={"HDP_CONFIG": config.to_dict()})
+               env={"HDP_CONFIG": config.to_dict()}, quick_build=True)
