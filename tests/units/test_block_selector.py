@@ -46,6 +46,17 @@ def _golden_masks(rows, regs):
     return out
 
 
+def _program(ctx, dut, regs, rows) -> list:
+    """Set the selector's run-time registers from ``regs``; the i_block beats of ``rows``."""
+    ctx.set(dut.block_prune_enable, int(regs.block_prune_enable))
+    ctx.set(dut.block_rule, regs.block_rule)
+    ctx.set(dut.rho, regs.rho)
+    ctx.set(dut.delta, regs.delta)
+    return [{"bi": b, "col": c, "last": int(c == len(bi) - 1),
+             "last_row": int(r == len(rows) - 1)}
+            for r, bi in enumerate(rows) for c, b in enumerate(bi)]
+
+
 @pytest.mark.parametrize("fields", [
     dict(block_rule=0, rho=-256), dict(block_rule=0, rho=0), dict(block_rule=0, rho=128),
     dict(block_rule=0, rho=256), dict(block_rule=1, delta=0), dict(block_rule=1, delta=3),
@@ -60,13 +71,7 @@ def test_masks_match_golden(fields):
     got = []
 
     async def source(ctx):
-        ctx.set(dut.block_prune_enable, int(regs.block_prune_enable))
-        ctx.set(dut.block_rule, regs.block_rule)
-        ctx.set(dut.rho, regs.rho)
-        ctx.set(dut.delta, regs.delta)
-        beats = [{"bi": b, "col": c, "last": int(c == len(bi) - 1),
-                  "last_row": int(r == len(rows) - 1)}
-                 for r, bi in enumerate(rows) for c, b in enumerate(bi)]
+        beats = _program(ctx, dut, regs, rows)
         await send_stream(ctx, dut.i_block, beats, rng=rng, idle=0.3)
 
     async def sink(ctx):
@@ -85,13 +90,7 @@ def _run_rows(rows, regs, *, sink_ready, idle=0.0, seed=0):
     got, when = [], []
 
     async def source(ctx):
-        ctx.set(dut.block_prune_enable, int(regs.block_prune_enable))
-        ctx.set(dut.block_rule, regs.block_rule)
-        ctx.set(dut.rho, regs.rho)
-        ctx.set(dut.delta, regs.delta)
-        beats = [{"bi": b, "col": c, "last": int(c == len(bi) - 1),
-                  "last_row": int(r == len(rows) - 1)}
-                 for r, bi in enumerate(rows) for c, b in enumerate(bi)]
+        beats = _program(ctx, dut, regs, rows)
         await send_stream(ctx, dut.i_block, beats, rng=rng, idle=idle)
 
     async def sink(ctx):
