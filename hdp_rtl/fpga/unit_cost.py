@@ -31,6 +31,10 @@ __all__ = ["unit_cost", "main"]
 ECP5_CELLS = {"MULT18X18D": "dsp", "LUT4": "lut4", "CCU2C": "carry", "TRELLIS_FF": "ff",
               "DP16KD": "ebr", "PFUMX": "mux", "L6MUX21": "mux", "TRELLIS_DPR16X4": "lutram"}
 GENERIC = "synth -top top -flatten; abc -g AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX; opt_clean"
+#: ``synth_ecp5`` with ABC's LUT mapping instead of ABC9's: yosys 0.70's ``synth_ecp5``
+#: has no working ``-noabc9``, and YoWASP's ABC9 dies on some units (``counters``).
+ECP5_ABC = ("synth_ecp5 -top top -run :map_luts; techmap -map +/lattice/latches_map.v; "
+            "abc -lut 4:7 -dress; clean; synth_ecp5 -top top -run map_cells:")
 
 
 def _yosys(script: str, cwd: Path) -> str:
@@ -52,13 +56,13 @@ def unit_cost(name: str, config: HDPConfig, workdir: Path) -> dict:
     (workdir / "unit.il").write_text(rtlil.convert(build_unit(name, config), name="top"))
     start = time.perf_counter()
     # yosys runs sandboxed (WebAssembly): relative paths inside workdir only
-    ecp5_script = ("read_rtlil unit.il; synth_ecp5 -top top{}; tee -q -o ecp5.json stat -json; "
+    ecp5_script = ("read_rtlil unit.il; {}; tee -q -o ecp5.json stat -json; "
                    "tee -q -o ltp.txt ltp -noff")
     try:
-        _yosys(ecp5_script.format(""), workdir)
+        _yosys(ecp5_script.format("synth_ecp5 -top top"), workdir)
         mapper = "abc9"
-    except RuntimeError:      # YoWASP's ABC9 dies on some small netlists: map with ABC
-        _yosys(ecp5_script.format(" -noabc9"), workdir)
+    except RuntimeError:      # YoWASP's ABC9 dies on some netlists: map with ABC
+        _yosys(ecp5_script.format(ECP5_ABC), workdir)
         mapper = "abc"
     ecp5, _ = _cells(workdir / "ecp5.json")
     ltp = re.findall(r"Longest topological path in \S+ \(length=(\d+)\)",
