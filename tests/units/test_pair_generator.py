@@ -11,14 +11,16 @@ from hdp_rtl.rtl.pair_generator import PairGenerator
 from cases import EDGE, run_unit_verilog
 from unit_sim import run_sim
 
+def _small(**fields) -> HDPConfig:
+    """A 4-wide config: only seq_max and the block shape matter to the pair generator."""
+    return HDPConfig(head_dim=4, int_lanes=4, mac_lanes=4, axis_elems=4, **fields)
+
+
 CONFIGS = {
-    "1x1": HDPConfig(seq_max=12, head_dim=4, int_lanes=4, mac_lanes=4, axis_elems=4),
-    "1x4": HDPConfig(seq_max=16, head_dim=4, block_cols=4, int_lanes=4, mac_lanes=4,
-                     axis_elems=4),
-    "2x2": HDPConfig(seq_max=11, head_dim=4, block_rows=2, block_cols=2, int_lanes=4,
-                     mac_lanes=4, axis_elems=4),
-    "4x8": HDPConfig(seq_max=20, head_dim=4, block_rows=4, block_cols=8, int_lanes=4,
-                     mac_lanes=4, axis_elems=4),
+    "1x1": _small(seq_max=12),
+    "1x4": _small(seq_max=16, block_cols=4),
+    "2x2": _small(seq_max=11, block_rows=2, block_cols=2),
+    "4x8": _small(seq_max=20, block_rows=4, block_cols=8),
 }
 # (config, seq_len, causal, delta, head pruned): delta 0 keeps only each row's best
 CASES = [("1x1", 12, False, 0, False), ("1x1", 7, True, 2, False), ("1x1", 1, False, 0, False),
@@ -111,11 +113,9 @@ def _check(cfg, n, causal, pruned, block_keep, keep, rng, ready=0.7):
 
 # more than one 16-block search segment (the 256-block default has 16)
 WIDE = {
-    "1x1": HDPConfig(seq_max=40, head_dim=4, int_lanes=4, mac_lanes=4, axis_elems=4),
-    "1x2": HDPConfig(seq_max=70, head_dim=4, block_cols=2, int_lanes=4, mac_lanes=4,
-                     axis_elems=4),
-    "2x4": HDPConfig(seq_max=72, head_dim=4, block_rows=2, block_cols=4, int_lanes=4,
-                     mac_lanes=4, axis_elems=4),
+    "1x1": _small(seq_max=40),
+    "1x2": _small(seq_max=70, block_cols=2),
+    "2x4": _small(seq_max=72, block_rows=2, block_cols=4),
 }
 
 
