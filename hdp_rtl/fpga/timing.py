@@ -377,8 +377,11 @@ BUDGETS: dict[str, dict[str, dict]] = {"default": {
     # estimate at calibration: reg->reg ns (LUT levels), port ns; post-route period
     "axil": {"reg": 10.86, "port": 10.86, "fmax": 459.1, "meets": True,
              "synth_s": 4},         # 4.34 (1), 4.34; 2.18 ns
-    "regfile": {"reg": 12.38, "port": 13.11, "fmax": 89.8, "meets": False,
-                "synth_s": 5},      # 11.88 (7), 12.61; 11.13 ns
+    # the start checks kept as flags beside their registers: was 11.88 (7), 12.61; 89.8
+    # MHz (11.13 ns: rho's compare -> start -> the enables of `run`); now 8.69 (7), 10.84;
+    # 122.1 MHz
+    "regfile": {"reg": 10.86, "port": 10.86, "fmax": 122.1, "meets": True,
+                "synth_s": 5},
     "counters": {"reg": 10.86, "port": 10.86, "fmax": 281.4, "meets": True,
                  "synth_s": 4},     # 4.08 (0), 7.09; 3.55 ns
     "sequencer": {"reg": 10.86, "port": 10.86, "fmax": 195.3, "meets": True,

@@ -120,6 +120,17 @@ class RegisterFile(wiring.Component):
         overflow = {r.name: Signal(name=f"overflow_{r.name}") for r in writable}
         error = Signal()
         error_code = Signal(4)
+        # Each value check reads one register, so it is evaluated on the value being
+        # written and kept in a flip-flop beside it: a start only ORs flags, and the
+        # compares stay off the path from the start strobe to the enables of ``run``.
+        value_checks = {
+            "seq_len_zero": ("seq_len", lambda v: v == 0),
+            "seq_len_big": ("seq_len", lambda v: v > self.seq_max),
+            "rho_range": ("rho", lambda v: (v.as_signed() < -RHO_ONE) | (v.as_signed() > RHO_ONE)),
+        }
+        # the registers reset to 0: only "seq_len is 0" holds after reset
+        failing = {name: Signal(name=f"fails_{name}", init=name == "seq_len_zero")
+                   for name in value_checks}
 
         # ---- writes ---------------------------------------------------------------------
         strobe_mask = Cat(*(bus.wr_strb[i].replicate(8) for i in range(4)))
@@ -134,6 +145,9 @@ class RegisterFile(wiring.Component):
                         new = (bus.wr_data & strobe_mask) | (value[r.name] & ~strobe_mask)
                         m.d.sync += [value[r.name].eq(new & r.mask),
                                      overflow[r.name].eq((bus.wr_data & strobe_mask & (0xFFFF_FFFF & ~r.mask)) != 0)]
+                        m.d.sync += [failing[name].eq(check((new & r.mask)[:32]))
+                                     for name, (reg, check) in value_checks.items()
+                                     if reg == r.name]
                 with m.Case(regs["ctrl"].offset):
                     m.d.comb += [wr_hit.eq(1), ctrl_written.eq(bus.wr_strb[0])]
         m.d.comb += bus.wr_error.eq(bus.wr_en & ~wr_hit)
@@ -144,11 +158,11 @@ class RegisterFile(wiring.Component):
         seq_len = value["seq_len"]
         rho = value["rho"].as_signed()
         checks = [
-            (seq_len == 0, ErrorCode.SEQ_LEN_ZERO),
+            (failing["seq_len_zero"], ErrorCode.SEQ_LEN_ZERO),
             *((overflow[r.name], r.overflow_error) for r in writable
               if r.overflow_error in (ErrorCode.SEQ_LEN_TOO_BIG, ErrorCode.FLAGS_RESERVED)),
-            (seq_len > self.seq_max, ErrorCode.SEQ_LEN_TOO_BIG),
-            ((rho < -RHO_ONE) | (rho > RHO_ONE), ErrorCode.RHO_RANGE),
+            (failing["seq_len_big"], ErrorCode.SEQ_LEN_TOO_BIG),
+            (failing["rho_range"], ErrorCode.RHO_RANGE),
             *((overflow[r.name], r.overflow_error) for r in writable
               if r.overflow_error == ErrorCode.FIELD_OVERFLOW),
         ]
