@@ -210,7 +210,8 @@ class PairGenerator(wiring.Component):
         limit_kept3 = Signal()            # the limit's block is kept: the row ends at the limit
         upto = Cat(*(seg_after1[j] | (seg_at1[j] & lo_upto1[k])
                      for j in range(seg_count) for k in range(seg_w)))
-        kept2 = mask2 & upto
+        kept2 = Signal(padded)            # a signal: an expression would be emitted per use
+        m.d.comb += kept2.eq(mask2 & upto)
         with m.If(p2_valid):
             m.d.sync += [kept3.eq(kept2),
                          seg_any3.eq(Cat(*(kept2[j * seg_w:(j + 1) * seg_w].any()
