@@ -5,6 +5,8 @@ the environment dumps waveforms there (FST for Verilator, VCD/FST for Icarus).
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import shutil
@@ -14,12 +16,13 @@ from pathlib import Path
 from hdp_rtl.lint import lint_verilog
 from hdp_rtl.verilog import convert
 
-__all__ = ["ROOT", "SIMULATORS", "build_dir_for", "write_verilog", "run_cocotb",
+__all__ = ["ROOT", "SIMULATORS", "build_dir_for", "design_key", "write_verilog", "run_cocotb",
            "simulate_verilog", "lint"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMULATORS = ("icarus", "verilator")
 BUILD_ROOT = ROOT / "build" / "sim"
+VERILOG_CACHE = BUILD_ROOT / "verilog-cache"
 #: cocotb's runner makes every signal public (``--public-flat-rw``), which keeps each
 #: internal net as its own C++ variable: the `default` top was 349 MB of C++. The
 #: testbenches use only the top's ports, so only depth 1 is public (cocotb needs the top
@@ -48,12 +51,46 @@ def build_dir_for(name: str, simulator: str) -> Path:
     return BUILD_ROOT / name / simulator
 
 
-def write_verilog(component, toplevel: str, path: Path) -> Path:
+def design_key(unit: str, config) -> str:
+    """What a component is built from, for :func:`write_verilog`'s cache: ``"top"`` (the
+    :class:`~hdp_rtl.rtl.top.HDPCoprocessor`) or a unit of :data:`hdp_rtl.generate.UNITS`,
+    and the config."""
+    return f"{unit}-{config.digest()}"
+
+
+@functools.lru_cache(maxsize=None)
+def _source_digest() -> str:
+    """The generator's sources and Amaranth's version: what else the Verilog depends on."""
+    import amaranth
+    h = hashlib.sha256(amaranth.__version__.encode())
+    for path in sorted((ROOT / "hdp_rtl").rglob("*.py")):
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def _convert_cached(component, toplevel: str, key: str) -> str:
+    """Several tests simulate or lint the same design (the `default` top takes about 45
+    CPU-s to convert): convert it once per source tree, into ``build/sim/verilog-cache``."""
+    digest = hashlib.sha256(f"{key}|{toplevel}|{_source_digest()}".encode()).hexdigest()
+    path = VERILOG_CACHE / f"{toplevel}-{digest[:24]}.v"
+    if path.exists():
+        return path.read_text()
+    text = convert(component, toplevel)
+    VERILOG_CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # xdist workers may write it at once
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return text
+
+
+def write_verilog(component, toplevel: str, path: Path, key: str | None = None) -> Path:
     """Write ``component``'s Verilog (:func:`hdp_rtl.verilog.convert`, the text
     ``hdp-rtl generate`` writes) with top module ``toplevel``; unchanged files are not
-    rewritten, so the simulators' builds stay up to date."""
+    rewritten, so the simulators' builds stay up to date. With ``key``
+    (:func:`design_key`), the text comes from the cache when the same design was
+    converted from the same sources before."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = convert(component, toplevel)
+    text = _convert_cached(component, toplevel, key) if key else convert(component, toplevel)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path
@@ -61,12 +98,13 @@ def write_verilog(component, toplevel: str, path: Path) -> Path:
 
 def run_cocotb(*, component, toplevel: str, test_module: str, simulator: str, name: str,
                env: dict | None = None, testcase: str | None = None,
-               quick_build: bool = False) -> None:
+               quick_build: bool = False, key: str | None = None) -> None:
     """Generate ``component``'s Verilog, build it on ``simulator`` and run ``test_module``.
 
-    See :func:`simulate_verilog` for the arguments.
+    See :func:`simulate_verilog` for the arguments, :func:`write_verilog` for ``key``.
     """
-    source = write_verilog(component, toplevel, build_dir_for(name, simulator) / f"{toplevel}.v")
+    source = write_verilog(component, toplevel, build_dir_for(name, simulator) / f"{toplevel}.v",
+                           key=key)
     simulate_verilog(source, toplevel=toplevel, test_module=test_module, simulator=simulator,
                      name=name, env=env, testcase=testcase, quick_build=quick_build)
 
@@ -131,9 +169,10 @@ def simulate_verilog(source: Path, *, toplevel: str, test_module: str, simulator
     assert failed == 0, f"{failed} of {tests} cocotb tests failed; log in {build_dir}"
 
 
-def lint(component, toplevel: str, name: str) -> list[str]:
+def lint(component, toplevel: str, name: str, key: str | None = None) -> list[str]:
     """Plain Verilator ``--lint-only -Wall`` of ``component``'s Verilog (which carries
     the waivers of :mod:`hdp_rtl.lint`); returns the warnings."""
     _tool_path()
     build_dir = build_dir_for(name, "lint")
-    return lint_verilog(write_verilog(component, toplevel, build_dir / f"{toplevel}.v"), toplevel)
+    return lint_verilog(write_verilog(component, toplevel, build_dir / f"{toplevel}.v", key=key),
+                        toplevel)

@@ -9,7 +9,7 @@ import pytest
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.generate import UNITS, build_unit
 from hdp_rtl.rtl.top import HDPCoprocessor
-from sim.runner import lint
+from sim.runner import design_key, lint
 
 #: The `edge` files are linted as `hdp-rtl generate` writes them, by
 #: tests/test_verilog_as_generated.py (the same writer, the same module names).
@@ -25,7 +25,7 @@ def test_lint_clean(unit, preset):
         component, toplevel = HDPCoprocessor(config), "hdp_coprocessor"
     else:
         component, toplevel = build_unit(unit, config), f"hdp_{unit}"
-    warnings = lint(component, toplevel, f"{unit}_{preset}")
+    warnings = lint(component, toplevel, f"{unit}_{preset}", key=design_key(unit, config))
     assert not warnings, "\n".join(warnings[:20])
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hdp_rtl.config import HDPConfig
-from sim.runner import SIMULATORS, run_cocotb
+from sim.runner import SIMULATORS, design_key, run_cocotb
 
 PRESETS = ("edge", "default")
 #: What Icarus runs, on the edge preset: heads back to back and the register errors show
@@ -34,7 +34,7 @@ def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = No
     run_cocotb(component=HDPCoprocessor(config), toplevel="hdp_coprocessor",
                test_module="cocotb_top", simulator=simulator, name=name, testcase=testcase,
                env={"HDP_CONFIG": config.to_dict(), "HDP_STALL": 0.3, "HDP_HEADS": heads},
-               quick_build=quick_build)
+               quick_build=quick_build, key=design_key("top", config))
 
 
 @pytest.mark.sim

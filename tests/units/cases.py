@@ -7,7 +7,7 @@ import pytest
 
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.generate import build_unit
-from sim.runner import SIMULATORS, run_cocotb
+from sim.runner import SIMULATORS, design_key, run_cocotb
 
 __all__ = ["EDGE", "EDGE_AND_DEFAULT", "run_unit_verilog"]
 
@@ -32,4 +32,5 @@ def run_unit_verilog(unit: str, preset: str, simulator: str) -> None:
     config = HDPConfig.preset(preset)
     run_cocotb(component=build_unit(unit, config), toplevel=f"hdp_{unit}",
                test_module=f"cocotb_{unit}", simulator=simulator, name=f"{unit}-{preset}",
-               env={"HDP_CONFIG": config.to_dict()}, quick_build=True)
+               env={"HDP_CONFIG": config.to_dict()}, quick_build=True,
+               key=design_key(unit, config))
