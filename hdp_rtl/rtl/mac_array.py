@@ -1,6 +1,7 @@
 """MAC array with the approximation unit (spec steps 5 and 7)."""
-from amaranth.hdl import Array, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
@@ -8,12 +9,28 @@ from .arith import lut_multiply, tree_sum
 from .layouts import out_row_layout, pair_layout, prob_layout, score_layout
 from .rowmem import RowReadSignature
 
-__all__ = ["MacArray", "SUM_GROUP"]
+__all__ = ["MacArray", "SUM_GROUP", "SCORE_LATENCY", "ROW_LATENCY"]
+
+
+def tree_or(values):
+    """The bitwise OR of ``values``, as a balanced tree."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[i] | values[i + 1] for i in range(0, len(values) - 1, 2)] + \
+            ([values[-1]] if len(values) % 2 else [])
+    return values[0]
+
 
 #: Lanes summed in one registered group: the lane term (product less the
 #: approximation) and a 4-term tree are three adder levels (ECP5: about 3 ns an adder
 #: level); the sum of the groups is registered in turn.
 SUM_GROUP = 4
+
+#: Cycles from a score operation's last chunk in the issue stage to its score on
+#: ``o_score`` (operands, products, group sums, sum of the groups, score register).
+SCORE_LATENCY = 5
+#: The same for an output row on ``o_out`` (operands, products, accumulators, row).
+ROW_LATENCY = 4
 
 
 class MacArray(wiring.Component):
@@ -26,9 +43,18 @@ class MacArray(wiring.Component):
 
     Pipelined for the clock: operands, products (in the DSP's output register), the
     sums of groups of ``SUM_GROUP`` lanes and then the sum of the groups are each
-    registered, so a score leaves 5 cycles after its last chunk was issued (its output
-    register filled from the running sum of its chunks) and an output row 4. The pipeline stands still as a whole only while a stage holds a
-    result for a full output register.
+    registered, so a score leaves ``SCORE_LATENCY`` = 5 cycles after its last chunk was
+    issued (its register filled from the running sum of its chunks) and an output row
+    ``ROW_LATENCY`` = 4. The pipeline never stalls: no output's ``ready`` reaches it.
+    Instead an operation is issued only when its result is sure to have room, on
+    credits held in registers: a pair while one of the ``score_depth`` places for
+    scores (the ``o_score`` register and a FIFO behind it) is unclaimed, a row's last
+    probability while the ``o_out`` register is free and claimed by no row in flight
+    (given back at the ``o_out`` handshake). ``score_depth`` covers the scores in flight
+    at full rate, so scores go out one per ``head_dim / mac_lanes`` cycles as before;
+    a row's last probability waits for the row before it to have been taken, so rows
+    are at least ``head_dim / mac_lanes + ROW_LATENCY + 1`` cycles apart (pairs are
+    taken meanwhile).
 
     Each lane has one hard multiplier, ``q x k`` for a score and ``p x v`` for P x V:
     ``q.k`` is the exact score ``S_int*2^2F + (qi.kf + qf.ki)*2^F + qf.kf``. With
@@ -60,6 +86,8 @@ class MacArray(wiring.Component):
         One output row per input row.
     busy_mac : Out(1)
         High in each cycle the lanes do useful work.
+    score_depth : int
+        Places for scores (attribute, not a port): the credits of ``i_pair``.
 
     Every pair reads its Q and K rows (in the cycle the pair is taken), so the array
     keeps no row across operations and may share its read ports with another unit
@@ -76,6 +104,12 @@ class MacArray(wiring.Component):
         self.seq_bits = W.index_bits(seq_max)
         self.score_bits = W.score_bits(data_bits=self.B, head_dim=head_dim)
         self.acc_bits = W.pv_acc_bits(prob_bits=prob_bits, data_bits=self.B, seq_max=seq_max)
+        chunks = head_dim // mac_lanes
+        #: Places for scores (the o_score register and a FIFO behind it): a credit is
+        #: out from a pair's acceptance until its score is handed on, chunks + 6 cycles
+        #: at best, while pairs are accepted every chunks cycles; one more absorbs a
+        #: cycle of o_score backpressure without a bubble.
+        self.score_depth = -(-(chunks + SCORE_LATENCY + 1) // chunks) + 1
         rd = RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=self.B)
         super().__init__({
             "approx_enable": In(1),
@@ -101,55 +135,69 @@ class MacArray(wiring.Component):
         chunks = d // L
         sh = self.out_shift
         top = (1 << (self.out_bits - 1)) - 1
-
-        # ---- output registers (the pipeline's last stage) ------------------------------
-        s_valid = Signal()
-        s_payload = Signal.like(self.o_score.payload)
-        o_valid = Signal()
-        o_payload = Signal.like(self.o_out.payload)
-        m.d.comb += [self.o_score.valid.eq(s_valid), self.o_score.payload.eq(s_payload),
-                     self.o_out.valid.eq(o_valid), self.o_out.payload.eq(o_payload)]
-        s_free = ~s_valid | self.o_score.ready
-        o_free = ~o_valid | self.o_out.ready
-        with m.If(self.o_score.valid & self.o_score.ready):
-            m.d.sync += s_valid.eq(0)
-        with m.If(self.o_out.valid & self.o_out.ready):
-            m.d.sync += o_valid.eq(0)
+        depth = self.score_depth
 
         # ---- the pipeline: issue -> operands -> products -> sums -> outputs ----------------
-        # Each stage holds one chunk of one operation. The whole pipeline stands still
-        # while its last stage has a result for an output register that is still full.
+        # Each stage holds one chunk of one operation and hands it on in the next cycle:
+        # the pipeline never stalls (no clock enable from an output's ready). Room for
+        # each result is reserved when its operation is issued, from credits held in
+        # registers (below), so no output's ready reaches the pipeline.
         ctrl = data.StructLayout({"valid": 1, "is_pv": 1, "chunk": range(max(2, chunks)),
                                   "last_chunk": 1, "col": self.seq_bits, "last": 1})
         s1, s2, s3, s4 = (Signal(ctrl, name=f"ctrl{i}") for i in (1, 2, 3, 4))
-        stall = ((s3.valid & s3.is_pv & s3.last_chunk & s3.last & ~o_free) |
-                 (s4.valid & ~s4.is_pv & s4.last_chunk & ~s_free))
-        move = ~stall
 
-        # issue stage: the operation whose rows were read, one chunk a cycle
+        # ---- credits ----------------------------------------------------------------------
+        # Scores: `depth` places (the o_score register and the FIFO behind it); a pair
+        # takes one when it is accepted, a score handed on gives it back (counted in the
+        # next cycle). `depth` covers the scores in flight while o_score is always ready,
+        # so credits cost no throughput then.
+        s_credits = Signal(range(depth + 1), init=depth)
+        s_room = Signal(init=1)               # s_credits != 0, registered
+        take_s = self.i_pair.valid & self.i_pair.ready
+        give_s = self.o_score.valid & self.o_score.ready
+        m.d.sync += [s_credits.eq(s_credits - take_s + give_s),
+                     # s_credits - take_s + give_s != 0, without the carry chain
+                     s_room.eq(give_s | ~((s_credits == 0) | ((s_credits == 1) & take_s)))]
+        # Output rows: one place, the o_out register. A row's last probability (the
+        # operation that completes it) is accepted only while the place is free and
+        # claimed by no row in flight; the credit comes back at the o_out handshake,
+        # usable a cycle later, and a row reaches o_out chunks + ROW_LATENCY cycles
+        # after its last probability: rows leave at least chunks + 5 cycles apart
+        # (default 9, edge 13). Only a row of fewer than (chunks + 5) / chunks kept
+        # pairs (default: 1 or 2, edge: 1) can wait for that, and the lanes take pairs
+        # meanwhile if there are any. Downstream, the serializer takes a row in one
+        # handshake and shifts it out over head_dim / axis_elems beats (8 in both
+        # presets) before it takes the next, so that latency is mostly hidden: at most
+        # chunks + 5 - 8 cycles a row (default 1, edge 5), for such short rows only. A
+        # second place (head_dim * out_bits flip-flops) would remove it.
+        o_room = Signal(init=1)
+
+        # ---- issue stage: the operation whose rows were read, one chunk a cycle ----------
         active = Signal()
         is_pv = Signal()
         op_col = Signal(self.seq_bits)
         op_last = Signal()
         op_p = Signal(self.P + 1)
         chunk = Signal(range(max(2, chunks)))
-        last_chunk = chunk == chunks - 1
-        working = active & move
-        advance = ~active | (last_chunk & move)
-        m.d.comb += self.busy_mac.eq(working)
+        last_chunk = Signal(init=int(chunks == 1))    # chunk == chunks - 1, registered
+        advance = ~active | last_chunk
+        m.d.comb += self.busy_mac.eq(active)
 
         last_was_pv = Signal()       # alternate when both inputs wait
-        pick_pv = self.i_prob.valid & (~self.i_pair.valid | ~last_was_pv)
-        pick_pair = self.i_pair.valid & ~pick_pv
         pair = self.i_pair.payload
         prob = self.i_prob.payload
+        pv_ok = self.i_prob.valid & (~prob.last | o_room)
+        pair_ok = self.i_pair.valid & s_room
+        pick_pv = pv_ok & (~pair_ok | ~last_was_pv)
+        pick_pair = pair_ok & ~pick_pv
         m.d.comb += [
             self.i_prob.ready.eq(advance & pick_pv), self.i_pair.ready.eq(advance & pick_pair),
             self.q_rd.addr.eq(pair.row), self.k_rd.addr.eq(pair.col), self.v_rd.addr.eq(prob.col),
             self.q_rd.en.eq(0), self.k_rd.en.eq(0), self.v_rd.en.eq(0),
         ]
-        with m.If(working):
-            m.d.sync += chunk.eq(Mux(last_chunk, 0, chunk + 1))
+        with m.If(active):
+            m.d.sync += [chunk.eq(Mux(last_chunk, 0, chunk + 1)),
+                         last_chunk.eq(chunk == chunks - 2 if chunks > 1 else 1)]
         with m.If(advance):
             m.d.sync += active.eq(pick_pv | pick_pair)
             with m.If(pick_pv):
@@ -160,83 +208,143 @@ class MacArray(wiring.Component):
                 m.d.comb += [self.q_rd.en.eq(1), self.k_rd.en.eq(1)]
                 m.d.sync += [is_pv.eq(0), op_col.eq(pair.col), op_last.eq(pair.last),
                              last_was_pv.eq(0)]
+        with m.If(self.i_prob.valid & self.i_prob.ready & prob.last):
+            m.d.sync += o_room.eq(0)
+        with m.Elif(self.o_out.valid & self.o_out.ready):
+            m.d.sync += o_room.eq(1)
 
-        def pick(row, lane):
-            elems = [Value.cast(row[ch * L + lane]) for ch in range(chunks)]
-            return Array(elems)[chunk] if chunks > 1 else elems[0]
+        # The operand multiplexers select by one-hot flip-flops decoded a cycle early
+        # (the operation's kind and chunk): an AND-OR two LUTs deep.
+        nxt_pv = Mux(advance, pick_pv, is_pv)
+        nxt_chunk = Mux(active, Mux(last_chunk, 0, chunk + 1), chunk)
+        sel_qk = Signal(chunks, init=1)     # chunk `ch` of a score: q and k
+        sel_v = Signal(chunks)              # chunk `ch` of P x V: v
+        sel_p = Signal()                    # P x V: the probability
+        m.d.sync += sel_p.eq(nxt_pv)
+        for ch in range(chunks):
+            hit = nxt_chunk == ch
+            m.d.sync += [sel_qk[ch].eq(~nxt_pv & hit), sel_v[ch].eq(nxt_pv & hit)]
+
+        def pick(row, sel, lane):
+            value = Signal(signed(self.B))
+            m.d.comb += value.eq(
+                tree_or([Mux(sel[ch], row[ch * L + lane], 0) for ch in range(chunks)]))
+            return value
 
         # stage 1: the chunk's operands, registered after the row buffers' read
         # stage 2: the products, registered (a DSP's output register)
         a_shape, b_shape = signed(max(self.B, self.P + 2)), signed(self.B)
         products, fines = [], []
-        with m.If(move):
-            m.d.sync += [s1.valid.eq(working), s1.is_pv.eq(is_pv), s1.chunk.eq(chunk),
-                         s1.last_chunk.eq(last_chunk), s1.col.eq(op_col), s1.last.eq(op_last),
-                         s2.eq(s1), s3.eq(s2), s4.eq(s3)]
+        m.d.sync += [s1.valid.eq(active), s1.is_pv.eq(is_pv), s1.chunk.eq(chunk),
+                     s1.last_chunk.eq(last_chunk), s1.col.eq(op_col), s1.last.eq(op_last),
+                     s2.eq(s1), s3.eq(s2), s4.eq(s3)]
         for lane in range(L):
-            q = pick(self.q_rd.data, lane)
-            k = pick(self.k_rd.data, lane)
-            v = pick(self.v_rd.data, lane)
+            q = pick(self.q_rd.data, sel_qk, lane)     # 0 for P x V
+            k = pick(self.k_rd.data, sel_qk, lane)
+            v = pick(self.v_rd.data, sel_v, lane)      # 0 for a score
             # the lane's one hard multiplier, shared: q x k (the exact score term) for a
             # score, p x v for P x V
             a = Signal(a_shape, name=f"lane{lane}_a")
             b = Signal(b_shape, name=f"lane{lane}_b")
             prod = Signal(signed(len(a) + len(b)), name=f"lane{lane}_prod")
             products.append(prod)
-            with m.If(move):
-                m.d.sync += [a.eq(Mux(is_pv, op_p, q)), b.eq(Mux(is_pv, v, k)), prod.eq(a * b)]
+            m.d.sync += [a.eq(Mux(sel_p, op_p, 0) | q), b.eq(v | k), prod.eq(a * b)]
             if F:
                 # the approximation unit drops qf x kf from q x k = qi.ki 2^2F +
-                # (qi.kf + qf.ki) 2^F + qf.kf: an F x F product, small enough for LUTs
+                # (qi.kf + qf.ki) 2^F + qf.kf: an F x F product, small enough for LUTs,
+                # registered as 0 without the approximation (unused for P x V)
                 qf, kf = Signal(F, name=f"lane{lane}_qf"), Signal(F, name=f"lane{lane}_kf")
                 fine = Signal(2 * F, name=f"lane{lane}_fine")
                 fines.append(fine)
-                with m.If(move):
-                    m.d.sync += [qf.eq(Value.cast(q)[:F]), kf.eq(Value.cast(k)[:F]),
-                                 fine.eq(lut_multiply(qf, kf))]
+                m.d.sync += [qf.eq(Value.cast(q)[:F]), kf.eq(Value.cast(k)[:F]),
+                             fine.eq(Mux(self.approx_enable, lut_multiply(qf, kf), 0))]
 
         # stage 3, scores: the sums of groups of SUM_GROUP lanes, registered
-        terms = [p - Mux(self.approx_enable, f, 0) for p, f in zip(products, fines)] \
-            if F else products
+        terms = [p - f for p, f in zip(products, fines)] if F else products
         groups = [Signal(signed(self.score_bits), name=f"group{j}")
                   for j in range(-(-L // SUM_GROUP))]
-        with m.If(move):
-            for j, group in enumerate(groups):
-                m.d.sync += group.eq(tree_sum(terms[j * SUM_GROUP:(j + 1) * SUM_GROUP]))
+        for j, group in enumerate(groups):
+            m.d.sync += group.eq(tree_sum(terms[j * SUM_GROUP:(j + 1) * SUM_GROUP]))
         # stage 4, scores: the sum of the groups, registered
         partial = Signal(signed(self.score_bits))
-        with m.If(move):
-            m.d.sync += partial.eq(tree_sum(groups))
+        m.d.sync += partial.eq(tree_sum(groups))
         # stage 3, P x V: acc[ch * L + lane] takes lane `lane` in chunk `ch`; a group's
         # first chunk of a row overwrites it (the last row's sums are read one cycle on)
+        # with half an output step plus the product, so that rounding is a shift
+        # (acc_bits has room: |sum| < 2^(acc_bits - 2), half < 2^(acc_bits - 3)). Each
+        # group's enable is a flip-flop, decoded a stage early.
+        half = (1 << (sh - 1)) if sh > 0 else 0
         acc = [Signal(signed(self.acc_bits), name=f"acc{i}") for i in range(d)]
         fresh = Signal(chunks, init=(1 << chunks) - 1)
-        pv_in = s2.valid & s2.is_pv & move
+        acc_en = Signal(chunks)
         for ch in range(chunks):
-            hit = (s2.chunk == ch) if chunks > 1 else 1
-            with m.If(pv_in & hit):
+            hit = (s1.chunk == ch) if chunks > 1 else 1
+            m.d.sync += acc_en[ch].eq(s1.valid & s1.is_pv & hit)
+            with m.If(acc_en[ch]):
                 for lane in range(L):
                     i = ch * L + lane
-                    m.d.sync += acc[i].eq(Mux(fresh[ch], 0, acc[i]) + products[lane])
+                    m.d.sync += acc[i].eq(Mux(fresh[ch], half, acc[i]) + products[lane])
                 m.d.sync += fresh[ch].eq(s2.last)
 
-        # stage 5, scores: the chunk's sum added to the pair's earlier chunks; the score
-        # of the operation's last chunk goes to the output register
-        with m.If(move & s4.valid & ~s4.is_pv):
-            if chunks > 1:
-                s_acc = Signal(signed(self.score_bits))
-                total = Mux(s4.chunk == 0, partial, s_acc + partial)
-                m.d.sync += s_acc.eq(total)
-            else:
-                total = partial
-            with m.If(s4.last_chunk):
-                m.d.sync += [s_valid.eq(1), s_payload.score.eq(total),
-                             s_payload.col.eq(s4.col), s_payload.last.eq(s4.last)]
-        # stage 4, P x V: a finished output row (read the cycle after its last update)
-        with m.If(move & s3.valid & s3.is_pv & s3.last_chunk & s3.last):
+        # stage 5, scores: the chunk's sum added to the pair's earlier chunks (an
+        # operation's chunks follow each other, so s_acc may take any other stage-4
+        # content in between); the score of the operation's last chunk goes to the
+        # output register, or to the FIFO behind it
+        if chunks > 1:
+            s_acc = Signal(signed(self.score_bits))
+            total = Mux(s4.chunk == 0, partial, s_acc + partial)
+            m.d.sync += s_acc.eq(total)
+        else:
+            total = partial
+        s_new = Signal()
+        s_new_payload = Signal.like(self.o_score.payload)
+        m.d.comb += [s_new.eq(s4.valid & ~s4.is_pv & s4.last_chunk),
+                     s_new_payload.score.eq(total), s_new_payload.col.eq(s4.col),
+                     s_new_payload.last.eq(s4.last)]
+        self._score_fifo(m, s_new, s_new_payload, depth)
+
+        # stage 4, P x V: a finished output row (read the cycle after its last update);
+        # the place is free (credit), and its clock enable a flip-flop of its own
+        o_valid = Signal()
+        o_payload = Signal.like(self.o_out.payload)
+        o_load = Signal()
+        m.d.comb += [self.o_out.valid.eq(o_valid), self.o_out.payload.eq(o_payload)]
+        m.d.sync += o_load.eq(s2.valid & s2.is_pv & s2.last_chunk & s2.last)
+        with m.If(o_load):
             m.d.sync += o_valid.eq(1)
             for i in range(d):
-                rounded = (acc[i] + (1 << (sh - 1))) >> sh if sh else acc[i]
-                m.d.sync += o_payload.out[i].eq(
-                    Mux(rounded > top, top, Mux(rounded < -top - 1, -top - 1, rounded)))
+                # saturated: the bits above the output's sign all equal to it, or the
+                # extreme of the sign (LUTs, no comparator)
+                rounded = acc[i] >> sh if sh > 0 else acc[i]
+                high = rounded[self.out_bits - 1:]
+                if len(high) > 1:
+                    fits = high.all() | ~high.any()
+                    m.d.sync += o_payload.out[i].eq(
+                        Mux(fits, rounded[:self.out_bits], Mux(high[-1], -top - 1, top)))
+                else:
+                    m.d.sync += o_payload.out[i].eq(rounded)
+        with m.Elif(self.o_out.valid & self.o_out.ready):
+            m.d.sync += o_valid.eq(0)
         return m
+
+    def _score_fifo(self, m, new_valid, new_payload, depth):
+        """``o_score``: a register, and a FIFO of ``depth - 1`` scores behind it. A new
+        score goes straight to the register when nothing waits and the register is free
+        (so the FIFO adds no latency), else to the FIFO; the credits guarantee room."""
+        head_valid = Signal()
+        head = Signal.like(self.o_score.payload)
+        m.d.comb += [self.o_score.valid.eq(head_valid), self.o_score.payload.eq(head)]
+        head_free = ~head_valid | self.o_score.ready
+        # depth >= 3: ceil((chunks + SCORE_LATENCY + 1) / chunks) + 1
+        m.submodules.score_fifo = fifo = SyncFIFO(width=len(head.as_value()), depth=depth - 1)
+        waiting = fifo.r_rdy
+        m.d.comb += [fifo.w_data.eq(new_payload.as_value()),
+                     fifo.w_en.eq(new_valid & (waiting | ~head_free)),
+                     fifo.r_en.eq(head_free)]
+        with m.If(head_free):
+            with m.If(waiting):
+                m.d.sync += [head_valid.eq(1), head.eq(fifo.r_data)]
+            with m.Elif(new_valid):
+                m.d.sync += [head_valid.eq(1), head.eq(new_payload)]
+            with m.Else():
+                m.d.sync += head_valid.eq(0)

@@ -8,7 +8,7 @@ import pytest
 
 import golden
 from hdp_rtl.config import HDPConfig
-from hdp_rtl.rtl.mac_array import MacArray
+from hdp_rtl.rtl.mac_array import ROW_LATENCY, MacArray
 from cases import EDGE_AND_DEFAULT, run_unit_verilog
 from rowbuf import WithRowBuffers
 from unit_sim import recv_stream, run_sim, send_stream
@@ -111,3 +111,108 @@ def test_pairs_back_to_back_take_one_chunk_per_cycle():
 @pytest.mark.parametrize("preset,simulator", EDGE_AND_DEFAULT)
 def test_verilog(preset, simulator):
     run_unit_verilog("mac_array", preset, simulator)
+
+
+def _golden_bench(cfg, n, seed, approx=True):
+    """The DUT on row buffers, its pairs and probabilities, and the golden results."""
+    q, k, v, keep, p = _case(cfg, n, seed=seed)
+    mac = MacArray.from_config(cfg)
+    dut = WithRowBuffers(mac, cfg, {"q": q, "k": k, "v": v})
+    cols = [np.flatnonzero(keep[r]) for r in range(n)]
+    pairs = [{"row": r, "col": int(c), "last": int(c == cols[r][-1])}
+             for r in range(n) for c in cols[r]]
+    probs = [{"prob": int(p[r, c]), "col": int(c), "last": int(c == cols[r][-1])}
+             for r in range(n) for c in cols[r]]
+    want_s = [(int(golden.full_scores(q, k, cfg, approx)[x["row"], x["col"]]), x["col"],
+               x["last"]) for x in pairs]
+    return mac, dut, pairs, probs, want_s, golden.pv_output(p, v, cfg).tolist()
+
+
+@pytest.mark.parametrize("name", ["edge", "narrow-out"])
+def test_full_outputs_stop_the_issue_not_the_pipeline(name):
+    """With both outputs held full, the array takes exactly ``score_depth`` pairs and one
+    row's last probability (other probabilities go on), then everything comes out
+    bit-exact once the outputs drain."""
+    cfg = CONFIGS[name]
+    n = 6
+    mac, dut, pairs, probs, want_s, want_out = _golden_bench(cfg, n, seed=11)
+    hold = 40 * cfg.head_dim // cfg.mac_lanes
+    got_s, got_out, seen = [], [], {}
+
+    async def feed(ctx):
+        ctx.set(mac.approx_enable, 1)
+        await send_stream(ctx, mac.i_pair, pairs, rng=random.Random(0))
+
+    async def pv(ctx):
+        await send_stream(ctx, mac.i_prob, probs, rng=random.Random(0))
+
+    async def monitor(ctx):
+        n_pairs = n_rows = n_probs = 0
+        for _ in range(hold):
+            _, _, pr, pv_, br, bv, last = await ctx.tick().sample(
+                mac.i_pair.ready, mac.i_pair.valid, mac.i_prob.ready, mac.i_prob.valid,
+                mac.i_prob.payload.last)
+            n_pairs += pr and pv_
+            n_probs += br and bv
+            n_rows += br and bv and last
+        seen.update(pairs=n_pairs, rows=n_rows, probs=n_probs)
+
+    async def scores(ctx):
+        await ctx.tick().repeat(hold)
+        got_s.extend(await recv_stream(ctx, mac.o_score, len(pairs), rng=random.Random(2),
+                                       backpressure=0.3))
+
+    async def outs(ctx):
+        await ctx.tick().repeat(hold)
+        got_out.extend(await recv_stream(ctx, mac.o_out, n, rng=random.Random(3),
+                                         backpressure=0.5))
+
+    run_sim(dut, feed, pv, monitor, scores, outs, deadline_cycles=50 * hold)
+    assert seen["pairs"] == mac.score_depth
+    assert seen["rows"] == 1
+    first_rows = [i for i, x in enumerate(probs) if x["last"]][:2]
+    assert seen["probs"] == first_rows[1]        # the second row's all but its last
+    assert [(g.score, g.col, g.last) for g in got_s] == want_s
+    assert [[int(x) for x in g.out] for g in got_out] == want_out
+
+
+@pytest.mark.parametrize("per_row", [1, 2])
+def test_rows_back_to_back(per_row):
+    """P x V alone, outputs always ready: rows of two kept pairs keep the lanes busy
+    (edge: 8 chunks an operation); a row of one waits for the row before it to leave
+    (one output place): head_dim / mac_lanes + ROW_LATENCY + 1 cycles a row."""
+    cfg = CONFIGS["edge"]
+    n = 8
+    q, k, v, _, _ = _case(cfg, n, seed=5)
+    mac = MacArray.from_config(cfg)
+    dut = WithRowBuffers(mac, cfg, {"q": q, "k": k, "v": v})
+    chunks = cfg.head_dim // cfg.mac_lanes
+    probs = [{"prob": 1, "col": c, "last": int(c == per_row - 1)}
+             for _ in range(n) for c in range(per_row)]
+    result = {}
+
+    async def bench(ctx):
+        ctx.set(mac.o_out.ready, 1)
+        busy = rows = taken = 0
+        starts = []
+        for cycle in range(20 * len(probs) * chunks):
+            ctx.set(mac.i_prob.payload, probs[min(taken, len(probs) - 1)])
+            ctx.set(mac.i_prob.valid, int(taken < len(probs)))
+            _, _, ready, valid, working, out = await ctx.tick().sample(
+                mac.i_prob.ready, mac.i_prob.valid, mac.busy_mac, mac.o_out.valid)
+            busy += working
+            if ready and valid:
+                taken += 1
+                starts.append(cycle)
+            rows += out
+            if rows == n:
+                break
+        result.update(busy=busy, starts=starts)
+
+    run_sim(dut, bench)
+    assert result["busy"] == len(probs) * chunks
+    gaps = set(b - a for a, b in zip(result["starts"], result["starts"][1:]))
+    if per_row == 1:
+        assert gaps == {chunks + ROW_LATENCY + 1}
+    else:
+        assert gaps == {chunks}
