@@ -12,7 +12,8 @@ class MacArrayHarness(BeatsHarness):
 
     With ``beats``: every pair gives exactly one score, in order, with ``col`` and
     ``last`` copied; every probability row (``last``) gives exactly one output row;
-    at most two pairs (the lanes and the output register) are inside (BMC).
+    at most ``score_depth`` pairs (the score credits) and one probability row (the output
+    row's credit) are inside (BMC).
     """
 
     def elaborate(self, platform):
@@ -36,18 +37,19 @@ class MacArrayHarness(BeatsHarness):
             Cover(fire_out, "an output row sent"),
         ]
         if self.beats:
-            pairs = UpDown(m, up=fire_pair, down=fire_score, max=2, name="pairs_inside")
+            depth = dut.score_depth
+            pairs = UpDown(m, up=fire_pair, down=fire_score, max=depth, name="pairs_inside")
             prow = UpDown(m, up=fire_prob & dut.i_prob.payload.last, down=fire_out, max=2,
                           name="prob_rows_inside")
             m.d.comb += [
-                Assert(pairs.value <= 2, "at most two pairs inside"),
+                Assert(pairs.value <= depth, "at most score_depth pairs inside"),
                 Assert(~dut.o_score.valid | (pairs.value != 0), "no score without a pair"),
-                Assert(prow.value <= 2, "at most two probability rows inside"),
+                Assert(prow.value <= 1, "at most one probability row inside"),
                 Assert(~dut.o_out.valid | (prow.value != 0), "no output row without a row"),
             ]
             bits = len(dut.o_score.payload.col) + 1
             InOrder(m, fire_in=fire_pair, in_data=dut.i_pair.payload.as_value()[-bits:],
                     fire_out=fire_score, out_data=dut.o_score.payload.as_value()[-bits:],
                     max_beats=self.max_beats, name="pair_score")
-            m.d.comb += Cover(fire_out & (prow.value == 2), "an output row sent, the next inside")
+            m.d.comb += Cover(pairs.value == depth, "every score credit taken")
         return m

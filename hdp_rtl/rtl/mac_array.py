@@ -310,7 +310,10 @@ class MacArray(wiring.Component):
         o_load = Signal()
         m.d.comb += [self.o_out.valid.eq(o_valid), self.o_out.payload.eq(o_payload)]
         m.d.sync += o_load.eq(s2.valid & s2.is_pv & s2.last_chunk & s2.last)
-        with m.If(o_load):
+        # `~o_valid` never stops a load (the credit freed the place chunks + 5 cycles
+        # ago); it makes "o_out holds while stalled" hold in every state, reachable or
+        # not, so k-induction proves it (hdp_rtl/formal), for one LUT on the enable
+        with m.If(o_load & ~o_valid):
             m.d.sync += o_valid.eq(1)
             for i in range(d):
                 # saturated: the bits above the output's sign all equal to it, or the
