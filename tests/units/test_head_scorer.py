@@ -18,59 +18,106 @@ CONFIGS = {
                          mac_lanes=2, axis_elems=2),
     "one-chunk": HDPConfig(seq_max=12, head_dim=4, block_rows=1, block_cols=2, int_lanes=4,
                            mac_lanes=4, axis_elems=4),
+    # one chunk, two registered sum levels; blocks taller than wide (a causal block's
+    # first pair is then often on the diagonal, not in the block row's first row)
+    "br4-bc2": HDPConfig(seq_max=16, head_dim=16, block_rows=4, block_cols=2, int_lanes=16,
+                         mac_lanes=4, axis_elems=4),
 }
-CASES = [("edge", 9, False), ("edge", 64, True), ("edge", 1, False), ("br2-bc4", 11, True),
-         ("br2-bc4", 13, False), ("one-chunk", 7, True), ("one-chunk", 12, False)]
+# (config, n, causal, back-pressure on o_block)
+CASES = [("edge", 9, False, 0.5), ("edge", 64, True, 0.5), ("edge", 1, False, 0.5),
+         ("br2-bc4", 11, True, 0.5), ("br2-bc4", 13, False, 0.5), ("one-chunk", 7, True, 0.5),
+         ("one-chunk", 12, False, 0.5), ("one-chunk", 12, True, 0.0),
+         ("one-chunk", 12, True, 0.9), ("br4-bc2", 13, True, 0.5), ("br4-bc2", 16, False, 0.9)]
 
 
-@pytest.mark.parametrize("name,n,causal", CASES, ids=[f"{c}-n{n}-{'causal' if k else 'full'}"
-                                                       for c, n, k in CASES])
-def test_scores_blocks_and_head_importance(name, n, causal):
-    cfg = CONFIGS[name]
-    rng = np.random.default_rng(n)
-    lo, hi = -(1 << (cfg.data_bits - 1)), 1 << (cfg.data_bits - 1)
-    q, k = rng.integers(lo, hi, (2, n, cfg.head_dim))
-    qi, _ = golden.split(q, cfg)
-    ki, _ = golden.split(k, cfg)
+@pytest.mark.parametrize("name,n,causal,bp", CASES,
+                         ids=[f"{c}-n{n}-{'causal' if k else 'full'}-bp{bp}"
+                              for c, n, k, bp in CASES])
+def test_scores_blocks_and_head_importance(name, n, causal, bp):
+    check_heads(CONFIGS[name], [(n, causal)], bp=bp, seed=n)
+
+
+def test_heads_one_after_another():
+    """A head leaves its block importances behind: the next head's must not see them
+    (a causal block whose first pair is on the diagonal, below its block row's first
+    row, starts afresh too)."""
+    check_heads(CONFIGS["br4-bc2"], [(16, False), (13, True), (16, True)], bp=0.3, seed=3)
+
+
+def expected(cfg, q, k, n, causal):
+    """The golden model's scores, blocks and head importance of the first n rows."""
+    qi, _ = golden.split(q[:n], cfg)
+    ki, _ = golden.split(k[:n], cfg)
     valid = golden.valid_mask(n, causal)
     s_int = np.where(valid, golden.integer_scores(qi, ki), 0)
     bi, bvalid = golden.block_importance(s_int, valid, cfg)
-    want_blocks = [(int(bi[R, C]), C, int(C == np.flatnonzero(bvalid[R]).max()),
-                    int(R == bvalid.shape[0] - 1))
-                   for R in range(bvalid.shape[0]) for C in np.flatnonzero(bvalid[R])]
+    blocks = [(int(bi[R, C]), C, int(C == np.flatnonzero(bvalid[R]).max()),
+               int(R == bvalid.shape[0] - 1))
+              for R in range(bvalid.shape[0]) for C in np.flatnonzero(bvalid[R])]
+    scores = {(r, c): int(s_int[r, c]) for r, c in zip(*np.nonzero(valid))}
+    return scores, blocks, golden.head_importance(s_int, valid)
+
+
+def check_heads(cfg, heads, *, bp, seed):
+    """Run ``heads`` ((n, causal) each, on the first n rows of the same Q and K) one
+    after another, with back-pressure ``bp`` on ``o_block``; check every S_int, block
+    and head importance, and the throughput."""
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (cfg.data_bits - 1)), 1 << (cfg.data_bits - 1)
+    rows = max(n for n, _ in heads)
+    q, k = rng.integers(lo, hi, (2, rows, cfg.head_dim))
+    want = [expected(cfg, q, k, n, causal) for n, causal in heads]
 
     scorer = HeadScorer.from_config(cfg)
     dut = WithRowBuffers(scorer, cfg, {"q": q, "k": k})
-    scores, blocks, result = {}, [], {}
-    prng = random.Random(n)
+    got = [({}, [], {}, []) for _ in heads]    # scores, blocks, result, pulses
+    head = [0]
+    prng = random.Random(seed)
 
     async def control(ctx):
-        ctx.set(scorer.seq_len, n)
-        ctx.set(scorer.causal, int(causal))
-        ctx.set(scorer.start, 1)
-        await ctx.tick()
-        ctx.set(scorer.start, 0)
-        await ctx.tick().until(scorer.hi_valid)
-        result["hi"] = ctx.get(scorer.head_importance)
+        for h, (n, causal) in enumerate(heads):
+            head[0] = h
+            ctx.set(scorer.seq_len, n)
+            ctx.set(scorer.causal, int(causal))
+            ctx.set(scorer.start, 1)
+            await ctx.tick()
+            ctx.set(scorer.start, 0)
+            await ctx.tick().until(scorer.hi_valid)
+            got[h][2]["hi"] = ctx.get(scorer.head_importance)
 
     async def monitor(ctx):
+        cycle = 0
         async for _clk, _rst, valid, row, col, s in ctx.tick().sample(
                 scorer.s_valid, scorer.s_row, scorer.s_col, scorer.s_int):
+            cycle += 1
             if valid:
+                scores, pulses = got[head[0]][0], got[head[0]][3]
                 assert (row, col) not in scores, "pair computed twice"
                 scores[(row, col)] = s
+                pulses.append((cycle, row, col))
 
     async def sink(ctx):
-        got = await recv_stream(ctx, scorer.o_block, len(want_blocks), rng=prng, backpressure=0.5)
-        blocks.extend((b.bi, b.col, b.last, b.last_row) for b in got)
+        for h, (_, blocks, _) in enumerate(want):
+            payloads = await recv_stream(ctx, scorer.o_block, len(blocks), rng=prng,
+                                         backpressure=bp)
+            got[h][1].extend((b.bi, b.col, b.last, b.last_row) for b in payloads)
 
     run_sim(dut, control, sink, extra=[monitor],
-            deadline_cycles=n * n * cfg.head_dim // cfg.int_lanes * 2 + 2000)
+            deadline_cycles=sum(n * n for n, _ in heads) * cfg.head_dim // cfg.int_lanes * 2
+            + 2000 * len(heads))
 
-    want_scores = {(r, c): int(s_int[r, c]) for r, c in zip(*np.nonzero(valid))}
-    assert scores == want_scores
-    assert blocks == want_blocks
-    assert result.get("hi") == golden.head_importance(s_int, valid)
+    chunks = cfg.head_dim // cfg.int_lanes
+    for (n, causal), (scores, blocks, hi_want), (g_scores, g_blocks, result, pulses) in zip(
+            heads, want, got):
+        assert g_scores == scores
+        assert g_blocks == blocks
+        assert result.get("hi") == hi_want
+        # throughput: one pair every head_dim / int_lanes cycles; only a block row's
+        # last pair may wait (for the output buffer)
+        for (t0, _, _), (t1, r, c) in zip(pulses, pulses[1:]):
+            ends_block_row = c == (r if causal else n - 1) and (
+                r == n - 1 or r % cfg.block_rows == cfg.block_rows - 1)
+            assert t1 - t0 == chunks or (ends_block_row and t1 - t0 > chunks), (r, c, t1 - t0)
 
 
 @pytest.mark.parametrize("preset,simulator", EDGE_AND_DEFAULT)
