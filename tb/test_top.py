@@ -42,7 +42,10 @@ def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = No
 @pytest.mark.parametrize("preset", PRESETS)
 def test_top_against_golden(preset):
     """Every case on Verilator, seq_max heads included."""
-    _run(HDPConfig.preset(preset), "verilator", f"top-{preset}")
+    # Simulation here is mostly the testbench's Python: a model compiled at -O0 runs the
+    # `edge` cases 1.7x slower (51 -> 86 s), which only the `default` build (~10 s of
+    # simulation, about 70 CPU-s of C++ at -Os) more than pays back in compile time.
+    _run(HDPConfig.preset(preset), "verilator", f"top-{preset}", quick_build=preset != "edge")
 
 
 @pytest.mark.sim
@@ -77,4 +80,5 @@ def _minilm_configs():
 @pytest.mark.parametrize("name", sorted(_minilm_configs()))
 def test_minilm_heads_on_their_own_configs(name):
     """On Verilator: a MiniLM head takes minutes on Icarus."""
-    _run(_minilm_configs()[name], "verilator", f"top-minilm-{name}", testcase="minilm_heads")
+    _run(_minilm_configs()[name], "verilator", f"top-minilm-{name}", testcase="minilm_heads",
+         quick_build=True)    # `default`-sized models with 7-13 s of simulation
