@@ -13,6 +13,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from amaranth.hdl import Elaboratable
+
 from hdp_rtl.lint import lint_verilog
 from hdp_rtl.verilog import convert
 
@@ -70,12 +72,14 @@ def _source_digest() -> str:
 
 def _convert_cached(component, toplevel: str, key: str) -> str:
     """Several tests simulate or lint the same design (the `default` top takes about 45
-    CPU-s to convert): convert it once per source tree, into ``build/sim/verilog-cache``."""
+    CPU-s to convert): convert it once per source tree, into ``build/sim/verilog-cache``.
+    ``component`` may be a factory, so that a design found here is never built (Amaranth
+    warns about an elaboratable that is never elaborated)."""
     digest = hashlib.sha256(f"{key}|{toplevel}|{_source_digest()}".encode()).hexdigest()
     path = VERILOG_CACHE / f"{toplevel}-{digest[:24]}.v"
     if path.exists():
         return path.read_text()
-    text = convert(component, toplevel)
+    text = convert(_built(component), toplevel)
     VERILOG_CACHE.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # xdist workers may write it at once
     tmp.write_text(text)
@@ -83,14 +87,21 @@ def _convert_cached(component, toplevel: str, key: str) -> str:
     return text
 
 
+def _built(component):
+    """``component``, or the one it makes when it is a factory (a zero-argument callable)."""
+    return component if isinstance(component, Elaboratable) else component()
+
+
 def write_verilog(component, toplevel: str, path: Path, key: str | None = None) -> Path:
     """Write ``component``'s Verilog (:func:`hdp_rtl.verilog.convert`, the text
     ``hdp-rtl generate`` writes) with top module ``toplevel``; unchanged files are not
     rewritten, so the simulators' builds stay up to date. With ``key``
     (:func:`design_key`), the text comes from the cache when the same design was
-    converted from the same sources before."""
+    converted from the same sources before; pass ``component`` as a factory then
+    (``lambda: HDPCoprocessor(config)``), so that a cached design is not built."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = _convert_cached(component, toplevel, key) if key else convert(component, toplevel)
+    text = (_convert_cached(component, toplevel, key) if key else
+            convert(_built(component), toplevel))
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path

@@ -31,7 +31,7 @@ def test_case_lists_name_cocotb_tests():
 def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = None,
          heads: int = 6, quick_build: bool = False):
     from hdp_rtl.rtl.top import HDPCoprocessor
-    run_cocotb(component=HDPCoprocessor(config), toplevel="hdp_coprocessor",
+    run_cocotb(component=lambda: HDPCoprocessor(config), toplevel="hdp_coprocessor",
                test_module="cocotb_top", simulator=simulator, name=name, testcase=testcase,
                env={"HDP_CONFIG": config.to_dict(), "HDP_STALL": 0.3, "HDP_HEADS": heads},
                quick_build=quick_build, key=design_key("top", config))

@@ -30,7 +30,7 @@ def run_unit_verilog(unit: str, preset: str, simulator: str) -> None:
     """Generate unit ``unit`` of ``preset`` and run ``tb/cocotb_<unit>.py`` on it; the
     cocotb module reads the config from ``HDP_CONFIG``."""
     config = HDPConfig.preset(preset)
-    run_cocotb(component=build_unit(unit, config), toplevel=f"hdp_{unit}",
+    run_cocotb(component=lambda: build_unit(unit, config), toplevel=f"hdp_{unit}",
                test_module=f"cocotb_{unit}", simulator=simulator, name=f"{unit}-{preset}",
                env={"HDP_CONFIG": config.to_dict()}, quick_build=True,
                key=design_key(unit, config))
