@@ -31,8 +31,9 @@ VERILOG_CACHE = BUILD_ROOT / "verilog-cache"
 #: scope): 6.7 MB of C++, and simulations run 2.5-4x faster. Waveforms (``--trace``)
 #: still show every signal.
 #: Verilator's ``merge_cond`` pass took 20 of the 38 s of verilating the `default` top
-#: (the pair generator's wide bit-level logic): without it, 13.5 s, 5% more C++ and
-#: the same simulation speed within noise.
+#: (the pair generator's wide bit-level logic): without it, 13.5 CPU-s and 5% more C++.
+#: The tests' simulations are bound by the testbench's Python, so the model's own speed
+#: hardly shows; it was not measured apart.
 VERILATOR_ARGS = ["--no-public-flat-rw", "--public-depth", "1", "-fno-merge-cond"]
 
 
@@ -71,8 +72,8 @@ def _source_digest() -> str:
 
 
 def _convert_cached(component, toplevel: str, key: str) -> str:
-    """Several tests simulate or lint the same design (the `default` top takes about 45
-    CPU-s to convert): convert it once per source tree, into ``build/sim/verilog-cache``.
+    """Several tests simulate or lint the same design (the `default` top takes about 18
+    s to convert): convert it once per source tree, into ``build/sim/verilog-cache``.
     ``component`` may be a factory, so that a design found here is never built (Amaranth
     warns about an elaboratable that is never elaborated)."""
     digest = hashlib.sha256(f"{key}|{toplevel}|{_source_digest()}".encode()).hexdigest()
