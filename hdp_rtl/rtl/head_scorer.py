@@ -299,10 +299,15 @@ class HeadScorer(wiring.Component):
         m.d.sync += [b_close.eq(to_b & c_sum.end), b_load.eq(b_close),
                      load_sel.eq(b_close | (load_sel & ~b_load))]
         shift = self.o_block.valid & self.o_block.ready
+        # `~emit_busy` never stops a copy (the stall rule freed the buffer before the
+        # block row's end was issued); it makes "o_block holds while stalled" hold in
+        # every state, reachable or not, so k-induction proves it (hdp_rtl/formal); it
+        # costs no LUT level: the enable is one LUT of b_load, emit_busy and ready
+        copy = b_load & ~emit_busy
         for i in range(nbc):
             with m.If(b_hit[i] & (b_first | (bi[i] < b_key))):
                 m.d.sync += bi[i].eq(b_key)
-            with m.If(b_load | shift):
+            with m.If(copy | shift):
                 m.d.sync += emit_bi[i].eq(Mux(load_sel, bi[i],
                                               emit_bi[i + 1] if i + 1 < nbc else 0))
         # the head importance adds |S_int| one cycle on (b_s fans out to every block)
@@ -312,12 +317,13 @@ class HeadScorer(wiring.Component):
             # whose enable reaches far enough already)
             m.d.sync += [hi.eq(Mux(hi_fresh, 0, hi) + h_abs), hi_fresh.eq(0)]
         with m.If(b_close):
-            # the block row's last row is its longest: its last block is the last
-            m.d.sync += [emit_idx.eq(0), emit_max.eq(b_col >> log_bc),
-                         emit_last_row.eq(b_last)]
+            with m.If(~emit_busy):        # never false here, as for `copy`
+                # the block row's last row is its longest: its last block is the last
+                m.d.sync += [emit_idx.eq(0), emit_max.eq(b_col >> log_bc),
+                             emit_last_row.eq(b_last)]
             with m.If(b_last):
                 m.d.sync += done.eq(1)
-        with m.If(b_load):
+        with m.If(copy):
             m.d.sync += emit_busy.eq(1)
 
         # ---- the output buffer's sender ------------------------------------------------
