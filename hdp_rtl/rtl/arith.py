@@ -1,7 +1,7 @@
 """Small arithmetic builders shared by the units."""
 from __future__ import annotations
 
-__all__ = ["tree_sum"]
+__all__ = ["tree_sum", "tree_or"]
 
 
 def tree_sum(values):
@@ -17,6 +17,15 @@ def tree_sum(values):
     while len(values) > 1:
         pairs = [values[i] + values[i + 1] for i in range(0, len(values) - 1, 2)]
         values = pairs + ([values[-1]] if len(values) % 2 else [])
+    return values[0]
+
+
+def tree_or(values):
+    """The bitwise OR of ``values``, as a balanced tree."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[i] | values[i + 1] for i in range(0, len(values) - 1, 2)] + \
+            ([values[-1]] if len(values) % 2 else [])
     return values[0]
 
 

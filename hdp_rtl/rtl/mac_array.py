@@ -5,20 +5,11 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
-from .arith import lut_multiply, tree_sum
+from .arith import lut_multiply, tree_or, tree_sum
 from .layouts import out_row_layout, pair_layout, prob_layout, score_layout
 from .rowmem import RowReadSignature
 
 __all__ = ["MacArray", "SUM_GROUP", "SCORE_LATENCY", "ROW_LATENCY"]
-
-
-def tree_or(values):
-    """The bitwise OR of ``values``, as a balanced tree."""
-    values = list(values)
-    while len(values) > 1:
-        values = [values[i] | values[i + 1] for i in range(0, len(values) - 1, 2)] + \
-            ([values[-1]] if len(values) % 2 else [])
-    return values[0]
 
 
 #: Lanes summed in one registered group: the lane term (product less the
