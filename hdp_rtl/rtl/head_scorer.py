@@ -1,11 +1,13 @@
 """Head scorer: integer scores, block importances and head importance (spec steps 1-3)."""
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
 from .arith import lut_multiply, tree_sum
 from .layouts import block_layout
+from .outqueue import credit_room, output_queue
 from .rowmem import RowReadSignature
 
 __all__ = ["HeadScorer", "SUM_GROUP"]
@@ -15,15 +17,25 @@ __all__ = ["HeadScorer", "SUM_GROUP"]
 SUM_GROUP = 8
 
 
+def sum_levels(lanes: int) -> int:
+    """Registered stages that sum ``lanes`` products in groups of ``SUM_GROUP``."""
+    levels = 0
+    while lanes > 1:
+        lanes, levels = -(-lanes // SUM_GROUP), levels + 1
+    return levels
+
+
 class HeadScorer(wiring.Component):
     """Runs the pair loop of one head on the integer parts of Q and K.
 
     For every valid pair (``r, c < seq_len`` and, when ``causal``, ``c <= r``), block
     row by block row, row by row, column by column, ``S_int = sum_d qi*ki`` is
     computed with ``int_lanes`` ``I x I`` multipliers, ``head_dim / int_lanes`` cycles a
-    pair. Each block row's block importances (the max of ``S_int`` over a block's valid
-    pairs) are copied to an output buffer when the row is done and sent on ``o_block``
-    while the next block row is computed. ``head_importance`` is ``sum |S_int|``.
+    pair. A block's importance is the max of ``S_int`` over its valid pairs; it is
+    final once its pairs in its block row's last row (the longest row) are done, and
+    it is sent on ``o_block`` then, while that row goes on: block importances stream
+    out as the pairs are computed, with no copy of a block row and no wait at its
+    end. ``head_importance`` is ``sum |S_int|``.
 
     Pipelined for the clock: the loop issues one chunk of ``int_lanes`` elements a
     cycle; the chunk's integer parts (the read data, after the chunk multiplexer), the
@@ -32,16 +44,31 @@ class HeadScorer(wiring.Component):
     the pair's ``S_int`` (stage B, after the sum over its chunks) are each registered,
     with the pair's row, column and flags alongside. So a pair's ``S_int`` reaches
     stage B (``s_valid``) ``3 + levels`` cycles after its last chunk was issued (5 in
-    the default preset, 4 in ``edge``; it was 1 before the pipeline); ``|S_int|`` is
-    added to the head importance one cycle later, and a block row's importances are
-    copied to the output buffer the cycle after its last pair was in stage B and sent
-    from the cycle after that. The pipeline never stops: back-pressure on ``o_block``
-    acts only on the loop (see below), so it changes no result.
+    the default preset, 4 in ``edge``). Stage B keeps the running max of the current
+    block's pairs in the current row; stage M, the cycle after the block's last pair
+    in the row, merges it with the block's max over the block row's earlier rows (a
+    memory of one entry per block column, only when ``block_rows > 1``) and stores
+    the result, or in the block row's last row sends it: into an output register with
+    a FIFO behind it, ``queue_depth`` places in all. ``|S_int|`` is added to the head
+    importance one cycle after stage B.
+
+    The pipeline never stops: a pair that completes a block in a block row's last row
+    is issued (its last chunk) only while one of the ``queue_depth`` places is
+    unclaimed, so back-pressure on ``o_block`` acts only on the loop and changes no
+    result. ``queue_depth`` covers the blocks in flight, so while ``o_block`` takes a
+    block each cycle one is offered, the loop never waits.
 
     Parameters
     ----------
     seq_max, head_dim, int_bits, frac_bits, int_lanes, block_rows, block_cols : int
         As in :class:`~hdp_rtl.config.HDPConfig`.
+
+    Attributes
+    ----------
+    queue_depth : int
+        Places for blocks on their way out (output register and FIFO):
+        ``ceil((6 + levels) / chunks) + 1``, the cycles from a block's issue to its
+        place given back, plus one for a cycle of back-pressure (default 9, edge 2).
 
     Members
     -------
@@ -50,8 +77,8 @@ class HeadScorer(wiring.Component):
     seq_len, causal : In
         Run-time registers, stable from start until ``busy`` falls.
     busy : Out(1)
-        High while the loop runs, anything is in the pipeline or a block row's
-        importances are being copied or sent.
+        High while the loop runs, anything is in the pipeline, or a block waits to be
+        sent.
     q_rd, k_rd : In(RowReadSignature)
         Row-buffer read ports (one cycle latency), read only while the loop runs.
     o_block : Out(stream.Signature(block_layout))
@@ -64,12 +91,7 @@ class HeadScorer(wiring.Component):
         after the pair's last chunk was issued.
 
     Throughput: ``head_dim / int_lanes`` cycles a valid pair, with no bubble between
-    pairs or rows, except that a block row's last pair is held (its last chunk not
-    issued) while the output buffer could still be in use when its importances would
-    be copied: while the previous block row's are being sent, or its last pair is still
-    in the pipeline or being copied. In the default preset (every row a block row,
-    ``Bc = 1``) a dense row ends as the previous row's ``n`` blocks are still being sent,
-    so each row after the first waits 7 cycles (6 when causal); in ``edge`` no row does.
+    pairs, rows or block rows while ``o_block`` keeps up.
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
@@ -80,6 +102,10 @@ class HeadScorer(wiring.Component):
         self.block_col_count = W.ceil_div(seq_max, block_cols)
         self.block_col_bits = W.index_bits(self.block_col_count)
         self.sint_bits = W.sint_bits(int_bits=int_bits, head_dim=head_dim)
+        chunks = head_dim // int_lanes
+        # a block's place: claimed at issue, its block written 4 + levels cycles on,
+        # sent a cycle later at best, the place usable again the cycle after that
+        self.queue_depth = W.ceil_div(6 + sum_levels(int_lanes), chunks) + 1
         seq_bits = W.index_bits(seq_max)
         self.hi_bits = W.hi_bits(int_bits=int_bits, head_dim=head_dim, seq_max=seq_max)
         data_bits = int_bits + frac_bits
@@ -107,7 +133,6 @@ class HeadScorer(wiring.Component):
         chunks = self.head_dim // L
         log_bc = self.block_cols.bit_length() - 1
         log_br = self.block_rows.bit_length() - 1
-        nbc = self.block_col_count
         n = self.seq_len
         idx = self.seq_max.bit_length()          # row, col, n - 1 and row + 1 all fit
 
@@ -127,10 +152,16 @@ class HeadScorer(wiring.Component):
         last_chunk = chunk == chunks - 1
         end_of_block_row = last_col & closes
 
-        # The first pair of block C in a block row (first row R0) is in column C*Bc of
-        # row R0, or, when causal and C*Bc > R0, of row C*Bc (the first that reaches it).
-        first_in_block = ((col[:log_bc] == 0) if log_bc else 1) & (
-            ((row[:log_br] == 0) if log_br else 1) | (self.causal & (row == col)))
+        # The pair is its block's first (last) in this row; the block is fresh in this
+        # block row: block C's first pair in a block row (first row R0) is in column
+        # C*Bc of row R0, or, when causal and C*Bc > R0, of row C*Bc (the first that
+        # reaches it).
+        blk_first = (col[:log_bc] == 0) if log_bc else Const(1)
+        blk_last = (col[:log_bc].all() | last_col) if log_bc else Const(1)
+        fresh = blk_first & (((row[:log_br] == 0) if log_br else 1) |
+                             (self.causal & (row == col)))
+        # the pair completes a block that is sent (it takes a place in the queue)
+        sends = last_chunk & blk_last & closes
 
         def closes_at(r, is_last):
             return is_last | r[:log_br].all() if log_br else 1
@@ -139,36 +170,11 @@ class HeadScorer(wiring.Component):
         # One chunk a stage; each stage's control (a delay line, no enables: the
         # pipeline never stops, the loop stalls at issue instead).
         ctrl = data.StructLayout({"valid": 1, "first": 1, "last_chunk": 1, "end": 1, "last": 1,
-                                  "first_in_block": 1, "row": idx, "col": idx})
+                                  "fresh": 1, "blk_first": 1, "blk_last": 1, "closes": 1,
+                                  "final": 1, "row": idx, "col": idx})
 
         def stage(name):
             return Signal(ctrl, name=name)
-
-        # ---- stage B registers (the pair's S_int and where it goes) -----------------------
-        b_valid = Signal()
-        b_s = Signal(signed(self.sint_bits))
-        b_row = Signal(idx)
-        b_col = Signal(idx)
-        b_last = Signal()
-        flip = 1 << (self.sint_bits - 1)
-        b_key = Signal(self.sint_bits)    # b_s ^ flip: see the block importances
-        b_first = Signal()                # the first pair of its block in its block row
-
-        # ---- block importances of the current block row, and the output buffer ----------
-        bi = [Signal(self.sint_bits, name=f"bi{i}") for i in range(nbc)]       # as keys
-        b_hit = Signal(nbc)               # stage B's block, one-hot (0 with no result)
-        emit_bi = [Signal(self.sint_bits, name=f"emit_bi{i}") for i in range(nbc)]
-        emit_busy = Signal()
-        emit_idx = Signal(range(nbc))
-        emit_max = Signal(range(nbc))
-        emit_last_row = Signal()
-        hi = Signal(self.hi_bits)
-        hi_fresh = Signal()               # hi holds the last head's sum
-        h_valid = Signal()                # |S_int| of stage B, one cycle on
-        h_abs = Signal(self.sint_bits)
-        done = Signal()
-        b_close = Signal()                # a block row's end is in stage B
-        b_load, load_sel = Signal(), Signal()   # the output buffer loads (two copies)
 
         # stage 1: the chunk's integer parts, registered after the row buffers' read
         c1 = stage("ctrl1")
@@ -224,29 +230,27 @@ class HeadScorer(wiring.Component):
         dot_s = Signal(signed(self.sint_bits))      # (sign-extended for the key)
         m.d.comb += dot_s.eq(dot)
         to_b = c_sum.valid & c_sum.last_chunk
-        m.d.sync += [b_valid.eq(to_b), b_key.eq(dot_s.as_unsigned() ^ flip),
-                     b_hit.eq(Mux(to_b, 1, 0) << (c_sum.col >> log_bc))]
+        b_valid = Signal()
+        b = stage("ctrl_b")               # the pair in stage B (meaningful with b_valid)
+        b_s = Signal(signed(self.sint_bits))
+        # Block importances are kept as keys, S_int with its sign bit flipped, which
+        # order as unsigned numbers as S_int does as signed ones: "x < key" is then the
+        # carry out of one chain, with no sign or zero test after it.
+        flip = 1 << (self.sint_bits - 1)
+        b_key = Signal(self.sint_bits)
+        m.d.sync += [b_valid.eq(to_b), b_key.eq(dot_s.as_unsigned() ^ flip)]
         with m.If(to_b):
-            m.d.sync += [b_s.eq(dot_s), b_row.eq(c_sum.row), b_col.eq(c_sum.col),
-                         b_last.eq(c_sum.last), b_first.eq(c_sum.first_in_block)]
+            m.d.sync += [b_s.eq(dot_s), b.eq(c_sum)]
 
         # ---- the stall, and the loop -----------------------------------------------------
-        # A block row's end may be issued only if its importances will find the output
-        # buffer free when they are copied to it (the cycle after stage B): the
-        # previous block row's are neither being sent nor still on their way (in the
-        # pipeline, in stage B or being copied).
-        # (in_flight is a flip-flop of its own, set one cycle ahead: the registers it
-        # watches fan out widely)
-        in_flight = Signal()
-        stall = end_of_block_row & last_chunk & (emit_busy | in_flight)
-        issue = running & ~stall
-        m.d.sync += in_flight.eq(Cat(issue & end_of_block_row & last_chunk,
-                                     *(c.valid & c.end for c in ctrls), b_close).any())
+        # A pair that sends a block is issued only while a place in the output queue is
+        # unclaimed; the place comes back when the block is handed on.
+        room = Signal()
+        issue = running & ~(sends & ~room)
+        m.d.comb += room.eq(credit_room(m, self.queue_depth, take=issue & sends,
+                                        give=self.o_block.valid & self.o_block.ready,
+                                        name="block"))
         m.d.comb += [
-            self.busy.eq(Cat(running, *(c.valid for c in ctrls), b_valid, h_valid,
-                             b_load, emit_busy).any()),
-            self.hi_valid.eq(done & ~self.busy),
-            self.head_importance.eq(hi),
             # a read's address: q's next row when a row ends, k's next column (or 0)
             self.q_rd.addr.eq(Mux(running, row1, 0)),
             self.k_rd.addr.eq(Mux(running & ~last_col, col1, 0)),
@@ -255,7 +259,10 @@ class HeadScorer(wiring.Component):
         m.d.sync += [c1.valid.eq(issue), c1.first.eq(chunk == 0), c1.last_chunk.eq(last_chunk),
                      c1.end.eq(end_of_block_row & last_chunk),
                      c1.last.eq(last_row & last_col & last_chunk), c1.row.eq(row), c1.col.eq(col),
-                     c1.first_in_block.eq(first_in_block)]
+                     c1.fresh.eq(fresh), c1.blk_first.eq(blk_first), c1.blk_last.eq(blk_last),
+                     c1.closes.eq(closes), c1.final.eq(last_row)]
+        hi_fresh = Signal()               # hi holds the last head's sum
+        done = Signal()
         with m.If(self.start & ~self.busy):
             causal, one = self.causal, n == 1
             m.d.sync += [running.eq(1), row.eq(0), row1.eq(1), col.eq(0), col1.eq(1), chunk.eq(0),
@@ -281,61 +288,72 @@ class HeadScorer(wiring.Component):
                 with m.Else():
                     m.d.sync += [col.eq(col1), col1.eq(col1 + 1), last_col.eq(col1 == limit)]
 
-        # ---- stage B: block importances, head importance, monitor ---------------------
-        abs_s = Mux(b_s < 0, -b_s, b_s)
-        m.d.comb += [self.s_valid.eq(b_valid), self.s_row.eq(b_row), self.s_col.eq(b_col),
+        # ---- stage B: the block's max in this row, head importance, monitor -------------
+        m.d.comb += [self.s_valid.eq(b_valid), self.s_row.eq(b.row), self.s_col.eq(b.col),
                      self.s_int.eq(b_s)]
-        # A block's importance is updated by its own logic: its one-hot hit, the pair's
-        # "first in its block" flag (worked out at issue) and one comparison with b_s.
-        # The importances are kept as keys, S_int with its sign bit flipped, which
-        # order as unsigned numbers as S_int does as signed ones: "bi < key" is then
-        # the carry out of one chain, with no sign or zero test after it.
-        # The cycle after a block row's end was in stage B, b_load, the output buffer
-        # copies the importances (the stall saw to it that the buffer is free then)
-        # while the next block row starts afresh. Sending shifts the buffer towards
-        # emit_bi0, the payload. Its clock enable and its data select fan out to every
-        # one of its flip-flops, so each comes from a flip-flop of its own: b_load for
-        # the enable, load_sel (the same value, kept apart) for the select.
-        m.d.sync += [b_close.eq(to_b & c_sum.end), b_load.eq(b_close),
-                     load_sel.eq(b_close | (load_sel & ~b_load))]
-        shift = self.o_block.valid & self.o_block.ready
-        # `~emit_busy` never stops a copy (the stall rule freed the buffer before the
-        # block row's end was issued); it makes "o_block holds while stalled" hold in
-        # every state, reachable or not, so k-induction proves it (hdp_rtl/formal); it
-        # costs no LUT level: the enable is one LUT of b_load, emit_busy and ready
-        copy = b_load & ~emit_busy
-        for i in range(nbc):
-            with m.If(b_hit[i] & (b_first | (bi[i] < b_key))):
-                m.d.sync += bi[i].eq(b_key)
-            with m.If(copy | shift):
-                m.d.sync += emit_bi[i].eq(Mux(load_sel, bi[i],
-                                              emit_bi[i + 1] if i + 1 < nbc else 0))
-        # the head importance adds |S_int| one cycle on (b_s fans out to every block)
-        m.d.sync += [h_valid.eq(b_valid), h_abs.eq(abs_s)]
+        run = Signal(self.sint_bits)      # the block's max key over its pairs in this row
+        run_fresh = Signal()              # the block is fresh in this block row
+        with m.If(b_valid):
+            with m.If(b.blk_first | (run < b_key)):
+                m.d.sync += run.eq(b_key)
+            with m.If(b.blk_first):
+                m.d.sync += run_fresh.eq(b.fresh)
+
+        # ---- stage M: the block's row max merged with its earlier rows; kept or sent ----
+        m_valid, m_send, m_end, m_final = Signal(), Signal(), Signal(), Signal()
+        m_blk = Signal(self.block_col_bits)
+        m.d.sync += m_valid.eq(b_valid & b.blk_last)
+        with m.If(b_valid & b.blk_last):
+            m.d.sync += [m_blk.eq(b.col >> log_bc), m_send.eq(b.closes), m_end.eq(b.end),
+                         m_final.eq(b.final)]
+        if self.block_rows > 1:
+            merged = self._earlier_rows(m, c_sum, b, run, run_fresh,
+                                        m_valid & ~m_send, m_blk, log_bc)
+        else:
+            merged = run                  # every row is a block row: nothing to merge
+        block = Signal.like(self.o_block.payload)
+        m.d.comb += [block.bi.eq(merged ^ flip), block.col.eq(m_blk), block.last.eq(m_end),
+                     block.last_row.eq(m_final)]
+        queued = output_queue(m, self.o_block, m_valid & m_send, block, self.queue_depth,
+                              "block")
+
+        # the head importance adds |S_int| one cycle after stage B
+        h_valid = Signal()
+        h_abs = Signal(self.sint_bits)
+        hi = Signal(self.hi_bits)
+        m.d.sync += [h_valid.eq(b_valid), h_abs.eq(Mux(b_s < 0, -b_s, b_s))]
         with m.If(h_valid):
             # (the head's first term replaces the last head's sum: no clear at start,
             # whose enable reaches far enough already)
             m.d.sync += [hi.eq(Mux(hi_fresh, 0, hi) + h_abs), hi_fresh.eq(0)]
-        with m.If(b_close):
-            with m.If(~emit_busy):        # never false here, as for `copy`
-                # the block row's last row is its longest: its last block is the last
-                m.d.sync += [emit_idx.eq(0), emit_max.eq(b_col >> log_bc),
-                             emit_last_row.eq(b_last)]
-            with m.If(b_last):
-                m.d.sync += done.eq(1)
-        with m.If(copy):
-            m.d.sync += emit_busy.eq(1)
-
-        # ---- the output buffer's sender ------------------------------------------------
+        with m.If(b_valid & b.last):
+            m.d.sync += done.eq(1)
         m.d.comb += [
-            self.o_block.valid.eq(emit_busy),
-            self.o_block.payload.bi.eq(emit_bi[0] ^ flip),
-            self.o_block.payload.col.eq(emit_idx),
-            self.o_block.payload.last.eq(emit_idx == emit_max),
-            self.o_block.payload.last_row.eq(emit_last_row),
+            self.busy.eq(Cat(running, *(c.valid for c in ctrls), b_valid, h_valid, m_valid,
+                             queued).any()),
+            self.hi_valid.eq(done & ~self.busy),
+            self.head_importance.eq(hi),
         ]
-        with m.If(self.o_block.valid & self.o_block.ready):
-            m.d.sync += emit_idx.eq(emit_idx + 1)
-            with m.If(emit_idx == emit_max):
-                m.d.sync += emit_busy.eq(0)
         return m
+
+    def _earlier_rows(self, m, c_sum, b, run, run_fresh, store, m_blk, log_bc):
+        """A block's max over the block row's rows so far: one memory entry per block
+        column, read for the pair in ``c_sum`` (its block's entry reaches stage B a
+        cycle later, registered as ``old`` for stage M) and written by stage M
+        (``store``). A write the read could not see yet, the one of the same cycle or
+        of the cycle before, is forwarded. Returns stage M's merged max."""
+        w = self.sint_bits
+        m.submodules.block_rows_max = mem = Memory(shape=w, depth=self.block_col_count,
+                                                   init=[])
+        wr, rd = mem.write_port(), mem.read_port()
+        old = Signal(w)                   # the block's max over its earlier rows (stage M)
+        merged = Signal(w)
+        last_blk, last_val, last_store = Signal.like(m_blk), Signal(w), Signal()
+        b_blk = b.col >> log_bc
+        m.d.comb += [rd.addr.eq(c_sum.col >> log_bc),
+                     merged.eq(Mux(run_fresh | (old < run), run, old)),
+                     wr.addr.eq(m_blk), wr.data.eq(merged), wr.en.eq(store)]
+        m.d.sync += [last_store.eq(store), last_blk.eq(m_blk), last_val.eq(merged),
+                     old.eq(Mux(store & (m_blk == b_blk), merged,
+                                Mux(last_store & (last_blk == b_blk), last_val, rd.data)))]
+        return merged

@@ -1,12 +1,12 @@
 """MAC array with the approximation unit (spec steps 5 and 7)."""
 from amaranth.hdl import Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
 from .arith import lut_multiply, tree_or, tree_sum
 from .layouts import out_row_layout, pair_layout, prob_layout, score_layout
+from .outqueue import credit_room, output_queue
 from .rowmem import RowReadSignature
 
 __all__ = ["MacArray", "SUM_GROUP", "SCORE_LATENCY", "ROW_LATENCY"]
@@ -142,13 +142,8 @@ class MacArray(wiring.Component):
         # takes one when it is accepted, a score handed on gives it back (counted in the
         # next cycle). `depth` covers the scores in flight while o_score is always ready,
         # so credits cost no throughput then.
-        s_credits = Signal(range(depth + 1), init=depth)
-        s_room = Signal(init=1)               # s_credits != 0, registered
-        take_s = self.i_pair.valid & self.i_pair.ready
-        give_s = self.o_score.valid & self.o_score.ready
-        m.d.sync += [s_credits.eq(s_credits - take_s + give_s),
-                     # s_credits - take_s + give_s != 0, without the carry chain
-                     s_room.eq(give_s | ~((s_credits == 0) | ((s_credits == 1) & take_s)))]
+        s_room = credit_room(m, depth, take=self.i_pair.valid & self.i_pair.ready,
+                             give=self.o_score.valid & self.o_score.ready, name="score")
         # Output rows: one place, the o_out register. A row's last probability (the
         # operation that completes it) is accepted only while the place is free and
         # claimed by no row in flight; the credit comes back at the o_out handshake,
@@ -292,7 +287,8 @@ class MacArray(wiring.Component):
         m.d.comb += [s_new.eq(s4.valid & ~s4.is_pv & s4.last_chunk),
                      s_new_payload.score.eq(total), s_new_payload.col.eq(s4.col),
                      s_new_payload.last.eq(s4.last)]
-        self._score_fifo(m, s_new, s_new_payload, depth)
+        # the register and the FIFO behind it (depth >= 3: the credits guarantee room)
+        output_queue(m, self.o_score, s_new, s_new_payload, depth, "score")
 
         # stage 4, P x V: a finished output row (read the cycle after its last update);
         # the place is free (credit), and its clock enable a flip-flop of its own
@@ -320,25 +316,3 @@ class MacArray(wiring.Component):
         with m.Elif(self.o_out.valid & self.o_out.ready):
             m.d.sync += o_valid.eq(0)
         return m
-
-    def _score_fifo(self, m, new_valid, new_payload, depth):
-        """``o_score``: a register, and a FIFO of ``depth - 1`` scores behind it. A new
-        score goes straight to the register when nothing waits and the register is free
-        (so the FIFO adds no latency), else to the FIFO; the credits guarantee room."""
-        head_valid = Signal()
-        head = Signal.like(self.o_score.payload)
-        m.d.comb += [self.o_score.valid.eq(head_valid), self.o_score.payload.eq(head)]
-        head_free = ~head_valid | self.o_score.ready
-        # depth >= 3: ceil((chunks + SCORE_LATENCY + 1) / chunks) + 1
-        m.submodules.score_fifo = fifo = SyncFIFO(width=len(head.as_value()), depth=depth - 1)
-        waiting = fifo.r_rdy
-        m.d.comb += [fifo.w_data.eq(new_payload.as_value()),
-                     fifo.w_en.eq(new_valid & (waiting | ~head_free)),
-                     fifo.r_en.eq(head_free)]
-        with m.If(head_free):
-            with m.If(waiting):
-                m.d.sync += [head_valid.eq(1), head.eq(fifo.r_data)]
-            with m.Elif(new_valid):
-                m.d.sync += [head_valid.eq(1), head.eq(new_payload)]
-            with m.Else():
-                m.d.sync += head_valid.eq(0)

@@ -22,12 +22,18 @@ CONFIGS = {
     # first pair is then often on the diagonal, not in the block row's first row)
     "br4-bc2": HDPConfig(seq_max=16, head_dim=16, block_rows=4, block_cols=2, int_lanes=16,
                          mac_lanes=4, axis_elems=4),
+    # one pair a block and a pair a cycle: a block's next row reads its earlier rows'
+    # max the cycle after (or the same cycle as) it was written (forwarded)
+    "br2-bc1": HDPConfig(seq_max=8, head_dim=4, block_rows=2, block_cols=1, int_lanes=4,
+                         mac_lanes=4, axis_elems=4),
 }
 # (config, n, causal, back-pressure on o_block)
 CASES = [("edge", 9, False, 0.5), ("edge", 64, True, 0.5), ("edge", 1, False, 0.5),
          ("br2-bc4", 11, True, 0.5), ("br2-bc4", 13, False, 0.5), ("one-chunk", 7, True, 0.5),
          ("one-chunk", 12, False, 0.5), ("one-chunk", 12, True, 0.0),
-         ("one-chunk", 12, True, 0.9), ("br4-bc2", 13, True, 0.5), ("br4-bc2", 16, False, 0.9)]
+         ("one-chunk", 12, True, 0.9), ("br4-bc2", 13, True, 0.5), ("br4-bc2", 16, False, 0.9),
+         ("br4-bc2", 16, True, 0.0), ("br2-bc1", 8, True, 0.0), ("br2-bc1", 7, False, 0.5),
+         ("br2-bc1", 3, True, 0.0)]   # (seed 3: the forwarding of the same cycle matters)
 
 
 @pytest.mark.parametrize("name,n,causal,bp", CASES,
@@ -112,12 +118,15 @@ def check_heads(cfg, heads, *, bp, seed):
         assert g_scores == scores
         assert g_blocks == blocks
         assert result.get("hi") == hi_want
-        # throughput: one pair every head_dim / int_lanes cycles; only a block row's
-        # last pair may wait (for the output buffer)
+        # throughput: one pair every head_dim / int_lanes cycles; only a pair that
+        # completes a block to be sent (in its block row's last row) may wait, for a
+        # place in the output queue, and only while o_block is stalled
+        bc, br = cfg.block_cols, cfg.block_rows
         for (t0, _, _), (t1, r, c) in zip(pulses, pulses[1:]):
-            ends_block_row = c == (r if causal else n - 1) and (
-                r == n - 1 or r % cfg.block_rows == cfg.block_rows - 1)
-            assert t1 - t0 == chunks or (ends_block_row and t1 - t0 > chunks), (r, c, t1 - t0)
+            sends = (c % bc == bc - 1 or c == (r if causal else n - 1)) and (
+                r == n - 1 or r % br == br - 1)
+            assert t1 - t0 == chunks or (bp > 0 and sends and t1 - t0 > chunks), (
+                r, c, t1 - t0)
 
 
 @pytest.mark.parametrize("preset,simulator", EDGE_AND_DEFAULT)

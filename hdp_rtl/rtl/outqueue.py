@@ -1,0 +1,54 @@
+"""An output stream fed by a pipeline that never stalls: room reserved by credits.
+
+A pipeline whose stages have no clock enable cannot wait for its output's ``ready``.
+Instead, an operation that will produce an output is issued only while a place for
+that output is free: :func:`credit_room` counts the places, :func:`output_queue` is
+the places (an output register and a FIFO behind it).
+"""
+from amaranth.hdl import Signal
+from amaranth.lib.fifo import SyncFIFO
+
+__all__ = ["credit_room", "output_queue"]
+
+
+def credit_room(m, depth: int, *, take, give, name: str):
+    """A registered "a place is free" flag for ``depth`` places.
+
+    ``take`` claims a place (an operation issued), ``give`` returns one (an output
+    handed on); a returned place is usable the next cycle. The flag is a flip-flop,
+    computed without the counter's carry chain, so it can gate an issue stage.
+    """
+    credits = Signal(range(depth + 1), init=depth, name=f"{name}_credits")
+    room = Signal(init=1, name=f"{name}_room")
+    m.d.sync += [credits.eq(credits - take + give),
+                 room.eq(give | ~((credits == 0) | ((credits == 1) & take)))]
+    return room
+
+
+def output_queue(m, out, new_valid, new_payload, depth: int, name: str):
+    """Drive stream ``out`` from ``new_valid``/``new_payload``: a register, and a FIFO
+    of ``depth - 1`` entries behind it (``depth >= 2``).
+
+    A new entry goes straight to the register when nothing waits and the register is
+    free (so the FIFO adds no latency), else to the FIFO. The caller guarantees room
+    (:func:`credit_room` with the same ``depth``); ``out`` holds while not ready.
+    Returns "anything queued" (the register or the FIFO holds an entry).
+    """
+    head_valid = Signal(name=f"{name}_valid")
+    head = Signal.like(out.payload, name=f"{name}_head")
+    m.d.comb += [out.valid.eq(head_valid), out.payload.eq(head)]
+    head_free = ~head_valid | out.ready
+    fifo = SyncFIFO(width=len(head.as_value()), depth=depth - 1)
+    m.submodules[f"{name}_fifo"] = fifo
+    waiting = fifo.r_rdy
+    m.d.comb += [fifo.w_data.eq(new_payload.as_value()),
+                 fifo.w_en.eq(new_valid & (waiting | ~head_free)),
+                 fifo.r_en.eq(head_free)]
+    with m.If(head_free):
+        with m.If(waiting):
+            m.d.sync += [head_valid.eq(1), head.eq(fifo.r_data)]
+        with m.Elif(new_valid):
+            m.d.sync += [head_valid.eq(1), head.eq(new_payload)]
+        with m.Else():
+            m.d.sync += head_valid.eq(0)
+    return head_valid | waiting
