@@ -65,6 +65,12 @@ say "iverilog: $(iverilog -V 2>/dev/null | head -n 1)"
 say "compiling YoWASP yosys (first call only)"
 "$VENV/bin/python" -m hdp_rtl.fpga.yosys -q -p help >/dev/null
 
+# Every Verilator model links the same runtime library (about 35 CPU-s of C++): compile
+# it here, into ccache, like any library the tests use, rather than in make test's
+# first two builds (one per worker, both missing the cache at once).
+say "compiling the Verilator runtime (into ccache)"
+"$VENV/bin/python" -c 'from sim.runner import warm_verilator_runtime; warm_verilator_runtime()'
+
 say "generating the default preset's Verilog into build/default"
 "$VENV/bin/hdp-rtl" generate --preset default -o build/default
 say "done: run 'make test'"

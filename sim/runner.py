@@ -19,7 +19,7 @@ from hdp_rtl.lint import lint_verilog
 from hdp_rtl.verilog import convert
 
 __all__ = ["ROOT", "SIMULATORS", "build_dir_for", "design_key", "write_verilog", "run_cocotb",
-           "simulate_verilog", "lint"]
+           "simulate_verilog", "lint", "warm_verilator_runtime"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMULATORS = ("icarus", "verilator")
@@ -165,19 +165,8 @@ def simulate_verilog(source: Path, *, toplevel: str, test_module: str, simulator
     build_dir = build_dir_for(name, simulator)
     waves = os.environ.get("WAVES", "0") not in ("", "0")
     runner = get_runner(simulator)
-    makeflags = os.environ.get("MAKEFLAGS")
-    if simulator == "verilator" and quick_build:
-        # a variable given in MAKEFLAGS overrides the one Verilator's makefile sets
-        os.environ["MAKEFLAGS"] = " ".join([makeflags or "", *QUICK_MAKE_VARS]).strip()
-    try:
-        runner.build(sources=[Path(source)], hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=VERILATOR_ARGS if simulator == "verilator" else [],
-                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
-    finally:
-        if makeflags is None:
-            os.environ.pop("MAKEFLAGS", None)
-        else:
-            os.environ["MAKEFLAGS"] = makeflags
+    _build(runner, simulator, source, toplevel, build_dir, waves=waves,
+           quick_build=quick_build)
     extra_env = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (env or {}).items()}
     for path in (str(ROOT / "tb"), str(ROOT)):  # the runner passes sys.path on as PYTHONPATH
         if path not in sys.path:
@@ -188,6 +177,40 @@ def simulate_verilog(source: Path, *, toplevel: str, test_module: str, simulator
     tests, failed = get_results(Path(results))
     assert tests > 0, f"no cocotb test ran in {test_module} ({build_dir})"
     assert failed == 0, f"{failed} of {tests} cocotb tests failed; log in {build_dir}"
+
+
+def _build(runner, simulator: str, source: Path, toplevel: str, build_dir: Path, *,
+           waves: bool, quick_build: bool) -> None:
+    """``runner.build`` of one Verilog file on ``simulator`` (see :func:`simulate_verilog`)."""
+    verilator = simulator == "verilator"
+    makeflags = os.environ.get("MAKEFLAGS")
+    if verilator and quick_build:
+        # a variable given in MAKEFLAGS overrides the one Verilator's makefile sets
+        os.environ["MAKEFLAGS"] = " ".join([makeflags or "", *QUICK_MAKE_VARS]).strip()
+    try:
+        runner.build(sources=[Path(source)], hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=VERILATOR_ARGS if verilator else [],
+                     timescale=("1ns", "1ps"), waves=waves, log_file=build_dir / "build.log")
+    finally:
+        if makeflags is None:
+            os.environ.pop("MAKEFLAGS", None)
+        else:
+            os.environ["MAKEFLAGS"] = makeflags
+
+
+def warm_verilator_runtime() -> None:
+    """Build a tiny model (tb/infra_passthrough.py) as the tests build theirs, for
+    ``make install``: the Verilator runtime it compiles (about 35 CPU-s, the same
+    objects in every model) is then in ccache, and ``make test``'s first two builds,
+    one per xdist worker, do not both compile it."""
+    from cocotb_tools.runner import get_runner
+
+    from tb.infra_passthrough import Passthrough
+    _tool_path()
+    build_dir = build_dir_for("runtime-warm-up", "verilator")
+    source = write_verilog(Passthrough(), "passthrough", build_dir / "passthrough.v")
+    _build(get_runner("verilator"), "verilator", source, "passthrough", build_dir, waves=False,
+           quick_build=True)
 
 
 def lint(component, toplevel: str, name: str, key: str | None = None) -> list[str]:
