@@ -391,11 +391,12 @@ BUDGETS: dict[str, dict[str, dict]] = {"default": {
     "rowstore": {"reg": 10.86, "port": 10.86, "fmax": 165.9, "meets": True,
                  "synth_s": 9},     # 6.72 (5), 7.54; 6.03 ns
     # pipelined in ff97238: was 13.09 (10), 26.77 (q_rd.data -> s_int); 84.8 MHz with
-    # router1 (router2 congested). Now 9.68 (5), 9.45; router1 120.0 MHz, but router2
-    # (what --pnr runs) 77.3 MHz: the S_int key register drives all 256 block compares
-    # (512 loads, 9.98 ns of routing). Until that closes: estimate + 0.5 ns.
-    "head_scorer": {"reg": 10.18, "port": 9.95, "fmax": 77.3, "meets": False,
-                    "synth_s": 70},
+    # router1 (router2 congested). Then 9.68 (5), 9.45; router1 120.0 MHz, router2 77.3
+    # MHz (the S_int key register drove all 256 block compares). Block importances
+    # streamed out in c7bcefe: 9.64 (5), 8.07; router2 108.85 MHz (9.19 ns: a group-of-8
+    # sum -> the next level's adder)
+    "head_scorer": {"reg": 10.86, "port": 10.86, "fmax": 108.85, "meets": True,
+                    "synth_s": 64},
     # pipelined in 4a68323: was 23.39 (7), 15.90; 39.3 MHz (25.46 ns); now 8.48 (3),
     # 8.17; 111.4 MHz as measured for that commit (its message)
     "block_selector": {"reg": 10.86, "port": 10.86, "fmax": 111.4, "meets": True,
