@@ -30,13 +30,12 @@ install:
 verilog:
 	$(VENV)/bin/hdp-rtl generate --preset $(PRESET) -o build/$(PRESET)
 
-# The formal proofs have their own target (about 5 minutes on 2 cores). --dist loadgroup:
-# tests marked xdist_group share one worker, and so one session fixture (tests/conftest.py).
+# The formal proofs have their own target (about 5 minutes on 2 cores).
 test:
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup -q -m "not formal"
+	$(PY) -m pytest -n $(JOBS) -q -m "not formal"
 
 test-fast:
-	$(PY) -m pytest -n $(JOBS) --dist loadgroup -q -m "not sim and not formal"
+	$(PY) -m pytest -n $(JOBS) -q -m "not sim and not formal"
 
 # Each optional extra is installed once: a stamp in the venv, redone when pyproject.toml
 # changes, keeps a second `make bench` (etc.) from running pip again.

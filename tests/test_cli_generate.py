@@ -7,7 +7,6 @@ import sys
 import pytest
 
 
-@pytest.mark.xdist_group("edge_generated")   # see tests/conftest.py
 def test_generate_writes_verilog_registers_header_and_manifest(edge_generated):
     """Exit status 0 is asserted by the fixture, which runs `hdp-rtl generate`."""
     out = edge_generated

@@ -8,7 +8,7 @@ import pytest
 from hdp_rtl.lint import lint_verilog
 from sim.runner import _tool_path, simulate_verilog
 
-pytestmark = [pytest.mark.sim, pytest.mark.xdist_group("edge_generated")]
+pytestmark = pytest.mark.sim
 
 TOP = "hdp_coprocessor"
 
