@@ -13,8 +13,9 @@ class SoftmaxHarness(BeatsHarness):
     output ``o_prob`` (asserted: stream rules).
 
     With ``beats``: every input beat leaves exactly once, in order, with ``col`` and
-    ``last`` copied (a symbolic beat index, see :class:`.order.InOrder`), and at most
-    two rows plus the output register are inside (BMC).
+    ``last`` copied (a symbolic beat index, see :class:`.order.InOrder`), and no more
+    rows and beats are inside than the two score banks, the ``EXP_BANKS`` exps banks and
+    the normalise credit (pipeline and output FIFO) hold (BMC).
     """
 
     def elaborate(self, platform):
@@ -37,19 +38,24 @@ class SoftmaxHarness(BeatsHarness):
         m.d.comb += Cover(fire_out & o.payload.last, "a row of probabilities sent")
 
         if self.beats:
+            # a row is in a score bank (received, until its last exponential read), in an
+            # exps bank (from its exponential pass to its last normalise read) or, after
+            # that, has a beat in the normalise pipeline or the FIFO (at most FIFO_DEPTH)
+            banks = 2 + dut.EXP_BANKS
+            max_rows = banks + dut.FIFO_DEPTH
+            max_beats = banks * cfg.seq_max + dut.FIFO_DEPTH
             rows = UpDown(m, up=fire_in & i.payload.last, down=fire_out & o.payload.last,
-                          max=3, name="rows_inside")
-            beats = UpDown(m, up=fire_in, down=fire_out, max=2 * cfg.seq_max + 1,
-                           name="beats_inside")
+                          max=max_rows, name="rows_inside")
+            beats = UpDown(m, up=fire_in, down=fire_out, max=max_beats, name="beats_inside")
             m.d.comb += [
-                Assert(rows.value <= 3, "at most two banks and the output register hold rows"),
-                Assert(beats.value <= 2 * cfg.seq_max + 1, "no more beats inside than fit"),
+                Assert(rows.value <= max_rows, "no more rows inside than banks and credit hold"),
+                Assert(beats.value <= max_beats, "no more beats inside than fit"),
                 Assert(~o.valid | (beats.value != 0), "no output beat without an input beat"),
             ]
             InOrder(m, fire_in=fire_in, in_data=i.payload.as_value()[-(len(o.payload.col) + 1):],
                     fire_out=fire_out, out_data=o.payload.as_value()[-(len(o.payload.col) + 1):],
                     max_beats=self.max_beats, name="col_last")
-            # a second row while the first is still being processed
-            m.d.comb += Cover(fire_out & o.payload.last & (rows.value == 2),
-                              "a row sent while the next one is complete inside")
+            # rows overlap: a row sent while the next two are complete inside
+            m.d.comb += Cover(fire_out & o.payload.last & (rows.value == 3),
+                              "a row sent while the next two are complete inside")
         return m

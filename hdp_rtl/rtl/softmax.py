@@ -1,4 +1,5 @@
-"""Softmax unit (spec step 6): row max, exp2 by table and shift, sum, reciprocal, normalise."""
+"""Softmax unit (spec step 6): row max, exp2 by table and shift, sum, reciprocal, normalise,
+rows overlapping (exponentials, divider, normalise on three different rows)."""
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -13,22 +14,32 @@ __all__ = ["Softmax"]
 class Softmax(wiring.Component):
     """Fixed-point softmax of each row of kept scores, bit-exact to ``golden.softmax_rows``.
 
-    A row's scores are stored while its maximum is tracked (bank A); a second bank lets
-    the next row stream in while this one is processed: an exponential pass
-    (``e = T[u mod 2^L] >> (u >> L)`` with ``u = round((max - S) * score_scale /
-    2^(scale_frac - L))``, summing), a divider for ``floor(2^recip_shift / sum)`` (one
-    radix-2 step, then radix-4 steps: three compare-subtracts in parallel) and a
-    normalise pass that streams the probabilities out in input order.
+    Four stages, each working on a different row, rows in order:
+
+    - receiver: a row's scores (and ``col``) are stored in one of two score banks while
+      its maximum is tracked;
+    - exponential pass: reads a full score bank, ``e = T[u mod 2^L] >> (u >> L)`` with
+      ``u = round((max - S) * score_scale / 2^(scale_frac - L))``, writes ``e`` and
+      ``col`` into one of ``EXP_BANKS`` exps banks and sums; the score bank is freed at
+      its last read and the next row's reads follow without a gap;
+    - divider: ``floor(2^recip_shift / sum)`` (one radix-2 step, then radix-4 steps:
+      three compare-subtracts in parallel), from a register holding the next row's sum;
+      the reciprocal is kept with its exps bank;
+    - normalise pass: streams the probabilities out in input order; the exps bank is
+      freed at its last read and the next row's reads follow without a gap.
+
+    So row ``r`` can be normalised while row ``r + 1`` is in the divider and row ``r +
+    2`` in its exponential pass: a row costs ``max(k, divider)`` cycles in steady state
+    instead of the sum of the three.
 
     Both passes are pipelined for timing (ECP5: >= 100 MHz). The exponential pass is a
     fixed-latency pipeline of ``EXP_DEPTH`` register stages behind each read (RAM read,
     score, ``z``, partial products, two adder levels, table and shift amount, ``e``),
-    tracked by a valid shift register. The normalise pass (RAM read, ``e`` and ``col``,
-    partial products of ``e * recip``, sum; rounded into an output FIFO of
-    ``FIFO_DEPTH``) issues a read only while in-flight plus queued beats leave a FIFO
-    slot, so back-pressure on ``o_prob`` never drops or reorders a beat. A bank is freed
-    when its last normalise read is issued, and the next row's exponential pass starts
-    in the same cycle.
+    tracked by a valid shift register; the row's max and each beat's ``col`` travel
+    along. The normalise pass (RAM read, ``e`` and ``col``, partial products of ``e *
+    recip``, sum; rounded into an output FIFO of ``FIFO_DEPTH``; the row's reciprocal
+    travels along) issues a read only while in-flight plus queued beats leave a FIFO
+    slot, so back-pressure on ``o_prob`` never drops or reorders a beat.
 
     Parameters
     ----------
@@ -37,6 +48,18 @@ class Softmax(wiring.Component):
         As in :class:`~hdp_rtl.config.HDPConfig`.
     exp_table : list of int
         ``golden.exp_table(config)``: ``2**exp_lut_bits`` entries.
+
+    Attributes
+    ----------
+    EXP_DEPTH : int
+        Register stages of the exponential pipeline, from an issued read to ``e`` (8).
+    FIFO_DEPTH : int
+        Output FIFO depth; also the normalise credit (in flight + queued) (8).
+    EXP_BANKS : int
+        Banks of exponentials (4, a power of two): rows between the start of their
+        exponential pass and their last normalise read. Each is ``2**seq_bits`` entries
+        of ``exp_bits + 1 + seq_bits`` bits; the score memory has 2 banks of
+        ``score_bits + seq_bits`` bits.
 
     Members
     -------
@@ -48,19 +71,23 @@ class Softmax(wiring.Component):
     o_prob : Out(stream.Signature(prob_layout))
         One probability per input beat, same order, ``col`` and ``last`` copied.
     row_sum, row_sum_valid : Out
-        Monitor: each row's sum of exponentials (one-cycle pulse, no handshake).
+        Monitor: each row's sum of exponentials (one-cycle pulse, no handshake), rows in
+        order, the cycle after the divider takes it.
 
-    Throughput: a row of ``k`` pairs is taken in ``k`` cycles; processing takes
-    ``k + EXP_DEPTH`` (exponentials; 8) + ``ceil((recip_bits - 1) / 2) + 1`` (divider;
-    12 at the default preset) + ``k`` (normalise reads, without back-pressure) cycles,
-    i.e. ``2k + 20`` a row at the default preset (``2k + recip_bits + 4`` = ``2k + 27``
-    before pipelining), and overlaps the arrival of the next row. The last probability
-    leaves ``5`` cycles after its read; from a row's first score to its last
-    probability: ``3k + 26`` cycles at the default preset when idle.
+    Throughput: a row of ``k`` pairs is taken in ``k`` cycles; the exponential pass
+    reads it in ``k`` cycles (``EXP_DEPTH`` more until its sum), the divider takes
+    ``ceil((recip_bits - 1) / 2) + 1`` cycles (12 at the default preset) and the
+    normalise pass ``k`` (without back-pressure), all overlapping other rows: in steady
+    state a row leaves every ``max(k + 1, 12)`` cycles or better at the default preset
+    (``k`` or ``k + 1`` for long rows: the two score banks; ``2k + 20`` before the rows
+    overlapped). From a row's first score to its last probability: ``3k + 28`` cycles at
+    the default preset when idle (``3k + ceil((recip_bits - 1) / 2) + 17``; was ``3k +
+    26``).
     """
 
     EXP_DEPTH = 8    # exponential pipeline: register stages from an issued read to e
     FIFO_DEPTH = 8   # output FIFO; also the normalise credit (in flight + queued)
+    EXP_BANKS = 4    # banks of exponentials (rows between EXP start and last NORM read)
 
     def __init__(self, *, seq_max: int, score_bits: int, exp_lut_bits: int, exp_bits: int,
                  prob_bits: int, recip_guard_bits: int, score_scale_bits: int,
@@ -93,19 +120,25 @@ class Softmax(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         E, L, G = self.E, self.L, self.G
-        # two banks, the bank the address MSB: a bank is 2**seq_bits deep even when
-        # seq_max is not a power of two
-        depth = 2 << self.seq_bits
+        NB = self.EXP_BANKS
+        nb_bits = (NB - 1).bit_length()
+        assert NB == 1 << nb_bits, "EXP_BANKS: a power of two (the bank pointers wrap)"
+        # the bank is the address MSBs: a bank is 2**seq_bits deep even when seq_max is
+        # not a power of two
         bank_addr = lambda bank, i: Cat(i[:self.seq_bits], bank)  # noqa: E731
-        # read ports always enabled: each read's data is captured into a register the
-        # cycle after its issue (tagged by a valid bit of the pass that issued it)
-        scores = memory.Memory(shape=self.score_bits + self.seq_bits, depth=depth, init=[])
-        exps = memory.Memory(shape=E + 1, depth=depth, init=[])
+        # scores (score, col): 2 banks, the receiver's and the exponential pass's;
+        # exps (e, col): EXP_BANKS banks, a row's from its exponential pass to its last
+        # normalise read. Read ports always enabled: each read's data is captured into a
+        # register the cycle after its issue (tagged by a valid bit of the pass that
+        # issued it)
+        scores = memory.Memory(shape=self.score_bits + self.seq_bits,
+                               depth=2 << self.seq_bits, init=[])
+        exps = memory.Memory(shape=E + 1 + self.seq_bits, depth=NB << self.seq_bits, init=[])
         m.submodules.scores, m.submodules.exps = scores, exps
         s_wr, s_rd = scores.write_port(), scores.read_port()
         e_wr, e_rd = exps.write_port(), exps.read_port()
 
-        # ---- receiver: fills bank `wbank`, tracking count and max ----------------------
+        # ---- receiver: fills score bank `wbank`, tracking count and max -----------------
         full = Signal(2)
         last_idx = Array(Signal(range(self.seq_max), name=f"last_idx{b}") for b in range(2))
         row_max = Array(Signal(signed(self.score_bits), name=f"max{b}") for b in range(2))
@@ -126,29 +159,57 @@ class Softmax(wiring.Component):
             with m.Else():
                 m.d.sync += [wcount.eq(wcount + 1), wmax.eq(new_max)]
 
-        # ---- processor: exponentials, divider, normalise on bank `pbank` ------------------
-        pbank = Signal()
-        n_last = Signal(range(self.seq_max))     # the row's last index and max, latched at start
+        # ---- exps banks: each row holds one from its EXP start to its last normalise
+        # read; every stage takes the rows in order (pointers mod EXP_BANKS)
+        busy = Signal(NB)                        # allocated (EXP start .. last NORM read)
+        summed = Signal(NB)                      # its sum waits for the divider
+        divided = Signal(NB)                     # its reciprocal waits for NORM
+        sums = Array(Signal(self.sum_bits, name=f"sum{b}") for b in range(NB))
+        recips = Array(Signal(self.recip_bits, name=f"recip{b}") for b in range(NB))
+        e_last = Array(Signal(range(self.seq_max), name=f"e_last{b}") for b in range(NB))
+
+        # ---- stage X: exponential pass issue (score bank `xbank` -> exps bank `xeb`) ----
+        x_active = Signal()
+        xbank = Signal()                         # being read, or the next when idle
+        xeb = Signal(nb_bits)                    # its exps bank, or the next when idle
+        x_idx = Signal(range(self.seq_max + 1))
+        x_last = Signal(range(self.seq_max))     # the row's last index and max, latched
         mx = Signal(signed(self.score_bits))
-        idx = Signal(range(self.seq_max + 1))
-        at_last = idx == n_last
-        issuing = Signal()                       # EXP: reads still to issue
         scale = Signal(self.scale_bits)
         m.d.sync += scale.eq(self.score_scale)
-        m.d.comb += [s_rd.addr.eq(bank_addr(pbank, idx)), e_rd.addr.eq(bank_addr(pbank, idx))]
+        m.d.comb += s_rd.addr.eq(bank_addr(xbank, x_idx))
         s_score = s_rd.data[:self.score_bits].as_signed()
         s_col = s_rd.data[self.score_bits:]
+        e_issue = x_active                       # a read a cycle while active
+        x_fin = x_active & (x_idx == x_last)
+        nxb = Mux(x_active, ~xbank, xbank)
+        nxeb = Signal(nb_bits)
+        m.d.comb += nxeb.eq(Mux(x_active, xeb + 1, xeb))
+        x_start = (~x_active | x_fin) & full.bit_select(nxb, 1) & ~busy.bit_select(nxeb, 1)
+        with m.If(e_issue):
+            m.d.sync += x_idx.eq(x_idx + 1)
+        with m.If(x_fin):                        # all read: free the score bank
+            m.d.sync += [full.bit_select(xbank, 1).eq(0), x_active.eq(0), xbank.eq(~xbank),
+                         xeb.eq(xeb + 1)]
+        with m.If(x_start):                      # latch the next full bank's row
+            m.d.sync += [x_active.eq(1), x_idx.eq(0), x_last.eq(last_idx[nxb]),
+                         mx.eq(row_max[nxb]), xbank.eq(nxb), xeb.eq(nxeb),
+                         busy.bit_select(nxeb, 1).eq(1)]
 
         # -- exponential pipeline (fixed latency, no back-pressure: a valid shift register)
         # issue (address) | RAM read | s_q | z | partial products | x, y | prod | table,
-        # shift | e -> sum and exps write
+        # shift | e -> sum and exps write. Rows follow each other in it without a gap:
+        # the row's max and col travel along (mx_d, col_d)
         ev = Signal(self.EXP_DEPTH)                # ev[i]: stage i holds a valid beat
         elast = Signal(self.EXP_DEPTH)
-        e_issue, e_issue_last = Signal(), Signal()
-        m.d.sync += [ev.eq(Cat(e_issue, ev[:-1])), elast.eq(Cat(e_issue_last, elast[:-1]))]
+        m.d.sync += [ev.eq(Cat(e_issue, ev[:-1])), elast.eq(Cat(x_fin, elast[:-1]))]
+        mx_d = [Signal(signed(self.score_bits), name=f"mx_d{i}") for i in range(2)]
+        col_d = [Signal(self.seq_bits, name=f"col_d{i}") for i in range(self.EXP_DEPTH - 1)]
+        m.d.sync += [mx_d[0].eq(mx), mx_d[1].eq(mx_d[0]), col_d[0].eq(s_col)]
+        m.d.sync += [col_d[i].eq(col_d[i - 1]) for i in range(1, len(col_d))]
         s_q = Signal(signed(self.score_bits))
         z = Signal(self.score_bits + 1)
-        m.d.sync += [s_q.eq(s_score), z.eq(mx - s_q)]
+        m.d.sync += [s_q.eq(s_score), z.eq(mx_d[1] - s_q)]
         prod = self._pipelined_product(m, z, scale)           # 3 stages after z
         sh = self.scale_frac - L
         ub = len(prod) - max(sh, 0) + 1
@@ -168,40 +229,120 @@ class Softmax(wiring.Component):
         e_q = Signal(E + 1)
         m.d.sync += [t_q.eq(table[u[:L]]), t_sh.eq(u[L:][:len(t_sh)]), t_zero.eq(zero),
                      e_q.eq(Mux(t_zero, 0, t_q >> t_sh))]
+        # -- write side: exps bank `web`, the row's running sum `total`
         total = Signal(self.sum_bits)
+        web = Signal(nb_bits)
         write_idx = Signal(range(self.seq_max + 1))
         e_done = ev[-1]
-        m.d.comb += [e_wr.addr.eq(bank_addr(pbank, write_idx)), e_wr.data.eq(e_q),
-                     e_wr.en.eq(e_done), self.row_sum.eq(total)]
+        m.d.comb += [e_wr.addr.eq(bank_addr(web, write_idx)), e_wr.data.eq(Cat(e_q, col_d[-1])),
+                     e_wr.en.eq(e_done)]
         with m.If(e_done):
-            m.d.sync += [total.eq(total + e_q), write_idx.eq(write_idx + 1)]
+            with m.If(elast[-1]):             # the row's last exponential: its sum is final
+                m.d.sync += [sums[web].eq(total + e_q), e_last[web].eq(write_idx),
+                             summed.bit_select(web, 1).eq(1), total.eq(0), write_idx.eq(0),
+                             web.eq(web + 1)]
+            with m.Else():
+                m.d.sync += [total.eq(total + e_q), write_idx.eq(write_idx + 1)]
 
-        # -- divider: floor(2^recip_shift / total); one radix-2 step, then radix-4 steps
+        # ---- stage D: divider, floor(2^recip_shift / sum), rows in order (exps bank
+        # `deb`); the next row's sum waits in a register (`pf`, taken from the banks in
+        # order at `pfb`: no bank mux in front of the divider); one radix-2 step (from
+        # `pf`), then radix-4 steps (from `dtotal`)
         s4 = -(-(self.recip_bits - 1) // 2)
         qbits = 1 + 2 * s4
         a = E - 1 + self.recip_bits - qbits            # first remainder 2^a < 2^E <= total
         assert 0 <= a < E
+        pf = Signal(self.sum_bits)
+        pf_v = Signal()
+        pfb = Signal(nb_bits)
+        d_busy = Signal()
+        deb = Signal(nb_bits)
+        dtotal = Signal(self.sum_bits)
         rem = Signal(self.sum_bits)
         quot = Signal(qbits)
         t3 = Signal(self.sum_bits + 2)
         step = Signal(range(s4 + 1))
-        quot_v = quot[:self.recip_bits]   # < 2^(recip_bits - 1): the top bits are 0
-        # (the normalise pipeline reads quot 2 cycles after its last issue; the next row's
-        # divider starts EXP_DEPTH + 1 cycles after that issue at the earliest)
+        sum_valid = Signal()
+        d_take = ~d_busy & pf_v
+        with m.If((~pf_v | d_take) & summed.bit_select(pfb, 1)):
+            m.d.sync += [pf.eq(sums[pfb]), pf_v.eq(1), summed.bit_select(pfb, 1).eq(0),
+                         pfb.eq(pfb + 1)]
+        with m.Elif(d_take):
+            m.d.sync += pf_v.eq(0)
+        m.d.sync += sum_valid.eq(d_take)
+        m.d.comb += [self.row_sum.eq(dtotal), self.row_sum_valid.eq(sum_valid)]
+        with m.If(~d_busy):
+            with m.If(pf_v):                      # radix 2 from the constant remainder 2^a
+                first = Const(1 << (a + 1), self.sum_bits + 1)
+                ge = first >= pf
+                m.d.sync += [rem.eq(Mux(ge, first - pf, first)), quot.eq(ge),
+                             t3.eq(pf + (pf << 1)), dtotal.eq(pf), d_busy.eq(1), step.eq(1)]
+        with m.Else():                            # radix 4: three compare-subtracts in parallel
+            sh4 = Cat(Const(0, 2), rem)
+            d = [sh4 - dtotal, sh4 - (dtotal << 1), sh4 - t3]
+            ds = []
+            for j, dj in enumerate(d):
+                sj = Signal(signed(self.sum_bits + 3), name=f"d{j + 1}")
+                m.d.comb += sj.eq(dj)
+                ds.append(sj)
+            ok = [~sj[-1] for sj in ds]
+            nquot = Signal(qbits)
+            with m.If(ok[2]):
+                m.d.sync += rem.eq(ds[2])
+                m.d.comb += nquot.eq(Cat(Const(3, 2), quot))
+            with m.Elif(ok[1]):
+                m.d.sync += rem.eq(ds[1])
+                m.d.comb += nquot.eq(Cat(Const(2, 2), quot))
+            with m.Elif(ok[0]):
+                m.d.sync += rem.eq(ds[0])
+                m.d.comb += nquot.eq(Cat(Const(1, 2), quot))
+            with m.Else():
+                m.d.sync += rem.eq(sh4)
+                m.d.comb += nquot.eq(Cat(Const(0, 2), quot))
+            m.d.sync += [quot.eq(nquot), step.eq(step + 1)]
+            with m.If(step == s4):                # done: the reciprocal waits for NORM
+                # < 2^(recip_bits - 1): the top bits are 0
+                m.d.sync += [recips[deb].eq(nquot[:self.recip_bits]),
+                             divided.bit_select(deb, 1).eq(1), deb.eq(deb + 1), d_busy.eq(0)]
 
-        # -- normalise pipeline (credited): issue | RAM read | e, col | partial products |
-        # sum -> FIFO (rounded) -> o_prob
+        # ---- stage N: normalise pass on exps bank `neb` (credited): issue | RAM read |
+        # e, col | partial products | sum -> FIFO (rounded) -> o_prob
         fifo = SyncFIFO(width=len(self.o_prob.payload.as_value()), depth=self.FIFO_DEPTH)
         m.submodules.fifo = fifo
         reserved = Signal(range(self.FIFO_DEPTH + 1))   # in flight + in the FIFO
-        n_issue, n_issue_last = Signal(), Signal()
+        n_active = Signal()
+        neb = Signal(nb_bits)                    # being read, or the next when idle
+        n_idx = Signal(range(self.seq_max + 1))
+        n_last = Signal(range(self.seq_max))
+        n_recip = Signal(self.recip_bits)        # the row's reciprocal, latched at its start
+        m.d.comb += e_rd.addr.eq(bank_addr(neb, n_idx))
+        pop = fifo.r_rdy & self.o_prob.ready
+        credit = reserved < self.FIFO_DEPTH
+        n_issue = n_active & credit
+        n_fin = n_issue & (n_idx == n_last)
+        nneb = Signal(nb_bits)
+        m.d.comb += nneb.eq(Mux(n_active, neb + 1, neb))
+        n_start = (~n_active | n_fin) & divided.bit_select(nneb, 1)
+        m.d.sync += reserved.eq(reserved + (n_issue & ~pop) - (pop & ~n_issue))
+        with m.If(n_issue):
+            m.d.sync += n_idx.eq(n_idx + 1)
+        with m.If(n_fin):                        # all read: free the exps bank
+            m.d.sync += [busy.bit_select(neb, 1).eq(0), n_active.eq(0), neb.eq(neb + 1)]
+        with m.If(n_start):
+            m.d.sync += [n_active.eq(1), n_idx.eq(0), n_last.eq(e_last[nneb]),
+                         n_recip.eq(recips[nneb]), neb.eq(nneb),
+                         divided.bit_select(nneb, 1).eq(0)]
         nv = Signal(4)
         nlast = Signal(4)
-        m.d.sync += [nv.eq(Cat(n_issue, nv[:-1])), nlast.eq(Cat(n_issue_last, nlast[:-1]))]
+        m.d.sync += [nv.eq(Cat(n_issue, nv[:-1])), nlast.eq(Cat(n_fin, nlast[:-1]))]
+        # the reciprocal travels along: rows follow each other without a gap
+        recip_d = [Signal(self.recip_bits, name=f"recip_d{i}") for i in range(2)]
+        m.d.sync += [recip_d[0].eq(n_recip), recip_d[1].eq(recip_d[0])]
         ne_q = Signal(E + 1)
         col = [Signal(self.seq_bits, name=f"col{i}") for i in range(3)]
-        m.d.sync += [ne_q.eq(e_rd.data), col[0].eq(s_col), col[1].eq(col[0]), col[2].eq(col[1])]
-        psum = self._pipelined_product(m, ne_q, quot_v, stages=2)  # 2 stages after ne_q
+        m.d.sync += [ne_q.eq(e_rd.data[:E + 1]), col[0].eq(e_rd.data[E + 1:]),
+                     col[1].eq(col[0]), col[2].eq(col[1])]
+        psum = self._pipelined_product(m, ne_q, recip_d[1], stages=2)  # 2 stages after ne_q
         rs = E + G
         p = (psum >> rs) + psum[rs - 1]                  # round(e * recip / 2^(E+G))
         wdata = Signal(self.o_prob.payload.shape())
@@ -209,66 +350,6 @@ class Softmax(wiring.Component):
                      fifo.w_data.eq(wdata), fifo.w_en.eq(nv[3]),
                      self.o_prob.valid.eq(fifo.r_rdy), self.o_prob.payload.eq(fifo.r_data),
                      fifo.r_en.eq(self.o_prob.ready)]
-        pop = fifo.r_rdy & self.o_prob.ready
-        credit = reserved < self.FIFO_DEPTH
-        m.d.sync += reserved.eq(reserved + (n_issue & ~pop) - (pop & ~n_issue))
-
-        def start(bank):                   # latch a full bank's row and begin its EXP pass
-            return [idx.eq(0), issuing.eq(1), write_idx.eq(0), total.eq(0),
-                    n_last.eq(last_idx[bank]), mx.eq(row_max[bank])]
-
-        with m.FSM():
-            with m.State("WAIT"):
-                with m.If(full.bit_select(pbank, 1)):
-                    m.d.sync += start(pbank)
-                    m.next = "EXP"
-            with m.State("EXP"):              # issue reads; the pipeline sums behind
-                with m.If(issuing):
-                    m.d.comb += [e_issue.eq(1), e_issue_last.eq(at_last)]
-                    m.d.sync += [idx.eq(idx + 1), issuing.eq(~at_last)]
-                with m.If(e_done & elast[-1]):    # the row's last exponential is summed now
-                    m.d.sync += step.eq(0)
-                    m.next = "DIVIDE"
-            with m.State("DIVIDE"):           # division of 2**recip_shift by total
-                m.d.comb += self.row_sum_valid.eq(step == 0)
-                with m.If(step == 0):         # radix 2 from the constant remainder 2^a
-                    first = Const(1 << (a + 1), self.sum_bits + 1)
-                    ge = first >= total
-                    m.d.sync += [rem.eq(Mux(ge, first - total, first)), quot.eq(ge),
-                                 t3.eq(total + (total << 1))]
-                with m.Else():                # radix 4: three compare-subtracts in parallel
-                    sh4 = Cat(Const(0, 2), rem)
-                    d = [sh4 - total, sh4 - (total << 1), sh4 - t3]
-                    ds = []
-                    for j, dj in enumerate(d):
-                        sj = Signal(signed(self.sum_bits + 3), name=f"d{j + 1}")
-                        m.d.comb += sj.eq(dj)
-                        ds.append(sj)
-                    ok = [~sj[-1] for sj in ds]
-                    with m.If(ok[2]):
-                        m.d.sync += [rem.eq(ds[2]), quot.eq(Cat(Const(3, 2), quot))]
-                    with m.Elif(ok[1]):
-                        m.d.sync += [rem.eq(ds[1]), quot.eq(Cat(Const(2, 2), quot))]
-                    with m.Elif(ok[0]):
-                        m.d.sync += [rem.eq(ds[0]), quot.eq(Cat(Const(1, 2), quot))]
-                    with m.Else():
-                        m.d.sync += [rem.eq(sh4), quot.eq(Cat(Const(0, 2), quot))]
-                m.d.sync += step.eq(step + 1)
-                with m.If(step == s4):
-                    m.d.sync += idx.eq(0)
-                    m.next = "NORMALISE"
-            with m.State("NORMALISE"):        # issue reads while the FIFO has credit
-                with m.If(credit):
-                    m.d.comb += [n_issue.eq(1), n_issue_last.eq(at_last)]
-                    m.d.sync += idx.eq(idx + 1)
-                    with m.If(at_last):       # all read: free the bank; the pipeline drains
-                        nb = ~pbank
-                        m.d.sync += [full.bit_select(pbank, 1).eq(0), pbank.eq(nb)]
-                        with m.If(full.bit_select(nb, 1)):
-                            m.d.sync += start(nb)
-                            m.next = "EXP"
-                        with m.Else():
-                            m.next = "WAIT"
         return m
 
     def _pipelined_product(self, m, a, b, stages=3):

@@ -139,3 +139,51 @@ def test_long_backpressure_short_rows(preset):
     flat = [(p, c, int(c == len(r) - 1)) for r, ps in zip(rows, want_p) for c, p in enumerate(ps)]
     assert [(g.prob, g.col, g.last) for g in got] == flat
     assert sums == want_sums
+
+
+@pytest.mark.parametrize("preset", ["edge", "default"])
+@pytest.mark.parametrize("k", [1, 2, 5, 12, 20, 40])
+def test_steady_state_throughput(preset, k):
+    """Rows of ``k`` pairs back to back, no idle, no back-pressure: in steady state a row
+    leaves every ``max(k + 1, divider cycles)`` cycles or better (the divider: one
+    radix-2 step and ``ceil((recip_bits - 1) / 2)`` radix-4 steps; 12 at the default
+    preset), not ``2k + 20`` as when one row's exponential pass, divider and normalise
+    pass ran one after another; the first row's last probability leaves ``3k + divider +
+    16`` cycles after its first score (``3k + 28`` at the default preset: two more than
+    before)."""
+    cfg = CONFIGS[preset]
+    dut = Softmax.from_config(cfg)
+    rows = 16
+    ends = []          # the cycle of each row's last probability
+
+    async def source(ctx):
+        ctx.set(dut.score_scale, 23637)
+        for r in range(rows):
+            for c in range(k):
+                ctx.set(dut.i_score.payload, {"score": (r * 37 + c * 11) % 500 - 250,
+                                              "col": c, "last": int(c == k - 1)})
+                ctx.set(dut.i_score.valid, 1)
+                await ctx.tick().until(dut.i_score.ready)
+        ctx.set(dut.i_score.valid, 0)
+
+    async def sink(ctx):
+        ctx.set(dut.o_prob.ready, 1)
+        cycle = seen = 0
+        while seen < rows * k:
+            await ctx.delay(1e-9)
+            valid, last = ctx.get(dut.o_prob.valid), ctx.get(dut.o_prob.payload.last)
+            await ctx.tick()
+            cycle += 1
+            if valid:
+                seen += 1
+                if last:
+                    ends.append(cycle)
+
+    run_sim(dut, source, sink, deadline_cycles=20_000)
+    divider = -(-(dut.recip_bits - 1) // 2) + 1
+    assert divider == {"edge": 10, "default": 12}[preset]
+    assert ends[0] == 3 * k + divider + 16
+    steady = ends[-1] - ends[3]                  # rows 4 .. 15
+    per_row = max(k + 1, divider)
+    assert steady <= (rows - 4) * per_row, (steady / (rows - 4), per_row)
+    assert max(b - a for a, b in zip(ends[3:], ends[4:])) <= per_row
