@@ -2,7 +2,7 @@
 
 Everything here is made from the register map (:mod:`hdp_rtl.regmap`) and the config,
 and needs only NumPy: the register words of a head (:func:`register_writes`), the
-stream formats (:func:`pack_tensor`, :func:`unpack_output`), the decoded ``status``
+stream formats (:func:`pack_head`, :func:`pack_tensor`, :func:`unpack_output`), the decoded ``status``
 and counters (:class:`Status`, :class:`Counters`), and :class:`HDPDriver`, which runs
 heads over a :class:`HostBus`. The cocotb testbenches implement that bus over
 simulated AXI (``tb/axi_bus.py``); a system implements it over its own interconnect.
@@ -17,10 +17,11 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .config import ConfigError, HDPConfig, Registers
-from .regmap import COUNTERS, FLAG_FIELDS, ErrorCode, Register, registers_by_name
+from .regmap import (COUNTERS, FLAG_FIELDS, INPUT_ORDER, ErrorCode, Register,
+                     registers_by_name)
 
 __all__ = ["HostBus", "BusError", "HDPError", "Status", "Counters", "HeadRun", "HDPDriver",
-           "register_writes", "pack_tensor", "unpack_output", "head_cycle_bound"]
+           "register_writes", "pack_head", "pack_tensor", "unpack_output", "head_cycle_bound"]
 
 
 class HostBus(Protocol):
@@ -122,6 +123,13 @@ def pack_tensor(x, config: HDPConfig) -> bytes:
     rows = np.zeros((x.shape[0], config.head_dim), dtype=np.int64)
     rows[:, :x.shape[1]] = x
     return rows.astype(_lane_dtype(config.in_lane_bits)).tobytes()
+
+
+def pack_head(q, k, v, config: HDPConfig) -> list[bytes]:
+    """The ``s_axis`` packets of one head, in the order the core takes them
+    (``regmap.INPUT_ORDER``: K, Q, V), each :func:`pack_tensor`."""
+    tensors = {"q": q, "k": k, "v": v}
+    return [pack_tensor(tensors[name], config) for name in INPUT_ORDER]
 
 
 def unpack_output(data: bytes, n: int, config: HDPConfig) -> np.ndarray:
@@ -279,7 +287,8 @@ class HDPDriver:
         return value
 
     async def run_head(self, q, k, v, regs: Registers) -> HeadRun:
-        """Program ``regs``, start, stream Q, K and V, and return the head's outputs.
+        """Program ``regs``, start, stream the head's K, Q and V (:func:`pack_head`), and
+        return its outputs.
 
         ``q``, ``k``, ``v`` are ``seq_len x d`` integers in the ``B``-bit format
         (:func:`pack_tensor`).
@@ -294,7 +303,7 @@ class HDPDriver:
         for name, x in zip("qkv", (q, k, v)):
             if np.shape(x)[0] != regs.seq_len:
                 raise ValueError(f"{name} has {np.shape(x)[0]} rows, seq_len is {regs.seq_len}")
-        packets = [pack_tensor(x, self.config) for x in (q, k, v)]
+        packets = pack_head(q, k, v, self.config)
         await self.program(regs)
         await self.start()
         return await self.finish(packets, regs.seq_len)

@@ -16,12 +16,20 @@ from .config import RHO_ONE, HDPConfig
 
 __all__ = ["Field", "Register", "ErrorCode", "register_map", "registers_by_name",
            "stream_format", "regmap_json", "regmap_c_header", "regmap_markdown",
-           "errors_markdown", "COUNTERS", "FLAG_FIELDS", "AXIL_ADDR_BITS", "COUNTER_BASE"]
+           "errors_markdown", "COUNTERS", "FLAG_FIELDS", "AXIL_ADDR_BITS", "COUNTER_BASE",
+           "INPUT_ORDER", "TENSOR_CODE"]
 
 #: Byte-address width of the AXI4-Lite port (256 bytes of registers).
 AXIL_ADDR_BITS = 8
 #: Offset of the first performance counter.
 COUNTER_BASE = 0x40
+
+#: The tensors of a head on ``s_axis``, in order. K comes first so that the integer pass
+#: (whose every row needs all of K) can start on Q's first row and run while the rest of
+#: Q arrives, and V arrives while it runs: only K's load is not hidden.
+INPUT_ORDER = ("k", "q", "v")
+#: How the RTL names each tensor inside (``row_write_layout``'s ``tensor``).
+TENSOR_CODE = {"q": 0, "k": 1, "v": 2}
 
 #: Bits of the FLAGS register, in order from bit 0: each mirrors a ``Registers`` field.
 FLAG_FIELDS = ("causal", "head_prune_enable", "block_prune_enable", "block_rule", "approx_enable")
@@ -215,6 +223,7 @@ def stream_format(config: HDPConfig) -> dict:
 def regmap_json(config: HDPConfig) -> str:
     return json.dumps({
         "config_hash": config.digest(),
+        "input_order": list(INPUT_ORDER),
         "format": stream_format(config),
         "registers": [asdict(r) | {"mask": r.mask, "overflow_error": int(r.overflow_error)}
                       for r in register_map(config)],
@@ -240,6 +249,8 @@ def regmap_c_header(config: HDPConfig, guard: str = "HDP_REGS_H") -> str:
     for key, value in stream_format(config).items():
         lines.append(f"#define HDP_{key.upper()} ({value})" if value < 0
                      else f"#define HDP_{key.upper()} {value}u")
+    order = "".join(INPUT_ORDER).upper()
+    lines.append(f'#define HDP_INPUT_ORDER "{order}"  /* the tensors on s_axis, in order */')
     lines += [f"#define HDP_CONFIG_HASH32 0x{int(config.digest(), 16) & 0xFFFFFFFF:08X}u",
               "", f"#endif /* {guard} */", ""]
     return "\n".join(lines)

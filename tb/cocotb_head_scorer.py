@@ -1,4 +1,6 @@
-"""Head scorer Verilog: every S_int, block importance and HI against the golden model."""
+"""Head scorer Verilog: every S_int, block importance and HI against the golden model,
+with Q's rows arriving while the loop runs (one every ``beats_per_row`` cycles, as from
+the input unpacker)."""
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
@@ -28,15 +30,23 @@ class ScorerTB:
                 assert key not in self.scores, f"pair {key} computed twice"
                 self.scores[key] = self.dut.s_int.value.to_signed()
 
+    async def _feed_q(self, n: int, gap: int):
+        for rows in range(2, n + 1):
+            for _ in range(gap):
+                await RisingEdge(self.dut.clk)
+            self.dut.q_rows.value = rows
+
     async def check_head(self, q, k, n: int, causal: bool):
         RowMemModel(self.dut, "q_rd", CONFIG, q)
         RowMemModel(self.dut, "k_rd", CONFIG, k)
         self.scores.clear()
         self.dut.seq_len.value = n
         self.dut.causal.value = int(causal)
+        self.dut.q_rows.value = 1                 # Q's row 0 is in at start
         self.dut.start.value = 1
         await RisingEdge(self.dut.clk)
         self.dut.start.value = 0
+        cocotb.start_soon(self._feed_q(n, CONFIG.beats_per_row))
         qi, _ = golden.split(q, CONFIG)
         ki, _ = golden.split(k, CONFIG)
         valid = golden.valid_mask(n, causal)
@@ -63,6 +73,7 @@ async def heads_match_golden(dut):
     dut.start.value = 0
     dut.seq_len.value = 1
     dut.causal.value = 0
+    dut.q_rows.value = 0
     for port in ("q_rd__data", "k_rd__data"):
         getattr(dut, port).value = 0
     await start_clock_and_reset(dut)      # after the drivers: no input is X at reset

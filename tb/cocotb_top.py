@@ -13,8 +13,8 @@ import golden
 from golden.vectors import load_minilm_heads
 from hdp_host import HDPHost
 from hdp_rtl.config import HDPConfig
-from hdp_rtl.host import BusError, HDPError, pack_tensor
-from hdp_rtl.regmap import FLAG_FIELDS, ErrorCode
+from hdp_rtl.host import BusError, HDPError, pack_head
+from hdp_rtl.regmap import FLAG_FIELDS, INPUT_ORDER, ErrorCode
 from streams import env_json, past_time_zero, start_clock_and_reset
 
 CONFIG = HDPConfig.from_dict(env_json("HDP_CONFIG", {}))
@@ -200,18 +200,20 @@ async def input_errors_complete_the_head(dut):
     rng = np.random.default_rng(101)
     n = min(CONFIG.seq_max, 6)
     q, k, v, regs = random_head(rng, n)
-    pq, pk, pv = (pack_tensor(x, CONFIG) for x in (q, k, v))
+    first, second, third = pack_head(q, k, v, CONFIG)      # K, Q, V
     beat = CONFIG.s_axis_bits // 8
-    cases = [("tlast early", [pq[:beat], pq[beat:], pk, pv], (q, k, v), ErrorCode.INPUT_TLAST),
-             ("tlast missing", [pq, pk + pv], (q, k, v), ErrorCode.INPUT_TLAST)]
+    cases = [("tlast early", [first[:beat], first[beat:], second, third], (q, k, v),
+              ErrorCode.INPUT_TLAST),
+             ("tlast missing", [first, second + third], (q, k, v), ErrorCode.INPUT_TLAST)]
+    assert INPUT_ORDER[-1] == "v"
     B, lane = CONFIG.data_bits, CONFIG.in_lane_bits // 8
     if CONFIG.in_lane_bits > B:
         # V[n-1, 1]'s lane holds 2**(B-1): not the sign extension of its low B bits, -2**(B-1)
         at = ((n - 1) * CONFIG.head_dim + 1) * lane
-        bad = pv[:at] + (1 << (B - 1)).to_bytes(lane, "little") + pv[at + lane:]
+        bad = third[:at] + (1 << (B - 1)).to_bytes(lane, "little") + third[at + lane:]
         v_taken = v.copy()
         v_taken[n - 1, 1] = -(1 << (B - 1))
-        cases.append(("lane not sign-extended", [pq, pk, bad], (q, k, v_taken),
+        cases.append(("lane not sign-extended", [first, second, bad], (q, k, v_taken),
                       ErrorCode.INPUT_LANE))
     else:
         dut._log.info("B = lane = %d bits: every lane is a sign extension, no error 8 case", B)
@@ -232,8 +234,8 @@ async def reset_in_the_middle_of_a_head(dut):
         with host.bus.head(f"reset at cycle {stop_after}", regs.seq_len):
             await host.driver.program(regs)
             await host.driver.start()
-            for x in (q, k, v):
-                await host.bus.send_packet(pack_tensor(x, CONFIG))
+            for packet in pack_head(q, k, v, CONFIG):
+                await host.bus.send_packet(packet)
             await host.bus.wait_cycles(stop_after)
             await host.bus.reset()
             st = await host.driver.status()

@@ -1,11 +1,11 @@
-"""Input unpacker Verilog: Q, K, V rows in order from s_axis beats under random idle and
+"""Input unpacker Verilog: K, Q, V rows in order from s_axis beats under random idle and
 back-pressure, tlast errors raised on their beats, one last_row per head."""
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
 from hdp_rtl.config import HDPConfig
-from hdp_rtl.regmap import ErrorCode
+from hdp_rtl.regmap import INPUT_ORDER, TENSOR_CODE, ErrorCode
 from hdp_rtl.rtl.unpacker import row_write_layout
 from streams import AxisPort, StreamSink, StreamSource, env_json, past_time_zero, \
     start_clock_and_reset
@@ -37,7 +37,8 @@ class UnpackerTB:
             self.beats += int(dut.beat.value)
 
     async def check_head(self, x, beats, errors):
-        """Send ``beats`` for head ``x`` (Q, K, V); check its rows and ``errors`` (the
+        """Send ``beats`` for head ``x`` (in stream order: K, Q, V); check its rows and
+        ``errors`` (the
         index of each beat raising one, and its code)."""
         n = len(x[0])
         self.errors.clear()
@@ -51,7 +52,8 @@ class UnpackerTB:
         for t in range(3):
             for r in range(n):
                 got = await self.sink.recv()
-                assert got == {"tensor": t, "row": r, "data": [int(v) for v in x[t][r]]}, (t, r)
+                code = TENSOR_CODE[INPUT_ORDER[t]]
+                assert got == {"tensor": code, "row": r, "data": [int(v) for v in x[t][r]]}, (t, r)
         assert self.errors == errors
         assert self.last_rows == [len(beats) - 1]
 
@@ -66,7 +68,7 @@ async def rows_and_errors(dut):
         x = rng.integers(CONFIG.data_min, CONFIG.data_max + 1, (3, n, CONFIG.head_dim))
         beats = [b for t in x for b in input_beats(CONFIG, t)]
         errors = []
-        if n == 2:                        # tlast missing at Q's end, early in K
+        if n == 2:                        # tlast missing at K's end, early in Q
             per_tensor = len(beats) // 3
             for i in (per_tensor - 1, per_tensor + 1):
                 beats[i]["tlast"] ^= 1

@@ -9,7 +9,7 @@ import numpy as np
 import golden
 from axi_bus import AxiBus
 from hdp_rtl.config import HDPConfig, Registers
-from hdp_rtl.host import Counters, HDPDriver, HeadRun, pack_tensor
+from hdp_rtl.host import Counters, HDPDriver, HeadRun, pack_head
 from hdp_rtl.regmap import ErrorCode
 
 __all__ = ["HDPHost", "golden_counters"]
@@ -53,7 +53,8 @@ class HDPHost:
         error : ErrorCode
             The error ``status`` must show after the head (``NONE``: no error).
         packets : list of bytes, optional
-            The ``s_axis`` packets to send instead of Q, K and V packed as they are.
+            The ``s_axis`` packets to send instead of the head packed as it is
+            (``pack_head``: K, Q, V).
         while_running : async callable, optional
             Awaited once the head has started, before its input is sent.
 
@@ -71,7 +72,7 @@ class HDPHost:
                 await self.driver.start()
                 if while_running is not None:
                     await while_running()
-                sent = packets or [pack_tensor(x, self.config) for x in (q, k, v)]
+                sent = packets or pack_head(q, k, v, self.config)
                 run = await self.driver.finish(sent, n)
             await self.bus.wait_cycles(QUIET_CYCLES)
             stray = self.bus.stray_output()

@@ -32,17 +32,17 @@ def script() -> list[tuple[str, dict]]:
     cycles = []
     for name, (enable, hi, held, _, v_late) in HEADS.items():
         now = dict(start=1, head_prune_enable=enable, head_threshold=THRESHOLD,
-                   head_importance=hi, qk_last_row=0, input_last_row=0, int_done=0,
+                   head_importance=hi, int_ready=0, input_last_row=0, int_done=0,
                    last_row_held=0, output_done=0)
 
         def hold(count, **changes):
             now.update(changes)
             cycles.extend((name, dict(now)) for _ in range(count))
-            now["start"] = now["qk_last_row"] = now["input_last_row"] = 0   # pulses
+            now["start"] = now["int_ready"] = now["input_last_row"] = 0   # pulses
 
         hold(1)                                   # start
         hold(3)                                   # LOAD
-        hold(1, qk_last_row=1)                    # K's last row
+        hold(1, int_ready=1)                    # Q's first row (K is in)
         hold(2)                                   # INT_START, INT
         if not v_late:
             hold(1, input_last_row=1)             # V's last row during the integer pass
@@ -75,10 +75,10 @@ def check(cycles: list[tuple[str, dict]]) -> None:
         assert [v["done"] for v in mine[1:]] == [1 - v["busy"] for v in mine[1:]], name
         assert not mine[1]["head_pruned"], name
         assert mine[-1]["done"] and mine[-1]["head_pruned"] == pruned, name
-        # the scorer starts the cycle after K's last row, once; int_phase from then until
+        # the scorer starts the cycle after Q's first row, once; int_phase from then until
         # the integer pass is done (not in DECIDE)
         starts = [i for i, v in enumerate(mine) if v["scorer_start"]]
-        assert starts == [i + 1 for i, v in enumerate(mine) if v["qk_last_row"]], name
+        assert starts == [i + 1 for i, v in enumerate(mine) if v["int_ready"]], name
         done_at = next(i for i, v in enumerate(mine) if v["int_done"])
         assert [i for i, v in enumerate(mine) if v["int_phase"]] == \
             list(range(starts[0], done_at + 1)), name

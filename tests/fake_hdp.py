@@ -15,7 +15,7 @@ from collections import deque
 import golden
 from hdp_rtl.config import RHO_ONE, HDPConfig, Registers
 from hdp_rtl.host import BusError
-from hdp_rtl.regmap import COUNTERS, FLAG_FIELDS, ErrorCode, register_map
+from hdp_rtl.regmap import COUNTERS, FLAG_FIELDS, INPUT_ORDER, ErrorCode, register_map
 
 __all__ = ["FakeHDP"]
 
@@ -153,9 +153,9 @@ class FakeHDP:
         lane = cfg.in_lane_bits // 8
         elems = [self._element(self.received[i:i + lane])
                  for i in range(0, len(self.received), lane)]
-        q, k, v = ([elems[(t * n + r) * cfg.head_dim:(t * n + r + 1) * cfg.head_dim]
-                    for r in range(n)] for t in range(3))
-        res = golden.attention_head(q, k, v, cfg, self.run)
+        tensors = {name: [elems[(t * n + r) * cfg.head_dim:(t * n + r + 1) * cfg.head_dim]
+                          for r in range(n)] for t, name in enumerate(INPUT_ORDER)}
+        res = golden.attention_head(tensors["q"], tensors["k"], tensors["v"], cfg, self.run)
         out_lane = cfg.out_lane_bits // 8
         self.output.append(b"".join(int(x).to_bytes(out_lane, "little", signed=True)
                                     for x in res.out.flat))

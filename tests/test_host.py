@@ -13,7 +13,7 @@ import golden
 from fake_hdp import FakeHDP
 from hdp_rtl.config import ConfigError, HDPConfig, Registers
 from hdp_rtl.host import (BusError, Counters, HDPDriver, HDPError, Status, head_cycle_bound,
-                          pack_tensor, register_writes, unpack_output)
+                          pack_head, pack_tensor, register_writes, unpack_output)
 from hdp_rtl.regmap import COUNTERS, FLAG_FIELDS, ErrorCode, registers_by_name
 
 CONFIGS = {
@@ -271,7 +271,7 @@ def test_driver_bad_address_and_start_while_busy():
         await drv.start()
         st = await drv.start()                        # ignored: the running head goes on
         assert st.busy and st.error_code is ErrorCode.START_WHILE_BUSY
-        got = await drv.finish([pack_tensor(x, SMALL) for x in (q, k, v)], regs.seq_len)
+        got = await drv.finish(pack_head(q, k, v, SMALL), regs.seq_len)
         check_run(got, q, k, v, regs, error=ErrorCode.START_WHILE_BUSY)
     run(main())
 
@@ -281,7 +281,7 @@ def test_driver_reports_input_errors_and_the_head_completes():
         drv = HDPDriver(FakeHDP(SMALL), SMALL)
         rng = np.random.default_rng(9)
         q, k, v, regs = small_head(rng, 5)
-        packets = [pack_tensor(x, SMALL) for x in (q, k, v)]
+        packets = pack_head(q, k, v, SMALL)          # K, Q, V
         beat = SMALL.s_axis_bits // 8
         for label, sent in (("tlast early", [packets[0][:beat], packets[0][beat:], *packets[1:]]),
                             ("tlast missing", [packets[0], packets[1] + packets[2]])):
@@ -290,11 +290,11 @@ def test_driver_reports_input_errors_and_the_head_completes():
             check_run(await drv.finish(sent, regs.seq_len), q, k, v, regs,
                       error=ErrorCode.INPUT_TLAST)
             await drv.clear_error()
-        B = SMALL.data_bits          # lane 0 of Q: 2**(B-1) is not the sign extension of -2**(B-1)
+        B = SMALL.data_bits          # lane 0 of K: 2**(B-1) is not the sign extension of -2**(B-1)
         bad = bytes([1 << (B - 1)]) + packets[0][1:]
         await drv.start()
         got = await drv.finish([bad, *packets[1:]], regs.seq_len)
-        check_run(got, np.vstack([[-(1 << (B - 1)), *q[0, 1:]], q[1:]]), k, v, regs,
+        check_run(got, q, np.vstack([[-(1 << (B - 1)), *k[0, 1:]], k[1:]]), v, regs,
                   error=ErrorCode.INPUT_LANE)
     run(main())
 

@@ -9,7 +9,7 @@ __all__ = ["HeadScorerHarness"]
 
 class HeadScorerHarness(Elaboratable):
     """``start`` is free; ``seq_len`` (1..seq_max) and ``causal`` are constants; the
-    row-buffer data is free. Output ``o_block`` (asserted: stream rules).
+    row-buffer data and ``q_rows`` are free. Output ``o_block`` (asserted: stream rules).
 
     With ``beats``: block rows come with columns 0, 1, ... and ``last`` exactly on the
     row's last valid block (``(last row of the block row, or seq_len-1 without the
@@ -29,7 +29,8 @@ class HeadScorerHarness(Elaboratable):
         n = dut.seq_len
         m.d.comb += [n.eq(any_const(len(n))), dut.causal.eq(any_const(1))]
         m.d.comb += Assume((n >= 1) & (n <= cfg.seq_max), "seq_len in 1..seq_max")
-        drive_any(m, dut.start, dut.q_rd.data, dut.k_rd.data, o.ready)
+        # q_rows free: no safety property may depend on Q's arrival (the loop only waits)
+        drive_any(m, dut.start, dut.q_rd.data, dut.k_rd.data, o.ready, dut.q_rows)
         fire = stream_rules(m, o.valid, o.ready, o.payload, output=True, name="o_block")
         m.d.comb += Cover(fire & o.payload.last & o.payload.last_row, "a head's last block sent")
 

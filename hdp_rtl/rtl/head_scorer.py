@@ -76,6 +76,10 @@ class HeadScorer(wiring.Component):
         A pulse while idle starts a head.
     seq_len, causal : In
         Run-time registers, stable from start until ``busy`` falls.
+    q_rows : In(range(seq_max + 1))
+        Rows of Q in the row buffer (non-decreasing while busy; K is all in at start, and
+        so is Q's row 0). Q arrives while the loop runs: row ``r`` is read (at the end of
+        row ``r - 1``) only once ``q_rows > r``.
     busy : Out(1)
         High while the loop runs, anything is in the pipeline, or a block waits to be
         sent.
@@ -91,7 +95,9 @@ class HeadScorer(wiring.Component):
         after the pair's last chunk was issued.
 
     Throughput: ``head_dim / int_lanes`` cycles a valid pair, with no bubble between
-    pairs, rows or block rows while ``o_block`` keeps up.
+    pairs, rows or block rows while ``o_block`` keeps up and Q's rows come in time (a
+    row of the integer pass takes longer than a row of input, except causal rows near
+    the top, which may wait for Q; a causal head's first row waits one cycle).
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
@@ -112,6 +118,7 @@ class HeadScorer(wiring.Component):
         super().__init__({
             "start": In(1), "busy": Out(1),
             "seq_len": In(W.bits_for(seq_max)), "causal": In(1),
+            "q_rows": In(range(seq_max + 1)),
             "q_rd": In(RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=data_bits)),
             "k_rd": In(RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=data_bits)),
             "o_block": Out(stream.Signature(block_layout(sint_bits=self.sint_bits,
@@ -246,7 +253,14 @@ class HeadScorer(wiring.Component):
         # A pair that sends a block is issued only while a place in the output queue is
         # unclaimed; the place comes back when the block is handed on.
         room = Signal()
-        issue = running & ~(sends & ~room)
+        # A row's last pair (whose last chunk reads the next row of Q) waits until that
+        # row is in. q_next is registered a cycle behind q_rows and row1, never
+        # optimistic: q_rows only grows, row1 changes only at a row's end and the next
+        # row's first pair is never its last; after a start it is cleared for a cycle.
+        q_next = Signal()
+        wait_q = last_chunk & last_col & ~last_row & ~q_next
+        issue = running & ~(sends & ~room) & ~wait_q
+        m.d.sync += q_next.eq((self.q_rows > row1) & ~(self.start & ~self.busy))
         m.d.comb += room.eq(credit_room(m, self.queue_depth, take=issue & sends,
                                         give=self.o_block.valid & self.o_block.ready,
                                         name="block"))
@@ -282,7 +296,7 @@ class HeadScorer(wiring.Component):
                     m.d.sync += [row.eq(row1), row1.eq(row1 + 1), col.eq(0), col1.eq(1),
                                  limit.eq(Mux(self.causal, row1, n_m1)), last_col.eq(0),
                                  last_row.eq(is_last), closes.eq(closes_at(row1, is_last))]
-                    m.d.comb += self.q_rd.en.eq(1)
+                    m.d.comb += self.q_rd.en.eq(~last_row)    # (no row after the last)
                     with m.If(last_row):
                         m.d.sync += running.eq(0)
                 with m.Else():

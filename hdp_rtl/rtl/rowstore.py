@@ -4,6 +4,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
+from ..regmap import TENSOR_CODE
 from .rowmem import RowReadSignature, row_layout
 from .unpacker import row_write_layout
 
@@ -59,12 +60,12 @@ class RowStore(wiring.Component):
         rows = row_layout(head_dim=self.head_dim, data_bits=self.data_bits)
         beat = self.i_row.payload
         m.d.comb += self.i_row.ready.eq(1)
-        for i, t in enumerate("qkv"):
+        for t in "qkv":
             mem = memory.Memory(shape=rows, depth=self.seq_max, init=[])
             m.submodules[f"{t}_buf"] = mem
             wr, rd = mem.write_port(), mem.read_port()
             m.d.comb += [wr.addr.eq(beat.row), wr.data.eq(beat.data),
-                         wr.en.eq(self.i_row.valid & (beat.tensor == i))]
+                         wr.en.eq(self.i_row.valid & (beat.tensor == TENSOR_CODE[t]))]
             if t == "v":
                 wiring.connect(m, wiring.flipped(self.v_mac), rd)
                 continue

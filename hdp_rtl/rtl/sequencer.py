@@ -11,10 +11,11 @@ stage_layout = data.StructLayout({"load": 1, "int": 1, "attn": 1, "out": 1})
 class Sequencer(wiring.Component):
     """Runs one head from an accepted start to ``done``:
 
-    1. LOAD: the input unpacker takes Q and K; the cycle after K's last row is written
-       (INT_START) the head scorer starts (it reads its first rows in that very cycle,
-       so ``int_phase`` is combinational);
-    2. INT: the integer pass, while V still arrives (it needs only Q and K), until the
+    1. LOAD: the input unpacker takes K, then Q's first row; the cycle after that row is
+       written (INT_START) the head scorer starts (it reads its first rows in that very
+       cycle, so ``int_phase`` is combinational);
+    2. INT: the integer pass, while the rest of Q and then V arrive (the scorer reads
+       each Q row once it is in, and V is not needed), until the
        pair generator holds every keep mask and the scorer's head importance is ready;
     3. DECIDE: head pruning (``head_importance < head_threshold`` with pruning on),
        once V's last row is in; the pair generator is sent off (every row a zero row for
@@ -36,8 +37,8 @@ class Sequencer(wiring.Component):
         Status bits (``done`` and ``head_pruned`` hold until the next start).
     head_prune_enable : In(1)
     head_threshold, head_importance : In(hi_bits)
-    qk_last_row : In(1)
-        K's last row is taken this cycle.
+    int_ready : In(1)
+        Q's first row is taken this cycle (all of K is in before it: ``INPUT_ORDER``).
     input_last_row : In(1)
         V's last row is taken this cycle.
     scorer_start : Out(1)
@@ -60,7 +61,7 @@ class Sequencer(wiring.Component):
             "start": In(1), "busy": Out(1), "done": Out(1), "head_pruned": Out(1),
             "head_prune_enable": In(1), "head_threshold": In(hi_bits),
             "head_importance": In(hi_bits),
-            "qk_last_row": In(1), "input_last_row": In(1),
+            "int_ready": In(1), "input_last_row": In(1),
             "scorer_start": Out(1), "int_phase": Out(1),
             "int_done": In(1), "go": Out(1), "prune_head": Out(1),
             "last_row_held": In(1), "output_done": In(1),
@@ -86,9 +87,9 @@ class Sequencer(wiring.Component):
                     m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.comb += self.stage.load.eq(1)
-                with m.If(self.qk_last_row):
+                with m.If(self.int_ready):
                     m.next = "INT_START"
-            with m.State("INT_START"):        # K's last row is written: readable now
+            with m.State("INT_START"):        # K and Q's first row are written: readable now
                 m.d.comb += [self.stage.int.eq(1), self.scorer_start.eq(1),
                              self.int_phase.eq(1)]
                 m.next = "INT"

@@ -92,7 +92,7 @@ class HDPCoprocessor(wiring.Component):
             seq.head_prune_enable.eq(flags.head_prune_enable),
             seq.head_threshold.eq(run.head_threshold),
             seq.head_importance.eq(scorer.head_importance),
-            seq.qk_last_row.eq(unpacker.qk_last_row), seq.input_last_row.eq(unpacker.last_row),
+            seq.int_ready.eq(unpacker.int_ready), seq.input_last_row.eq(unpacker.last_row),
             seq.int_done.eq(pairs.masks_done & ~scorer.busy & scorer.hi_valid),
             seq.last_row_held.eq(out.last_row_held), seq.output_done.eq(out.done),
         ]
@@ -108,7 +108,7 @@ class HDPCoprocessor(wiring.Component):
         wiring.connect(m, rows.k_mac, mac.k_rd)
         wiring.connect(m, rows.v_mac, mac.v_rd)
         m.d.comb += [scorer.start.eq(seq.scorer_start), scorer.seq_len.eq(run.seq_len),
-                     scorer.causal.eq(flags.causal)]
+                     scorer.causal.eq(flags.causal), scorer.q_rows.eq(unpacker.q_rows)]
         wiring.connect(m, scorer.o_block, selector.i_block)
         selector.drive_registers(m, run)
         wiring.connect(m, selector.o_mask, pairs.i_mask)

@@ -4,7 +4,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
-from ..regmap import ErrorCode
+from ..regmap import INPUT_ORDER, TENSOR_CODE, ErrorCode
 from .rowmem import row_layout
 
 __all__ = ["InputUnpacker", "row_write_layout", "axis_members"]
@@ -19,14 +19,15 @@ def axis_members(prefix: str, *, width: int, flow) -> dict:
 
 
 def row_write_layout(*, seq_bits: int, head_dim: int, data_bits: int) -> data.StructLayout:
-    """Unpacker -> row store: row ``row`` of tensor ``tensor`` (0: Q, 1: K, 2: V)."""
+    """Unpacker -> row store: row ``row`` of tensor ``tensor`` (``regmap.TENSOR_CODE``:
+    0 Q, 1 K, 2 V)."""
     return data.StructLayout({"tensor": 2, "row": seq_bits,
                               "data": row_layout(head_dim=head_dim, data_bits=data_bits)})
 
 
 class InputUnpacker(wiring.Component):
-    """Takes ``3 x seq_len`` rows of ``beats_per_row`` beats after each ``start``: Q, K,
-    then V. Element ``j`` of a beat is in lane ``j`` (``in_lane_bits`` wide, lane 0
+    """Takes ``3 x seq_len`` rows of ``beats_per_row`` beats after each ``start``: K, Q,
+    then V (``regmap.INPUT_ORDER``). Element ``j`` of a beat is in lane ``j`` (``in_lane_bits`` wide, lane 0
     lowest), its low ``B`` bits the element; a lane that is not the sign extension of its
     element raises error 8, and ``tlast`` anywhere but on each tensor's last beat (or
     missing there) error 9. Neither stops the head: beats are counted as they come.
@@ -47,9 +48,13 @@ class InputUnpacker(wiring.Component):
         A head begins (``seq_len`` is valid from the next cycle).
     seq_len : In
     o_row : Out(stream.Signature(row_write_layout))
-    qk_last_row : Out(1)
-        ``o_row`` carries K's last row this cycle: Q and K are in once it is taken (the
-        integer pass may start while V arrives).
+    int_ready : Out(1)
+        ``o_row`` carries Q's first row this cycle: once it is taken, all of K and Q's
+        first row are in, and the integer pass may start (while the rest of Q, then V,
+        arrive).
+    q_rows : Out(range(seq_max + 1))
+        Rows of Q taken since ``start`` (a register): the integer pass reads Q row ``r``
+        only once ``q_rows > r``.
     last_row : Out(1)
         ``o_row`` carries V's last row this cycle (the head's input ends when it is taken).
     beat : Out(1)
@@ -69,7 +74,8 @@ class InputUnpacker(wiring.Component):
             "start": In(1), "seq_len": In(W.bits_for(seq_max)),
             "o_row": Out(stream.Signature(row_write_layout(
                 seq_bits=self.seq_bits, head_dim=head_dim, data_bits=data_bits))),
-            "qk_last_row": Out(1), "last_row": Out(1), "beat": Out(1), "error": Out(4),
+            "int_ready": Out(1), "q_rows": Out(range(seq_max + 1)),
+            "last_row": Out(1), "beat": Out(1), "error": Out(4),
         })
         super().__init__(members)
 
@@ -82,7 +88,10 @@ class InputUnpacker(wiring.Component):
         m = Module()
         B, lane, bpr, n = self.B, self.lane, self.bpr, self.seq_len
         active = Signal()
-        tensor = Signal(2)
+        phase = Signal(2)                 # the index in INPUT_ORDER of the tensor arriving
+        tensor = Signal(2)                # its TENSOR_CODE
+        assert INPUT_ORDER[:2] == ("k", "q"), "int_ready and q_rows assume K, then Q"
+        q_code, v_code = TENSOR_CODE["q"], TENSOR_CODE[INPUT_ORDER[-1]]
         row = Signal(self.seq_bits)
         beat_idx = Signal(range(max(2, bpr)))
         held = Signal(row_layout(head_dim=self.head_dim, data_bits=B))   # earlier beats
@@ -105,12 +114,14 @@ class InputUnpacker(wiring.Component):
                                        if bpr > 1 else elems),
             self.o_row.valid.eq(active & self.s_axis_tvalid & last_beat),
             self.s_axis_tready.eq(active & (~last_beat | self.o_row.ready)),
-            self.qk_last_row.eq(self.o_row.valid & last_of_tensor & (tensor == 1)),
-            self.last_row.eq(self.o_row.valid & last_of_tensor & (tensor == 2)),
+            self.int_ready.eq(self.o_row.valid & (tensor == q_code) & (row == 0)),
+            self.last_row.eq(self.o_row.valid & last_of_tensor & (tensor == v_code)),
             self.beat.eq(self.s_axis_tvalid & self.s_axis_tready),
         ]
+        first = TENSOR_CODE[INPUT_ORDER[0]]
         with m.If(self.start):
-            m.d.sync += [active.eq(1), tensor.eq(0), row.eq(0), beat_idx.eq(0)]
+            m.d.sync += [active.eq(1), phase.eq(0), tensor.eq(first), row.eq(0), beat_idx.eq(0),
+                         self.q_rows.eq(0)]
         with m.Elif(self.beat):
             with m.If(~lane_ok):
                 m.d.comb += self.error.eq(ErrorCode.INPUT_LANE)
@@ -120,9 +131,14 @@ class InputUnpacker(wiring.Component):
                 m.d.sync += held.as_value().word_select(beat_idx, chunk).eq(elems)
             with m.If(last_beat):
                 m.d.sync += [beat_idx.eq(0), row.eq(row + 1)]
+                with m.If(tensor == q_code):
+                    m.d.sync += self.q_rows.eq(self.q_rows + 1)
                 with m.If(row == n - 1):
-                    m.d.sync += [row.eq(0), tensor.eq(tensor + 1)]
-                    with m.If(tensor == 2):
+                    m.d.sync += [row.eq(0), phase.eq(phase + 1)]
+                    for i, name in enumerate(INPUT_ORDER[1:]):
+                        with m.If(phase == i):
+                            m.d.sync += tensor.eq(TENSOR_CODE[name])
+                    with m.If(phase == len(INPUT_ORDER) - 1):
                         m.d.sync += active.eq(0)
             with m.Else():
                 m.d.sync += beat_idx.eq(beat_idx + 1)

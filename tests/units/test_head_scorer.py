@@ -50,6 +50,15 @@ def test_heads_one_after_another():
     check_heads(CONFIGS["br4-bc2"], [(16, False), (13, True), (16, True)], bp=0.3, seed=3)
 
 
+@pytest.mark.parametrize("name,n,causal,q_gap", [
+    ("one-chunk", 12, True, 3), ("one-chunk", 12, False, 20), ("br2-bc1", 8, True, 1),
+    ("edge", 20, True, 25)])
+def test_q_arrives_while_the_loop_runs(name, n, causal, q_gap):
+    """The loop reads Q row r only once it is in (q_rows > r) and waits for it: Q's rows
+    trickle in (causal rows near the top are shorter than the gap), results unchanged."""
+    check_heads(CONFIGS[name], [(n, causal)], bp=0.3, seed=n + q_gap, q_gap=q_gap)
+
+
 def expected(cfg, q, k, n, causal):
     """The golden model's scores, blocks and head importance of the first n rows."""
     qi, _ = golden.split(q[:n], cfg)
@@ -64,10 +73,12 @@ def expected(cfg, q, k, n, causal):
     return scores, blocks, golden.head_importance(s_int, valid)
 
 
-def check_heads(cfg, heads, *, bp, seed):
+def check_heads(cfg, heads, *, bp, seed, q_gap=0):
     """Run ``heads`` ((n, causal) each, on the first n rows of the same Q and K) one
     after another, with back-pressure ``bp`` on ``o_block``; check every S_int, block
-    and head importance, and the throughput."""
+    and head importance, and the throughput. With ``q_gap``, Q's rows come in one every
+    ``q_gap`` cycles after the start (row 0 is in at start), and no row of Q may be read
+    before it is in."""
     rng = np.random.default_rng(seed)
     lo, hi = -(1 << (cfg.data_bits - 1)), 1 << (cfg.data_bits - 1)
     rows = max(n for n, _ in heads)
@@ -85,11 +96,20 @@ def check_heads(cfg, heads, *, bp, seed):
             head[0] = h
             ctx.set(scorer.seq_len, n)
             ctx.set(scorer.causal, int(causal))
+            ctx.set(scorer.q_rows, 1 if q_gap else cfg.seq_max)
             ctx.set(scorer.start, 1)
             await ctx.tick()
             ctx.set(scorer.start, 0)
+            for r in range(2, n + 1 if q_gap else 0):     # Q row r - 1 comes in
+                await ctx.tick().repeat(q_gap)
+                ctx.set(scorer.q_rows, r)
             await ctx.tick().until(scorer.hi_valid)
             got[h][2]["hi"] = ctx.get(scorer.head_importance)
+
+    async def q_reads(ctx):
+        async for _clk, _rst, en, addr, avail in ctx.tick().sample(
+                scorer.q_rd.en, scorer.q_rd.addr, scorer.q_rows):
+            assert not en or addr < avail, f"Q row {addr} read with {avail} rows in"
 
     async def monitor(ctx):
         cycle = 0
@@ -108,7 +128,7 @@ def check_heads(cfg, heads, *, bp, seed):
                                          backpressure=bp)
             got[h][1].extend((b.bi, b.col, b.last, b.last_row) for b in payloads)
 
-    run_sim(dut, control, sink, extra=[monitor],
+    run_sim(dut, control, sink, extra=[monitor, q_reads],
             deadline_cycles=sum(n * n for n, _ in heads) * cfg.head_dim // cfg.int_lanes * 2
             + 2000 * len(heads))
 
@@ -118,6 +138,8 @@ def check_heads(cfg, heads, *, bp, seed):
         assert g_scores == scores
         assert g_blocks == blocks
         assert result.get("hi") == hi_want
+        if q_gap:
+            continue              # rows wait for Q: the throughput is Q's
         # throughput: one pair every head_dim / int_lanes cycles; only a pair that
         # completes a block to be sent (in its block row's last row) may wait, for a
         # place in the output queue, and only while o_block is stalled

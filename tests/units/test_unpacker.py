@@ -1,4 +1,4 @@
-"""Input unpacker: s_axis beats to Q, K and V rows in order, lane and tlast errors, the
+"""Input unpacker: s_axis beats to K, Q and V rows in order, lane and tlast errors, the
 held last beat under back-pressure, in amaranth.sim and as generated Verilog."""
 import random
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hdp_rtl.config import HDPConfig
-from hdp_rtl.regmap import ErrorCode
+from hdp_rtl.regmap import INPUT_ORDER, TENSOR_CODE, ErrorCode
 from hdp_rtl.rtl.unpacker import InputUnpacker
 from tb.beats import input_beats
 from cases import EDGE, run_unit_verilog
@@ -23,25 +23,28 @@ CONFIGS = {
 
 
 def _head(config, n, rng):
+    """Three ``n x head_dim`` tensors in stream order (``INPUT_ORDER``: K, Q, V)."""
     return np.random.default_rng(rng.getrandbits(32)).integers(
         config.data_min, config.data_max + 1, (3, n, config.head_dim))
 
 
 def _rows(x):
-    """The o_row payloads of head ``x`` (Q, K, V) as (tensor, row, data)."""
-    return [(t, r, [int(v) for v in x[t][r]]) for t in range(3) for r in range(len(x[t]))]
+    """The o_row payloads of head ``x`` (in stream order) as (tensor code, row, data)."""
+    return [(TENSOR_CODE[INPUT_ORDER[t]], r, [int(v) for v in x[t][r]])
+            for t in range(3) for r in range(len(x[t]))]
 
 
 class Unpacker:
-    """An InputUnpacker and its monitor: every cycle's beat, error, last_row and
-    qk_last_row."""
+    """An InputUnpacker and its monitor: every cycle's beat, error, last_row, int_ready
+    and q_rows."""
 
     def __init__(self, config):
         self.config = config
         self.dut = InputUnpacker.from_config(config)
         self.s_axis = axis_port(self.dut, "s_axis")
         self.cycles = []        # (beat taken, error, last_row, row offered, taken) a cycle
-        self.qk_last = []       # (row offered, taken) of every cycle with qk_last_row
+        self.int_ready = []     # (row offered, taken) of every cycle with int_ready
+        self.q_rows = []        # (start, q_rows, a Q row taken) a cycle
 
     async def start(self, ctx, n: int) -> None:
         """Start a head of ``n`` rows, ``seq_len`` valid from the next cycle (as the
@@ -55,13 +58,21 @@ class Unpacker:
 
     async def monitor(self, ctx):
         dut = self.dut
-        async for _c, _r, beat, error, last_row, qk_last, valid, ready, row in \
-                ctx.tick().sample(dut.beat, dut.error, dut.last_row, dut.qk_last_row,
-                                  dut.o_row.valid, dut.o_row.ready, dut.o_row.payload):
+        async for _c, _r, beat, error, last_row, ready_int, q_rows, start, valid, ready, \
+                row in ctx.tick().sample(dut.beat, dut.error, dut.last_row, dut.int_ready,
+                                         dut.q_rows, dut.start, dut.o_row.valid,
+                                         dut.o_row.ready, dut.o_row.payload):
             offered = (row.tensor, row.row) if valid else None
             self.cycles.append((beat, error, last_row, offered, valid and ready))
-            if qk_last:
-                self.qk_last.append((offered, valid and ready))
+            if ready_int:
+                self.int_ready.append((offered, valid and ready))
+            q_taken = valid and ready and row.tensor == TENSOR_CODE["q"]
+            self.q_rows.append((start, q_rows, q_taken))
+
+    def check_q_rows(self):
+        """q_rows counts the Q rows taken since start, a cycle after each."""
+        for (start, count, taken), (_, after, _) in zip(self.q_rows, self.q_rows[1:]):
+            assert after == (0 if start else count + taken), (count, taken, after)
 
     def rows(self, got) -> list:
         return [(g.tensor, g.row, [g.data[i] for i in range(self.config.head_dim)])
@@ -77,8 +88,8 @@ class Unpacker:
 @pytest.mark.parametrize("name", CONFIGS)
 def test_rows_in_order(name):
     """Two heads back to back under random idle and back-pressure: every row in order,
-    no error, one last_row per head (on V's last row) and one qk_last_row (on K's),
-    tready low between heads."""
+    no error, one last_row per head (on V's last row) and one int_ready (on Q's first
+    row, after all of K), q_rows counting Q's rows, tready low between heads."""
     config = CONFIGS[name]
     rng = random.Random(name)
     heads = [_head(config, n, rng) for n in (min(config.seq_max, 12), 3)]
@@ -105,6 +116,11 @@ def test_rows_in_order(name):
     v_last = [(2, len(x[0]) - 1) for x in heads]
     assert {offered for _, _, last, offered, _ in unit.cycles if last} <= set(v_last)
     assert [offered for _, _, last, offered, taken in unit.cycles if last and taken] == v_last
+    q_first = (TENSOR_CODE["q"], 0)
+    assert [offered for offered, taken in unit.int_ready if taken] == [q_first] * len(heads)
+    assert {offered for offered, _ in unit.int_ready} == {q_first}
+    unit.check_q_rows()
+    assert unit.q_rows[-1][1] == len(heads[-1][0])
 
 
 @pytest.mark.parametrize("name", CONFIGS)
