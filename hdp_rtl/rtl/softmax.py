@@ -234,15 +234,18 @@ class Softmax(wiring.Component):
         web = Signal(nb_bits)
         write_idx = Signal(range(self.seq_max + 1))
         e_done = ev[-1]
+        total_next = Signal(self.sum_bits)
+        sum_byp = Signal()                       # the sum goes straight to the divider
+        m.d.comb += total_next.eq(total + e_q)
         m.d.comb += [e_wr.addr.eq(bank_addr(web, write_idx)), e_wr.data.eq(Cat(e_q, col_d[-1])),
                      e_wr.en.eq(e_done)]
         with m.If(e_done):
             with m.If(elast[-1]):             # the row's last exponential: its sum is final
-                m.d.sync += [sums[web].eq(total + e_q), e_last[web].eq(write_idx),
-                             summed.bit_select(web, 1).eq(1), total.eq(0), write_idx.eq(0),
-                             web.eq(web + 1)]
+                m.d.sync += [sums[web].eq(total_next), e_last[web].eq(write_idx),
+                             summed.bit_select(web, 1).eq(~sum_byp), total.eq(0),
+                             write_idx.eq(0), web.eq(web + 1)]
             with m.Else():
-                m.d.sync += [total.eq(total + e_q), write_idx.eq(write_idx + 1)]
+                m.d.sync += [total.eq(total_next), write_idx.eq(write_idx + 1)]
 
         # ---- stage D: divider, floor(2^recip_shift / sum), rows in order (exps bank
         # `deb`); the next row's sum waits in a register (`pf`, taken from the banks in
@@ -256,6 +259,8 @@ class Softmax(wiring.Component):
         pf_v = Signal()
         pfb = Signal(nb_bits)
         d_busy = Signal()
+        d_done = Signal()                        # the last step of a row
+        n_start_byp = Signal()                   # ... and NORM starts on it (see below)
         deb = Signal(nb_bits)
         dtotal = Signal(self.sum_bits)
         rem = Signal(self.sum_bits)
@@ -264,9 +269,14 @@ class Softmax(wiring.Component):
         step = Signal(range(s4 + 1))
         sum_valid = Signal()
         d_take = ~d_busy & pf_v
-        with m.If((~pf_v | d_take) & summed.bit_select(pfb, 1)):
+        pf_free = ~pf_v | d_take
+        # the next sum in order is the one being completed: no pass through its bank
+        m.d.comb += sum_byp.eq(pf_free & e_done & elast[-1] & (pfb == web))
+        with m.If(pf_free & summed.bit_select(pfb, 1)):
             m.d.sync += [pf.eq(sums[pfb]), pf_v.eq(1), summed.bit_select(pfb, 1).eq(0),
                          pfb.eq(pfb + 1)]
+        with m.Elif(sum_byp):
+            m.d.sync += [pf.eq(total_next), pf_v.eq(1), pfb.eq(pfb + 1)]
         with m.Elif(d_take):
             m.d.sync += pf_v.eq(0)
         m.d.sync += sum_valid.eq(d_take)
@@ -285,25 +295,19 @@ class Softmax(wiring.Component):
                 sj = Signal(signed(self.sum_bits + 3), name=f"d{j + 1}")
                 m.d.comb += sj.eq(dj)
                 ds.append(sj)
+            # ok[2] implies ok[1] implies ok[0] (the divisor is positive): the digit is
+            # ok[0] + ok[1] + ok[2], and the remainder a balanced 4-way mux on ok[1]
             ok = [~sj[-1] for sj in ds]
             nquot = Signal(qbits)
-            with m.If(ok[2]):
-                m.d.sync += rem.eq(ds[2])
-                m.d.comb += nquot.eq(Cat(Const(3, 2), quot))
-            with m.Elif(ok[1]):
-                m.d.sync += rem.eq(ds[1])
-                m.d.comb += nquot.eq(Cat(Const(2, 2), quot))
-            with m.Elif(ok[0]):
-                m.d.sync += rem.eq(ds[0])
-                m.d.comb += nquot.eq(Cat(Const(1, 2), quot))
-            with m.Else():
-                m.d.sync += rem.eq(sh4)
-                m.d.comb += nquot.eq(Cat(Const(0, 2), quot))
+            m.d.comb += nquot.eq(Cat(ok[2] | (ok[0] & ~ok[1]), ok[1], quot))
+            m.d.sync += rem.eq(Mux(ok[1], Mux(ok[2], ds[2], ds[1]), Mux(ok[0], ds[0], sh4)))
             m.d.sync += [quot.eq(nquot), step.eq(step + 1)]
             with m.If(step == s4):                # done: the reciprocal waits for NORM
-                # < 2^(recip_bits - 1): the top bits are 0
+                # < 2^(recip_bits - 1): the top bits are 0 (unless NORM starts on it now)
+                m.d.comb += d_done.eq(1)
                 m.d.sync += [recips[deb].eq(nquot[:self.recip_bits]),
-                             divided.bit_select(deb, 1).eq(1), deb.eq(deb + 1), d_busy.eq(0)]
+                             divided.bit_select(deb, 1).eq(~n_start_byp), deb.eq(deb + 1),
+                             d_busy.eq(0)]
 
         # ---- stage N: normalise pass on exps bank `neb` (credited): issue | RAM read |
         # e, col | partial products | sum -> FIFO (rounded) -> o_prob
@@ -322,7 +326,16 @@ class Softmax(wiring.Component):
         n_fin = n_issue & (n_idx == n_last)
         nneb = Signal(nb_bits)
         m.d.comb += nneb.eq(Mux(n_active, neb + 1, neb))
-        n_start = (~n_active | n_fin) & divided.bit_select(nneb, 1)
+        n_free = ~n_active | n_fin
+        n_start = n_free & divided.bit_select(nneb, 1)
+        # or the row whose reciprocal the divider completes now: its first read is issued
+        # next cycle and takes the reciprocal from `quot` (`n_from_quot`)
+        m.d.comb += n_start_byp.eq(n_free & d_done & (nneb == deb))
+        n_from_quot = Signal()
+        rec_eff = Mux(n_from_quot, quot[:self.recip_bits], n_recip)
+        m.d.sync += n_from_quot.eq(n_start_byp)
+        with m.If(n_from_quot):
+            m.d.sync += n_recip.eq(quot[:self.recip_bits])
         m.d.sync += reserved.eq(reserved + (n_issue & ~pop) - (pop & ~n_issue))
         with m.If(n_issue):
             m.d.sync += n_idx.eq(n_idx + 1)
@@ -332,12 +345,14 @@ class Softmax(wiring.Component):
             m.d.sync += [n_active.eq(1), n_idx.eq(0), n_last.eq(e_last[nneb]),
                          n_recip.eq(recips[nneb]), neb.eq(nneb),
                          divided.bit_select(nneb, 1).eq(0)]
+        with m.Elif(n_start_byp):
+            m.d.sync += [n_active.eq(1), n_idx.eq(0), n_last.eq(e_last[nneb]), neb.eq(nneb)]
         nv = Signal(4)
         nlast = Signal(4)
         m.d.sync += [nv.eq(Cat(n_issue, nv[:-1])), nlast.eq(Cat(n_fin, nlast[:-1]))]
         # the reciprocal travels along: rows follow each other without a gap
         recip_d = [Signal(self.recip_bits, name=f"recip_d{i}") for i in range(2)]
-        m.d.sync += [recip_d[0].eq(n_recip), recip_d[1].eq(recip_d[0])]
+        m.d.sync += [recip_d[0].eq(rec_eff), recip_d[1].eq(recip_d[0])]
         ne_q = Signal(E + 1)
         col = [Signal(self.seq_bits, name=f"col{i}") for i in range(3)]
         m.d.sync += [ne_q.eq(e_rd.data[:E + 1]), col[0].eq(e_rd.data[E + 1:]),
