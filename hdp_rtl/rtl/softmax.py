@@ -23,10 +23,12 @@ class Softmax(wiring.Component):
       ``col`` into one of ``EXP_BANKS`` exps banks and sums; the score bank is freed at
       its last read and the next row's reads follow without a gap;
     - divider: ``floor(2^recip_shift / sum)`` (one radix-2 step, then radix-4 steps:
-      three compare-subtracts in parallel), from a register holding the next row's sum;
+      three compare-subtracts in parallel), from a register holding the next row's sum
+      (loaded from its exps bank, or straight from the adder when it is next in order);
       the reciprocal is kept with its exps bank;
-    - normalise pass: streams the probabilities out in input order; the exps bank is
-      freed at its last read and the next row's reads follow without a gap.
+    - normalise pass: streams the probabilities out in input order, starting on a row
+      as the divider completes it when idle; the exps bank is freed at its last read and
+      the next row's reads follow without a gap.
 
     So row ``r`` can be normalised while row ``r + 1`` is in the divider and row ``r +
     2`` in its exponential pass: a row costs ``max(k, divider)`` cycles in steady state
@@ -80,9 +82,8 @@ class Softmax(wiring.Component):
     normalise pass ``k`` (without back-pressure), all overlapping other rows: in steady
     state a row leaves every ``max(k + 1, 12)`` cycles or better at the default preset
     (``k`` or ``k + 1`` for long rows: the two score banks; ``2k + 20`` before the rows
-    overlapped). From a row's first score to its last probability: ``3k + 28`` cycles at
-    the default preset when idle (``3k + ceil((recip_bits - 1) / 2) + 17``; was ``3k +
-    26``).
+    overlapped). From a row's first score to its last probability: ``3k + 26`` cycles at
+    the default preset when idle (``3k + ceil((recip_bits - 1) / 2) + 15``, as before).
     """
 
     EXP_DEPTH = 8    # exponential pipeline: register stages from an issued read to e
