@@ -5,7 +5,7 @@ Instead, an operation that will produce an output is issued only while a place f
 that output is free: :func:`credit_room` counts the places, :func:`output_queue` is
 the places (an output register and a FIFO behind it).
 """
-from amaranth.hdl import Signal
+from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib.fifo import SyncFIFO
 
 __all__ = ["credit_room", "output_queue"]
@@ -38,7 +38,8 @@ def output_queue(m, out, new_valid, new_payload, depth: int, name: str):
     head = Signal.like(out.payload, name=f"{name}_head")
     m.d.comb += [out.valid.eq(head_valid), out.payload.eq(head)]
     head_free = ~head_valid | out.ready
-    fifo = SyncFIFO(width=len(head.as_value()), depth=depth - 1)
+    width = len(head.as_value())
+    fifo = SyncFIFO(width=width, depth=depth - 1) if depth > 2 else _Slot(width)
     m.submodules[f"{name}_fifo"] = fifo
     waiting = fifo.r_rdy
     m.d.comb += [fifo.w_data.eq(new_payload.as_value()),
@@ -52,3 +53,21 @@ def output_queue(m, out, new_valid, new_payload, depth: int, name: str):
         with m.Else():
             m.d.sync += head_valid.eq(0)
     return head_valid | waiting
+
+
+class _Slot(Elaboratable):
+    """A one-entry FIFO as a register and a flag, with SyncFIFO's read and write members
+    (a one-deep SyncFIFO is a one-word memory, which synthesis turns into registers with
+    a warning). Written only while empty: the credits see to it."""
+
+    def __init__(self, width: int):
+        self.w_data, self.w_en = Signal(width), Signal()
+        self.r_data, self.r_rdy, self.r_en = Signal(width), Signal(), Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.w_en):
+            m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en):
+            m.d.sync += self.r_rdy.eq(0)
+        return m
