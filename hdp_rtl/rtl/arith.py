@@ -1,7 +1,8 @@
 """Small arithmetic builders shared by the units."""
 from __future__ import annotations
 
-__all__ = ["tree_sum", "tree_or"]
+__all__ = ["tree_sum", "tree_or", "lut_multiply", "first_set", "lowest_set_onehot",
+           "onehot_index", "onehot_select", "count_equals", "registered_popcount", "delayed"]
 
 
 def tree_sum(values):
@@ -132,3 +133,36 @@ def count_equals(bits, k: int):
             paired.append(nodes[-1])
         nodes = paired
     return nodes[0][k]
+
+
+def registered_popcount(m, bits, *, group: int = 8, name: str = "popcount"):
+    """The number of ones in ``bits``, summed over registered stages: ``bits`` is
+    registered, then each stage sums groups of ``group`` terms (a few adder levels of a
+    few bits) into registers, until one sum is left. Returns ``(count, latency)``: the
+    count of the ``bits`` of ``latency`` cycles ago. For a statistic, whose latency is
+    free; a one-cycle popcount of a wide mask is many LUT levels deep."""
+    from amaranth.hdl import Signal, Value
+    bits = Value.cast(bits)
+    held = Signal(len(bits), name=f"{name}_in")
+    m.d.sync += held.eq(bits)
+    terms, latency = [held[i] for i in range(len(bits))], 1
+    while len(terms) > 1:
+        sums = []
+        for j in range(0, len(terms), group):
+            total = Value.cast(tree_sum(terms[j:j + group]))
+            reg = Signal(len(total), name=f"{name}_{latency}_{j // group}")
+            m.d.sync += reg.eq(total)
+            sums.append(reg)
+        terms, latency = sums, latency + 1
+    return terms[0], latency
+
+
+def delayed(m, value, cycles: int, *, name: str = "delayed"):
+    """``value`` as it was ``cycles`` cycles ago (a chain of registers)."""
+    from amaranth.hdl import Signal, Value
+    value = Value.cast(value)
+    for i in range(cycles):
+        reg = Signal(len(value), name=f"{name}_{i}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value

@@ -40,9 +40,12 @@ class PairGenerator(wiring.Component):
     limited by the row credits below.
 
     The generator starts a row only while fewer than ``rows_in_flight`` rows it started
-    have not come back on ``row_done`` (the output serializer taking the row): the
-    softmax unit holds two rows, so a score never waits for a softmax buffer that only
-    P x V (sharing the MAC array) could free.
+    have not come back on ``row_done`` (the output serializer taking the row). The top
+    sets it to the softmax's ``EXP_BANKS`` (4), the rows the softmax holds from their
+    exponential pass to their last normalise read: so every row in flight finds a bank,
+    and a score never waits for a softmax buffer that only P x V (sharing the MAC
+    array) could free. (With 2, as when the softmax held two rows, a row of one kept
+    pair cost about 24 cycles of round trip / 2; with 4, about 13.)
 
     Parameters
     ----------
@@ -92,9 +95,9 @@ class PairGenerator(wiring.Component):
         })
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, *, rows_in_flight: int = 2):
         return cls(seq_max=config.seq_max, block_rows=config.block_rows,
-                   block_cols=config.block_cols)
+                   block_cols=config.block_cols, rows_in_flight=rows_in_flight)
 
     def elaborate(self, platform):
         m = Module()

@@ -5,7 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..config import HDPConfig
 from ..regmap import AXIL_ADDR_BITS
-from .arith import tree_sum
+from .arith import delayed, registered_popcount
 from .axil import AxiLiteSlave, axil_members
 from .counters import PerfCounters
 from .head_scorer import HeadScorer
@@ -71,7 +71,9 @@ class HDPCoprocessor(wiring.Component):
         m.submodules.rows = rows = RowStore.from_config(cfg)
         m.submodules.scorer = scorer = HeadScorer.from_config(cfg)
         m.submodules.selector = selector = build_selector(cfg)
-        m.submodules.pairs = pairs = PairGenerator.from_config(cfg)
+        # as many rows in flight as the softmax holds (see PairGenerator)
+        m.submodules.pairs = pairs = PairGenerator.from_config(
+            cfg, rows_in_flight=Softmax.EXP_BANKS)
         m.submodules.mac = mac = MacArray.from_config(cfg)
         m.submodules.softmax = softmax = Softmax.from_config(cfg)
         m.submodules.serializer = out = OutputSerializer.from_config(cfg)
@@ -125,6 +127,11 @@ class HDPCoprocessor(wiring.Component):
         # what the counters count
         ev = counters.events
         mask = selector.o_mask
+        # blocks kept: each mask's popcount over registered stages (in one cycle it was
+        # the design's deepest path, 26 LUT levels from the selector's output slot to the
+        # counter); the head-pruned event, which clears that count, is delayed as much
+        kept, latency = registered_popcount(
+            m, Mux(mask.valid & mask.ready, mask.payload.mask, 0), name="blocks_kept")
         m.d.comb += [
             counters.clear.eq(regs.start),
             ev.busy.eq(seq.busy), ev.load.eq(seq.stage.load), ev.int.eq(seq.stage.int),
@@ -132,11 +139,10 @@ class HDPCoprocessor(wiring.Component):
             ev.word_in.eq(unpacker.beat), ev.word_out.eq(out.beat),
             ev.int_pair.eq(scorer.s_valid),
             ev.block.eq(scorer.o_block.valid & scorer.o_block.ready),
-            ev.blocks_kept.eq(Mux(mask.valid, tree_sum(mask.payload.mask[i]
-                                                     for i in range(cfg.block_col_count)), 0)),
+            ev.blocks_kept.eq(kept),
             ev.score_op.eq(mac.i_pair.valid & mac.i_pair.ready),
             ev.pv_op.eq(mac.i_prob.valid & mac.i_prob.ready),
             ev.mac_busy.eq(mac.busy_mac),
-            ev.head_pruned.eq(seq.go & seq.prune_head),
+            ev.head_pruned.eq(delayed(m, seq.go & seq.prune_head, latency, name="pruned")),
         ]
         return m
