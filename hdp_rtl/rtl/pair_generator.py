@@ -41,11 +41,13 @@ class PairGenerator(wiring.Component):
 
     The generator starts a row only while fewer than ``rows_in_flight`` rows it started
     have not come back on ``row_done`` (the output serializer taking the row). The top
-    sets it to the softmax's ``EXP_BANKS`` (4), the rows the softmax holds from their
-    exponential pass to their last normalise read: so every row in flight finds a bank,
-    and a score never waits for a softmax buffer that only P x V (sharing the MAC
-    array) could free. (With 2, as when the softmax held two rows, a row of one kept
-    pair cost about 24 cycles of round trip / 2; with 4, about 13.)
+    sets it to the rows the softmax holds, ``2 + EXP_BANKS`` (6): its two score banks
+    and its exponential banks. So every row in flight has a place in the softmax, and
+    a score never waits for a softmax buffer that only P x V (sharing the MAC array)
+    could free. Rows of very few kept pairs are bound by this: a row of one kept pair
+    costs its round trip through the MAC array, softmax and P x V divided by the rows
+    in flight (about 24 cycles with 2, as when the softmax held two rows; about 13 with
+    4, 12 with 6).
 
     Parameters
     ----------

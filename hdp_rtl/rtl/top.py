@@ -71,9 +71,9 @@ class HDPCoprocessor(wiring.Component):
         m.submodules.rows = rows = RowStore.from_config(cfg)
         m.submodules.scorer = scorer = HeadScorer.from_config(cfg)
         m.submodules.selector = selector = build_selector(cfg)
-        # as many rows in flight as the softmax holds (see PairGenerator)
+        # as many rows in flight as the softmax holds: 2 score banks and its exps banks
         m.submodules.pairs = pairs = PairGenerator.from_config(
-            cfg, rows_in_flight=Softmax.EXP_BANKS)
+            cfg, rows_in_flight=2 + Softmax.EXP_BANKS)
         m.submodules.mac = mac = MacArray.from_config(cfg)
         m.submodules.softmax = softmax = Softmax.from_config(cfg)
         m.submodules.serializer = out = OutputSerializer.from_config(cfg)
