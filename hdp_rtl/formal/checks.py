@@ -47,7 +47,7 @@ CHECKS = [
           description="top (edge), free ports: AXI4-Lite rules on the top's port"),
     Check("top_bus", lambda: TopBusHarness(TINY), {"bmc": 48, "cover": 48}, quick=False,
           description="top (tiny), free AXI4-Lite and s_axis: AXI4-Lite rules, m_axis rules"),
-    Check("top_head", lambda: TopHeadHarness(TINY), {"bmc": 60, "cover": 60}, quick=False,
+    Check("top_head", lambda: TopHeadHarness(TINY), {"bmc": 60, "cover": 80}, quick=False,
           description="top (tiny), one head of any N: N*bpr beats, tlast on the last"),
 ]
 
