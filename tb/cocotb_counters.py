@@ -8,7 +8,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.regmap import COUNTERS
-from hdp_rtl.rtl.counters import events_layout
+from hdp_rtl.rtl.counters import PerfCounters, events_layout
 from sim.packing import pack, unpack
 from streams import env_json, past_time_zero, start_clock_and_reset
 from tb.counters_model import NO_EVENTS, CountersModel, random_events
@@ -25,7 +25,7 @@ async def counters_follow_events(dut):
     dut.clear.value = 0
     await start_clock_and_reset(dut)
     rng = random.Random(3)
-    model = CountersModel(CONFIG.head_dim)
+    model = CountersModel(CONFIG.head_dim, latency=PerfCounters.LATENCY)
     for head in range(2):
         for cycle in range(100):
             clear = cycle == 0

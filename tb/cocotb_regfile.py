@@ -8,7 +8,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.regmap import COUNTERS, ErrorCode, registers_by_name
-from hdp_rtl.rtl.regfile import run_layout
+from hdp_rtl.rtl.regfile import RegisterFile, run_layout
 from sim.packing import pack, unpack
 from streams import env_json, past_time_zero, start_clock_and_reset
 from tb.regfile_vectors import (WORD, random_registers, register_words, run_fields,
@@ -19,7 +19,8 @@ REGS = registers_by_name(CONFIG)
 
 
 class RegPorts:
-    """The strobes of the register file: one access a cycle, outputs sampled in it."""
+    """The strobes of the register file: one access at a time, outputs sampled in the
+    write's cycle or the read's answer cycle."""
 
     def __init__(self, dut):
         self.dut = dut
@@ -42,10 +43,14 @@ class RegPorts:
         return answer
 
     async def read(self, reg) -> tuple[int, int]:
-        """``(rd_data, rd_error)`` of a read of ``reg`` (a name or an address)."""
+        """``(rd_data, rd_error)`` of a read of ``reg`` (a name or an address), answered
+        ``RD_LATENCY`` cycles after the strobe."""
         dut = self.dut
         dut.bus__rd_en.value = 1
         dut.bus__rd_addr.value = REGS[reg].offset if isinstance(reg, str) else reg
+        for _ in range(RegisterFile.RD_LATENCY):
+            await RisingEdge(dut.clk)
+            dut.bus__rd_en.value = 0
         await ReadOnly()
         answer = dut.bus__rd_data.value.to_unsigned(), int(dut.bus__rd_error.value)
         await RisingEdge(dut.clk)

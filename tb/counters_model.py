@@ -4,6 +4,7 @@ cocotb module of the counters."""
 from __future__ import annotations
 
 import random
+from collections import deque
 
 from hdp_rtl.regmap import COUNTERS
 from hdp_rtl.rtl.counters import events_layout
@@ -25,16 +26,22 @@ INCREMENTS = {
 
 
 class CountersModel:
-    """The counters of a head of ``head_dim`` elements a pair."""
+    """The counters of a head of ``head_dim`` elements a pair, whose values include an
+    event ``latency`` cycles after it (``PerfCounters.LATENCY``)."""
 
-    def __init__(self, head_dim: int):
+    def __init__(self, head_dim: int, latency: int = 0):
         self.head_dim = head_dim
         self.count = dict.fromkeys(INCREMENTS, 0)
         self.blocks_valid = 0
+        self._pending = deque([(NO_EVENTS, False)] * latency)
 
     def step(self, events: dict, clear: bool = False) -> None:
         """One cycle: ``clear`` (an accepted start, no event in its cycle) zeroes every
         counter but ``heads_pruned``."""
+        self._pending.append((events, clear))
+        self._apply(*self._pending.popleft())
+
+    def _apply(self, events: dict, clear: bool) -> None:
         if clear:
             self.count = {k: v if k == "heads_pruned" else 0 for k, v in self.count.items()}
             self.blocks_valid = 0

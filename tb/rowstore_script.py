@@ -35,14 +35,15 @@ def read_cycles(config, rng: random.Random, count: int) -> list[dict]:
 def read_results(cycles) -> list[dict]:
     """The ``(tensor, row)`` each port's ``data`` shows in the cycle after each of
     ``cycles`` (``None`` before any read): the row the tensor's owner addressed in its
-    last cycle with ``en``; the integer pass owns Q and K while ``int_phase``."""
+    last cycle with ``en``; the integer pass owns Q and K while ``int_phase``. A read by
+    the other client reads the owner's address (the sequencer never lets it happen)."""
     latest = {t: None for t in "qkv"}
     results = []
     for c in cycles:
         for t in "qk":
-            en, addr = c[f"{t}_int"] if c["int_phase"] else c[f"{t}_mac"]
-            if en:
-                latest[t] = addr
+            ours, theirs = (c[f"{t}_int"], c[f"{t}_mac"])[::1 if c["int_phase"] else -1]
+            if ours[0] or theirs[0]:
+                latest[t] = ours[1]
         if c["v_mac"][0]:
             latest["v"] = c["v_mac"][1]
         results.append({p: None if latest[p[0]] is None else ("qkv".index(p[0]), latest[p[0]])

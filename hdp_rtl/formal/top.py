@@ -2,6 +2,7 @@
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Signal
 
 from ..regmap import FLAG_FIELDS, register_map
+from ..rtl.regfile import RegisterFile
 from ..rtl.top import HDPCoprocessor
 from .axil import axil_rules
 from .common import Assert, Assume, Cover, any_const, drive_any, harness_module, stream_rules
@@ -35,7 +36,7 @@ class TopBusHarness(Elaboratable):
                   dut.s_axil_wvalid, dut.s_axil_bready, dut.s_axil_araddr, dut.s_axil_arvalid,
                   dut.s_axil_rready, dut.s_axis_tdata, dut.s_axis_tvalid, dut.s_axis_tlast,
                   dut.m_axis_tready)
-        axil_rules(m, dut)
+        axil_rules(m, dut, read_wait=1 + RegisterFile.RD_LATENCY)
         stream_rules(m, dut.s_axis_tvalid, dut.s_axis_tready,
                      Cat(dut.s_axis_tdata, dut.s_axis_tlast), output=False, name="s_axis")
         if self.m_axis:

@@ -1,10 +1,11 @@
 """Top-k-free row-balanced block selector (spec step 4)."""
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..config import RHO_BITS, RHO_ONE
 from ..widths import index_bits
+from .bram import bram, registered_read_port
 from .layouts import block_layout, mask_layout
 
 __all__ = ["BlockSelector"]
@@ -113,10 +114,10 @@ class BlockSelector(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         count = self.block_col_count
-        # two banks: a block row streams into one while the other one's is compared
-        store = memory.Memory(shape=self.sint_bits + self.col_bits, depth=2 * count, init=[])
-        m.submodules.store = store
-        wr, rd = store.write_port(), store.read_port()
+        # two banks: a block row streams into one while the other one's is compared (the
+        # read is always of the other bank: no collision, bram.py)
+        store = bram(m, "store", shape=self.sint_bits + self.col_bits, depth=2 * count)
+        wr, rd = store.write_port(), registered_read_port(m, store, name="store_rd")
         sum_shape = signed(self.sint_bits + count.bit_length() + 1)
         beat = self.i_block.payload
 

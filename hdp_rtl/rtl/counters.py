@@ -26,6 +26,11 @@ class PerfCounters(wiring.Component):
     """32-bit counters of one head's work, cleared by ``clear`` (an accepted start), except
     ``heads_pruned``, which only reset clears. They wrap at 2**32.
 
+    ``clear`` and ``events`` are registered on the way in (``LATENCY`` cycles): the
+    counters are statistics, and the registers keep the units' handshakes off the
+    counters' 32-bit adders (a probability's handshake into ``pv_macs`` was the whole
+    core's deepest path).
+
     Parameters
     ----------
     head_dim : int
@@ -40,6 +45,9 @@ class PerfCounters(wiring.Component):
     values : Out(ArrayLayout(32, len(COUNTERS)))
         In ``COUNTERS`` order; ``blocks_pruned`` is the valid blocks less the kept ones.
     """
+
+    #: Cycles from an event (or ``clear``) to the values that include it.
+    LATENCY = 1
 
     def __init__(self, *, head_dim: int, block_col_count: int):
         self.head_dim = head_dim
@@ -56,7 +64,10 @@ class PerfCounters(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        ev, d = self.events, self.head_dim
+        d = self.head_dim
+        ev = Signal.like(self.events, name="events_q")
+        clear = Signal(name="clear_q")
+        m.d.sync += [ev.eq(self.events), clear.eq(self.clear)]
         count = {name: Signal(32, name=name) for name in COUNTERS if name != "blocks_pruned"}
         blocks_valid = Signal(32)
         increments = {
@@ -67,7 +78,7 @@ class PerfCounters(wiring.Component):
             "pv_macs": Mux(ev.pv_op, d, 0), "mac_busy": ev.mac_busy,
             "blocks_kept": ev.blocks_kept, "heads_pruned": ev.head_pruned,
         }
-        with m.If(self.clear):
+        with m.If(clear):
             m.d.sync += [c.eq(0) for name, c in count.items() if name != "heads_pruned"]
             m.d.sync += blocks_valid.eq(0)
         with m.Else():

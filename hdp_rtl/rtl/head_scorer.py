@@ -1,11 +1,11 @@
 """Head scorer: integer scores, block importances and head importance (spec steps 1-3)."""
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
 from .arith import lut_multiply, tree_sum
+from .bram import bram, registered_read_port
 from .layouts import block_layout
 from .outqueue import credit_room, output_queue
 from .rowmem import RowReadSignature
@@ -84,7 +84,8 @@ class HeadScorer(wiring.Component):
         High while the loop runs, anything is in the pipeline, or a block waits to be
         sent.
     q_rd, k_rd : In(RowReadSignature)
-        Row-buffer read ports (one cycle latency), read only while the loop runs.
+        Row-buffer read ports (one cycle latency), read only at a start and while the
+        loop runs.
     o_block : Out(stream.Signature(block_layout))
         The valid blocks of each block row in column order.
     head_importance : Out(hi_bits)
@@ -284,7 +285,12 @@ class HeadScorer(wiring.Component):
                          last_col.eq(causal | one), last_row.eq(one),
                          closes.eq(closes_at(Const(0, idx), one)),
                          hi_fresh.eq(1), done.eq(0)]
-            m.d.comb += [self.q_rd.en.eq(1), self.k_rd.en.eq(1)]   # rows 0 and 0
+        # rows 0 and 0 are read at a start unless the loop runs: not gated by busy, whose
+        # wide OR would lie between the output FIFO and every row-buffer block RAM's
+        # enable (the whole core's deepest path). A start that comes while the pipeline
+        # drains is ignored; its read is harmless, as the last pair took its rows.
+        with m.If(self.start & ~running):
+            m.d.comb += [self.q_rd.en.eq(1), self.k_rd.en.eq(1)]
         with m.If(issue):
             m.d.sync += chunk.eq(Mux(last_chunk, 0, chunk + 1))
             with m.If(last_chunk):
@@ -357,9 +363,9 @@ class HeadScorer(wiring.Component):
         (``store``). A write the read could not see yet, the one of the same cycle or
         of the cycle before, is forwarded. Returns stage M's merged max."""
         w = self.sint_bits
-        m.submodules.block_rows_max = mem = Memory(shape=w, depth=self.block_col_count,
-                                                   init=[])
-        wr, rd = mem.write_port(), mem.read_port()
+        # (a read that meets a write is forwarded: its word is never used, bram.py)
+        mem = bram(m, "block_rows_max", shape=w, depth=self.block_col_count)
+        wr, rd = mem.write_port(), registered_read_port(m, mem, name="block_rows_max_rd")
         old = Signal(w)                   # the block's max over its earlier rows (stage M)
         merged = Signal(w)
         last_blk, last_val, last_store = Signal.like(m_blk), Signal(w), Signal()

@@ -1,10 +1,11 @@
 """Pair generator: the keep masks of a head in, its kept pairs out (spec step 5's loop)."""
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
 from .arith import count_equals, lowest_set_onehot, onehot_index, onehot_select
+from .bram import bram, registered_read_port
 from .layouts import mask_layout, pair_layout
 
 __all__ = ["PairGenerator", "zero_row_layout"]
@@ -112,9 +113,9 @@ class PairGenerator(wiring.Component):
         seg_idx_bits = max(1, (seg_count - 1).bit_length())
 
         # ---- the head's masks ------------------------------------------------------------
-        masks = memory.Memory(shape=nbc, depth=self.block_row_count, init=[])
-        m.submodules.masks = masks
-        mask_w, mask_r = masks.write_port(), masks.read_port()
+        # (read only after `go`, when every mask row is written: bram.py)
+        masks = bram(m, "masks", shape=nbc, depth=self.block_row_count)
+        mask_w, mask_r = masks.write_port(), registered_read_port(m, masks, name="mask_rd")
         mask_rows = Signal(range(self.block_row_count + 1))
         m.d.comb += [self.i_mask.ready.eq(1), mask_w.addr.eq(mask_rows),
                      mask_w.data.eq(self.i_mask.payload.mask), mask_w.en.eq(self.i_mask.valid)]
@@ -128,15 +129,15 @@ class PairGenerator(wiring.Component):
         # ---- output queue: two entries, pairs and zero rows in row order ------------------
         entry = data.StructLayout({"row": self.seq_bits, "col": self.seq_bits, "last": 1,
                                    "zero": 1})
-        entries = [Signal(entry, name=f"out{i}") for i in range(2)]
-        out_wp = Signal()
-        out_rp = Signal()
+        # The head is a register of its own (the second entry waits behind it), not a
+        # mux of two entries by a read pointer: the serializer's zero-row compare and
+        # its row_done start at flip-flops.
+        head = Signal(entry, name="out_head")
+        second = Signal(entry, name="out_second")
         out_count = Signal(range(3))
         push = Signal()
         pop = Signal()
         push_data = Signal(entry)
-        head = Signal(entry)
-        m.d.comb += head.eq(Mux(out_rp, entries[1], entries[0]))
         out_space = Signal(init=1)        # a register: the scan never waits on a port
         m.d.comb += [
             self.o_pair.valid.eq((out_count != 0) & ~head.zero),
@@ -147,13 +148,14 @@ class PairGenerator(wiring.Component):
             pop.eq(Mux(head.zero, self.o_zero_row.valid & self.o_zero_row.ready,
                        self.o_pair.valid & self.o_pair.ready)),
         ]
-        for i in range(2):
-            with m.If(push & (out_wp == i)):
-                m.d.sync += entries[i].eq(push_data)
-        with m.If(push):
-            m.d.sync += out_wp.eq(~out_wp)
-        with m.If(pop):
-            m.d.sync += out_rp.eq(~out_rp)
+        # the head takes the push when the queue is (or becomes) otherwise empty, else
+        # the second entry moves up on a pop
+        with m.If(pop & (out_count == 2)):
+            m.d.sync += head.eq(second)
+        with m.Elif(push & ((out_count == 0) | ((out_count == 1) & pop))):
+            m.d.sync += head.eq(push_data)
+        with m.If(push & ((out_count == 2) | ((out_count == 1) & ~pop))):
+            m.d.sync += second.eq(push_data)
         out_count_next = out_count + push - pop
         m.d.sync += [out_count.eq(out_count_next), out_space.eq(out_count_next != 2)]
 

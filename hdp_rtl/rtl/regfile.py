@@ -1,5 +1,5 @@
 """The register file, built from the register map (:mod:`hdp_rtl.regmap`)."""
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -93,6 +93,9 @@ class RegisterFile(wiring.Component):
     counters : In(ArrayLayout(32, len(COUNTERS)))
         Counter values, in ``COUNTERS`` order.
     """
+
+    #: Cycles from ``bus.rd_en`` to its ``rd_data``/``rd_error``.
+    RD_LATENCY = 1
 
     def __init__(self, *, registers: list, seq_max: int, config_hash: int, addr_width: int):
         self.registers = {r.name: r for r in registers}
@@ -201,21 +204,35 @@ class RegisterFile(wiring.Component):
                      status.error.eq(error), status.head_pruned.eq(self.head_pruned),
                      status.error_code.eq(error_code)]
         counter_index = {name: i for i, name in enumerate(COUNTERS)}
+
+        def read_value(r):
+            if r.name in value:
+                return value[r.name]
+            if r.name == "status":
+                return status
+            if r.name == "config_hash":
+                return Const(self.config_hash & 0xFFFF_FFFF, 32)
+            return self.counters[counter_index[r.name]]
+
+        # Two stages (RD_LATENCY): in the cycle of rd_en each group of 8 words picks its
+        # word by the address's low word bits, registered; the next cycle picks the
+        # group. A one-cycle multiplexer of every register was the whole core's deepest
+        # path (8 LUT levels from the address register to the AXI read data).
+        readable = {r.offset // 4: r for r in regs.values() if r.access != "wo"}
+        word_bits = max(readable).bit_length()
+        lo_bits = min(3, word_bits)
+        words = [read_value(readable[i]) if i in readable else Const(0, 32)
+                 for i in range(1 << word_bits)]
+        word = bus.rd_addr[2:2 + word_bits]
+        aligned = (bus.rd_addr[:2] == 0) & (bus.rd_addr[2 + word_bits:] == 0)
+        hit_map = Const(sum(1 << i for i in readable), 1 << word_bits)
+        groups = [Signal(32, name=f"rd_group{g}") for g in range(1 << (word_bits - lo_bits))]
+        group_idx = Signal(max(1, word_bits - lo_bits))
         rd_hit = Signal()
-        rd_value = Signal(32)
-        with m.Switch(bus.rd_addr):
-            for r in regs.values():
-                if r.access == "wo":
-                    continue
-                with m.Case(r.offset):
-                    m.d.comb += rd_hit.eq(1)
-                    if r.name in value:
-                        m.d.comb += rd_value.eq(value[r.name])
-                    elif r.name == "status":
-                        m.d.comb += rd_value.eq(status)
-                    elif r.name == "config_hash":
-                        m.d.comb += rd_value.eq(self.config_hash & 0xFFFF_FFFF)
-                    else:
-                        m.d.comb += rd_value.eq(self.counters[counter_index[r.name]])
-        m.d.comb += [bus.rd_data.eq(rd_value), bus.rd_error.eq(~rd_hit)]
+        for g, group in enumerate(groups):
+            m.d.sync += group.eq(Array(words[g << lo_bits:(g + 1) << lo_bits])[word[:lo_bits]])
+        m.d.sync += [group_idx.eq(word[lo_bits:]),
+                     rd_hit.eq(aligned & hit_map.bit_select(word, 1))]
+        m.d.comb += [bus.rd_data.eq(Mux(rd_hit, Array(groups)[group_idx], 0)),
+                     bus.rd_error.eq(~rd_hit)]
         return m

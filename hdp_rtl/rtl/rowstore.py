@@ -1,10 +1,11 @@
 """The Q, K and V row buffers and the one owner of their shared read ports."""
 from amaranth.hdl import Module, Mux
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
 from ..regmap import TENSOR_CODE
+from .bram import bram, registered_read_port
 from .rowmem import RowReadSignature, row_layout
 from .unpacker import row_write_layout
 
@@ -19,7 +20,8 @@ class RowStore(wiring.Component):
     attention pass (the MAC array); ``int_phase`` gives them to the first. Each client
     sees an ordinary one-cycle-latency read port while it owns it: ``data`` is the row
     it addressed in the last cycle it had ``en`` high, provided the other client did not
-    read in between. The sequencer never runs both passes at once, and the MAC array
+    read in between (a read by the client that does not own the port reads the owner's
+    address). The sequencer never runs both passes at once, and the MAC array
     reads its Q row with every pair, so neither keeps a row across a hand-over.
 
     Parameters
@@ -61,9 +63,11 @@ class RowStore(wiring.Component):
         beat = self.i_row.payload
         m.d.comb += self.i_row.ready.eq(1)
         for t in "qkv":
-            mem = memory.Memory(shape=rows, depth=self.seq_max, init=[])
-            m.submodules[f"{t}_buf"] = mem
-            wr, rd = mem.write_port(), mem.read_port()
+            # no read of a row in the cycle it is written (bram.py): the integer pass
+            # reads K once all of it is in and Q row r once q_rows > r, both counted a
+            # cycle after the write; the attention pass starts after V's last row
+            mem = bram(m, f"{t}_buf", shape=rows, depth=self.seq_max)
+            wr, rd = mem.write_port(), registered_read_port(m, mem, name=f"{t}_rd")
             m.d.comb += [wr.addr.eq(beat.row), wr.data.eq(beat.data),
                          wr.en.eq(self.i_row.valid & (beat.tensor == TENSOR_CODE[t]))]
             if t == "v":
@@ -71,6 +75,8 @@ class RowStore(wiring.Component):
                 continue
             ours, theirs = getattr(self, f"{t}_int"), getattr(self, f"{t}_mac")
             m.d.comb += [rd.addr.eq(Mux(self.int_phase, ours.addr, theirs.addr)),
-                         rd.en.eq(Mux(self.int_phase, ours.en, theirs.en)),
+                         # (an OR, not a mux: only the owner reads, and the enable
+                         # reaches every block RAM of the buffer a LUT level sooner)
+                         rd.en.eq(ours.en | theirs.en),
                          ours.data.eq(rd.data), theirs.data.eq(rd.data)]
         return m

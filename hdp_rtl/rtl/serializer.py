@@ -1,5 +1,5 @@
 """Output serializer: output rows (computed or zero) to AXI4-Stream beats."""
-from amaranth.hdl import Cat, Module, Signal, Value, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -72,34 +72,45 @@ class OutputSerializer(wiring.Component):
         bpr, n = self.bpr, self.seq_len
         held = Signal(data.ArrayLayout(signed(self.out_bits), self.head_dim))
         full = Signal()
+        zero = Signal()                   # the held row is a zero row (`held` not loaded)
         beat_idx = Signal(range(max(2, bpr)))
         rows_sent = Signal(W.bits_for(self.seq_max))
         sel = Signal(data.ArrayLayout(signed(self.out_bits), self.elems))
         m.d.comb += sel.eq(held.as_value().word_select(beat_idx, self.elems * self.out_bits)
                            if bpr > 1 else held)
-        last_beat = beat_idx == bpr - 1
+        # Flags of their own, not decodes of beat_idx and rows_sent: beat_idx also
+        # drives the beat multiplexer, and a decode shared with it put a hundred-load net
+        # on the way to the handshake. on_last_row lags rows_sent by a cycle, which no
+        # beat sees: after rows_sent moves, the next row is loaded a cycle later at best.
+        last_beat = Signal(init=int(bpr == 1))
+        on_last_row = Signal()
+        m.d.sync += on_last_row.eq(rows_sent == n - 1)
         m.d.comb += [
-            self.m_axis_tdata.eq(Cat(*(_sext(sel[j], self.lane) for j in range(self.elems)))),
+            self.m_axis_tdata.eq(Mux(zero, 0, Cat(*(_sext(sel[j], self.lane)
+                                                    for j in range(self.elems))))),
             self.m_axis_tvalid.eq(full),
-            self.m_axis_tlast.eq(last_beat & (rows_sent == n - 1)),
+            self.m_axis_tlast.eq(last_beat & on_last_row),
             self.beat.eq(self.m_axis_tvalid & self.m_axis_tready),
             self.i_row.ready.eq(~full),
             self.i_zero_row.ready.eq(~full & ~self.i_row.valid
                                      & (self.i_zero_row.payload.row == rows_sent)),
             self.row_done.eq((self.i_row.valid & self.i_row.ready)
                              | (self.i_zero_row.valid & self.i_zero_row.ready)),
-            self.last_row_held.eq(full & (rows_sent == n - 1)),
+            self.last_row_held.eq(full & on_last_row),
             self.done.eq(rows_sent == n),
         ]
         with m.If(self.beat):
             with m.If(last_beat):
                 m.d.sync += [full.eq(0), beat_idx.eq(0), rows_sent.eq(rows_sent + 1)]
             with m.Else():
-                m.d.sync += beat_idx.eq(beat_idx + 1)
+                m.d.sync += [beat_idx.eq(beat_idx + 1), last_beat.eq(beat_idx == bpr - 2)]
         with m.If(self.i_row.valid & self.i_row.ready):
-            m.d.sync += [held.eq(self.i_row.payload.out), full.eq(1), beat_idx.eq(0)]
+            m.d.sync += [held.eq(self.i_row.payload.out), zero.eq(0), full.eq(1),
+                         beat_idx.eq(0), last_beat.eq(bpr == 1)]
         with m.Elif(self.i_zero_row.valid & self.i_zero_row.ready):
-            m.d.sync += [held.eq(0), full.eq(1), beat_idx.eq(0)]
+            # a flag, not a clear of `held`: the zero row's handshake stays off the
+            # row register's thousand resets
+            m.d.sync += [zero.eq(1), full.eq(1), beat_idx.eq(0), last_beat.eq(bpr == 1)]
         with m.If(self.start):
             m.d.sync += rows_sent.eq(0)
         return m

@@ -1,11 +1,12 @@
 """Softmax unit (spec step 6): row max, exp2 by table and shift, sum, reciprocal, normalise,
 rows overlapping (exponentials, divider, normalise on three different rows)."""
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import memory, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
+from .bram import bram, registered_read_port
 from .layouts import prob_layout, score_layout
 
 __all__ = ["Softmax"]
@@ -132,12 +133,14 @@ class Softmax(wiring.Component):
         # normalise read. Read ports always enabled: each read's data is captured into a
         # register the cycle after its issue (tagged by a valid bit of the pass that
         # issued it)
-        scores = memory.Memory(shape=self.score_bits + self.seq_bits,
-                               depth=2 << self.seq_bits, init=[])
-        exps = memory.Memory(shape=E + 1 + self.seq_bits, depth=NB << self.seq_bits, init=[])
-        m.submodules.scores, m.submodules.exps = scores, exps
-        s_wr, s_rd = scores.write_port(), scores.read_port()
-        e_wr, e_rd = exps.write_port(), exps.read_port()
+        # No read meets a write (bram.py): a score bank is read once full and written
+        # again only after its last read; an exps bank is written again only by a row
+        # that starts after the bank's last normalise read.
+        scores = bram(m, "scores", shape=self.score_bits + self.seq_bits,
+                      depth=2 << self.seq_bits)
+        exps = bram(m, "exps", shape=E + 1 + self.seq_bits, depth=NB << self.seq_bits)
+        s_wr, s_rd = scores.write_port(), registered_read_port(m, scores, name="scores_rd")
+        e_wr, e_rd = exps.write_port(), registered_read_port(m, exps, name="exps_rd")
 
         # ---- receiver: fills score bank `wbank`, tracking count and max -----------------
         full = Signal(2)
@@ -312,7 +315,9 @@ class Softmax(wiring.Component):
 
         # ---- stage N: normalise pass on exps bank `neb` (credited): issue | RAM read |
         # e, col | partial products | sum -> FIFO (rounded) -> o_prob
-        fifo = SyncFIFO(width=len(self.o_prob.payload.as_value()), depth=self.FIFO_DEPTH)
+        # buffered: o_prob's valid and payload come from registers (the MAC array
+        # decides its next operation on them)
+        fifo = SyncFIFOBuffered(width=len(self.o_prob.payload.as_value()), depth=self.FIFO_DEPTH)
         m.submodules.fifo = fifo
         reserved = Signal(range(self.FIFO_DEPTH + 1))   # in flight + in the FIFO
         n_active = Signal()

@@ -85,11 +85,19 @@ class HDPCoprocessor(wiring.Component):
         _forward(m, self, out, self._m_axis)
         wiring.connect(m, axil.bus, regs.bus)
 
-        # registers and sequencing
+        # registers and sequencing. The units start a cycle after the register file
+        # accepts a start: its decode and start checks stay off the start's fan-out to
+        # every unit (together they were the whole core's deepest path, 15 ns). `run` is
+        # latched with the start, so it holds the head's values when `start` arrives;
+        # status shows busy from that cycle.
+        start = delayed(m, regs.start, 1, name="start")
         m.d.comb += [
-            seq.start.eq(regs.start),
-            regs.busy.eq(seq.busy), regs.done.eq(seq.done),
-            regs.head_pruned.eq(seq.head_pruned), regs.i_error.eq(unpacker.error),
+            seq.start.eq(start),
+            regs.busy.eq(seq.busy | start), regs.done.eq(seq.done),
+            regs.head_pruned.eq(seq.head_pruned),
+            # (a cycle late: the unpacker's checks against seq_len stay off the error
+            # latch's enable; the error is sticky and the head is refused anyway)
+            regs.i_error.eq(delayed(m, unpacker.error, 1, name="input_error")),
             regs.counters.eq(counters.values),
             seq.head_prune_enable.eq(flags.head_prune_enable),
             seq.head_threshold.eq(run.head_threshold),
@@ -99,7 +107,7 @@ class HDPCoprocessor(wiring.Component):
             seq.last_row_held.eq(out.last_row_held), seq.output_done.eq(out.done),
         ]
         for unit in (unpacker, pairs, out):
-            m.d.comb += [unit.start.eq(regs.start), unit.seq_len.eq(run.seq_len)]
+            m.d.comb += [unit.start.eq(start), unit.seq_len.eq(run.seq_len)]
 
         # data path: input -> rows -> integer pass -> selection -> pairs -> MAC/softmax -> output
         wiring.connect(m, unpacker.o_row, rows.i_row)
@@ -133,7 +141,7 @@ class HDPCoprocessor(wiring.Component):
         kept, latency = registered_popcount(
             m, Mux(mask.valid & mask.ready, mask.payload.mask, 0), name="blocks_kept")
         m.d.comb += [
-            counters.clear.eq(regs.start),
+            counters.clear.eq(start),
             ev.busy.eq(seq.busy), ev.load.eq(seq.stage.load), ev.int.eq(seq.stage.int),
             ev.attn.eq(seq.stage.attn), ev.out.eq(seq.stage.out),
             ev.word_in.eq(unpacker.beat), ev.word_out.eq(out.beat),

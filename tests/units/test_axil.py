@@ -34,19 +34,27 @@ def test_writes_and_reads_under_stalls():
             ctx.set(dut.s_axil_wdata, value)
             ctx.set(dut.s_axil_wstrb, 0xF)
             ctx.set(dut.s_axil_wvalid, 1)
-            ctx.set(dut.bus.wr_error, int(bad))
-            assert ctx.get(dut.bus.wr_en) and ctx.get(dut.s_axil_awready) and ctx.get(dut.s_axil_wready)
-            assert ctx.get(dut.bus.wr_addr) == addr and ctx.get(dut.bus.wr_data) == value
-            if not bad:
-                store[addr] = value
+            assert ctx.get(dut.s_axil_awready) and ctx.get(dut.s_axil_wready)
+            assert not ctx.get(dut.bus.wr_en)         # the request is registered first
             await ctx.tick()
             ctx.set(dut.s_axil_awvalid, 0)
             ctx.set(dut.s_axil_wvalid, 0)
+            assert not ctx.get(dut.s_axil_awready) and not ctx.get(dut.s_axil_bvalid)
+            # the strobe, the cycle after the handshake, carries the request
+            assert ctx.get(dut.bus.wr_en)
+            assert ctx.get(dut.bus.wr_addr) == addr and ctx.get(dut.bus.wr_data) == value
+            assert ctx.get(dut.bus.wr_strb) == 0xF
+            ctx.set(dut.bus.wr_error, int(bad))
+            if not bad:
+                store[addr] = value
+            await ctx.tick()
             ctx.set(dut.bus.wr_error, 0)
             assert not ctx.get(dut.bus.wr_en)
             for _ in range(rng.randrange(3)):        # B held while bready is low
                 assert ctx.get(dut.s_axil_bvalid)
+                assert not ctx.get(dut.s_axil_awready)   # one write outstanding
                 await ctx.tick()
+            assert ctx.get(dut.s_axil_bvalid)
             assert ctx.get(dut.s_axil_bresp) == (RESP_SLVERR if bad else RESP_OKAY)
             ctx.set(dut.s_axil_bready, 1)
             await ctx.tick()
@@ -55,12 +63,15 @@ def test_writes_and_reads_under_stalls():
             # read back
             ctx.set(dut.s_axil_araddr, addr)
             ctx.set(dut.s_axil_arvalid, 1)
+            assert ctx.get(dut.s_axil_arready) and not ctx.get(dut.bus.rd_en)
+            await ctx.tick()
+            ctx.set(dut.s_axil_arvalid, 0)
+            assert not ctx.get(dut.s_axil_arready)   # one read outstanding
             assert ctx.get(dut.bus.rd_en) and ctx.get(dut.bus.rd_addr) == addr
             ctx.set(dut.bus.rd_data, store.get(addr, 0))
             ctx.set(dut.bus.rd_error, int(addr not in store))
             await ctx.tick()
-            ctx.set(dut.s_axil_arvalid, 0)
-            assert not ctx.get(dut.s_axil_arready)   # one read outstanding
+            assert not ctx.get(dut.bus.rd_en)
             for _ in range(rng.randrange(3)):
                 assert ctx.get(dut.s_axil_rvalid)
                 await ctx.tick()

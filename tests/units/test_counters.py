@@ -21,7 +21,7 @@ def test_counters_follow_events(name):
     config = CONFIGS[name]
     rng = random.Random(name)
     dut = PerfCounters.from_config(config)
-    model = CountersModel(config.head_dim)
+    model = CountersModel(config.head_dim, latency=PerfCounters.LATENCY)
 
     async def bench(ctx):
         assert list(ctx.get(dut.values)) == model.values()     # 0 after reset

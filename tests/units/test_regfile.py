@@ -53,20 +53,25 @@ class RegBus:
         assert not error
         return start
 
-    def read(self, reg) -> tuple[int, int]:
-        """``(rd_data, rd_error)`` of a read of ``reg`` (a name or an address)."""
-        self.ctx.set(self.dut.bus.rd_en, 1)
-        self.ctx.set(self.dut.bus.rd_addr, self._addr(reg))
-        return self.ctx.get(self.dut.bus.rd_data), self.ctx.get(self.dut.bus.rd_error)
+    async def read(self, reg) -> tuple[int, int]:
+        """``(rd_data, rd_error)`` of a read of ``reg`` (a name or an address): the values
+        of the strobe's cycle, answered ``RD_LATENCY`` cycles later."""
+        ctx, bus = self.ctx, self.dut.bus
+        ctx.set(bus.rd_en, 1)
+        ctx.set(bus.rd_addr, self._addr(reg))
+        for _ in range(RegisterFile.RD_LATENCY):
+            await ctx.tick()
+            ctx.set(bus.rd_en, 0)
+        return ctx.get(bus.rd_data), ctx.get(bus.rd_error)
 
-    def status(self) -> dict:
-        word, error = self.read("status")
+    async def status(self) -> dict:
+        word, error = await self.read("status")
         assert not error and not word & ~self.regs["status"].mask, hex(word)
         return self.regs["status"].decode(word)
 
-    def error(self) -> int:
+    async def error(self) -> int:
         """The latched error code (0: none)."""
-        status = self.status()
+        status = await self.status()
         assert status["error"] == (status["error_code"] != 0), status
         return status["error_code"]
 
@@ -96,7 +101,7 @@ def test_rw_registers_read_back_masked(name):
         for reg in bus.rw:
             for word in (WORD, rng.getrandbits(32), rng.getrandbits(32), 0x5555_5555, 0):
                 assert await bus.write(reg.name, word) == (0, 0)
-                assert bus.read(reg.name) == (word & reg.mask, 0), reg.name
+                assert await bus.read(reg.name) == (word & reg.mask, 0), reg.name
 
     _run(CONFIGS[name], bench)
 
@@ -110,22 +115,22 @@ def test_byte_strobes(name):
     async def bench(bus):
         seq = bus.regs["seq_len"]
         await bus.write("seq_len", WORD & ~0xFF | 1, strb=0b0001)
-        assert bus.read("seq_len") == (1, 0)
+        assert await bus.read("seq_len") == (1, 0)
         assert await bus.ctrl(start=1)                   # no overflow: bytes 1-3 unstrobed
         await bus.write("seq_len", WORD, strb=0b0010)     # byte 1 is beyond the field
-        assert bus.read("seq_len") == (WORD & 0xFF00 & seq.mask | 1, 0)
+        assert await bus.read("seq_len") == (WORD & 0xFF00 & seq.mask | 1, 0)
         assert not await bus.ctrl(start=1)
-        assert bus.error() == seq.overflow_error
+        assert await bus.error() == seq.overflow_error
         word = bus.regs["ctrl"].word(start=1, clear_error=1)
         assert await bus.write("ctrl", word, strb=0b1110) == (0, 0)
-        assert bus.error() == seq.overflow_error         # no clear, no start without byte 0
-        stored = {r.name: bus.read(r.name)[0] for r in bus.rw}
+        assert await bus.error() == seq.overflow_error         # no clear, no start without byte 0
+        stored = {r.name: (await bus.read(r.name))[0] for r in bus.rw}
         for _ in range(80):
             reg, word, strb = rng.choice(bus.rw), rng.getrandbits(32), rng.randrange(16)
             lanes = sum(0xFF << 8 * i for i in range(4) if strb >> i & 1)
             stored[reg.name] = (stored[reg.name] & ~lanes | word & lanes) & reg.mask
             assert await bus.write(reg.name, word, strb) == (0, 0)
-            assert {r.name: bus.read(r.name)[0] for r in bus.rw} == stored
+            assert {r.name: (await bus.read(r.name))[0] for r in bus.rw} == stored
 
     _run(CONFIGS[name], bench)
 
@@ -143,19 +148,19 @@ def test_overflow_remembered_per_register(name):
         await bus.write("seq_len", 1)
         for reg in overflowing:                      # one at a time
             await bus.write(reg.name, fit[reg.name] | outside_bit(config, reg.name))
-            assert bus.read(reg.name) == (fit[reg.name], 0)
+            assert await bus.read(reg.name) == (fit[reg.name], 0)
             assert not await bus.ctrl(clear_error=1, start=1)
-            assert bus.error() == reg.overflow_error, reg.name
+            assert await bus.error() == reg.overflow_error, reg.name
             await bus.write(reg.name, fit[reg.name])
             assert await bus.ctrl(clear_error=1, start=1)
-            assert bus.error() == ErrorCode.NONE
+            assert await bus.error() == ErrorCode.NONE
         for reg in overflowing:                      # all at once, fixed in random order
             await bus.write(reg.name, fit[reg.name] | outside_bit(config, reg.name))
         pending = list(overflowing)
         rng.shuffle(pending)
         while pending:
             assert not await bus.ctrl(start=1)
-            assert bus.error() == min(r.overflow_error for r in pending)
+            assert await bus.error() == min(r.overflow_error for r in pending)
             reg = pending.pop()
             await bus.write(reg.name, fit[reg.name])
         assert await bus.ctrl(start=1)
@@ -169,12 +174,12 @@ def test_start_checks_in_code_order(name):
 
     async def bench(bus):
         for writes, code in start_check_steps(config):
-            before = bus.error()
+            before = await bus.error()
             await bus.write_all(writes)
             started = await bus.ctrl(start=1)
             assert started == (code == ErrorCode.NONE), writes
             # a refused start raises its code; an accepted one raises nothing
-            assert bus.error() == (code or before), writes
+            assert await bus.error() == (code or before), writes
 
     _run(config, bench)
 
@@ -197,7 +202,7 @@ def test_run_latched_only_by_accepted_start(name):
         await bus.write_all(register_words(config, second))
         bus.ctx.set(bus.dut.busy, 1)
         assert not await bus.ctrl(start=1)                  # while busy: ignored
-        assert bus.error() == ErrorCode.START_WHILE_BUSY
+        assert await bus.error() == ErrorCode.START_WHILE_BUSY
         assert bus.run() == run_fields(first)
         bus.ctx.set(bus.dut.busy, 0)
         assert await bus.ctrl(start=1)
@@ -211,7 +216,7 @@ def test_start_while_busy_checks_nothing_else():
     async def bench(bus):
         bus.ctx.set(bus.dut.busy, 1)
         assert not await bus.ctrl(start=1)                  # seq_len is 0 after reset
-        assert bus.error() == ErrorCode.START_WHILE_BUSY
+        assert await bus.error() == ErrorCode.START_WHILE_BUSY
 
     _run(CONFIGS["edge"], bench)
 
@@ -230,7 +235,7 @@ def test_address_decoding(name):
         words = register_words(config, random_registers(config, rng))
         await bus.write_all(words)
         for addr in range(1 << AXIL_ADDR_BITS):
-            data, error = bus.read(addr)
+            data, error = await bus.read(addr)
             assert error == (addr not in readable), hex(addr)
             assert not error or data == 0, hex(addr)
             if addr in writable:                 # its wr_error, without writing
@@ -241,8 +246,8 @@ def test_address_decoding(name):
                 continue
             await bus.ctrl(clear_error=1)
             assert await bus.write(addr, rng.getrandbits(32)) == (1, 0), hex(addr)
-            assert bus.error() == ErrorCode.BAD_ADDRESS, hex(addr)
-        assert {name: bus.read(name)[0] for name in words} == words
+            assert await bus.error() == ErrorCode.BAD_ADDRESS, hex(addr)
+        assert {name: (await bus.read(name))[0] for name in words} == words
 
     _run(config, bench)
 
@@ -251,15 +256,15 @@ def test_clear_error():
     """clear_error clears; with start in the same word it clears first, then starts."""
     async def bench(bus):
         await bus.pulse_error(ErrorCode.INPUT_LANE)
-        assert bus.error() == ErrorCode.INPUT_LANE
+        assert await bus.error() == ErrorCode.INPUT_LANE
         assert not await bus.ctrl(clear_error=1)
-        assert bus.error() == ErrorCode.NONE and not bus.status()["error"]
+        assert await bus.error() == ErrorCode.NONE and not (await bus.status())["error"]
         await bus.pulse_error(ErrorCode.INPUT_TLAST)
         assert not await bus.ctrl(clear_error=1, start=1)   # seq_len 0: refused
-        assert bus.error() == ErrorCode.SEQ_LEN_ZERO
+        assert await bus.error() == ErrorCode.SEQ_LEN_ZERO
         await bus.write("seq_len", 1)
         assert await bus.ctrl(clear_error=1, start=1)
-        assert bus.error() == ErrorCode.NONE
+        assert await bus.error() == ErrorCode.NONE
 
     _run(CONFIGS["edge"], bench)
 
@@ -270,9 +275,9 @@ def test_error_latch_and_same_cycle_priority():
     async def bench(bus):
         for code in range(1, 16):                           # every i_error code latches
             await bus.pulse_error(code)
-            assert bus.error() == code
+            assert await bus.error() == code
             await bus.ctx.tick()
-            assert bus.error() == code                      # and stays
+            assert await bus.error() == code                      # and stays
         cases = [  # (seq_len written first, busy, the access, the error that wins)
             (0, 0, "bad address", ErrorCode.BAD_ADDRESS),
             (0, 0, "start", ErrorCode.SEQ_LEN_ZERO),
@@ -288,7 +293,7 @@ def test_error_latch_and_same_cycle_priority():
                 await bus.write(0x28, 0)                    # reserved
             bus.ctx.set(bus.dut.i_error, 0)
             bus.ctx.set(bus.dut.busy, 0)
-            assert bus.error() == want, access
+            assert await bus.error() == want, access
 
     _run(CONFIGS["edge"], bench)
 
@@ -300,7 +305,7 @@ def test_i_error_latched_in_the_cycle_of_an_accepted_start():
         bus.ctx.set(bus.dut.i_error, ErrorCode.INPUT_TLAST)
         assert await bus.ctrl(start=1)
         bus.ctx.set(bus.dut.i_error, 0)
-        assert bus.error() == ErrorCode.INPUT_TLAST
+        assert await bus.error() == ErrorCode.INPUT_TLAST
 
     _run(CONFIGS["edge"], bench)
 
@@ -318,7 +323,7 @@ def test_status_word(name):
                 for port, value in ((bus.dut.busy, busy), (bus.dut.done, done),
                                     (bus.dut.head_pruned, pruned)):
                     bus.ctx.set(port, value)
-                assert bus.status() == {"busy": busy, "done": done, "error": int(code != 0),
+                assert await bus.status() == {"busy": busy, "done": done, "error": int(code != 0),
                                         "head_pruned": pruned, "error_code": code}
 
     _run(CONFIGS[name], bench)
@@ -333,9 +338,9 @@ def test_counters_and_config_hash_readable(name):
         for _ in range(3):
             values = [rng.getrandbits(32) for _ in COUNTERS]
             bus.ctx.set(bus.dut.counters, values)
-            assert {c: bus.read(c) for c in COUNTERS} == \
+            assert {c: await bus.read(c) for c in COUNTERS} == \
                 {c: (v, 0) for c, v in zip(COUNTERS, values)}
-        assert bus.read("config_hash") == (int(config.digest(), 16) & WORD, 0)
+        assert await bus.read("config_hash") == (int(config.digest(), 16) & WORD, 0)
 
     _run(config, bench)
 
