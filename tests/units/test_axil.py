@@ -4,12 +4,14 @@ top level on both simulators (tb/test_top.py), where every register access goes
 through it."""
 import random
 
+import pytest
+
 from hdp_rtl.rtl.axil import RESP_OKAY, RESP_SLVERR, AxiLiteSlave
 from unit_sim import run_sim
 
 
-def _run(bench):
-    dut = AxiLiteSlave(addr_width=8)
+def _run(bench, rd_latency=0):
+    dut = AxiLiteSlave(addr_width=8, rd_latency=rd_latency)
 
     async def testbench(ctx):
         await bench(ctx, dut)
@@ -17,7 +19,11 @@ def _run(bench):
     run_sim(dut, testbench, deadline_cycles=2_000)
 
 
-def test_writes_and_reads_under_stalls():
+@pytest.mark.parametrize("rd_latency", [0, 1, 2])
+def test_writes_and_reads_under_stalls(rd_latency):
+    """Writes and reads back, with AW before W, B and R held under back-pressure, and the
+    register side answering reads ``rd_latency`` cycles after the strobe (the register
+    file's is ``RegisterFile.RD_LATENCY``)."""
     rng = random.Random(3)
     store = {}
 
@@ -68,6 +74,13 @@ def test_writes_and_reads_under_stalls():
             ctx.set(dut.s_axil_arvalid, 0)
             assert not ctx.get(dut.s_axil_arready)   # one read outstanding
             assert ctx.get(dut.bus.rd_en) and ctx.get(dut.bus.rd_addr) == addr
+            for _ in range(rd_latency):              # the answer is not there yet
+                ctx.set(dut.bus.rd_data, 0xDEAD_BEEF)
+                ctx.set(dut.bus.rd_error, 1)
+                await ctx.tick()
+                assert not ctx.get(dut.bus.rd_en) and not ctx.get(dut.s_axil_rvalid)
+                assert not ctx.get(dut.s_axil_arready)
+                assert ctx.get(dut.bus.rd_addr) == addr  # held for the register side
             ctx.set(dut.bus.rd_data, store.get(addr, 0))
             ctx.set(dut.bus.rd_error, int(addr not in store))
             await ctx.tick()
@@ -82,4 +95,4 @@ def test_writes_and_reads_under_stalls():
             ctx.set(dut.s_axil_rready, 0)
             assert not ctx.get(dut.s_axil_rvalid)
 
-    _run(bench)
+    _run(bench, rd_latency)
