@@ -120,7 +120,23 @@ def _row(config: HDPConfig, r: dict) -> dict:
     }
 
 
-def report(config: HDPConfig, preset: str, rows: list[dict], sim_speed: dict, cmd: str) -> str:
+def host_lines(rows: list[dict], host: dict, target_mhz: float = 100.0) -> list[str]:
+    """The core's dense heads next to NumPy's time for the same head on this CPU."""
+    dense = {r["workload"]: r["total"] for r in rows if r["mode"] == "dense"}
+    lines = [f"Against the host CPU (this run, this machine, NumPy's own threading; the core "
+             f"at the {target_mhz:.0f} MHz target, not a measured Fmax: see fpga.md):", "",
+             "| head | core, dense: cycles | at the target | NumPy float64 | golden model "
+             "(bit-exact) |", "| --- | ---: | ---: | ---: | ---: |"]
+    for n, t in sorted(host.items()):
+        cycles = dense.get(f"random n={n}")
+        core = f"{cycles} | {cycles / target_mhz / 1e3:.2f} ms" if cycles else "- | -"
+        lines.append(f"| {n} x d | {core} | {t['numpy_float'] * 1e3:.3f} ms | "
+                     f"{t['golden'] * 1e3:.1f} ms |")
+    return lines
+
+
+def report(config: HDPConfig, preset: str, rows: list[dict], sim_speed: dict, cmd: str,
+           host: dict | None = None) -> str:
     dense = {r["workload"]: r["total"] for r in rows if r["mode"] == "dense"}
     lines = [f"Preset `{preset}`: head_dim {config.head_dim}, int_lanes {config.int_lanes}, "
              f"mac_lanes {config.mac_lanes}, {config.block_rows}x{config.block_cols} blocks. "
@@ -135,6 +151,8 @@ def report(config: HDPConfig, preset: str, rows: list[dict], sim_speed: dict, cm
             f"{r['util']:.1%} | {r['mac_util']:.1%} | "
             f"{r['total'] / dense[r['workload']]:.2f}x |")
     lines += ["", *targets(rows)]
+    if host:
+        lines += ["", *host_lines(rows, host)]
     lines += ["", "Columns: `keep` = kept pairs / valid pairs; stage cycles from the core's own "
               "counters; `ideal` = `int_macs/int_lanes + (score_macs+pv_macs)/mac_lanes` "
               "(the MAC-bound for the work done, integer pass included, I/O excluded); "
@@ -243,8 +261,10 @@ def main(argv=None) -> int:
     rows = [_row(config, r) for r in results]
     cycles = sum(r["total"] for r in rows)
     cmd = "make bench" + (f" PRESET={args.preset}" if args.preset != "default" else "")
+    from sim.host_baseline import host_times
     text = report(config, args.preset, rows,
-                  {"cycles_per_s": cycles / sim_s, "generate_s": gen_s}, cmd)
+                  {"cycles_per_s": cycles / sim_s, "generate_s": gen_s}, cmd,
+                  host=host_times(config))
     (out / "report.md").write_text(text)
     (out / "rows.json").write_text(json.dumps(rows, indent=1))
     images = plots(rows, Path(args.doc).parent / "img" if args.doc else out)
