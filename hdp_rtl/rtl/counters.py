@@ -38,6 +38,11 @@ class PerfCounters(wiring.Component):
     block_col_count : int
         Blocks in a mask row (the width of ``events.blocks_kept`` is enough for it).
 
+    Attributes
+    ----------
+    LATENCY : int
+        Cycles from an event (or ``clear``) to the values that include it.
+
     Members
     -------
     clear : In(1)

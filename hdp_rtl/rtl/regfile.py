@@ -78,6 +78,12 @@ class RegisterFile(wiring.Component):
     config_hash : int
         The value of ``config_hash``.
 
+    Attributes
+    ----------
+    RD_LATENCY : int
+        Cycles from ``bus.rd_en`` to its ``rd_data``/``rd_error`` (1: the read
+        multiplexer is two registered stages).
+
     Members
     -------
     bus : In(RegBusSignature)
