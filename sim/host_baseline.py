@@ -2,8 +2,9 @@
 
 ``make bench`` prints these next to the core's cycles (issue 11's stretch goal is a
 core faster than NumPy on the CPU a user already has). Two figures per head size,
-best of several runs (NumPy as installed, its BLAS threads included): NumPy's float64 attention (``softmax(q k^T / sqrt(d))
-v``) and the golden model's bit-exact head (the reference every RTL check uses; its
+best of several runs (NumPy as installed, its BLAS threads included): the repository's
+float64 reference (``golden.float_attention``: ``softmax(q k^T / sqrt(d)) v``) and the
+golden model's bit-exact head (the reference every RTL check uses; its
 speed bounds how many heads a regression can check an hour).
 """
 from __future__ import annotations
@@ -15,14 +16,7 @@ import numpy as np
 import golden
 from hdp_rtl.config import HDPConfig
 
-__all__ = ["float_attention", "host_times"]
-
-
-def float_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Dense float attention of one head: ``softmax(q k^T / sqrt(d)) v``."""
-    s = q @ k.T / np.sqrt(q.shape[1])
-    p = np.exp(s - s.max(axis=1, keepdims=True))
-    return (p / p.sum(axis=1, keepdims=True)) @ v
+__all__ = ["host_times"]
 
 
 def _best(fn, repeat: int) -> float:
@@ -42,7 +36,7 @@ def host_times(config: HDPConfig, sizes=(128, 256), repeat: int = 5, seed: int =
     for n in sizes:
         xq, xk, xv = rng.standard_normal((3, n, config.head_dim))
         q, k, v, regs, _ = golden.prepare_head(xq, xk, xv, config)
-        out[n] = {"numpy_float": _best(lambda: float_attention(xq, xk, xv), repeat),
+        out[n] = {"numpy_float": _best(lambda: golden.float_attention(xq, xk, xv), repeat),
                   "golden": _best(lambda: golden.attention_head(q, k, v, config, regs),
                                   max(1, repeat // 2))}
     return out

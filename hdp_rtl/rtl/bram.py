@@ -12,7 +12,6 @@ memory marked ``no_rw_check``. Yosys folds that register into the block RAM's ow
 port with no collision logic (for Verilog read by yosys too: the attribute is in the
 generated Verilog); simulation is unchanged, the register holds the old word.
 """
-from amaranth.hdl import Shape
 from amaranth.lib import memory, wiring
 
 from ..widths import index_bits
