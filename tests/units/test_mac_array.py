@@ -1,10 +1,11 @@
 """MAC array: scores (approximation on and off) and P x V rows bit-exact to the golden
 model with both streams interleaved and stalled, in amaranth.sim and as generated Verilog;
-and the pipelining."""
+the rotating accumulators through a reset; and the pipelining."""
 import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import ResetInserter, Signal
 
 import golden
 from hdp_rtl.config import HDPConfig
@@ -20,6 +21,8 @@ CONFIGS = {
                             out_bits=6, out_frac=4),
     "no-frac": HDPConfig(seq_max=16, head_dim=8, frac_bits=0, int_bits=6, int_lanes=2,
                          mac_lanes=2, axis_elems=2, out_frac=8),
+    # two chunks: the ring's stage after the tail is its head
+    "two-chunks": HDPConfig(seq_max=16, head_dim=8, int_lanes=4, mac_lanes=4, axis_elems=4),
 }
 
 
@@ -216,3 +219,41 @@ def test_rows_back_to_back(per_row):
         assert gaps == {chunks + ROW_LATENCY + 1}
     else:
         assert gaps == {chunks}
+
+
+@pytest.mark.parametrize("name", ["edge", "two-chunks", "narrow-out"])
+def test_reset_mid_row_restarts_the_accumulators(name):
+    """A reset while a row's sums are in the rotating accumulators (part of its
+    probabilities taken, an operation in flight): the rows after it come out bit-exact,
+    starting from half an output step as after power-up (edge: 8 chunks; two: the stage
+    after the ring's tail is its head; narrow-out: 1 chunk, the tail is the head)."""
+    cfg = CONFIGS[name]
+    n = 5
+    q, k, v, keep, p = _case(cfg, n, seed=13)
+    keep[0] = True          # row 0: every column, the largest probabilities
+    p[0] = (1 << cfg.prob_bits) - 1
+    rst = Signal()
+    mac = MacArray.from_config(cfg)
+    dut = ResetInserter({"sync": rst})(WithRowBuffers(mac, cfg, {"q": q, "k": k, "v": v}))
+    cols = [np.flatnonzero(keep[r]) for r in range(n)]
+    probs = [{"prob": int(p[r, c]), "col": int(c), "last": int(c == cols[r][-1])}
+             for r in range(n) for c in cols[r]]
+    first, rest = probs[:n - 2], probs[len(cols[0]):]     # row 0 cut short, rows 1 ..
+    want = golden.pv_output(p, v, cfg).tolist()[1:]
+    got = []
+
+    async def bench(ctx):
+        await send_stream(ctx, mac.i_prob, first, rng=random.Random(0))
+        await ctx.tick()                # the last operation taken is in the pipeline
+        ctx.set(rst, 1)
+        await ctx.tick()
+        ctx.set(rst, 0)
+        await send_stream(ctx, mac.i_prob, rest, rng=random.Random(1), idle=0.2)
+
+    async def outs(ctx):
+        got.extend(await recv_stream(ctx, mac.o_out, n - 1, rng=random.Random(2),
+                                     backpressure=0.3))
+
+    run_sim(dut, bench, outs, deadline_cycles=len(probs) * 8 * cfg.head_dim // cfg.mac_lanes
+            + 2000)
+    assert [[int(x) for x in g.out] for g in got] == want
