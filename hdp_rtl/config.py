@@ -279,6 +279,20 @@ class HDPConfig:
         """AXI4-Stream beats per Q/K/V or output row."""
         return self.head_dim // self.axis_elems
 
+    @property
+    def row_word_elems(self) -> int:
+        """Elements in one word of the Q, K and V row buffers: the widest chunk of a row
+        any unit reads or writes in a cycle (``int_lanes``, ``mac_lanes`` or
+        ``axis_elems``). A row is ``head_dim / row_word_elems`` words; narrow words
+        fill block RAMs in depth rather than width (the ``edge`` preset's 256-bit rows
+        would take 16 16-bit-wide iCE40 EBRs a buffer, a quarter of each used)."""
+        return max(self.int_lanes, self.mac_lanes, self.axis_elems)
+
+    @property
+    def row_words(self) -> int:
+        """Words per row in the Q, K and V row buffers."""
+        return self.head_dim // self.row_word_elems
+
     # ---- presets and files ----------------------------------------------------------
     @classmethod
     def preset(cls, name: str) -> "HDPConfig":

@@ -1,4 +1,4 @@
-"""Input unpacker Verilog: K, Q, V rows in order from s_axis beats under random idle and
+"""Input unpacker Verilog: the words of K, Q, V rows in order from s_axis beats under random idle and
 back-pressure, tlast errors raised on their beats, one last_row per head."""
 import cocotb
 import numpy as np
@@ -6,14 +6,14 @@ from cocotb.triggers import RisingEdge
 
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.regmap import INPUT_ORDER, TENSOR_CODE, ErrorCode
-from hdp_rtl.rtl.unpacker import row_write_layout
+from hdp_rtl.rtl.unpacker import word_write_layout
 from streams import AxisPort, StreamSink, StreamSource, env_json, past_time_zero, \
     start_clock_and_reset
 from tb.beats import input_beats
 
 CONFIG = HDPConfig.from_dict(env_json("HDP_CONFIG", {}))
-ROW = row_write_layout(seq_bits=CONFIG.seq_bits, head_dim=CONFIG.head_dim,
-                       data_bits=CONFIG.data_bits)
+WORD = word_write_layout(seq_bits=CONFIG.seq_bits, words=CONFIG.row_words,
+                         word_elems=CONFIG.row_word_elems, data_bits=CONFIG.data_bits)
 
 
 class UnpackerTB:
@@ -21,7 +21,7 @@ class UnpackerTB:
         self.dut = dut
         port = AxisPort(dut, "s_axis")
         self.source = StreamSource(port, "axis", port.layout, idle=0.3, seed=1)
-        self.sink = StreamSink(dut, "o_row", ROW, backpressure=0.3, seed=2)
+        self.sink = StreamSink(dut, "o_word", WORD, backpressure=0.3, seed=2)
         self.errors, self.last_rows, self.beats = [], [], 0
         dut.start.value = dut.seq_len.value = 0
         cocotb.start_soon(self._monitor())
@@ -32,7 +32,7 @@ class UnpackerTB:
             await RisingEdge(dut.clk)
             if int(dut.error.value):
                 self.errors.append((self.beats, int(dut.error.value)))
-            if int(dut.last_row.value) and int(dut.o_row__ready.value):
+            if int(dut.last_row.value) and int(dut.o_word__ready.value):
                 self.last_rows.append(self.beats)
             self.beats += int(dut.beat.value)
 
@@ -49,11 +49,14 @@ class UnpackerTB:
         self.dut.start.value = 0
         self.dut.seq_len.value = n
         self.source.send_all(beats)
+        e = CONFIG.row_word_elems
         for t in range(3):
             for r in range(n):
-                got = await self.sink.recv()
-                code = TENSOR_CODE[INPUT_ORDER[t]]
-                assert got == {"tensor": code, "row": r, "data": [int(v) for v in x[t][r]]}, (t, r)
+                for w in range(CONFIG.row_words):
+                    got = await self.sink.recv()
+                    code = TENSOR_CODE[INPUT_ORDER[t]]
+                    want = [int(v) for v in x[t][r][w * e:(w + 1) * e]]
+                    assert got == {"tensor": code, "row": r, "word": w, "data": want}, (t, r, w)
         assert self.errors == errors
         assert self.last_rows == [len(beats) - 1]
 

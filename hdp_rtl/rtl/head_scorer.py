@@ -8,7 +8,7 @@ from .arith import lut_multiply, tree_sum
 from .bram import bram, registered_read_port
 from .layouts import block_layout
 from .outqueue import credit_room, output_queue
-from .rowmem import RowReadSignature
+from .rowmem import RowReadSignature, word_addr
 
 __all__ = ["HeadScorer", "SUM_GROUP"]
 
@@ -85,7 +85,8 @@ class HeadScorer(wiring.Component):
         sent.
     q_rd, k_rd : In(RowReadSignature)
         Row-buffer read ports (one cycle latency), read only at a start and while the
-        loop runs.
+        loop runs. With rows of several words (``word_elems < head_dim``) a pair reads
+        its Q and K words one by one, each in the cycle before its first chunk issues.
     o_block : Out(stream.Signature(block_layout))
         The valid blocks of each block row in column order.
     head_importance : Out(hi_bits)
@@ -102,8 +103,13 @@ class HeadScorer(wiring.Component):
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
-                 int_lanes: int, block_rows: int, block_cols: int):
+                 int_lanes: int, block_rows: int, block_cols: int,
+                 word_elems: int | None = None):
         self.seq_max, self.head_dim = seq_max, head_dim
+        self.word_elems = word_elems = word_elems or head_dim
+        if word_elems % int_lanes or head_dim % word_elems:
+            raise ValueError(f"word_elems must be a multiple of int_lanes ({int_lanes}) "
+                             f"and divide head_dim ({head_dim}), not {word_elems}")
         self.int_bits, self.frac_bits = int_bits, frac_bits
         self.int_lanes, self.block_rows, self.block_cols = int_lanes, block_rows, block_cols
         self.block_col_count = W.ceil_div(seq_max, block_cols)
@@ -120,8 +126,10 @@ class HeadScorer(wiring.Component):
             "start": In(1), "busy": Out(1),
             "seq_len": In(W.bits_for(seq_max)), "causal": In(1),
             "q_rows": In(range(seq_max + 1)),
-            "q_rd": In(RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=data_bits)),
-            "k_rd": In(RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=data_bits)),
+            "q_rd": In(RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=data_bits,
+                                        word_elems=word_elems)),
+            "k_rd": In(RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=data_bits,
+                                        word_elems=word_elems)),
             "o_block": Out(stream.Signature(block_layout(sint_bits=self.sint_bits,
                                                          block_col_bits=self.block_col_bits))),
             "head_importance": Out(self.hi_bits), "hi_valid": Out(1),
@@ -133,12 +141,16 @@ class HeadScorer(wiring.Component):
     def from_config(cls, config):
         return cls(seq_max=config.seq_max, head_dim=config.head_dim, int_bits=config.int_bits,
                    frac_bits=config.frac_bits, int_lanes=config.int_lanes,
-                   block_rows=config.block_rows, block_cols=config.block_cols)
+                   block_rows=config.block_rows, block_cols=config.block_cols,
+                   word_elems=config.row_word_elems)
 
     def elaborate(self, platform):
         m = Module()
         L, F = self.int_lanes, self.frac_bits
         chunks = self.head_dim // L
+        words = self.head_dim // self.word_elems
+        per_word = self.word_elems // L           # chunks in a row-buffer word
+        log_pw = per_word.bit_length() - 1
         log_bc = self.block_cols.bit_length() - 1
         log_br = self.block_rows.bit_length() - 1
         n = self.seq_len
@@ -192,8 +204,9 @@ class HeadScorer(wiring.Component):
             return x[F:].as_signed() if F else x
 
         def pick(rd, lane):
-            elems = [int_part(Value.cast(rd.data[ch * L + lane])) for ch in range(chunks)]
-            return Array(elems)[chunk] if chunks > 1 else elems[0]
+            # the chunk in the word read for it (the whole row with one-word rows)
+            elems = [int_part(Value.cast(rd.data[ch * L + lane])) for ch in range(per_word)]
+            return Array(elems)[chunk[:log_pw]] if per_word > 1 else elems[0]
 
         products = []
         c2 = stage("ctrl2")
@@ -265,12 +278,22 @@ class HeadScorer(wiring.Component):
         m.d.comb += room.eq(credit_room(m, self.queue_depth, take=issue & sends,
                                         give=self.o_block.valid & self.o_block.ready,
                                         name="block"))
-        m.d.comb += [
-            # a read's address: q's next row when a row ends, k's next column (or 0)
-            self.q_rd.addr.eq(Mux(running, row1, 0)),
-            self.k_rd.addr.eq(Mux(running & ~last_col, col1, 0)),
-            self.q_rd.en.eq(0), self.k_rd.en.eq(0),
-        ]
+        if words == 1:
+            m.d.comb += [
+                # a read's address: q's next row when a row ends, k's next column (or 0)
+                self.q_rd.addr.eq(Mux(running, row1, 0)),
+                self.k_rd.addr.eq(Mux(running & ~last_col, col1, 0)),
+            ]
+        else:
+            # a pair's next word (its first chunk issues next), or at its last chunk the
+            # next pair's first word: q's next row when a row ends, k's next column (or 0)
+            word_end = chunk[:log_pw].all() if per_word > 1 else Const(1)
+            next_word = Mux(running & ~last_chunk, (chunk >> log_pw) + 1, 0)
+            q_row = Mux(running, Mux(last_chunk & last_col, row1, row), 0)
+            k_col = Mux(running, Mux(last_chunk, Mux(last_col, 0, col1), col), 0)
+            m.d.comb += [self.q_rd.addr.eq(word_addr(q_row, next_word, words=words)),
+                         self.k_rd.addr.eq(word_addr(k_col, next_word, words=words))]
+        m.d.comb += [self.q_rd.en.eq(0), self.k_rd.en.eq(0)]
         m.d.sync += [c1.valid.eq(issue), c1.first.eq(chunk == 0), c1.last_chunk.eq(last_chunk),
                      c1.end.eq(end_of_block_row & last_chunk),
                      c1.last.eq(last_row & last_col & last_chunk), c1.row.eq(row), c1.col.eq(col),
@@ -293,6 +316,11 @@ class HeadScorer(wiring.Component):
             m.d.comb += [self.q_rd.en.eq(1), self.k_rd.en.eq(1)]
         with m.If(issue):
             m.d.sync += chunk.eq(Mux(last_chunk, 0, chunk + 1))
+            if words > 1:
+                with m.If(word_end & ~last_chunk):
+                    m.d.comb += [self.q_rd.en.eq(1), self.k_rd.en.eq(1)]
+                with m.If(last_chunk & ~last_col):
+                    m.d.comb += self.q_rd.en.eq(1)     # the row's word 0 again
             with m.If(last_chunk):
                 m.d.comb += self.k_rd.en.eq(1)
                 with m.If(last_col):

@@ -1,5 +1,5 @@
 """MAC array with the approximation unit (spec steps 5 and 7)."""
-from amaranth.hdl import Module, Mux, Signal, Value, signed
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -7,7 +7,7 @@ from .. import widths as W
 from .arith import lut_multiply, tree_or, tree_sum
 from .layouts import out_row_layout, pair_layout, prob_layout, score_layout
 from .outqueue import credit_room, output_queue
-from .rowmem import RowReadSignature
+from .rowmem import RowReadSignature, word_addr
 
 __all__ = ["MacArray", "SUM_GROUP", "SCORE_LATENCY", "ROW_LATENCY"]
 
@@ -100,8 +100,13 @@ class MacArray(wiring.Component):
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
-                 mac_lanes: int, prob_bits: int, out_bits: int, out_frac: int):
+                 mac_lanes: int, prob_bits: int, out_bits: int, out_frac: int,
+                 word_elems: int | None = None):
         self.seq_max, self.head_dim = seq_max, head_dim
+        self.word_elems = word_elems = word_elems or head_dim
+        if word_elems % mac_lanes or head_dim % word_elems:
+            raise ValueError(f"word_elems must be a multiple of mac_lanes ({mac_lanes}) "
+                             f"and divide head_dim ({head_dim}), not {word_elems}")
         self.I, self.F, self.B = int_bits, frac_bits, int_bits + frac_bits
         self.lanes, self.P = mac_lanes, prob_bits
         self.out_bits = out_bits
@@ -115,7 +120,8 @@ class MacArray(wiring.Component):
         #: at best, while pairs are accepted every chunks cycles; one more absorbs a
         #: cycle of o_score backpressure without a bubble.
         self.score_depth = -(-(chunks + SCORE_LATENCY + 1) // chunks) + 1
-        rd = RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=self.B)
+        rd = RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=self.B,
+                              word_elems=word_elems)
         super().__init__({
             "approx_enable": In(1),
             "q_rd": In(rd), "k_rd": In(rd), "v_rd": In(rd),
@@ -132,12 +138,16 @@ class MacArray(wiring.Component):
     def from_config(cls, config):
         return cls(seq_max=config.seq_max, head_dim=config.head_dim, int_bits=config.int_bits,
                    frac_bits=config.frac_bits, mac_lanes=config.mac_lanes,
-                   prob_bits=config.prob_bits, out_bits=config.out_bits, out_frac=config.out_frac)
+                   prob_bits=config.prob_bits, out_bits=config.out_bits, out_frac=config.out_frac,
+                   word_elems=config.row_word_elems)
 
     def elaborate(self, platform):
         m = Module()
         L, F, d = self.lanes, self.F, self.head_dim
         chunks = d // L
+        words = d // self.word_elems
+        per_word = self.word_elems // L           # chunks in a row-buffer word
+        log_pw = per_word.bit_length() - 1
         sh = self.out_shift
         top = (1 << (self.out_bits - 1)) - 1
         depth = self.score_depth
@@ -177,6 +187,7 @@ class MacArray(wiring.Component):
         # ---- issue stage: the operation whose rows were read, one chunk a cycle ----------
         active = Signal()
         is_pv = Signal()
+        op_row = Signal(self.seq_bits)    # (the Q row: read again word by word)
         op_col = Signal(self.seq_bits)
         op_last = Signal()
         op_p = Signal(self.P + 1)
@@ -194,9 +205,29 @@ class MacArray(wiring.Component):
         pick_pair = pair_ok & ~pick_pv
         m.d.comb += [
             self.i_prob.ready.eq(advance & pick_pv), self.i_pair.ready.eq(advance & pick_pair),
-            self.q_rd.addr.eq(pair.row), self.k_rd.addr.eq(pair.col), self.v_rd.addr.eq(prob.col),
             self.q_rd.en.eq(0), self.k_rd.en.eq(0), self.v_rd.en.eq(0),
         ]
+        if words == 1:
+            m.d.comb += [self.q_rd.addr.eq(pair.row), self.k_rd.addr.eq(pair.col),
+                         self.v_rd.addr.eq(prob.col)]
+        else:
+            # a new operation's first word, or the running one's next word (read in the
+            # last chunk of the word before: one read a word, as with one-word rows)
+            word_end = chunk[:log_pw].all() if per_word > 1 else Const(1)
+            next_word = Mux(advance, 0, (chunk >> log_pw) + 1)
+            m.d.comb += [
+                self.q_rd.addr.eq(word_addr(Mux(advance, pair.row, op_row), next_word,
+                                            words=words)),
+                self.k_rd.addr.eq(word_addr(Mux(advance, pair.col, op_col), next_word,
+                                            words=words)),
+                self.v_rd.addr.eq(word_addr(Mux(advance, prob.col, op_col), next_word,
+                                            words=words)),
+            ]
+            with m.If(active & ~last_chunk & word_end):
+                with m.If(is_pv):
+                    m.d.comb += self.v_rd.en.eq(1)
+                with m.Else():
+                    m.d.comb += [self.q_rd.en.eq(1), self.k_rd.en.eq(1)]
         with m.If(active):
             m.d.sync += [chunk.eq(Mux(last_chunk, 0, chunk + 1)),
                          last_chunk.eq(chunk == chunks - 2 if chunks > 1 else 1)]
@@ -208,8 +239,8 @@ class MacArray(wiring.Component):
                              op_p.eq(prob.prob), last_was_pv.eq(1)]
             with m.Elif(pick_pair):
                 m.d.comb += [self.q_rd.en.eq(1), self.k_rd.en.eq(1)]
-                m.d.sync += [is_pv.eq(0), op_col.eq(pair.col), op_last.eq(pair.last),
-                             last_was_pv.eq(0)]
+                m.d.sync += [is_pv.eq(0), op_row.eq(pair.row), op_col.eq(pair.col),
+                             op_last.eq(pair.last), last_was_pv.eq(0)]
         with m.If(self.i_prob.valid & self.i_prob.ready & prob.last):
             m.d.sync += o_room.eq(0)
         with m.Elif(self.o_out.valid & self.o_out.ready):
@@ -219,18 +250,19 @@ class MacArray(wiring.Component):
         # (the operation's kind and chunk): an AND-OR two LUTs deep.
         nxt_pv = Mux(advance, pick_pv, is_pv)
         nxt_chunk = Mux(active, Mux(last_chunk, 0, chunk + 1), chunk)
-        sel_qk = Signal(chunks, init=1)     # chunk `ch` of a score: q and k
-        sel_v = Signal(chunks)              # chunk `ch` of P x V: v
+        # (of the chunks in the word read: the row's `chunk`-th with one-word rows)
+        sel_qk = Signal(per_word, init=1)   # chunk `ch` of a score: q and k
+        sel_v = Signal(per_word)            # chunk `ch` of P x V: v
         sel_p = Signal()                    # P x V: the probability
         m.d.sync += sel_p.eq(nxt_pv)
-        for ch in range(chunks):
-            hit = nxt_chunk == ch
+        for ch in range(per_word):
+            hit = (nxt_chunk[:log_pw] == ch) if per_word > 1 else Const(1)
             m.d.sync += [sel_qk[ch].eq(~nxt_pv & hit), sel_v[ch].eq(nxt_pv & hit)]
 
-        def pick(row, sel, lane):
+        def pick(word, sel, lane):
             value = Signal(signed(self.B))
             m.d.comb += value.eq(
-                tree_or([Mux(sel[ch], row[ch * L + lane], 0) for ch in range(chunks)]))
+                tree_or([Mux(sel[ch], word[ch * L + lane], 0) for ch in range(per_word)]))
             return value
 
         # stage 1: the chunk's operands, registered after the row buffers' read

@@ -6,15 +6,15 @@ from amaranth.lib.wiring import In, Out
 from .. import widths as W
 from ..regmap import TENSOR_CODE
 from .bram import bram, registered_read_port
-from .rowmem import RowReadSignature, row_layout
-from .unpacker import row_write_layout
+from .rowmem import RowReadSignature, row_layout, word_addr
+from .unpacker import word_write_layout
 
 __all__ = ["RowStore"]
 
 
 class RowStore(wiring.Component):
-    """Three row memories (one ``head_dim``-element row per word, ``seq_max`` words each)
-    with one write port, fed by ``i_row``, and one read port each.
+    """Three row memories (``seq_max`` rows of ``head_dim / word_elems`` words each, see
+    ``rowmem``) with one write port, fed by ``i_word``, and one read port each.
 
     The Q and K read ports are shared by the integer pass (the head scorer) and the
     attention pass (the MAC array); ``int_phase`` gives them to the first. Each client
@@ -28,10 +28,12 @@ class RowStore(wiring.Component):
     ----------
     seq_max, head_dim, data_bits : int
         As in :class:`~hdp_rtl.config.HDPConfig`.
+    word_elems : int
+        ``HDPConfig.row_word_elems`` (default: a whole row).
 
     Members
     -------
-    i_row : In(stream.Signature(row_write_layout))
+    i_word : In(stream.Signature(word_write_layout))
         Always ready.
     int_phase : In(1)
         The integer-pass ports own Q and K (combinational: takes effect this cycle).
@@ -41,13 +43,18 @@ class RowStore(wiring.Component):
         The attention pass's ports.
     """
 
-    def __init__(self, *, seq_max: int, head_dim: int, data_bits: int):
+    def __init__(self, *, seq_max: int, head_dim: int, data_bits: int,
+                 word_elems: int | None = None):
         self.seq_max, self.head_dim, self.data_bits = seq_max, head_dim, data_bits
-        port = RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=data_bits)
+        self.word_elems = word_elems = word_elems or head_dim
+        self.words = head_dim // word_elems
+        port = RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=data_bits,
+                                word_elems=word_elems)
         seq_bits = W.index_bits(seq_max)
         super().__init__({
-            "i_row": In(stream.Signature(row_write_layout(
-                seq_bits=seq_bits, head_dim=head_dim, data_bits=data_bits))),
+            "i_word": In(stream.Signature(word_write_layout(
+                seq_bits=seq_bits, words=self.words, word_elems=word_elems,
+                data_bits=data_bits))),
             "int_phase": In(1),
             "q_int": Out(port), "k_int": Out(port),
             "q_mac": Out(port), "k_mac": Out(port), "v_mac": Out(port),
@@ -55,21 +62,23 @@ class RowStore(wiring.Component):
 
     @classmethod
     def from_config(cls, config):
-        return cls(seq_max=config.seq_max, head_dim=config.head_dim, data_bits=config.data_bits)
+        return cls(seq_max=config.seq_max, head_dim=config.head_dim, data_bits=config.data_bits,
+                   word_elems=config.row_word_elems)
 
     def elaborate(self, platform):
         m = Module()
-        rows = row_layout(head_dim=self.head_dim, data_bits=self.data_bits)
-        beat = self.i_row.payload
-        m.d.comb += self.i_row.ready.eq(1)
+        words = row_layout(head_dim=self.word_elems, data_bits=self.data_bits)
+        beat = self.i_word.payload
+        m.d.comb += self.i_word.ready.eq(1)
         for t in "qkv":
             # no read of a row in the cycle it is written (bram.py): the integer pass
             # reads K once all of it is in and Q row r once q_rows > r, both counted a
             # cycle after the write; the attention pass starts after V's last row
-            mem = bram(m, f"{t}_buf", shape=rows, depth=self.seq_max)
+            mem = bram(m, f"{t}_buf", shape=words, depth=self.seq_max * self.words)
             wr, rd = mem.write_port(), registered_read_port(m, mem, name=f"{t}_rd")
-            m.d.comb += [wr.addr.eq(beat.row), wr.data.eq(beat.data),
-                         wr.en.eq(self.i_row.valid & (beat.tensor == TENSOR_CODE[t]))]
+            m.d.comb += [wr.addr.eq(word_addr(beat.row, beat.word, words=self.words)),
+                         wr.data.eq(beat.data),
+                         wr.en.eq(self.i_word.valid & (beat.tensor == TENSOR_CODE[t]))]
             if t == "v":
                 wiring.connect(m, wiring.flipped(self.v_mac), rd)
                 continue

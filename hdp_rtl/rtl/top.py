@@ -110,7 +110,7 @@ class HDPCoprocessor(wiring.Component):
             m.d.comb += [unit.start.eq(start), unit.seq_len.eq(run.seq_len)]
 
         # data path: input -> rows -> integer pass -> selection -> pairs -> MAC/softmax -> output
-        wiring.connect(m, unpacker.o_row, rows.i_row)
+        wiring.connect(m, unpacker.o_word, rows.i_word)
         m.d.comb += rows.int_phase.eq(seq.int_phase)
         wiring.connect(m, rows.q_int, scorer.q_rd)
         wiring.connect(m, rows.k_int, scorer.k_rd)

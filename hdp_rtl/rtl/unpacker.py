@@ -1,4 +1,4 @@
-"""Input unpacker: AXI4-Stream beats of Q, K and V to whole rows for the row store."""
+"""Input unpacker: AXI4-Stream beats of Q, K and V to row-buffer words for the row store."""
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -7,7 +7,7 @@ from .. import widths as W
 from ..regmap import INPUT_ORDER, TENSOR_CODE, ErrorCode
 from .rowmem import row_layout
 
-__all__ = ["InputUnpacker", "row_write_layout", "axis_members"]
+__all__ = ["InputUnpacker", "word_write_layout", "axis_members"]
 
 
 def axis_members(prefix: str, *, width: int, flow) -> dict:
@@ -18,11 +18,13 @@ def axis_members(prefix: str, *, width: int, flow) -> dict:
             f"{prefix}_tready": back(1), f"{prefix}_tlast": flow(1)}
 
 
-def row_write_layout(*, seq_bits: int, head_dim: int, data_bits: int) -> data.StructLayout:
-    """Unpacker -> row store: row ``row`` of tensor ``tensor`` (``regmap.TENSOR_CODE``:
-    0 Q, 1 K, 2 V)."""
-    return data.StructLayout({"tensor": 2, "row": seq_bits,
-                              "data": row_layout(head_dim=head_dim, data_bits=data_bits)})
+def word_write_layout(*, seq_bits: int, words: int, word_elems: int,
+                      data_bits: int) -> data.StructLayout:
+    """Unpacker -> row store: word ``word`` of row ``row`` of tensor ``tensor``
+    (``regmap.TENSOR_CODE``: 0 Q, 1 K, 2 V), a row being ``words`` words of
+    ``word_elems`` elements (``rowmem``)."""
+    return data.StructLayout({"tensor": 2, "row": seq_bits, "word": range(words),
+                              "data": row_layout(head_dim=word_elems, data_bits=data_bits)})
 
 
 class InputUnpacker(wiring.Component):
@@ -32,13 +34,16 @@ class InputUnpacker(wiring.Component):
     element raises error 8, and ``tlast`` anywhere but on each tensor's last beat (or
     missing there) error 9. Neither stops the head: beats are counted as they come.
 
-    A row is offered on ``o_row`` in the cycle its last beat arrives (no added latency),
-    and that beat is taken only when ``o_row`` is.
+    A row goes to the row store as ``head_dim / word_elems`` words (``rowmem``); a word
+    is offered on ``o_word`` in the cycle its last beat arrives (no added latency), and
+    that beat is taken only when ``o_word`` is.
 
     Parameters
     ----------
     seq_max, head_dim, data_bits, axis_elems, in_lane_bits : int
         As in :class:`~hdp_rtl.config.HDPConfig`.
+    word_elems : int
+        ``HDPConfig.row_word_elems``, a multiple of ``axis_elems``.
 
     Members
     -------
@@ -47,16 +52,16 @@ class InputUnpacker(wiring.Component):
     start : In(1)
         A head begins (``seq_len`` is valid from the next cycle).
     seq_len : In
-    o_row : Out(stream.Signature(row_write_layout))
+    o_word : Out(stream.Signature(word_write_layout))
     int_ready : Out(1)
-        ``o_row`` carries Q's first row this cycle: once it is taken, all of K and Q's
-        first row are in, and the integer pass may start (while the rest of Q, then V,
+        ``o_word`` carries the last word of Q's first row this cycle: once it is taken,
+        all of K and Q's first row are in, and the integer pass may start (while the rest of Q, then V,
         arrive).
     q_rows : Out(range(seq_max + 1))
         Rows of Q taken since ``start`` (a register): the integer pass reads Q row ``r``
         only once ``q_rows > r``.
     last_row : Out(1)
-        ``o_row`` carries V's last row this cycle (the head's input ends when it is taken).
+        ``o_word`` carries V's last word this cycle (the head's input ends when it is taken).
     beat : Out(1)
         A beat was taken this cycle.
     error : Out(4)
@@ -64,16 +69,22 @@ class InputUnpacker(wiring.Component):
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, data_bits: int, axis_elems: int,
-                 in_lane_bits: int):
+                 in_lane_bits: int, word_elems: int | None = None):
         self.seq_max, self.head_dim, self.B = seq_max, head_dim, data_bits
         self.elems, self.lane = axis_elems, in_lane_bits
-        self.bpr = head_dim // axis_elems
+        self.word_elems = word_elems = word_elems or head_dim
+        if word_elems % axis_elems or head_dim % word_elems:
+            raise ValueError(f"word_elems must be a multiple of axis_elems ({axis_elems}) "
+                             f"and divide head_dim ({head_dim}), not {word_elems}")
+        self.bpw = word_elems // axis_elems          # beats per word
+        self.words = head_dim // word_elems          # words per row
         self.seq_bits = W.index_bits(seq_max)
         members = axis_members("s_axis", width=axis_elems * in_lane_bits, flow=In)
         members.update({
             "start": In(1), "seq_len": In(W.bits_for(seq_max)),
-            "o_row": Out(stream.Signature(row_write_layout(
-                seq_bits=self.seq_bits, head_dim=head_dim, data_bits=data_bits))),
+            "o_word": Out(stream.Signature(word_write_layout(
+                seq_bits=self.seq_bits, words=self.words, word_elems=word_elems,
+                data_bits=data_bits))),
             "int_ready": Out(1), "q_rows": Out(range(seq_max + 1)),
             "last_row": Out(1), "beat": Out(1), "error": Out(4),
         })
@@ -82,19 +93,21 @@ class InputUnpacker(wiring.Component):
     @classmethod
     def from_config(cls, config):
         return cls(seq_max=config.seq_max, head_dim=config.head_dim, data_bits=config.data_bits,
-                   axis_elems=config.axis_elems, in_lane_bits=config.in_lane_bits)
+                   axis_elems=config.axis_elems, in_lane_bits=config.in_lane_bits,
+                   word_elems=config.row_word_elems)
 
     def elaborate(self, platform):
         m = Module()
-        B, lane, bpr, n = self.B, self.lane, self.bpr, self.seq_len
+        B, lane, bpw, words, n = self.B, self.lane, self.bpw, self.words, self.seq_len
         active = Signal()
         phase = Signal(2)                 # the index in INPUT_ORDER of the tensor arriving
         tensor = Signal(2)                # its TENSOR_CODE
         assert INPUT_ORDER[:2] == ("k", "q"), "int_ready and q_rows assume K, then Q"
         q_code, v_code = TENSOR_CODE["q"], TENSOR_CODE[INPUT_ORDER[-1]]
         row = Signal(self.seq_bits)
-        beat_idx = Signal(range(max(2, bpr)))
-        held = Signal(row_layout(head_dim=self.head_dim, data_bits=B))   # earlier beats
+        beat_idx = Signal(range(max(2, bpw)))         # the beat in its word
+        word_idx = Signal(range(max(2, words)))       # the word in its row
+        held = Signal(row_layout(head_dim=self.word_elems, data_bits=B))   # earlier beats
 
         elems = Cat(*(self.s_axis_tdata[j * lane:j * lane + B] for j in range(self.elems)))
         lane_ok = Signal()
@@ -105,32 +118,39 @@ class InputUnpacker(wiring.Component):
                 with m.If(word[B - 1:] != Mux(word[B - 1], (1 << (lane - B + 1)) - 1, 0)):
                     m.d.comb += lane_ok.eq(0)
         chunk = self.elems * B
-        last_beat = beat_idx == bpr - 1
+        word_end = beat_idx == bpw - 1
+        last_beat = word_end & (word_idx == words - 1)     # of the row
         last_of_tensor = last_beat & (row == n - 1)
 
+        out = self.o_word
         m.d.comb += [
-            self.o_row.payload.tensor.eq(tensor), self.o_row.payload.row.eq(row),
-            self.o_row.payload.data.eq(Cat(held.as_value()[:(bpr - 1) * chunk], elems)
-                                       if bpr > 1 else elems),
-            self.o_row.valid.eq(active & self.s_axis_tvalid & last_beat),
-            self.s_axis_tready.eq(active & (~last_beat | self.o_row.ready)),
-            self.int_ready.eq(self.o_row.valid & (tensor == q_code) & (row == 0)),
-            self.last_row.eq(self.o_row.valid & last_of_tensor & (tensor == v_code)),
+            out.payload.tensor.eq(tensor), out.payload.row.eq(row),
+            out.payload.word.eq(word_idx if words > 1 else 0),
+            out.payload.data.eq(Cat(held.as_value()[:(bpw - 1) * chunk], elems)
+                                if bpw > 1 else elems),
+            out.valid.eq(active & self.s_axis_tvalid & word_end),
+            self.s_axis_tready.eq(active & (~word_end | out.ready)),
+            self.int_ready.eq(out.valid & last_beat & (tensor == q_code) & (row == 0)),
+            self.last_row.eq(out.valid & last_of_tensor & (tensor == v_code)),
             self.beat.eq(self.s_axis_tvalid & self.s_axis_tready),
         ]
         first = TENSOR_CODE[INPUT_ORDER[0]]
         with m.If(self.start):
             m.d.sync += [active.eq(1), phase.eq(0), tensor.eq(first), row.eq(0), beat_idx.eq(0),
-                         self.q_rows.eq(0)]
+                         word_idx.eq(0), self.q_rows.eq(0)]
         with m.Elif(self.beat):
             with m.If(~lane_ok):
                 m.d.comb += self.error.eq(ErrorCode.INPUT_LANE)
             with m.Elif(self.s_axis_tlast != last_of_tensor):
                 m.d.comb += self.error.eq(ErrorCode.INPUT_TLAST)
-            if bpr > 1:
+            if bpw > 1:
                 m.d.sync += held.as_value().word_select(beat_idx, chunk).eq(elems)
+            with m.If(word_end):
+                m.d.sync += [beat_idx.eq(0), word_idx.eq(word_idx + 1)]
+            with m.Else():
+                m.d.sync += beat_idx.eq(beat_idx + 1)
             with m.If(last_beat):
-                m.d.sync += [beat_idx.eq(0), row.eq(row + 1)]
+                m.d.sync += [word_idx.eq(0), row.eq(row + 1)]
                 with m.If(tensor == q_code):
                     m.d.sync += self.q_rows.eq(self.q_rows + 1)
                 with m.If(row == n - 1):
@@ -140,6 +160,4 @@ class InputUnpacker(wiring.Component):
                             m.d.sync += tensor.eq(TENSOR_CODE[name])
                     with m.If(phase == len(INPUT_ORDER) - 1):
                         m.d.sync += active.eq(0)
-            with m.Else():
-                m.d.sync += beat_idx.eq(beat_idx + 1)
         return m

@@ -26,6 +26,9 @@ CONFIGS = {
     # max the cycle after (or the same cycle as) it was written (forwarded)
     "br2-bc1": HDPConfig(seq_max=8, head_dim=4, block_rows=2, block_cols=1, int_lanes=4,
                          mac_lanes=4, axis_elems=4),
+    # rows of 2 row-buffer words of 2 chunks each: a pair reads its second words halfway
+    "words2-chunks2": HDPConfig(seq_max=12, head_dim=8, block_cols=2, int_lanes=2,
+                                mac_lanes=4, axis_elems=2),
 }
 # (config, n, causal, back-pressure on o_block)
 CASES = [("edge", 9, False, 0.5), ("edge", 64, True, 0.5), ("edge", 1, False, 0.5),
@@ -33,7 +36,8 @@ CASES = [("edge", 9, False, 0.5), ("edge", 64, True, 0.5), ("edge", 1, False, 0.
          ("one-chunk", 12, False, 0.5), ("one-chunk", 12, True, 0.0),
          ("one-chunk", 12, True, 0.9), ("br4-bc2", 13, True, 0.5), ("br4-bc2", 16, False, 0.9),
          ("br4-bc2", 16, True, 0.0), ("br2-bc1", 8, True, 0.0), ("br2-bc1", 7, False, 0.5),
-         ("br2-bc1", 3, True, 0.0)]   # (seed 3: the forwarding of the same cycle matters)
+         ("br2-bc1", 3, True, 0.0),   # (seed 3: the forwarding of the same cycle matters)
+         ("words2-chunks2", 11, True, 0.5), ("words2-chunks2", 12, False, 0.9)]
 
 
 @pytest.mark.parametrize("name,n,causal,bp", CASES,
@@ -52,7 +56,7 @@ def test_heads_one_after_another():
 
 @pytest.mark.parametrize("name,n,causal,q_gap", [
     ("one-chunk", 12, True, 3), ("one-chunk", 12, False, 20), ("br2-bc1", 8, True, 1),
-    ("edge", 20, True, 25)])
+    ("edge", 20, True, 25), ("words2-chunks2", 12, False, 9)])
 def test_q_arrives_while_the_loop_runs(name, n, causal, q_gap):
     """The loop reads Q row r only once it is in (q_rows > r) and waits for it: Q's rows
     trickle in (causal rows near the top are shorter than the gap), results unchanged."""
@@ -109,7 +113,8 @@ def check_heads(cfg, heads, *, bp, seed, q_gap=0):
     async def q_reads(ctx):
         async for _clk, _rst, en, addr, avail in ctx.tick().sample(
                 scorer.q_rd.en, scorer.q_rd.addr, scorer.q_rows):
-            assert not en or addr < avail, f"Q row {addr} read with {avail} rows in"
+            row = addr // cfg.row_words               # (a word address)
+            assert not en or row < avail, f"Q row {row} read with {avail} rows in"
 
     async def monitor(ctx):
         cycle = 0

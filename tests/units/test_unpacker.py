@@ -1,5 +1,6 @@
-"""Input unpacker: s_axis beats to K, Q and V rows in order, lane and tlast errors, the
-held last beat under back-pressure, in amaranth.sim and as generated Verilog."""
+"""Input unpacker: s_axis beats to the words of K, Q and V rows in order, lane and tlast
+errors, the held last beat of a word under back-pressure, in amaranth.sim and as
+generated Verilog."""
 import random
 
 import numpy as np
@@ -13,8 +14,12 @@ from cases import EDGE, run_unit_verilog
 from unit_sim import axis_port, recv_stream, run_sim, send_stream
 
 CONFIGS = {
-    "edge": HDPConfig.preset("edge"),                      # 8 beats a row, B = lane = 8
+    "edge": HDPConfig.preset("edge"),          # 8 one-beat words a row, B = lane = 8
     "bpr1": HDPConfig(seq_max=8, head_dim=8, int_lanes=8, mac_lanes=8, axis_elems=8),
+    "words2x2": HDPConfig(seq_max=8, head_dim=8, int_lanes=4, mac_lanes=2,
+                          axis_elems=2),       # 2 words a row, 2 beats a word
+    "row-word": HDPConfig(seq_max=8, head_dim=8, int_lanes=8, mac_lanes=2,
+                          axis_elems=2),       # one 4-beat word a row (as `default`)
     "b6": HDPConfig(seq_max=8, head_dim=8, int_bits=4, frac_bits=2, int_lanes=2,
                     mac_lanes=2, axis_elems=2),            # B = 6 in 8-bit lanes, 4 beats
     "b12-bpr1": HDPConfig(seq_max=6, head_dim=4, int_bits=6, frac_bits=6, int_lanes=4,
@@ -28,10 +33,12 @@ def _head(config, n, rng):
         config.data_min, config.data_max + 1, (3, n, config.head_dim))
 
 
-def _rows(x):
-    """The o_row payloads of head ``x`` (in stream order) as (tensor code, row, data)."""
-    return [(TENSOR_CODE[INPUT_ORDER[t]], r, [int(v) for v in x[t][r]])
-            for t in range(3) for r in range(len(x[t]))]
+def _words(config, x):
+    """The o_word payloads of head ``x`` (in stream order) as (tensor code, row, word,
+    data)."""
+    n = config.row_word_elems
+    return [(TENSOR_CODE[INPUT_ORDER[t]], r, w, [int(v) for v in x[t][r][w * n:(w + 1) * n]])
+            for t in range(3) for r in range(len(x[t])) for w in range(config.row_words)]
 
 
 class Unpacker:
@@ -42,8 +49,8 @@ class Unpacker:
         self.config = config
         self.dut = InputUnpacker.from_config(config)
         self.s_axis = axis_port(self.dut, "s_axis")
-        self.cycles = []        # (beat taken, error, last_row, row offered, taken) a cycle
-        self.int_ready = []     # (row offered, taken) of every cycle with int_ready
+        self.cycles = []        # (beat taken, error, last_row, word offered, taken) a cycle
+        self.int_ready = []     # (word offered, taken) of every cycle with int_ready
         self.q_rows = []        # (start, q_rows, a Q row taken) a cycle
 
     async def start(self, ctx, n: int) -> None:
@@ -59,14 +66,15 @@ class Unpacker:
     async def monitor(self, ctx):
         dut = self.dut
         async for _c, _r, beat, error, last_row, ready_int, q_rows, start, valid, ready, \
-                row in ctx.tick().sample(dut.beat, dut.error, dut.last_row, dut.int_ready,
-                                         dut.q_rows, dut.start, dut.o_row.valid,
-                                         dut.o_row.ready, dut.o_row.payload):
-            offered = (row.tensor, row.row) if valid else None
+                word in ctx.tick().sample(dut.beat, dut.error, dut.last_row, dut.int_ready,
+                                          dut.q_rows, dut.start, dut.o_word.valid,
+                                          dut.o_word.ready, dut.o_word.payload):
+            offered = (word.tensor, word.row, word.word) if valid else None
             self.cycles.append((beat, error, last_row, offered, valid and ready))
             if ready_int:
                 self.int_ready.append((offered, valid and ready))
-            q_taken = valid and ready and row.tensor == TENSOR_CODE["q"]
+            q_taken = (valid and ready and word.tensor == TENSOR_CODE["q"]
+                       and word.word == self.config.row_words - 1)     # a row's last word
             self.q_rows.append((start, q_rows, q_taken))
 
     def check_q_rows(self):
@@ -74,8 +82,8 @@ class Unpacker:
         for (start, count, taken), (_, after, _) in zip(self.q_rows, self.q_rows[1:]):
             assert after == (0 if start else count + taken), (count, taken, after)
 
-    def rows(self, got) -> list:
-        return [(g.tensor, g.row, [g.data[i] for i in range(self.config.head_dim)])
+    def words(self, got) -> list:
+        return [(g.tensor, g.row, g.word, [g.data[i] for i in range(self.config.row_word_elems)])
                 for g in got]
 
     def errors(self) -> list:
@@ -87,9 +95,10 @@ class Unpacker:
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_rows_in_order(name):
-    """Two heads back to back under random idle and back-pressure: every row in order,
-    no error, one last_row per head (on V's last row) and one int_ready (on Q's first
-    row, after all of K), q_rows counting Q's rows, tready low between heads."""
+    """Two heads back to back under random idle and back-pressure: every word of every
+    row in order, no error, one last_row per head (on V's last word) and one int_ready
+    (on the last word of Q's first row, after all of K), q_rows counting Q's rows,
+    tready low between heads."""
     config = CONFIGS[name]
     rng = random.Random(name)
     heads = [_head(config, n, rng) for n in (min(config.seq_max, 12), 3)]
@@ -105,18 +114,18 @@ def test_rows_in_order(name):
         assert not ctx.get(unit.dut.s_axis_tready)
 
     async def sink(ctx):
-        total = sum(3 * len(x[0]) for x in heads)
-        got.extend(await recv_stream(ctx, unit.dut.o_row, total, rng=rng, backpressure=0.4))
+        total = sum(3 * len(x[0]) for x in heads) * config.row_words
+        got.extend(await recv_stream(ctx, unit.dut.o_word, total, rng=rng, backpressure=0.4))
 
     run_sim(unit.dut, source, sink, extra=[unit.monitor], deadline_cycles=20_000)
-    assert unit.rows(got) == [row for x in heads for row in _rows(x)]
+    assert unit.words(got) == [w for x in heads for w in _words(config, x)]
     assert unit.errors() == []
     beats = sum(3 * len(x[0]) for x in heads) * config.beats_per_row
     assert sum(c[0] for c in unit.cycles) == beats
-    v_last = [(2, len(x[0]) - 1) for x in heads]
+    v_last = [(2, len(x[0]) - 1, config.row_words - 1) for x in heads]
     assert {offered for _, _, last, offered, _ in unit.cycles if last} <= set(v_last)
     assert [offered for _, _, last, offered, taken in unit.cycles if last and taken] == v_last
-    q_first = (TENSOR_CODE["q"], 0)
+    q_first = (TENSOR_CODE["q"], 0, config.row_words - 1)
     assert [offered for offered, taken in unit.int_ready if taken] == [q_first] * len(heads)
     assert {offered for offered, _ in unit.int_ready} == {q_first}
     unit.check_q_rows()
@@ -153,43 +162,46 @@ def test_input_errors(name):
         await send_stream(ctx, unit.s_axis, [b for t in beats for b in t], rng=rng, idle=0.3)
 
     async def sink(ctx):
-        got.extend(await recv_stream(ctx, unit.dut.o_row, 6, rng=rng, backpressure=0.3))
+        got.extend(await recv_stream(ctx, unit.dut.o_word, 6 * config.row_words, rng=rng,
+                                     backpressure=0.3))
 
     run_sim(unit.dut, source, sink, extra=[unit.monitor], deadline_cycles=5_000)
-    assert unit.rows(got) == _rows(x)
+    assert unit.words(got) == _words(config, x)
     assert unit.errors() == sorted(want)
 
 
-@pytest.mark.parametrize("name", ["edge", "bpr1"])
+@pytest.mark.parametrize("name", ["edge", "bpr1", "words2x2", "row-word"])
 def test_back_pressure_holds_the_last_beat(name):
-    """A row is offered in the cycle its last beat arrives; while o_row is not ready that
-    beat waits (tready low, o_row held), and both transfer in one cycle."""
+    """A word is offered in the cycle its last beat arrives; while o_word is not ready
+    that beat waits (tready low, o_word held), and both transfer in one cycle."""
     config = CONFIGS[name]
     x = _head(config, 1, random.Random(name))
-    beats = input_beats(config, x[0])
+    per_word = config.row_word_elems // config.axis_elems
+    beats = input_beats(config, x[0])[:per_word]           # the first word's
     unit = Unpacker(config)
     dut = unit.dut
 
     async def bench(ctx):
         await unit.start(ctx, 1)
-        ctx.set(dut.o_row.ready, 0)
+        ctx.set(dut.o_word.ready, 0)
         for beat in beats[:-1]:
             ctx.set(unit.s_axis.payload, beat)
             ctx.set(unit.s_axis.valid, 1)
-            assert ctx.get(dut.s_axis_tready) and not ctx.get(dut.o_row.valid)
+            assert ctx.get(dut.s_axis_tready) and not ctx.get(dut.o_word.valid)
             await ctx.tick()
         ctx.set(unit.s_axis.payload, beats[-1])
         ctx.set(unit.s_axis.valid, 1)
         for _ in range(4):
             assert not ctx.get(dut.s_axis_tready)
-            assert ctx.get(dut.o_row.valid)
-            assert unit.rows([ctx.get(dut.o_row.payload)]) == _rows(x)[:1]
+            assert ctx.get(dut.o_word.valid)
+            assert unit.words([ctx.get(dut.o_word.payload)]) == _words(config, x)[:1]
             await ctx.tick()
-        ctx.set(dut.o_row.ready, 1)
+        ctx.set(dut.o_word.ready, 1)
         assert ctx.get(dut.s_axis_tready) and ctx.get(dut.beat)
         await ctx.tick()
         ctx.set(unit.s_axis.valid, 0)
-        assert not ctx.get(dut.o_row.valid)
+        if config.row_words == 1:
+            assert not ctx.get(dut.o_word.valid)
 
     run_sim(dut, bench, deadline_cycles=1_000)
 
