@@ -23,6 +23,10 @@ CONFIGS = {
                          mac_lanes=2, axis_elems=2, out_frac=8),
     # two chunks: the ring's stage after the tail is its head
     "two-chunks": HDPConfig(seq_max=16, head_dim=8, int_lanes=4, mac_lanes=4, axis_elems=4),
+    # rows of 2 row-buffer words of 2 chunks each: an operation reads its second words
+    # halfway through
+    "words2-chunks2": HDPConfig(seq_max=16, head_dim=8, int_lanes=4, mac_lanes=2,
+                                axis_elems=2),
 }
 
 
