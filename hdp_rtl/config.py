@@ -89,6 +89,16 @@ class HDPConfig:
     selector : str
         The block-selection policy behind the selection seam: one of
         ``SELECTOR_NAMES`` (``"hdp"``: the top-k-free row-balanced rule).
+    pv_acc_ram : bool
+        Keep the MAC array's ``head_dim`` P x V accumulators in block RAM (one word of
+        ``mac_lanes`` accumulators per chunk) instead of flip-flops: for FPGAs whose
+        flip-flops run out first (``edge``: 832 flip-flops for 7 iCE40 EBRs). Needs
+        ``head_dim / mac_lanes >= 4``. Changes no result.
+    out_row_buffers : int
+        Output rows held between the MAC array and ``m_axis``: 2 (the MAC array's
+        output register and the serializer's) or 1 (the serializer sends from the MAC
+        array's register: saves ``head_dim x out_bits`` flip-flops, but a row with
+        few kept pairs waits for the previous row's beats). Changes no result.
     """
 
     seq_max: int = 256
@@ -109,6 +119,8 @@ class HDPConfig:
     out_frac: int = 10
     axis_elems: int = 8
     selector: str = "hdp"
+    pv_acc_ram: bool = False
+    out_row_buffers: int = 2
 
     def __post_init__(self):
         _check_int(self, "seq_max", 1, 4096)
@@ -132,6 +144,12 @@ class HDPConfig:
                 f"out_frac must be <= frac_bits + prob_bits = "
                 f"{self.frac_bits + self.prob_bits}, not {self.out_frac}")
         _check_int(self, "axis_elems", 1, self.head_dim, pow2=True)
+        if not isinstance(self.pv_acc_ram, bool):
+            raise ConfigError(f"pv_acc_ram must be true or false, not {self.pv_acc_ram!r}")
+        if self.pv_acc_ram and self.head_dim // self.mac_lanes < 4:
+            raise ConfigError(f"pv_acc_ram needs head_dim / mac_lanes >= 4, not "
+                              f"{self.head_dim // self.mac_lanes}")
+        _check_int(self, "out_row_buffers", 1, 2)
         if self.selector not in SELECTOR_NAMES:
             raise ConfigError(f"selector must be one of {', '.join(SELECTOR_NAMES)}, "
                               f"not {self.selector!r}")
