@@ -17,6 +17,10 @@ CONFIGS = {
                        out_bits=12, out_frac=8),            # 12 bits in 16-bit lanes
     "out20-bpr1": HDPConfig(seq_max=6, head_dim=4, int_lanes=4, mac_lanes=4, axis_elems=4,
                             out_bits=20, out_frac=10),      # 20 bits in 32-bit lanes
+    # one row buffer: beats straight from i_row, taken with the row's last beat
+    "edge-1buf": HDPConfig.preset("edge").replace(out_row_buffers=1),
+    "bpr1-1buf": HDPConfig(seq_max=6, head_dim=4, int_lanes=4, mac_lanes=4, axis_elems=4,
+                           out_row_buffers=1),
 }
 
 
