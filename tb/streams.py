@@ -129,7 +129,9 @@ class StreamSink:
     async def _run(self):
         while True:
             await RisingEdge(self.clk)
-            if int(self.valid.value) and int(self.ready.value):
+            # (str: a valid that is X in the first cycles, before the testbench's first
+            # writes land, is not a transfer; int() of X raises)
+            if str(self.valid.value) == "1" and int(self.ready.value):
                 bits = self.payload.value.to_unsigned() if self.payload is not None else 0
                 self.items.append(unpack(self.layout, bits))
                 self._event.set()
