@@ -14,6 +14,10 @@ class MacArrayHarness(BeatsHarness):
     ``last`` copied; every probability row (``last``) gives exactly one output row;
     at most ``score_depth`` pairs (the score credits) and one probability row (the output
     row's credit) are inside (BMC).
+
+    With the accumulators in block RAM (``pv_acc_ram``): no accumulator word is read in
+    a cycle it is written in, or in the cycle before (a stale or undefined word; BMC
+    only: k-induction would start from unreachable pipeline states).
     """
 
     def elaborate(self, platform):
@@ -36,6 +40,9 @@ class MacArrayHarness(BeatsHarness):
             Cover(fire_score & dut.o_score.payload.last, "a row's last score sent"),
             Cover(fire_out, "an output row sent"),
         ]
+        if dut.acc_ram:
+            m.d.comb += Assert(~dut.acc_ram_hazard,
+                               "no accumulator word read as it is written or just before")
         if self.beats:
             depth = dut.score_depth
             pairs = UpDown(m, up=fire_pair, down=fire_score, max=depth, name="pairs_inside")

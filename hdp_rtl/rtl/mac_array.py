@@ -1,15 +1,16 @@
 """MAC array with the approximation unit (spec steps 5 and 7)."""
-from amaranth.hdl import Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
 from .arith import lut_multiply, tree_or, tree_sum
+from .bram import bram, registered_read_port
 from .layouts import out_row_layout, pair_layout, prob_layout, score_layout
 from .outqueue import credit_room, output_queue
 from .rowmem import RowReadSignature, word_addr
 
-__all__ = ["MacArray", "SUM_GROUP", "SCORE_LATENCY", "ROW_LATENCY"]
+__all__ = ["MacArray", "SUM_GROUP", "SCORE_LATENCY", "ROW_LATENCY", "ACC_RAM_MIN_CHUNKS"]
 
 
 #: Lanes summed in one registered group: the lane term (product less the
@@ -21,8 +22,14 @@ SUM_GROUP = 4
 #: ``o_score`` (operands, products, group sums, sum of the groups, score register).
 SCORE_LATENCY = 5
 #: The same for an output row on ``o_out`` (operands, products, the rotating
-#: accumulators' tail, the output row, written a chunk a cycle from the tail).
+#: accumulators' tail, the output row, written a chunk a cycle from the tail); the same
+#: with the accumulators in block RAM (``acc_ram``).
 ROW_LATENCY = 4
+#: With ``acc_ram``, a chunk's word is read (address in stage 1) 2 cycles before its new
+#: sums are written back (from the stage-3 register): the next operation's read of the
+#: same word, ``head_dim / mac_lanes`` cycles after this one at the earliest, must come
+#: after that write, so at least 3 chunks an operation (4: chunks are powers of two).
+ACC_RAM_MIN_CHUNKS = 3
 
 
 class MacArray(wiring.Component):
@@ -70,10 +77,24 @@ class MacArray(wiring.Component):
     default (64, 16 lanes, ECP5, the unit alone) from 5971 to 3060 LUT4 and 1090 to 370
     CCU2C.
 
+    With ``acc_ram`` the ring lives in a block RAM instead of flip-flops, for FPGAs
+    whose flip-flops run out first: one word of ``mac_lanes`` sums per chunk, read for
+    the chunk's update (its address in stage 1, the word with the products in stage
+    2) and written back from the ``mac_lanes`` sums' register (stage 3, the ring's tail
+    before), which the output row is still rounded from; a word ``head_dim /
+    mac_lanes`` holds ``half``, which a row's first operation reads instead of its
+    chunks' words (written from the tail's reset value in the cycle after a reset, so a
+    reset mid-row leaves no stale sum). Same latency and results; needs at least
+    ``ACC_RAM_MIN_CHUNKS`` chunks (a word is read again ``head_dim / mac_lanes`` cycles
+    after its last read at the earliest, and written back 2 cycles after it).
+
     Parameters
     ----------
     seq_max, head_dim, int_bits, frac_bits, mac_lanes, prob_bits, out_bits, out_frac : int
         As in :class:`~hdp_rtl.config.HDPConfig`.
+    acc_ram : bool
+        The P x V accumulators in block RAM (:class:`~hdp_rtl.config.HDPConfig`'s
+        ``pv_acc_ram``).
 
     Members
     -------
@@ -93,6 +114,10 @@ class MacArray(wiring.Component):
         High in each cycle the lanes do useful work.
     score_depth : int
         Places for scores (attribute, not a port): the credits of ``i_pair``.
+    acc_ram_hazard : Signal
+        With ``acc_ram`` (attribute, not a port; for the formal check): high in a cycle
+        the accumulator RAM is read at a word that is written in that cycle or the next
+        (never).
 
     Every pair reads its Q and K rows (in the cycle the pair is taken), so the array
     keeps no row across operations and may share its read ports with another unit
@@ -101,7 +126,7 @@ class MacArray(wiring.Component):
 
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
                  mac_lanes: int, prob_bits: int, out_bits: int, out_frac: int,
-                 word_elems: int | None = None):
+                 word_elems: int | None = None, acc_ram: bool = False):
         self.seq_max, self.head_dim = seq_max, head_dim
         self.word_elems = word_elems = word_elems or head_dim
         if word_elems % mac_lanes or head_dim % word_elems:
@@ -115,6 +140,12 @@ class MacArray(wiring.Component):
         self.score_bits = W.score_bits(data_bits=self.B, head_dim=head_dim)
         self.acc_bits = W.pv_acc_bits(prob_bits=prob_bits, data_bits=self.B, seq_max=seq_max)
         chunks = head_dim // mac_lanes
+        self.acc_ram = acc_ram
+        if acc_ram and (chunks < ACC_RAM_MIN_CHUNKS or chunks & (chunks - 1)):
+            raise ValueError(f"acc_ram needs head_dim / mac_lanes >= {ACC_RAM_MIN_CHUNKS}, "
+                             f"a power of two, not {chunks}")
+        if acc_ram:
+            self.acc_ram_hazard = Signal()
         #: Places for scores (the o_score register and a FIFO behind it): a credit is
         #: out from a pair's acceptance until its score is handed on, chunks + 6 cycles
         #: at best, while pairs are accepted every chunks cycles; one more absorbs a
@@ -139,7 +170,7 @@ class MacArray(wiring.Component):
         return cls(seq_max=config.seq_max, head_dim=config.head_dim, int_bits=config.int_bits,
                    frac_bits=config.frac_bits, mac_lanes=config.mac_lanes,
                    prob_bits=config.prob_bits, out_bits=config.out_bits, out_frac=config.out_frac,
-                   word_elems=config.row_word_elems)
+                   word_elems=config.row_word_elems, acc_ram=config.pv_acc_ram)
 
     def elaborate(self, platform):
         m = Module()
@@ -318,32 +349,35 @@ class MacArray(wiring.Component):
         # is the synchronous set/reset of the stage after the tail (no LUT), or with
         # chunks == 1 (the tail is the head) a multiplexer at the adders' input.
         half = (1 << (sh - 1)) if sh > 0 else 0
-        ring = [[Signal(signed(self.acc_bits), init=half, name=f"ring{st}_lane{lane}",
-                        reset_less=(st == chunks - 2)) for lane in range(L)]
-                for st in range(chunks)]
-        head, tail = ring[0], ring[-1]
-        shift = Signal()        # a P x V chunk's products are in stage 2
-        tail_done = Signal()    # the tail holds a finished row's sums
-        m.d.sync += shift.eq(s1.valid & s1.is_pv)
-        with m.If(shift):
-            m.d.sync += tail_done.eq(s2.last)
-            for st in range(chunks - 2):
-                m.d.sync += [r.eq(x) for r, x in zip(ring[st], ring[st + 1])]
-        if chunks > 1:
-            # the stage after the tail's only reset, a flip-flop: `shift & tail_done`
-            # decoded a stage early, and 1 in the cycle after the domain's reset (while
-            # the ring does not move yet)
-            clear = Signal(init=1)
-            m.d.sync += clear.eq(s1.valid & s1.is_pv & Mux(shift, s2.last, tail_done))
-            with m.If(clear):
-                m.d.sync += [r.eq(half) for r in ring[-2]]
-            with m.Elif(shift):
-                m.d.sync += [r.eq(x) for r, x in zip(ring[-2], tail)]
-            addend = head
+        if self.acc_ram:
+            tail = self._acc_in_ram(m, s1, s2, s3, products, half)
         else:
-            addend = [Mux(tail_done, half, value) for value in tail]
-        with m.If(shift):
-            m.d.sync += [t.eq(a + p) for t, a, p in zip(tail, addend, products)]
+            ring = [[Signal(signed(self.acc_bits), init=half, name=f"ring{st}_lane{lane}",
+                            reset_less=(st == chunks - 2)) for lane in range(L)]
+                    for st in range(chunks)]
+            head, tail = ring[0], ring[-1]
+            shift = Signal()        # a P x V chunk's products are in stage 2
+            tail_done = Signal()    # the tail holds a finished row's sums
+            m.d.sync += shift.eq(s1.valid & s1.is_pv)
+            with m.If(shift):
+                m.d.sync += tail_done.eq(s2.last)
+                for st in range(chunks - 2):
+                    m.d.sync += [r.eq(x) for r, x in zip(ring[st], ring[st + 1])]
+            if chunks > 1:
+                # the stage after the tail's only reset, a flip-flop: `shift & tail_done`
+                # decoded a stage early, and 1 in the cycle after the domain's reset (while
+                # the ring does not move yet)
+                clear = Signal(init=1)
+                m.d.sync += clear.eq(s1.valid & s1.is_pv & Mux(shift, s2.last, tail_done))
+                with m.If(clear):
+                    m.d.sync += [r.eq(half) for r in ring[-2]]
+                with m.Elif(shift):
+                    m.d.sync += [r.eq(x) for r, x in zip(ring[-2], tail)]
+                addend = head
+            else:
+                addend = [Mux(tail_done, half, value) for value in tail]
+            with m.If(shift):
+                m.d.sync += [t.eq(a + p) for t, a, p in zip(tail, addend, products)]
 
         # stage 5, scores: the chunk's sum added to the pair's earlier chunks (an
         # operation's chunks follow each other, so s_acc may take any other stage-4
@@ -404,3 +438,53 @@ class MacArray(wiring.Component):
         with m.Elif(self.o_out.valid & self.o_out.ready):
             m.d.sync += o_valid.eq(0)
         return m
+
+    def _acc_in_ram(self, m, s1, s2, s3, products, half):
+        """Stage 3, P x V, with ``acc_ram``: the ring's ``head_dim`` sums in a block RAM.
+        Returns the stage-3 register, the ``mac_lanes`` sums of the chunk in stage 3."""
+        L, chunks = self.lanes, self.head_dim // self.lanes
+        # Word `ch` (< chunks) holds chunk ch's L sums, word `chunks` holds `half` in
+        # every lane: a row's first operation reads that word for each of its chunks
+        # (the fresh start), the others their chunk's word. The address is presented
+        # with the chunk in stage 1, the word arrives with the chunk's products in stage
+        # 2 (the read port's register, the block RAM's own) and L adders put word +
+        # products into `tail` (stage 3, the ring's tail before), which writes them back
+        # to the chunk's word and which a row's last operation rounds into o_out from
+        # (stage 4, as without acc_ram: same latency).
+        # Hazard: chunk ch of an operation issued in cycle t is read in t + 1 and
+        # written in t + 3; the next P x V operation's chunk ch is issued in t + chunks
+        # at the earliest (operations run their chunks in order and back to back, and
+        # the pipeline never stalls), so it is read in t + chunks + 1 >= t + 4
+        # (ACC_RAM_MIN_CHUNKS): after the write, never in its cycle (bram.py). The
+        # formal check mac_array_ram asserts it (acc_ram_hazard).
+        # Block RAM is not reset: in the cycle after a reset (`clear`, also at power-up)
+        # `tail` holds its reset value `half`, which is written to word `chunks` then;
+        # no operation is in stages 1 to 3 (the first read comes 2 cycles later), and
+        # `start` (1 after a reset) makes the next operation a row's first, so a row
+        # cut short by a reset leaves no stale sum.
+        mem = bram(m, "pv_acc", shape=data.ArrayLayout(signed(self.acc_bits), L),
+                   depth=chunks + 1)
+        rd = registered_read_port(m, mem, name="pv_acc_rd")
+        wr = mem.write_port()
+        pv1 = s1.valid & s1.is_pv
+        shift = Signal(name="acc_shift")    # a P x V chunk's products are in stage 2
+        start = Signal(init=1)              # the P x V operation in stage 1 starts a row
+        m.d.sync += shift.eq(pv1)
+        with m.If(pv1 & s1.last_chunk):
+            m.d.sync += start.eq(s1.last)
+        m.d.comb += [rd.en.eq(pv1), rd.addr.eq(Mux(start, chunks, s1.chunk))]
+        tail = [Signal(signed(self.acc_bits), init=half, name=f"acc_lane{lane}")
+                for lane in range(L)]
+        with m.If(shift):
+            m.d.sync += [t.eq(rd.data[lane] + p)
+                         for lane, (t, p) in enumerate(zip(tail, products))]
+        clear = Signal(init=1, name="acc_clear")
+        m.d.sync += clear.eq(0)
+        m.d.comb += [
+            wr.en.eq(clear | (s3.valid & s3.is_pv)),
+            wr.addr.eq(Cat(s3.chunk, clear)),   # word `chunks` (s3.chunk is 0 then)
+            wr.data.eq(Cat(*tail)),
+            self.acc_ram_hazard.eq(rd.en & (wr.en & (wr.addr == rd.addr)
+                                            | shift & (s2.chunk == rd.addr))),
+        ]
+        return tail

@@ -1,6 +1,7 @@
 """MAC array: scores (approximation on and off) and P x V rows bit-exact to the golden
 model with both streams interleaved and stalled, in amaranth.sim and as generated Verilog;
-the rotating accumulators through a reset; and the pipelining."""
+the rotating accumulators through a reset; and the pipelining. Each with the
+accumulators in flip-flops and in block RAM (``pv_acc_ram``, the ``-accram`` configs)."""
 import random
 
 import numpy as np
@@ -9,8 +10,10 @@ from amaranth.hdl import ResetInserter, Signal
 
 import golden
 from hdp_rtl.config import HDPConfig
+from hdp_rtl.generate import build_unit
 from hdp_rtl.rtl.mac_array import ROW_LATENCY, MacArray
 from cases import EDGE_AND_DEFAULT, run_unit_verilog
+from sim.runner import SIMULATORS, design_key, run_cocotb
 from rowbuf import WithRowBuffers
 from unit_sim import recv_stream, run_sim, send_stream
 
@@ -27,6 +30,12 @@ CONFIGS = {
     # halfway through
     "words2-chunks2": HDPConfig(seq_max=16, head_dim=8, int_lanes=4, mac_lanes=2,
                                 axis_elems=2),
+    # the accumulators in block RAM: edge (8 chunks), and 4 chunks, the fewest allowed
+    # (a word is read again 4 cycles after its last read, a cycle after its write-back),
+    # on rows of 2 row-buffer words
+    "edge-accram": HDPConfig.preset("edge").replace(pv_acc_ram=True),
+    "accram-chunks4": HDPConfig(seq_max=16, head_dim=16, int_lanes=8, mac_lanes=4,
+                                axis_elems=4, pv_acc_ram=True),
 }
 
 
@@ -120,6 +129,20 @@ def test_verilog(preset, simulator):
     run_unit_verilog("mac_array", preset, simulator)
 
 
+@pytest.mark.parametrize("name,simulator", [
+    pytest.param(name, s, id=f"{name}-{s}", marks=pytest.mark.sim)
+    for name, sims in (("edge-accram", SIMULATORS), ("accram-chunks4", ["icarus"]))
+    for s in sims])
+def test_verilog_configs(name, simulator):
+    """The generated Verilog of configs that are no preset (``run_unit_verilog`` takes a
+    preset's name): the accumulators in block RAM."""
+    cfg = CONFIGS[name]
+    run_cocotb(component=lambda: build_unit("mac_array", cfg), toplevel="hdp_mac_array",
+               test_module="cocotb_mac_array", simulator=simulator, name=f"mac_array-{name}",
+               env={"HDP_CONFIG": cfg.to_dict()}, quick_build=True,
+               key=design_key("mac_array", cfg))
+
+
 def _golden_bench(cfg, n, seed, approx=True):
     """The DUT on row buffers, its pairs and probabilities, and the golden results."""
     q, k, v, keep, p = _case(cfg, n, seed=seed)
@@ -183,54 +206,69 @@ def test_full_outputs_stop_the_issue_not_the_pipeline(name):
     assert [[int(x) for x in g.out] for g in got_out] == want_out
 
 
-@pytest.mark.parametrize("per_row", [1, 2])
-def test_rows_back_to_back(per_row):
-    """P x V alone, outputs always ready: rows of two kept pairs keep the lanes busy
-    (edge: 8 chunks an operation); a row of one waits for the row before it to leave
-    (one output place): head_dim / mac_lanes + ROW_LATENCY + 1 cycles a row."""
-    cfg = CONFIGS["edge"]
+@pytest.mark.parametrize("rows_of", ["one", "enough"])
+@pytest.mark.parametrize("name", ["edge", "edge-accram", "accram-chunks4"])
+def test_rows_back_to_back(name, rows_of):
+    """P x V alone, outputs always ready: rows of enough kept pairs keep the lanes busy
+    (at least head_dim / mac_lanes + ROW_LATENCY + 1 cycles of operations: edge 2 of 8
+    chunks, chunks4 3 of 4); a row of one waits for the row before it to leave (one
+    output place): head_dim / mac_lanes + ROW_LATENCY + 1 cycles a row. The rows
+    bit-exact (with the accumulators in block RAM: each word read again as soon as
+    back-to-back operations allow, and every operation or every few starts a row)."""
+    cfg = CONFIGS[name]
     n = 8
     q, k, v, _, _ = _case(cfg, n, seed=5)
     mac = MacArray.from_config(cfg)
     dut = WithRowBuffers(mac, cfg, {"q": q, "k": k, "v": v})
     chunks = cfg.head_dim // cfg.mac_lanes
-    probs = [{"prob": 1, "col": c, "last": int(c == per_row - 1)}
-             for _ in range(n) for c in range(per_row)]
+    per_row = 1 if rows_of == "one" else -(-(chunks + ROW_LATENCY + 1) // chunks)
+    p = np.zeros((n, n), dtype=np.int64)
+    p[:, :per_row] = np.random.default_rng(per_row).integers(
+        0, 1 << cfg.prob_bits, (n, per_row))
+    p[0, :per_row] = 1 << cfg.prob_bits          # the largest sums
+    probs = [{"prob": int(p[r, c]), "col": c, "last": int(c == per_row - 1)}
+             for r in range(n) for c in range(per_row)]
     result = {}
 
     async def bench(ctx):
         ctx.set(mac.o_out.ready, 1)
         busy = rows = taken = 0
-        starts = []
+        starts, got = [], []
         for cycle in range(20 * len(probs) * chunks):
             ctx.set(mac.i_prob.payload, probs[min(taken, len(probs) - 1)])
             ctx.set(mac.i_prob.valid, int(taken < len(probs)))
-            _, _, ready, valid, working, out = await ctx.tick().sample(
-                mac.i_prob.ready, mac.i_prob.valid, mac.busy_mac, mac.o_out.valid)
+            _, _, ready, valid, working, out, row = await ctx.tick().sample(
+                mac.i_prob.ready, mac.i_prob.valid, mac.busy_mac, mac.o_out.valid,
+                mac.o_out.payload)
             busy += working
             if ready and valid:
                 taken += 1
                 starts.append(cycle)
+            if out:
+                got.append([int(x) for x in row.out])
             rows += out
             if rows == n:
                 break
-        result.update(busy=busy, starts=starts)
+        result.update(busy=busy, starts=starts, got=got)
 
     run_sim(dut, bench)
+    assert result["got"] == golden.pv_output(p, v, cfg).tolist()
     assert result["busy"] == len(probs) * chunks
     gaps = set(b - a for a, b in zip(result["starts"], result["starts"][1:]))
-    if per_row == 1:
+    if rows_of == "one":
         assert gaps == {chunks + ROW_LATENCY + 1}
     else:
         assert gaps == {chunks}
 
 
-@pytest.mark.parametrize("name", ["edge", "two-chunks", "narrow-out"])
+@pytest.mark.parametrize("name", ["edge", "two-chunks", "narrow-out", "edge-accram",
+                                  "accram-chunks4"])
 def test_reset_mid_row_restarts_the_accumulators(name):
     """A reset while a row's sums are in the rotating accumulators (part of its
     probabilities taken, an operation in flight): the rows after it come out bit-exact,
     starting from half an output step as after power-up (edge: 8 chunks; two: the stage
-    after the ring's tail is its head; narrow-out: 1 chunk, the tail is the head)."""
+    after the ring's tail is its head; narrow-out: 1 chunk, the tail is the head;
+    accram: in block RAM, which the reset leaves as it was)."""
     cfg = CONFIGS[name]
     n = 5
     q, k, v, keep, p = _case(cfg, n, seed=13)
@@ -261,3 +299,4 @@ def test_reset_mid_row_restarts_the_accumulators(name):
     run_sim(dut, bench, outs, deadline_cycles=len(probs) * 8 * cfg.head_dim // cfg.mac_lanes
             + 2000)
     assert [[int(x) for x in g.out] for g in got] == want
+
