@@ -369,7 +369,7 @@ PRESETS: dict[str, dict] = {
     # Small enough for an iCE40 UP5K (8 DSPs, 30 EBR): 64 tokens of 32 dims.
     "edge": dict(seq_max=64, head_dim=32, block_rows=1, block_cols=4,
                  int_lanes=4, mac_lanes=4, exp_bits=10, prob_bits=10,
-                 recip_guard_bits=8, axis_elems=4, out_row_buffers=1),
+                 recip_guard_bits=8, axis_elems=4, out_row_buffers=1, pv_acc_ram=True),
     # Long sequences and wide heads.
     "server": dict(seq_max=1024, head_dim=128, block_rows=1, block_cols=8,
                    int_lanes=64, mac_lanes=64, exp_lut_bits=7, exp_bits=14,

@@ -17,6 +17,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from ..rtl.bram import DROP_READ_REGISTER_INIT
 from .boards import Board, board as get_board
 from .report import (parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat,
                      render_markdown, summarise, throughput)
@@ -146,6 +147,7 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
     platform = b.platform_class()()
     overrides = {
         "synth_opts": list(b.synth_opts) + list(synth_opts),
+        "script_after_read": DROP_READ_REGISTER_INIT,
         "script_after_synth": f"tee -q -o {TOP_NAME}.stat.json stat -json",
         "nextpnr_opts": ["--timing-allow-fail", "--seed", str(seed),
                          "--report", f"{TOP_NAME}.nextpnr.json"]
@@ -304,6 +306,7 @@ def breakdown(board: str | Board, out_root: str | Path = "build/fpga",
     opts = " ".join(b.synth_opts)
     (out / "breakdown.ys").write_text(
         f"read_rtlil {TOP_NAME}.il\n"
+        f"{DROP_READ_REGISTER_INIT}\n"
         f"synth_{b.family} -noflatten {opts} -top {TOP_NAME}\n"
         f"tee -q -o breakdown.stat.json stat -json\n")
     subprocess.run([env["YOSYS"], "-q", "-l", "breakdown.rpt", "breakdown.ys"], cwd=out,

@@ -11,15 +11,28 @@ don't-care: an asynchronous read port whose output register sits outside it, on 
 memory marked ``no_rw_check``. Yosys folds that register into the block RAM's own read
 port with no collision logic (for Verilog read by yosys too: the attribute is in the
 generated Verilog); simulation is unchanged, the register holds the old word.
+
+The output register has no reset (no user reads a word it did not address since the
+reset) and is tagged ``READ_REGISTER_ATTR``. Amaranth still gives it an initial value,
+which an iCE40 block RAM's output cannot have, so yosys would emulate it in fabric (a
+flag flip-flop and a LUT per data bit: about 100 LUTs per 100-bit port). The FPGA
+builds drop that initial value before synthesis (``DROP_READ_REGISTER_INIT``, a yosys
+command); a user's own yosys flow reading the generated Verilog can do the same.
 """
+from amaranth.hdl import Signal
 from amaranth.lib import memory, wiring
 
 from ..widths import index_bits
 
-__all__ = ["NO_RW_CHECK", "bram", "registered_read_port"]
+__all__ = ["NO_RW_CHECK", "READ_REGISTER_ATTR", "DROP_READ_REGISTER_INIT", "bram",
+           "registered_read_port"]
 
 #: The yosys memory attribute that makes same-cycle read/write collisions don't-care.
 NO_RW_CHECK = {"no_rw_check": 1}
+#: The attribute on every block-RAM output register built here.
+READ_REGISTER_ATTR = "hdp_bram_read_register"
+#: The yosys command that makes those registers' initial values don't-care.
+DROP_READ_REGISTER_INIT = f"setattr -unset init a:{READ_REGISTER_ATTR}"
 
 
 def bram(m, name: str, *, shape, depth: int) -> memory.Memory:
@@ -40,7 +53,9 @@ def registered_read_port(m, mem: memory.Memory, *, name: str) -> wiring.PureInte
     sig = memory.ReadPort.Signature(addr_width=index_bits(mem.depth), shape=mem.shape)
     port = wiring.PureInterface(sig, path=(name,))
     rd = mem.read_port(domain="comb")
-    m.d.comb += rd.addr.eq(port.addr)
+    data = Signal(mem.shape, name=f"{name}_q", reset_less=True,
+                  attrs={READ_REGISTER_ATTR: 1})
+    m.d.comb += [rd.addr.eq(port.addr), port.data.eq(data)]
     with m.If(port.en):
-        m.d.sync += port.data.eq(rd.data)
+        m.d.sync += data.eq(rd.data)
     return port
