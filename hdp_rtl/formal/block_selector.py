@@ -14,26 +14,32 @@ class BlockSelectorHarness(Elaboratable):
     ``o_mask`` (asserted: stream rules).
 
     Proven (k-induction): the stream rules on ``o_mask``. With ``functional`` (BMC),
-    the beat counting, which needs the rows held inside the two banks: a mask only for a received block row; blocks taken while no row is inside
-    and while a row is in progress; while a mask is offered, one row is inside, or two
-    exactly when the input is not ready. With ``functional`` (BMC) also: at most two
-    rows inside (double-banked), none taken while both banks hold one, masks in row
-    order with ``last_row`` copied, a row inside waits at most ``block_col_count + 3``
-    cycles without a mask being offered. With ``functional`` it
-    also asserts that a mask keeps only blocks that came in, all of them when
-    ``block_prune_enable`` is low, and always the row's best block (both rules keep it
-    for any ``delta``; checked for the delta rule only, as the mean rule's
-    inequality is non-linear) - these need the stored blocks, so they are checked by BMC.
+    the beat counting, which needs the rows held inside (two banks, two mask slots): a
+    mask only for a received block row; blocks taken while no row is inside and while a
+    row is in progress; while a mask is offered, a row is inside, two when the input is
+    not ready; at most three rows inside (one offered, one compared into the other
+    slot, one complete in a bank), none taken while three are; masks in row order with
+    ``last_row`` copied; a row inside waits at most ``block_col_count + 5`` cycles
+    (``+ threshold_cycles(block_col_count)`` for the serial implementation) without a
+    mask being offered. With ``functional`` it also asserts that a mask keeps only
+    blocks that came in, all of them when ``block_prune_enable`` is low, and always the
+    row's best block (both rules keep it for any ``delta``; checked for the delta rule
+    only, as the mean rule's inequality is non-linear) - these need the stored blocks,
+    so they are checked by BMC.
+
+    ``serial`` picks the implementation (default: the one ``from_config`` picks, the
+    products for the small configuration of ``checks.py``).
     """
 
-    def __init__(self, config, *, functional: bool = False):
+    def __init__(self, config, *, functional: bool = False, serial: bool | None = None):
         self.config = config
         self.functional = functional
+        self.serial = serial
 
     def elaborate(self, platform):
         m = harness_module()
         cfg = self.config
-        m.submodules.dut = dut = BlockSelector.from_config(cfg)
+        m.submodules.dut = dut = BlockSelector.from_config(cfg, serial=self.serial)
         count = cfg.block_col_count
         ib, om = dut.i_block, dut.o_mask
 
@@ -60,10 +66,11 @@ class BlockSelectorHarness(Elaboratable):
                 Assume((in_row != count - 1) | ib.payload.last, "at most block_col_count blocks"),
             ]
 
-        # one mask per block row: the selector is double-banked, so at most two rows are
-        # inside (one being compared or offered, one complete in the other bank); the
-        # harness keeps what it must know of each (a two-entry queue, oldest first)
-        rows = UpDown(m, up=fire_in & ib.payload.last, down=fire_out, max=2, name="rows_pending")
+        # one mask per block row: the selector is double-banked with two mask slots, so at
+        # most three rows are inside (one whose mask is offered, one being compared into
+        # the other slot, one complete in the bank the first one left); the harness keeps
+        # what it must know of each (a three-entry queue, oldest first)
+        rows = UpDown(m, up=fire_in & ib.payload.last, down=fire_out, max=3, name="rows_pending")
         seen = Signal(count)                 # blocks of the row being received
         best_bi = Signal.like(ib.payload.bi)
         best_col = Signal(range(count))
@@ -77,44 +84,49 @@ class BlockSelectorHarness(Elaboratable):
                 m.d.sync += seen.eq(0)
         # a closed row: last_row, the blocks that came in, the best block's column
         entry = Cat(ib.payload.last_row, seen | bit, Mux(new_best, ib.payload.col, best_col))
-        queue = [Signal(len(entry), name=f"row_queue{i}") for i in range(2)]
+        queue = [Signal(len(entry), name=f"row_queue{i}") for i in range(3)]
         with m.If(fire_out):
-            m.d.sync += queue[0].eq(queue[1])
+            m.d.sync += [queue[0].eq(queue[1]), queue[1].eq(queue[2])]
         with m.If(fire_in & ib.payload.last):
             slot = rows.value - fire_out
-            with m.If(slot == 0):
-                m.d.sync += queue[0].eq(entry)
-            with m.Else():
-                m.d.sync += queue[1].eq(entry)
+            for i in range(3):
+                with m.If(slot == i):
+                    m.d.sync += queue[i].eq(entry)
         head_last_row = queue[0][0]
         row_cols = queue[0][1:1 + count]
         closed_best = queue[0][1 + count:]
-        # bounded latency (the docstring's: compared in nb + 2 cycles, offered one later):
-        # a row inside waits at most block_col_count + 3 cycles for its mask to be offered
-        wait = Signal(range(count + 8))
-        with m.If((rows.value != 0) & ~om.valid & (wait < count + 7)):
+        # bounded latency (taken, read nb cycles, 4 stages, offered a cycle later; the
+        # serial threshold's cycles more): a row inside waits at most block_col_count + 5
+        # (+ threshold_cycles) cycles for its mask to be offered (BMC: + 4 fails)
+        bound = count + 5 + dut.threshold_cycles(count)
+        wait = Signal(range(bound + 5))
+        with m.If((rows.value != 0) & ~om.valid & (wait < bound + 4)):
             m.d.sync += wait.eq(wait + 1)
         with m.Elif((rows.value == 0) | om.valid):
             m.d.sync += wait.eq(0)
         if self.functional:
             m.d.comb += [
-                Assert(wait <= count + 3, "a row's mask offered within block_col_count + 3 cycles"),
-                Assert(rows.value <= 2, "at most two block rows inside (two banks)"),
-                Assert((rows.value != 2) | ~ib.ready, "no block taken while both banks hold a row"),
+                Assert(wait <= bound, "a row's mask offered within block_col_count + 5 "
+                       "(+ threshold_cycles) cycles"),
+                Assert(rows.value <= 3, "at most three block rows inside (two mask slots "
+                       "and a bank)"),
+                Assert((rows.value != 3) | ~ib.ready, "no block taken while three rows are inside"),
             ]
         if self.functional:
             m.d.comb += [
                 Assert(~om.valid | (rows.value != 0), "a mask only for a received block row"),
                 Assert((rows.value != 0) | ib.ready, "blocks taken while no row is inside"),
                 Assert((in_row == 0) | ib.ready, "a row in progress is taken"),
-                # while a mask is offered, the other bank holds a row exactly when not ready
-                Assert(~om.valid | (rows.value == Mux(ib.ready, 1, 2)),
-                       "a mask offered: one row inside, two when the other bank is full"),
+                # while a mask is offered, a complete row waits in a bank when not ready
+                Assert(~om.valid | (rows.value >= Mux(ib.ready, 1, 2)),
+                       "a mask offered: a row inside, two when a bank holds a complete row"),
             ]
         m.d.comb += [
             Cover(fire_out & om.payload.last_row, "a head's last mask sent"),
             Cover(fire_in & (rows.value == 1) & ib.payload.last,
                   "a block row completes while the previous one is inside"),
+            Cover(rows.value == 3, "three block rows inside: one offered, one compared, "
+                  "one complete in a bank"),
         ]
         # a row of several blocks that keeps only one
         if count > 1:

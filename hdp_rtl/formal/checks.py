@@ -15,10 +15,12 @@ __all__ = ["CHECKS", "by_name", "EDGE", "SMALL", "TINY"]
 EDGE = HDPConfig.preset("edge")
 #: A small variant for the units whose proofs grow with the widths.
 SMALL = EDGE.replace(seq_max=8, head_dim=4, int_lanes=2, mac_lanes=2, axis_elems=2,
+                     pv_acc_ram=False,
                      exp_lut_bits=3, exp_bits=6, prob_bits=6, recip_guard_bits=2,
                      score_scale_bits=8, score_scale_frac=10, out_bits=10, out_frac=6)
 #: The smallest useful configuration: whole heads fit in a short BMC / cover depth.
 TINY = EDGE.replace(seq_max=4, head_dim=2, block_cols=2, int_lanes=1, mac_lanes=1,
+                    pv_acc_ram=False,
                     axis_elems=1, int_bits=2, frac_bits=2, exp_lut_bits=2, exp_bits=4,
                     prob_bits=4, recip_guard_bits=0, score_scale_bits=6, score_scale_frac=6,
                     out_bits=8, out_frac=4)
@@ -31,6 +33,13 @@ CHECKS = [
     Check("block_selector_func", lambda: BlockSelectorHarness(SMALL, functional=True),
           {"bmc": 16}, timeout=300, description="block selector (small): mask keeps only received "
           "blocks, all without pruning, the best (delta rule)"),
+    Check("block_selector_serial", lambda: BlockSelectorHarness(SMALL, serial=True),
+          {"prove": 40, "cover": 40}, description="block selector (small), the serial "
+          "margin of the mean rule (edge's): stream rules, one mask per block row, latency"),
+    Check("block_selector_serial_func",
+          lambda: BlockSelectorHarness(SMALL, functional=True, serial=True), {"bmc": 28},
+          timeout=600, quick=False, description="block selector (small, serial): mask keeps "
+          "only received blocks, all without pruning, the best (delta rule)"),
     Check("head_scorer", lambda: HeadScorerHarness(EDGE), {"prove": 4, "cover": 30},
           description="head scorer (edge): o_block stream rules"),
     Check("head_scorer_beats", lambda: HeadScorerHarness(TINY, beats=True), {"bmc": 40, "cover": 40},

@@ -12,6 +12,7 @@ __all__ = ["BlockSelector"]
 
 
 _DSP_BITS = 18          # an ECP5 MULT18X18D multiplies two 18-bit signed operands
+_REST_BITS = (2 * RHO_ONE).bit_length()     # 256 - rho: 0..512
 
 
 def _split_product(m, a, b, name):
@@ -28,6 +29,11 @@ def _split_product(m, a, b, name):
     return out
 
 
+def _serial_cycles(nb: int, sint_bits: int) -> int:
+    """:meth:`BlockSelector.threshold_cycles` of the serial implementation."""
+    return nb + 2 + _REST_BITS + sint_bits + 1
+
+
 def _shifted_sum(parts):
     """``sum(value << shift)`` over ``parts`` (exact: Amaranth widens every add)."""
     total = 0
@@ -42,7 +48,7 @@ def _sum_shape(parts):
 
 
 class BlockSelector(wiring.Component):
-    """Keeps the blocks of each block row that pass the top-k-free rule; no sort, no division.
+    """Keeps the blocks of each block row that pass the top-k-free rule; no sort.
 
     While a block row streams in, the selector stores its block importances in one of two
     banks and keeps the row's count ``nb``, maximum and sum. It then compares every stored
@@ -52,14 +58,32 @@ class BlockSelector(wiring.Component):
     - delta rule (``block_rule`` 1): ``BI >= max - delta``;
     - with ``block_prune_enable`` low every valid block is kept.
 
-    The compares are a pipeline timed for 100 MHz and more on an ECP5: a block's read is
-    registered, ``nb * BI`` is one registered 18 x 18 multiply, the compare result is
-    registered before it sets the mask bit. The row's side, ``rho * (nb * max) + (256 -
-    rho) * sum``, is three registered stages of 18 x 18 products (an operand wider than
-    18 bits split in two) and an add, computed while the row's first block is read; its
-    registers are timed so the next row may be taken the cycle after this row's last
-    read. Each mask is built in one of two mask slots, and offered from it, so one row's
-    mask may wait for ``o_mask`` while the next row is compared.
+    Two implementations of the mean rule, bit-exact alike (``serial``):
+
+    - products (``serial`` False; the default and server presets): the compares are a
+      pipeline timed for 100 MHz and more on an ECP5: a block's read is registered, ``nb
+      * BI`` is one registered 18 x 18 multiply, the compare result is registered before
+      it sets the mask bit. The row's side, ``rho * (nb * max) + (256 - rho) * sum``, is
+      three registered stages of 18 x 18 products (an operand wider than 18 bits split
+      in two) and an add, computed while the row's first block is read; its registers
+      are timed so the next row may be taken the cycle after this row's last read. Six
+      MULT18X18D at the default preset (seven SB_MAC16 at ``edge``).
+    - serial (``serial`` True; ``edge``, where the head scorer leaves the time,
+      :meth:`serial_fits`): no multiplier. The rule is the delta rule with a per-row
+      margin: ``256 nb BI >= rho nb max + (256 - rho) sum`` is ``max - BI <= (256 - rho)
+      D / (256 nb)`` with ``D = nb max - sum = sum(max - BI) >= 0``, so a block is kept
+      when ``BI >= max - t``, ``t = floor((256 - rho) D / (256 nb))``. A row of two
+      blocks or more is read twice: first for ``D`` (``BI - max`` is the compare's own
+      subtraction), then ``t`` is computed a bit a cycle (:meth:`_serial_threshold`:
+      the product by ``256 - rho`` by shifts and adds, the division by ``nb`` by
+      restoring steps, remainders of ``nb``'s width), then the compares. The row's sum
+      is not needed. Same compare stages and mask latency after the last read;
+      :meth:`threshold_cycles` more on the compare side (``2 nb + 27`` cycles a row at
+      ``edge`` instead of ``nb + 1``, still within the scorer's ``8 (4 nb - 3)``).
+
+    Each mask is built in one of two mask slots, and offered from it, so one row's mask
+    may wait for ``o_mask`` while the next row is compared (a slot that is done is never
+    written: the offered mask holds by construction).
 
     Parameters
     ----------
@@ -69,6 +93,9 @@ class BlockSelector(wiring.Component):
         Signed width of a block importance.
     delta_bits : int
         Width of the ``delta`` register.
+    serial : bool
+        The serial mean rule (no multiplier) instead of the products; ``from_config``
+        derives it from the config (:meth:`serial_fits`).
 
     Members
     -------
@@ -83,16 +110,20 @@ class BlockSelector(wiring.Component):
     handed to the compare side the next cycle (when that side has read all of the
     previous row and a mask slot is free); its blocks are read one a cycle and its mask
     is offered 5 cycles after the last read: ``2 nb + 5`` cycles from the row's first
-    block to its mask. Without back-pressure rows follow each other every ``nb + 1``
-    cycles, except that rows of fewer than 4 blocks are limited by the two mask slots
-    to two every ``nb + 6`` cycles.
+    block to its mask (serial, mean rule, ``nb >= 2``: ``threshold_cycles(nb)`` more).
+    Without back-pressure rows follow each other every ``nb + 1`` cycles (serial, mean
+    rule: ``nb + 1 + threshold_cycles(nb)``), except that rows of fewer than 4 blocks
+    are limited by the two mask slots to two every ``nb + 6`` cycles.
     """
 
-    def __init__(self, *, block_col_count: int, sint_bits: int, delta_bits: int):
+    def __init__(self, *, block_col_count: int, sint_bits: int, delta_bits: int,
+                 serial: bool = False):
         self.block_col_count = block_col_count
         self.sint_bits = sint_bits
+        self.serial = serial
         col_bits = index_bits(block_col_count)
         self.col_bits = col_bits
+        self.nb_bits = block_col_count.bit_length()      # nb: 1..block_col_count
         super().__init__({
             "block_prune_enable": In(1), "block_rule": In(1),
             "rho": In(signed(RHO_BITS)), "delta": In(delta_bits),
@@ -101,9 +132,37 @@ class BlockSelector(wiring.Component):
         })
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config, *, serial: bool | None = None):
+        """The selector of ``config``; ``serial`` (default: :meth:`serial_fits`) picks the
+        implementation."""
+        if serial is None:
+            serial = cls.serial_fits(config)
         return cls(block_col_count=config.block_col_count, sint_bits=config.sint_bits,
-                   delta_bits=config.delta_bits)
+                   delta_bits=config.delta_bits, serial=serial)
+
+    def threshold_cycles(self, nb: int) -> int:
+        """Cycles a block row of ``nb >= 2`` blocks spends on the compare side beyond
+        the product implementation's ``nb + 1`` when it needs the serial threshold (mean
+        rule): its D pass (``nb`` reads, 2 cycles to the last one's data) and the
+        threshold's ``10 + sint_bits + 1`` steps. 0 for the product implementation."""
+        return _serial_cycles(nb, self.sint_bits) if self.serial else 0
+
+    @classmethod
+    def serial_fits(cls, config) -> bool:
+        """Whether the serial implementation keeps pace with the head scorer of
+        ``config``. A block row of ``nb >= 2`` blocks has ``block_cols (nb - 1) + 1``
+        valid pairs or more in its last row, ``head_dim / int_lanes`` cycles each, and
+        the compare side must be done with the row before within that time (``nb + 1 +
+        threshold_cycles(nb)`` cycles: within a head the block rows before are no
+        longer; a row of one block needs no threshold). ``edge``: ``2 nb + 27 <= 8 (4
+        nb - 3)``, 31 <= 40 cycles at ``nb = 2``; the default preset (a cycle a pair,
+        1-pair blocks) and ``server`` (2 cycles a pair, 8-pair blocks) keep the
+        products."""
+        pair_cycles = config.head_dim // config.int_lanes
+        return config.block_col_count > 1 and all(
+            nb + 1 + _serial_cycles(nb, config.sint_bits)
+            <= pair_cycles * (config.block_cols * (nb - 1) + 1)
+            for nb in range(2, config.block_col_count + 1))
 
     def drive_registers(self, m, run):
         """Connect the run-time registers this policy reads from the latched ``run``."""
@@ -114,6 +173,7 @@ class BlockSelector(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         count = self.block_col_count
+        serial = self.serial
         # two banks: a block row streams into one while the other one's is compared (the
         # read is always of the other bank: no collision, bram.py)
         store = bram(m, "store", shape=self.sint_bits + self.col_bits, depth=2 * count)
@@ -125,14 +185,16 @@ class BlockSelector(wiring.Component):
         wbank = Signal()
         c_nb = Signal(range(count + 1))
         c_max = Signal(signed(self.sint_bits))
-        c_sum = Signal(sum_shape)
+        c_sum = Signal(sum_shape)         # (not serial: its D pass needs no sum)
         c_last_row = Signal()
         c_full = Signal()                 # a whole row waits in bank `wbank`
         m.d.comb += [wr.addr.eq(Mux(wbank, count + c_nb, c_nb)),
                      wr.data.eq(Cat(beat.bi, beat.col)),
                      self.i_block.ready.eq(~c_full), wr.en.eq(self.i_block.valid & ~c_full)]
         with m.If(self.i_block.valid & ~c_full):
-            m.d.sync += [c_nb.eq(c_nb + 1), c_sum.eq(c_sum + beat.bi)]
+            m.d.sync += c_nb.eq(c_nb + 1)
+            if not serial:
+                m.d.sync += c_sum.eq(c_sum + beat.bi)
             with m.If((c_nb == 0) | (beat.bi > c_max)):
                 m.d.sync += c_max.eq(beat.bi)
             with m.If(beat.last):
@@ -158,40 +220,63 @@ class BlockSelector(wiring.Component):
         row_sum = Signal(sum_shape)
         row_slot = Signal()
         take = Signal()
-        m.d.comb += take.eq(c_full & ~issuing & ~Mux(take_slot, slot_busy[1], slot_busy[0]))
+        # serial, mean rule: the row is read twice, first for D (`d_pass`: its reads, then
+        # the threshold's steps), then for the compares; a row of one block is read once
+        # (it is kept by any threshold >= 0)
+        d_pass = Signal()
+        m.d.comb += take.eq(c_full & ~issuing & ~d_pass
+                            & ~Mux(take_slot, slot_busy[1], slot_busy[0]))
         with m.If(take):
-            m.d.sync += [nb.eq(c_nb), row_max.eq(c_max), row_sum.eq(c_sum),
+            m.d.sync += [nb.eq(c_nb), row_max.eq(c_max),
                          row_slot.eq(take_slot), take_slot.eq(~take_slot),
-                         wbank.eq(~wbank), c_full.eq(0), c_nb.eq(0), c_sum.eq(0),
+                         wbank.eq(~wbank), c_full.eq(0), c_nb.eq(0),
                          issuing.eq(1), idx.eq(0)]
+            if serial:
+                m.d.sync += d_pass.eq(self.block_prune_enable & (self.block_rule == 0)
+                                      & (c_nb >= 2))
+            else:
+                m.d.sync += [row_sum.eq(c_sum), c_sum.eq(0)]
             for s in range(2):
                 with m.If(take_slot == s):
-                    m.d.sync += [slot_busy[s].eq(1), slot_last_row[s].eq(c_last_row)]
+                    m.d.sync += slot_busy[s].eq(1)
+                # (a done slot is never written, here nor below: the offered mask holds by
+                # construction, which k-induction proves without the slots' bookkeeping)
+                with m.If((take_slot == s) & ~slot_done[s]):
+                    m.d.sync += slot_last_row[s].eq(c_last_row)
 
         # ---- the row's side of the compares: free-running registers, each one timed so
         # that it holds the taken row's value while that row's blocks use it (the next
         # row is taken at the earliest the cycle after this row's last read)
-        nb_p = Signal.like(nb)                                    # take + 2 on
-        thr_delta = Signal((row_max - self.delta).shape())        # take + 2 on
-        rho = Signal.like(self.rho)                               # registered multiplier
-        rho_rest = Signal((RHO_ONE - self.rho).shape())           #   inputs (stable)
-        m.d.sync += [nb_p.eq(nb), thr_delta.eq(row_max - self.delta),
-                     rho.eq(self.rho), rho_rest.eq(RHO_ONE - self.rho)]
-        # rhs = rho * (nb * max) + (256 - rho) * sum, every product a registered 18 x 18
-        # one (an operand wider than 18 bits is split in two products, added a cycle later)
-        nb_max = Signal((nb * row_max).shape())                   # take + 2 on
-        m.d.sync += nb_max.eq(nb * row_max)
-        sum_parts = _split_product(m, rho_rest, row_sum, "sum")   # take + 2 on
-        part_sum = Signal(_sum_shape(sum_parts))                  # take + 3 on
-        m.d.sync += part_sum.eq(_shifted_sum(sum_parts))
-        max_parts = _split_product(m, rho, nb_max, "max")         # take + 3 on
-        # |rhs| <= (512 + 768) * count * 2**(sint_bits - 1): narrower than the sum's shape
-        # (every partial sum is exact, only the final register drops redundant sign bits)
-        rho_mag = 1 << (RHO_BITS - 1)
-        rhs_bound = (rho_mag + RHO_ONE + rho_mag) * count << (self.sint_bits - 1)
-        rhs = Signal(signed(min(rhs_bound.bit_length() + 1,
-                                _sum_shape(max_parts + [(part_sum, 0)]).width)))  # take + 4 on
-        m.d.sync += rhs.eq(_shifted_sum(max_parts + [(part_sum, 0)]))
+        if serial:
+            # one threshold for either rule: max - delta, or max - t (t is 0 from the take
+            # until the threshold's steps set it: the D pass reads against max)
+            t_mean = Signal(self.sint_bits + 1)
+            thr = Signal((row_max - Mux(self.block_rule, self.delta, t_mean)).shape())
+            m.d.sync += thr.eq(row_max - Mux(self.block_rule, self.delta, t_mean))  # take + 2 on
+        else:
+            nb_p = Signal.like(nb)                                    # take + 2 on
+            thr_delta = Signal((row_max - self.delta).shape())        # take + 2 on
+            rho = Signal.like(self.rho)                               # registered multiplier
+            rho_rest = Signal((RHO_ONE - self.rho).shape())           #   inputs (stable)
+            m.d.sync += [nb_p.eq(nb), thr_delta.eq(row_max - self.delta),
+                         rho.eq(self.rho), rho_rest.eq(RHO_ONE - self.rho)]
+            # rhs = rho * (nb * max) + (256 - rho) * sum, every product a registered 18 x 18
+            # one (an operand wider than 18 bits is split in two products, added a cycle
+            # later)
+            nb_max = Signal((nb * row_max).shape())                   # take + 2 on
+            m.d.sync += nb_max.eq(nb * row_max)
+            sum_parts = _split_product(m, rho_rest, row_sum, "sum")   # take + 2 on
+            part_sum = Signal(_sum_shape(sum_parts))                  # take + 3 on
+            m.d.sync += part_sum.eq(_shifted_sum(sum_parts))
+            max_parts = _split_product(m, rho, nb_max, "max")         # take + 3 on
+            # |rhs| <= (512 + 768) * count * 2**(sint_bits - 1): narrower than the sum's
+            # shape (every partial sum is exact, only the final register drops redundant
+            # sign bits)
+            rho_mag = 1 << (RHO_BITS - 1)
+            rhs_bound = (rho_mag + RHO_ONE + rho_mag) * count << (self.sint_bits - 1)
+            rhs = Signal(signed(min(rhs_bound.bit_length() + 1,
+                                    _sum_shape(max_parts + [(part_sum, 0)]).width)))  # take + 4 on
+            m.d.sync += rhs.eq(_shifted_sum(max_parts + [(part_sum, 0)]))
 
         # ---- the blocks' side: read, register, multiply, compare, set the mask bit -------
         # stage 0 (cycle t): block idx is read from the compare bank
@@ -201,31 +286,54 @@ class BlockSelector(wiring.Component):
             with m.If(idx == nb - 1):
                 m.d.sync += issuing.eq(0)
         s1_valid, s1_last, s1_slot = Signal(), Signal(), Signal()   # t + 1: rd.data
-        m.d.sync += [s1_valid.eq(issuing), s1_last.eq(idx == nb - 1), s1_slot.eq(row_slot)]
+        s1_d = Signal()                   # serial: a read of the D pass
+        m.d.sync += [s1_valid.eq(issuing & ~d_pass), s1_last.eq(idx == nb - 1),
+                     s1_slot.eq(row_slot), s1_d.eq(issuing & d_pass)]
         s2_valid, s2_last, s2_slot = Signal(), Signal(), Signal()   # t + 2: registered read
+        s2_d = Signal()
         s2_bi = Signal(signed(self.sint_bits))
         s2_col = Signal(self.col_bits)
         m.d.sync += [s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_slot.eq(s1_slot),
-                     s2_bi.eq(rd.data[:self.sint_bits].as_signed()),
+                     s2_d.eq(s1_d), s2_bi.eq(rd.data[:self.sint_bits].as_signed()),
                      s2_col.eq(rd.data[self.sint_bits:])]
         s3_valid, s3_last, s3_slot = Signal(), Signal(), Signal()   # t + 3: product
         s3_col = Signal(self.col_bits)
-        s3_prod = Signal((nb_p * s2_bi).shape())
-        s3_keep_delta = Signal()
         m.d.sync += [s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_slot.eq(s2_slot),
-                     s3_col.eq(s2_col), s3_prod.eq(nb_p * s2_bi),
-                     s3_keep_delta.eq(s2_bi >= thr_delta)]
+                     s3_col.eq(s2_col)]
         s4_valid, s4_last, s4_slot = Signal(), Signal(), Signal()   # t + 4: the decision
         s4_col = Signal(self.col_bits)
-        s4_keep_mean, s4_keep_delta = Signal(), Signal()
-        # mean rule: 256 * nb * BI >= rhs, the factor 256 (RHO_ONE) a shift
-        assert RHO_ONE == 1 << 8
         m.d.sync += [s4_valid.eq(s3_valid), s4_last.eq(s3_last), s4_slot.eq(s3_slot),
-                     s4_col.eq(s3_col), s4_keep_delta.eq(s3_keep_delta),
-                     s4_keep_mean.eq(Cat(Const(0, 8), s3_prod).as_signed() >= rhs)]
-        s4_keep = ~self.block_prune_enable | Mux(self.block_rule, s4_keep_delta, s4_keep_mean)
+                     s4_col.eq(s3_col)]
+        if serial:
+            # BI - thr: its sign is the compare; in the D pass (thr = max) it is BI - max
+            diff = Signal(signed(len(thr) + 1))
+            m.d.comb += diff.eq(s2_bi - thr)
+            s3_keep, s4_keep_thr = Signal(), Signal()
+            m.d.sync += [s3_keep.eq(~diff[-1]), s4_keep_thr.eq(s3_keep)]
+            s4_keep = ~self.block_prune_enable | s4_keep_thr
+            d_sum = Signal(self.sint_bits + self.nb_bits)           # D = sum (max - BI)
+            with m.If(take):
+                m.d.sync += d_sum.eq(0)
+            with m.Elif(s2_d):
+                m.d.sync += d_sum.eq(d_sum - diff)
+            # after the D pass's last read the threshold's steps, then the compare reads
+            done = self._serial_threshold(m, start=s2_d & s2_last, d=d_sum, nb=nb,
+                                          t=t_mean, clear=take)
+            with m.If(done):
+                m.d.sync += [d_pass.eq(0), issuing.eq(1), idx.eq(0)]
+        else:
+            s3_prod = Signal((nb_p * s2_bi).shape())
+            s3_keep_delta = Signal()
+            m.d.sync += [s3_prod.eq(nb_p * s2_bi), s3_keep_delta.eq(s2_bi >= thr_delta)]
+            s4_keep_mean, s4_keep_delta = Signal(), Signal()
+            # mean rule: 256 * nb * BI >= rhs, the factor 256 (RHO_ONE) a shift
+            assert RHO_ONE == 1 << 8
+            m.d.sync += [s4_keep_delta.eq(s3_keep_delta),
+                         s4_keep_mean.eq(Cat(Const(0, 8), s3_prod).as_signed() >= rhs)]
+            s4_keep = ~self.block_prune_enable | Mux(self.block_rule, s4_keep_delta,
+                                                     s4_keep_mean)
         for s in range(2):
-            with m.If(s4_valid & (s4_slot == s)):
+            with m.If(s4_valid & (s4_slot == s) & ~slot_done[s]):
                 with m.If(s4_keep):
                     m.d.sync += masks[s].bit_select(s4_col, 1).eq(1)
                 with m.If(s4_last):
@@ -236,3 +344,51 @@ class BlockSelector(wiring.Component):
         with m.If(self.o_mask.valid & self.o_mask.ready):
             m.d.sync += out_slot.eq(~out_slot)
         return m
+
+    def _serial_threshold(self, m, *, start, d, nb, t, clear):
+        """The mean rule's threshold ``t = floor((256 - rho) D / (256 nb))`` from ``D`` (the
+        register ``d``, final from the cycle after ``start``) with no multiplier, into the
+        register ``t`` (0 after ``clear``); returns ``done``, high in the last step.
+
+        Steps, one a cycle: ``R = (256 - rho) D``, least significant bit of ``256 -
+        rho`` first (the running sum is shifted right; the bits shifted out last are
+        ``R``'s bits 8 and 9, so ``R' = floor(R / 256)`` is them below the sum); then
+        ``t = floor(R' / nb)``, restoring, a quotient bit a step: ``t <= 2 (max -
+        mean)`` has ``sint_bits + 1`` bits, so the remainder starts as ``R' >>
+        (sint_bits + 1)``, which is below ``nb``."""
+        assert RHO_ONE == 1 << 8
+        qbits, lo_bits = len(t), _REST_BITS - 8
+        assert qbits >= lo_bits
+        rest = Signal(_REST_BITS)                     # 256 - rho (stable: registered)
+        m.d.sync += rest.eq(RHO_ONE - self.rho)
+        step = Signal(range(max(_REST_BITS, qbits)))
+        hi = Signal(len(d))                           # (256 - rho) * D, shifted right
+        lo = Signal(lo_bits)                          #   its bits 8.. shifted out
+        rem = Signal(self.nb_bits)                    # the division's remainder
+        r_prime = Cat(lo, hi)
+        r_rev = Cat(*(r_prime[qbits - 1 - i] for i in range(qbits)))   # msb first
+        done = Signal()
+        with m.If(clear):
+            m.d.sync += t.eq(0)
+        with m.FSM(name="threshold"):
+            with m.State("IDLE"):
+                with m.If(start):
+                    m.d.sync += [hi.eq(0), step.eq(0)]
+                    m.next = "REST"
+            with m.State("REST"):                     # hi:lo = (hi + rest[step] * D) >> 1
+                total = hi + Mux(rest.bit_select(step, 1), d, 0)
+                m.d.sync += [hi.eq(total >> 1), lo.eq(Cat(lo[1:], total[0])),
+                             step.eq(step + 1)]
+                with m.If(step == _REST_BITS - 1):
+                    # the remainder's start, R' >> qbits, from this last step's result
+                    m.d.sync += [rem.eq(total >> (1 + qbits - lo_bits)), step.eq(0)]
+                    m.next = "DIV"
+            with m.State("DIV"):                      # a quotient bit, R' msb first
+                cand = Cat(r_rev.bit_select(step, 1), rem)
+                ge = cand >= nb
+                m.d.sync += [rem.eq(Mux(ge, cand - nb, cand)), t.eq(Cat(ge, t[:-1])),
+                             step.eq(step + 1)]
+                with m.If(step == qbits - 1):
+                    m.d.comb += done.eq(1)
+                    m.next = "IDLE"
+        return done

@@ -6,6 +6,7 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
+from .arith import lut_multiply
 from .bram import bram, registered_read_port
 from .layouts import prob_layout, score_layout
 
@@ -37,12 +38,14 @@ class Softmax(wiring.Component):
 
     Both passes are pipelined for timing (ECP5: >= 100 MHz). The exponential pass is a
     fixed-latency pipeline of ``EXP_DEPTH`` register stages behind each read (RAM read,
-    score, ``z``, partial products, two adder levels, table and shift amount, ``e``),
+    score, ``z``, three stages of ``z * score_scale`` (:meth:`_exp_product`: operands,
+    two 15 x 15 products, their sum, for the presets), table and shift amount, ``e``),
     tracked by a valid shift register; the row's max and each beat's ``col`` travel
     along. The normalise pass (RAM read, ``e`` and ``col``, partial products of ``e *
-    recip``, sum; rounded into an output FIFO of ``FIFO_DEPTH``; the row's reciprocal
-    travels along) issues a read only while in-flight plus queued beats leave a FIFO
-    slot, so back-pressure on ``o_prob`` never drops or reorders a beat.
+    recip`` (:meth:`_norm_product`), sum; rounded into an output FIFO of
+    ``FIFO_DEPTH``; the row's reciprocal travels along) issues a read only while
+    in-flight plus queued beats leave a FIFO slot, so back-pressure on ``o_prob`` never
+    drops or reorders a beat.
 
     Parameters
     ----------
@@ -63,12 +66,16 @@ class Softmax(wiring.Component):
         exponential pass and their last normalise read. Each is ``2**seq_bits`` entries
         of ``exp_bits + 1 + seq_bits`` bits; the score memory has 2 banks of
         ``score_bits + seq_bits`` bits.
+    DSP_BITS : int
+        Operand width of a product piece (16: one iCE40 SB_MAC16, one ECP5 MULT18X18D).
+    LUT_PIECE_BITS : int
+        A top piece of ``recip`` this narrow (3) is multiplied in LUTs.
 
     Members
     -------
     score_scale : In(score_scale_bits)
         Run-time register, stable during a head (registered inside: a change takes
-        effect a cycle later).
+        effect two cycles later, before a score can reach the product).
     i_score : In(stream.Signature(score_layout))
         The kept pairs of one row, ``last`` on its final pair; rows follow each other.
     o_prob : Out(stream.Signature(prob_layout))
@@ -90,6 +97,8 @@ class Softmax(wiring.Component):
     EXP_DEPTH = 8    # exponential pipeline: register stages from an issued read to e
     FIFO_DEPTH = 8   # output FIFO; also the normalise credit (in flight + queued)
     EXP_BANKS = 4    # banks of exponentials (rows between EXP start and last NORM read)
+    DSP_BITS = 16    # a product piece: one iCE40 SB_MAC16 (16 x 16), ECP5 MULT18X18D
+    LUT_PIECE_BITS = 3   # a narrower top piece of e * recip is added in LUTs
 
     def __init__(self, *, seq_max: int, score_bits: int, exp_lut_bits: int, exp_bits: int,
                  prob_bits: int, recip_guard_bits: int, score_scale_bits: int,
@@ -214,18 +223,24 @@ class Softmax(wiring.Component):
         s_q = Signal(signed(self.score_bits))
         z = Signal(self.score_bits + 1)
         m.d.sync += [s_q.eq(s_score), z.eq(mx_d[1] - s_q)]
-        prod = self._pipelined_product(m, z, scale)           # 3 stages after z
         sh = self.scale_frac - L
+        # e = 0 exactly when z * score_scale >= zero_at: below it the product must be
+        # exact, above it only that it is
+        if sh > 0:
+            zero_at = ((((E + 1) << L) << 1) - 1) << (sh - 1)
+        else:
+            zero_at = -(-((E + 1) << L) >> -sh)
+        prod, past = self._exp_product(m, z, scale, zero_at)  # 3 stages after z
         ub = len(prod) - max(sh, 0) + 1
         if sh > 0:
             # u = round(prod / 2^sh) = (prod >> sh) + prod[sh - 1]; e = 0 once u >> L > E,
             # i.e. once prod >> (sh - 1) >= 2 ((E + 1) << L) - 1
             u = Signal(ub)
             m.d.comb += u.eq((prod >> sh) + prod[sh - 1])
-            zero = (prod >> (sh - 1)) >= (((E + 1) << L) << 1) - 1
+            zero = past | ((prod >> (sh - 1)) >= (((E + 1) << L) << 1) - 1)
         else:
             u = prod << -sh
-            zero = (u >> L) > E
+            zero = past | ((u >> L) > E)
         table = Array(Const(v, E + 1) for v in self.exp_table)
         t_q = Signal(E + 1)
         t_sh = Signal(range(E + 1))
@@ -363,7 +378,7 @@ class Softmax(wiring.Component):
         col = [Signal(self.seq_bits, name=f"col{i}") for i in range(3)]
         m.d.sync += [ne_q.eq(e_rd.data[:E + 1]), col[0].eq(e_rd.data[E + 1:]),
                      col[1].eq(col[0]), col[2].eq(col[1])]
-        psum = self._pipelined_product(m, ne_q, recip_d[1], stages=2)  # 2 stages after ne_q
+        psum = self._norm_product(m, ne_q, recip_d[1])  # 2 stages after ne_q
         rs = E + G
         p = (psum >> rs) + psum[rs - 1]                  # round(e * recip / 2^(E+G))
         wdata = Signal(self.o_prob.payload.shape())
@@ -373,7 +388,85 @@ class Softmax(wiring.Component):
                      fifo.r_en.eq(self.o_prob.ready)]
         return m
 
-    def _pipelined_product(self, m, a, b, stages=3):
+    @classmethod
+    def _exp_product(cls, m, z, scale, zero_at):
+        """``(prod, past)``, registers 3 cycles after ``z``: ``past`` is high only when
+        ``z * scale >= zero_at``, and when it is low ``prod`` is ``z * scale`` exactly
+        (an unsigned product that is only exact below ``zero_at``: two DSPs of at most
+        16 x 16 for the presets instead of four or five of a full product).
+
+        If both operands were ``2**w`` or more, the product would be ``2**(2w)`` or more,
+        past ``zero_at`` with ``w = ceil(clog2(zero_at) / 2)``. So, in ``w``-bit low
+        parts (``zl``, ``sl``) and the rest (``zh``, ``shi``), ``z * scale = zl*sl +
+        (zh*sl + zl*shi) 2^w + zh*shi 2^2w``, where ``zh*shi`` is nonzero only past
+        ``zero_at``; below it one of ``zh``, ``shi`` is 0 and the middle term is a single
+        product: ``zh*sl`` when ``shi`` is 0, ``zl*shi`` when not. ``shi == 0`` depends
+        on the run-time register only (stable during a head), so a multiplexer in front
+        of one multiplier picks that product. Stages: ops (``zl``; ``zh`` or ``zl``;
+        the flag ``zh != 0 and shi != 0``) | the two products | their sum (a middle
+        product of ``2**(clog2(zero_at) - w)`` or more is flagged instead of added).
+        The presets: ``w`` = 15, so 15 x 15 products (edge: ``z`` 22 bits, ``scale`` 20;
+        a full product took five SB_MAC16, four MULT18X18D at the default preset).
+        """
+        dsp = cls.DSP_BITS
+        clog = (zero_at - 1).bit_length()
+        w = (clog + 1) // 2
+        if len(z) <= dsp and len(scale) <= dsp:          # one product fits a DSP
+            zq, p = Signal.like(z, name="z_ops"), Signal(len(z) + len(scale), name="z_prod")
+            prod = Signal(len(p), name="prod_z")
+            m.d.sync += [zq.eq(z), p.eq(zq * scale), prod.eq(p)]
+            return prod, Const(0)
+        if w > dsp:                                       # no narrow operand: full product
+            return cls._pipelined_product(m, z, scale), Const(0)
+        zl, zh, sl, shi = z[:w], z[w:], scale[:w], scale[w:]
+        # run-time register side (registered: stable during a head)
+        shi_zero = Signal(name="scale_hi_zero")
+        b = Signal(max(len(sl), len(shi)), name="scale_mid")
+        m.d.sync += [shi_zero.eq(shi == 0), b.eq(Mux(shi == 0, sl, shi))]
+        # ops: the low part, the middle product's z side, and zh * sh != 0
+        zl_q = Signal(w, name="z_lo")
+        a_q = Signal(max(w, len(zh)), name="z_mid")
+        past_q = Signal(name="z_past_ops")
+        m.d.sync += [zl_q.eq(zl), a_q.eq(Mux(shi_zero, zh, zl)),
+                     past_q.eq(~shi_zero & (zh != 0))]
+        # the two products (one DSP each)
+        p_lo = Signal(w + len(sl), name="z_prod_lo")
+        p_mid = Signal(len(a_q) + len(b), name="z_prod_mid")
+        past_p = Signal(name="z_past_prod")
+        m.d.sync += [p_lo.eq(zl_q * sl), p_mid.eq(a_q * b), past_p.eq(past_q)]
+        # the sum: p_lo < 2^2w, the middle term added up to 2^clog (past: flagged)
+        keep = clog - w
+        prod = Signal(max(len(p_lo), keep + w) + 1, name="prod_z")
+        past = Signal(name="z_past")
+        m.d.sync += [prod.eq(p_lo + (p_mid[:keep] << w)),
+                     past.eq(past_p | (p_mid[keep:] != 0))]
+        return prod, past
+
+    @classmethod
+    def _norm_product(cls, m, a, b):
+        """``a * b`` (unsigned), registered 2 cycles after ``a`` and ``b``. When ``b``'s
+        16-bit pieces leave a top piece of at most ``LUT_PIECE_BITS`` bits (edge: ``e``
+        11 bits, ``recip`` 19 = 16 + 3), that piece's product is built in LUTs and the
+        others are one DSP each; otherwise the 18-bit pieces of
+        :meth:`_pipelined_product` (default: 13 x (18 + 5), two MULT18X18D). Then the
+        sum of the registered partial products."""
+        dsp = cls.DSP_BITS
+        top = len(b) % dsp
+        if len(a) > dsp or len(b) <= dsp or top == 0 or top > cls.LUT_PIECE_BITS:
+            return cls._pipelined_product(m, a, b, stages=2)
+        pps = []
+        for i, off in enumerate(range(0, len(b), dsp)):
+            piece = b[off:off + dsp]
+            pp = Signal(len(a) + len(piece), name=f"pp_{a.name}_{i}")
+            narrow = len(piece) <= cls.LUT_PIECE_BITS
+            m.d.sync += pp.eq(lut_multiply(a, piece) if narrow else a * piece)
+            pps.append((pp, off))
+        out = Signal(len(a) + len(b), name=f"prod_{a.name}")
+        m.d.sync += out.eq(sum(pp << o for pp, o in pps))
+        return out
+
+    @classmethod
+    def _pipelined_product(cls, m, a, b, stages=3):
         """``a * b`` (unsigned) from 18-bit pieces: registered partial products (one
         DSP each), then ``stages - 1`` register levels of adds; returns the last register."""
         def pieces(x):

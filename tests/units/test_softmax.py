@@ -4,6 +4,7 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Elaboratable, Module, Signal
 
 import golden
 from hdp_rtl.config import HDPConfig
@@ -187,3 +188,72 @@ def test_steady_state_throughput(preset, k):
     per_row = max(k + 1, divider)
     assert steady <= (rows - 4) * per_row, (steady / (rows - 4), per_row)
     assert max(b - a for a, b in zip(ends[3:], ends[4:])) <= per_row
+
+
+class _Products(Elaboratable):
+    """The softmax's two products alone: ``z * score_scale`` (exact below the point where
+    ``e`` is 0, flagged past it) and ``e * recip``, on free inputs."""
+
+    def __init__(self, cfg):
+        E, L = cfg.exp_bits, cfg.exp_lut_bits
+        sh = cfg.score_scale_frac - L
+        self.zero_at = (((((E + 1) << L) << 1) - 1) << (sh - 1)) if sh > 0 else \
+            -(-((E + 1) << L) >> -sh)
+        self.z = Signal(cfg.score_bits + 1)
+        self.scale = Signal(cfg.score_scale_bits)
+        self.e = Signal(E + 1)
+        self.recip = Signal(cfg.recip_bits)
+
+    def elaborate(self, platform):
+        m = Module()
+        self.prod, self.past = Softmax._exp_product(m, self.z, self.scale, self.zero_at)
+        self.psum = Softmax._norm_product(m, self.e, self.recip)
+        return m
+
+
+@pytest.mark.parametrize("preset", ["edge", "default", "seq5"])
+def test_products(preset):
+    """``z * score_scale``: below the zero point exact, at or past it flagged, for every
+    kind of operand (``score_scale`` below, at and above ``2**w``, ``z`` likewise, and
+    products close to the zero point); ``e * recip`` exact. The exp product's 3 stages
+    follow a ``score_scale`` that changed 2 cycles before (it is registered inside)."""
+    cfg = CONFIGS[preset]
+    dut = _Products(cfg)
+    rng = random.Random(preset)
+    zmax, smax = (1 << (cfg.score_bits + 1)) - 1, (1 << cfg.score_scale_bits) - 1
+    w = ((dut.zero_at - 1).bit_length() + 1) // 2
+    edges = [0, 1, 2, (1 << w) - 1, 1 << w, (1 << w) + 1]
+    cases = []
+    for _ in range(1500):
+        scale = rng.choice([rng.randint(0, smax), rng.choice(edges), smax,
+                            rng.randint(1, 1 << w), rng.randint(1 << w, smax)])
+        scale = min(scale, smax)
+        if scale and rng.random() < 0.5:          # z * scale near the zero point
+            z = dut.zero_at // scale + rng.randint(-2, 2)
+        else:
+            z = rng.choice([rng.randint(0, zmax), rng.choice(edges), zmax,
+                            rng.randint(0, 1 << w)])
+        cases.append((min(max(z, 0), zmax), scale))
+    emax, rmax = 1 << cfg.exp_bits, 1 << (cfg.recip_bits - 1)
+    norms = [(rng.choice([rng.randint(0, emax), emax, 0, 1]),
+              rng.choice([rng.randint(0, rmax), rmax, rmax - 1, 1 << 16, (1 << 16) - 1]))
+             for _ in range(len(cases))]
+    norms = [(e, min(r, rmax)) for e, r in norms]
+
+    async def bench(ctx):
+        for (z, scale), (e, r) in zip(cases, norms):
+            ctx.set(dut.scale, scale)
+            await ctx.tick().repeat(2)              # the registered score_scale side
+            ctx.set(dut.z, z)
+            ctx.set(dut.e, e)
+            ctx.set(dut.recip, r)
+            await ctx.tick().repeat(3)
+            want = z * scale
+            past = ctx.get(dut.past)
+            if want >= dut.zero_at:
+                assert past or ctx.get(dut.prod) == want, (z, scale)
+            else:
+                assert not past and ctx.get(dut.prod) == want, (z, scale)
+            assert ctx.get(dut.psum) == e * r, (e, r)
+
+    run_sim(dut, bench, deadline_cycles=10 * len(cases) + 100)
