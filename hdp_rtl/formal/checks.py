@@ -52,7 +52,8 @@ CHECKS = [
           description="MAC array (edge): o_score/o_out stream rules"),
     Check("mac_array_beats", lambda: MacArrayHarness(TINY, beats=True), {"bmc": 24, "cover": 24},
           description="MAC array (tiny): one score per pair in order, one row per prob row"),
-    Check("mac_array_ram", lambda: MacArrayHarness(TINY.replace(head_dim=4, pv_acc_ram=True)),
+    Check("mac_array_ram", lambda: MacArrayHarness(TINY.replace(head_dim=4, pv_acc_ram=True),
+                                                   hazard=True),
           {"bmc": 24, "cover": 24}, description="MAC array (tiny, 4 chunks, P x V accumulators "
           "in block RAM): stream rules, no accumulator word read as it is written"),
     Check("top_axil", lambda: TopBusHarness(EDGE, m_axis=False), {"prove": 4, "cover": 8},
