@@ -9,7 +9,7 @@ from .mac_array import MacArrayHarness
 from .softmax import SoftmaxHarness
 from .top import TopBusHarness, TopHeadHarness
 
-__all__ = ["CHECKS", "by_name", "EDGE", "SMALL", "TINY", "TINY_ROW_WORD"]
+__all__ = ["CHECKS", "by_name", "EDGE", "SMALL", "TINY"]
 
 #: The ``edge`` preset (64 tokens, 32 dims, 4 lanes).
 EDGE = HDPConfig.preset("edge")
@@ -24,10 +24,6 @@ TINY = EDGE.replace(seq_max=4, head_dim=2, block_cols=2, int_lanes=1, mac_lanes=
                     axis_elems=1, int_bits=2, frac_bits=2, exp_lut_bits=2, exp_bits=4,
                     prob_bits=4, recip_guard_bits=0, score_scale_bits=6, score_scale_frac=6,
                     out_bits=8, out_frac=4)
-#: TINY with one-word rows (``axis_elems`` = ``head_dim``) for the units' beat checks:
-#: with rows of two one-element words (TINY's own) the head scorer's BMC took over 15
-#: minutes instead of 31 s. The word-by-word reads are proven on EDGE (8 words a row).
-TINY_ROW_WORD = TINY.replace(axis_elems=2)
 
 CHECKS = [
     Check("axil", lambda: AxiLiteHarness(addr_width=AXIL_ADDR_BITS), {"prove": 4, "cover": 8},
@@ -46,7 +42,7 @@ CHECKS = [
           "only received blocks, all without pruning, the best (delta rule)"),
     Check("head_scorer", lambda: HeadScorerHarness(EDGE), {"prove": 4, "cover": 30},
           description="head scorer (edge): o_block stream rules"),
-    Check("head_scorer_beats", lambda: HeadScorerHarness(TINY_ROW_WORD, beats=True),
+    Check("head_scorer_beats", lambda: HeadScorerHarness(TINY, beats=True),
           {"bmc": 40, "cover": 40},
           description="head scorer (tiny): block columns, last, last_row per head"),
     Check("softmax", lambda: SoftmaxHarness(EDGE), {"prove": 4, "cover": 40},
@@ -55,7 +51,7 @@ CHECKS = [
           description="softmax (tiny): every beat once, in order, col/last copied"),
     Check("mac_array", lambda: MacArrayHarness(EDGE), {"prove": 4, "cover": 24},
           description="MAC array (edge): o_score/o_out stream rules"),
-    Check("mac_array_beats", lambda: MacArrayHarness(TINY_ROW_WORD, beats=True),
+    Check("mac_array_beats", lambda: MacArrayHarness(TINY, beats=True),
           {"bmc": 24, "cover": 24},
           description="MAC array (tiny): one score per pair in order, one row per prob row"),
     Check("mac_array_ram", lambda: MacArrayHarness(TINY.replace(head_dim=4, pv_acc_ram=True),
