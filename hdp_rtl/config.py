@@ -146,6 +146,8 @@ class HDPConfig:
         _check_int(self, "axis_elems", 1, self.head_dim, pow2=True)
         if not isinstance(self.pv_acc_ram, bool):
             raise ConfigError(f"pv_acc_ram must be true or false, not {self.pv_acc_ram!r}")
+        # (the MAC array's read-modify-write needs 3 chunks, mac_array.ACC_RAM_MIN_CHUNKS;
+        # chunk counts are powers of two)
         if self.pv_acc_ram and self.head_dim // self.mac_lanes < 4:
             raise ConfigError(f"pv_acc_ram needs head_dim / mac_lanes >= 4, not "
                               f"{self.head_dim // self.mac_lanes}")

@@ -3,7 +3,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
 
-from hdp_rtl.rtl.rowmem import row_layout, row_words
+from hdp_rtl.rtl.rowmem import buffer_words, row_layout
 from sim.packing import pack
 
 __all__ = ["RowMemModel"]
@@ -24,7 +24,7 @@ class RowMemModel:
         full = np.zeros((config.seq_max, config.head_dim), dtype=np.int64)
         full[:len(rows), :np.shape(rows)[1]] = rows
         self.words = [pack(layout, [int(x) for x in w])
-                      for w in row_words(full, config.row_words)]
+                      for w in buffer_words(full, config.row_words)]
         self.data.value = 0
         cocotb.start_soon(self._run())
 

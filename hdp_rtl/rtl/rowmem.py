@@ -12,7 +12,7 @@ from amaranth.lib import data, memory
 
 from ..widths import clog2, index_bits
 
-__all__ = ["row_layout", "RowReadSignature", "word_addr", "row_words"]
+__all__ = ["row_layout", "RowReadSignature", "word_addr", "buffer_words"]
 
 
 def row_layout(*, head_dim: int, data_bits: int) -> data.ArrayLayout:
@@ -20,7 +20,7 @@ def row_layout(*, head_dim: int, data_bits: int) -> data.ArrayLayout:
     return data.ArrayLayout(signed(data_bits), head_dim)
 
 
-def row_words(rows, words: int) -> list:
+def buffer_words(rows, words: int) -> list:
     """The buffer's words, in address order, of a row-major ``rows`` (lists of elements)."""
     out = []
     for r in rows:

@@ -3,7 +3,7 @@ import numpy as np
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import memory, wiring
 
-from hdp_rtl.rtl.rowmem import row_layout, row_words
+from hdp_rtl.rtl.rowmem import buffer_words, row_layout
 
 __all__ = ["WithRowBuffers"]
 
@@ -25,7 +25,7 @@ class WithRowBuffers(Elaboratable):
             mem = memory.Memory(
                 shape=row_layout(head_dim=cfg.row_word_elems, data_bits=cfg.data_bits),
                 depth=cfg.seq_max * cfg.row_words,
-                init=[list(map(int, w)) for w in row_words(full, cfg.row_words)])
+                init=[list(map(int, w)) for w in buffer_words(full, cfg.row_words)])
             m.submodules[f"{name}_buf"] = mem
             wiring.connect(m, getattr(self.unit, f"{name}_rd"), mem.read_port())
         return m
