@@ -86,6 +86,14 @@ class HDPConfig:
         Elements per AXI4-Stream beat (a power of two dividing ``head_dim``): input
         beats carry that many Q/K/V elements in byte lanes, output beats that many
         outputs in 16- or 32-bit lanes.
+    counter_bits : int
+        Width of each performance counter (8..32): the counters count modulo
+        ``2**counter_bits`` and their registers read them zero-extended to 32 bits.
+        ``edge`` has 20: 2**20 cycles are 44 ms at 24 MHz, ten times its longest head
+        (a dense 64-token head: ``n^2 d / int_lanes + 2 n^2 d / mac_lanes`` = 98304
+        cycles of integer pass and MAC work, 98883 in all measured by ``sim.bench``);
+        ``int_macs`` is at most ``n^2 d`` = 131072. Only ``heads_pruned`` (since reset)
+        can wrap in normal use.
     selector : str
         The block-selection policy behind the selection seam: one of
         ``SELECTOR_NAMES`` (``"hdp"``: the top-k-free row-balanced rule).
@@ -95,10 +103,9 @@ class HDPConfig:
         flip-flops run out first (``edge``: 832 flip-flops for 7 iCE40 EBRs). Needs
         ``head_dim / mac_lanes >= 4``. Changes no result.
     out_row_buffers : int
-        Output rows held between the MAC array and ``m_axis``: 2 (the MAC array's
-        output register and the serializer's) or 1 (the serializer sends from the MAC
-        array's register: saves ``head_dim x out_bits`` flip-flops, but a row with
-        few kept pairs waits for the previous row's beats). Changes no result.
+        Output rows held between the MAC array and ``m_axis``, in the serializer's
+        block RAM (1, 2 or 4): with 1, a row with few kept pairs waits for the previous
+        row's beats; more cost RAM depth only. Changes no result.
     """
 
     seq_max: int = 256
@@ -118,6 +125,7 @@ class HDPConfig:
     out_bits: int = 16
     out_frac: int = 10
     axis_elems: int = 8
+    counter_bits: int = 32
     selector: str = "hdp"
     pv_acc_ram: bool = False
     out_row_buffers: int = 2
@@ -144,6 +152,7 @@ class HDPConfig:
                 f"out_frac must be <= frac_bits + prob_bits = "
                 f"{self.frac_bits + self.prob_bits}, not {self.out_frac}")
         _check_int(self, "axis_elems", 1, self.head_dim, pow2=True)
+        _check_int(self, "counter_bits", 8, 32)
         if not isinstance(self.pv_acc_ram, bool):
             raise ConfigError(f"pv_acc_ram must be true or false, not {self.pv_acc_ram!r}")
         # (the MAC array's read-modify-write needs 3 chunks, mac_array.ACC_RAM_MIN_CHUNKS;
@@ -151,7 +160,7 @@ class HDPConfig:
         if self.pv_acc_ram and self.head_dim // self.mac_lanes < 4:
             raise ConfigError(f"pv_acc_ram needs head_dim / mac_lanes >= 4, not "
                               f"{self.head_dim // self.mac_lanes}")
-        _check_int(self, "out_row_buffers", 1, 2)
+        _check_int(self, "out_row_buffers", 1, 4, pow2=True)
         if self.selector not in SELECTOR_NAMES:
             raise ConfigError(f"selector must be one of {', '.join(SELECTOR_NAMES)}, "
                               f"not {self.selector!r}")
@@ -370,8 +379,8 @@ PRESETS: dict[str, dict] = {
     "default": {},
     # Small enough for an iCE40 UP5K (8 DSPs, 30 EBR): 64 tokens of 32 dims.
     "edge": dict(seq_max=64, head_dim=32, block_rows=1, block_cols=4,
-                 int_lanes=4, mac_lanes=4, exp_bits=10, prob_bits=10,
-                 recip_guard_bits=8, axis_elems=4, out_row_buffers=1, pv_acc_ram=True),
+                 int_lanes=4, mac_lanes=4, exp_bits=10, prob_bits=10, counter_bits=20,
+                 recip_guard_bits=8, axis_elems=4, pv_acc_ram=True),
     # Long sequences and wide heads.
     "server": dict(seq_max=1024, head_dim=128, block_rows=1, block_cols=8,
                    int_lanes=64, mac_lanes=64, exp_lut_bits=7, exp_bits=14,

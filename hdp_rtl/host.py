@@ -192,6 +192,8 @@ class Status:
 
 def _counters_doc() -> str:
     lines = ["The performance counters of one head, one field per ``COUNTERS`` entry.",
+             "", "Each counts modulo ``2**HDPConfig.counter_bits`` (32 by default, 20 for",
+             "``edge``): a value is the true count only while that is smaller.",
              "", "Attributes", "----------"]
     for name, text in COUNTERS.items():
         lines += [f"{name} : int", f"    {text[0].upper()}{text[1:]}."]

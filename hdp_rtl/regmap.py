@@ -34,7 +34,9 @@ TENSOR_CODE = {"q": 0, "k": 1, "v": 2}
 #: Bits of the FLAGS register, in order from bit 0: each mirrors a ``Registers`` field.
 FLAG_FIELDS = ("causal", "head_prune_enable", "block_prune_enable", "block_rule", "approx_enable")
 
-#: The performance counters, each a 32-bit read-only register, cleared by ``start``.
+#: The performance counters, each a read-only register, cleared by ``start``: a counter
+#: is ``HDPConfig.counter_bits`` wide (32 by default, 20 for ``edge``), counts modulo
+#: ``2**counter_bits`` and reads zero-extended to 32 bits.
 COUNTERS = {
     "cycles_total": "cycles from start to done",
     "cycles_load": "cycles spent receiving Q and K (V arrives during the integer pass)",
@@ -197,7 +199,8 @@ def register_map(config: HDPConfig) -> list[Register]:
     ]
     for i, (name, text) in enumerate(COUNTERS.items()):
         regs.append(Register(name, COUNTER_BASE + 4 * i, "ro", text,
-                             (Field(name, 0, 32, "counter"),)))
+                             (Field(name, 0, config.counter_bits,
+                                    f"counter, modulo 2**{config.counter_bits}"),)))
     return regs
 
 

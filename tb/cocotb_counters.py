@@ -15,7 +15,7 @@ from tb.counters_model import NO_EVENTS, CountersModel, random_events
 
 CONFIG = HDPConfig.from_dict(env_json("HDP_CONFIG", {}))
 EVENTS = events_layout(kept_bits=CONFIG.block_col_count.bit_length())
-VALUES = data.ArrayLayout(32, len(COUNTERS))
+VALUES = data.ArrayLayout(CONFIG.counter_bits, len(COUNTERS))
 
 
 @cocotb.test()
@@ -25,7 +25,7 @@ async def counters_follow_events(dut):
     dut.clear.value = 0
     await start_clock_and_reset(dut)
     rng = random.Random(3)
-    model = CountersModel(CONFIG.head_dim, latency=PerfCounters.LATENCY)
+    model = CountersModel(CONFIG.head_dim, CONFIG.counter_bits, latency=PerfCounters.LATENCY)
     for head in range(2):
         for cycle in range(100):
             clear = cycle == 0

@@ -1,5 +1,6 @@
-"""MAC array Verilog: scores (approximation on and off) and P x V rows vs the golden model,
-the second time with both outputs held full for a while first (credits, not a stall)."""
+"""MAC array Verilog: scores (approximation on and off) and P x V rows (chunks, on row
+credits) vs the golden model, the second time with both outputs held full for a while
+first (credits, not a stall)."""
 import cocotb
 from cocotb.triggers import ClockCycles
 import numpy as np
@@ -7,6 +8,7 @@ import numpy as np
 import golden
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.rtl.layouts import layouts_for
+from row_chunks import RowChunkSink
 from rowmem_model import RowMemModel
 from streams import StreamSink, StreamSource, env_json, past_time_zero, start_clock_and_reset
 
@@ -26,7 +28,7 @@ async def scores_and_outputs_match_golden(dut):
     pairs_in = StreamSource(dut, "i_pair", LAYOUTS["pair"], idle=0.3, seed=1)
     probs_in = StreamSource(dut, "i_prob", LAYOUTS["prob"], idle=0.3, seed=2)
     scores_out = StreamSink(dut, "o_score", LAYOUTS["score"], backpressure=0.3, seed=3)
-    rows_out = StreamSink(dut, "o_out", LAYOUTS["out_row"], backpressure=0.5, seed=4)
+    rows_out = RowChunkSink(dut, "o_chunk", dut.i_row_free, CONFIG, hold=0.5, seed=4)
     dut.approx_enable.value = 0
     await start_clock_and_reset(dut)      # after the drivers: no input is X at reset
     for approx in (True, False):
@@ -42,9 +44,9 @@ async def scores_and_outputs_match_golden(dut):
                           for r in range(n) for c in cols[r])
         if not approx:
             # outputs full: the array takes what its credits allow and waits, losing nothing
-            scores_out.backpressure = rows_out.backpressure = 1.0
+            scores_out.backpressure = rows_out.hold = 1.0
             await ClockCycles(dut.clk, 40 * CONFIG.head_dim // CONFIG.mac_lanes)
-            scores_out.backpressure, rows_out.backpressure = 0.3, 0.5
+            scores_out.backpressure, rows_out.hold = 0.3, 0.5
         want_s = golden.full_scores(q, k, CONFIG, approx)
         want_out = golden.pv_output(p, v, CONFIG)
         for r in range(n):
@@ -54,4 +56,4 @@ async def scores_and_outputs_match_golden(dut):
                     f"approx={approx} pair ({r},{c}): {got}"
         for r in range(n):
             got = await rows_out.recv()
-            assert got["out"] == [int(x) for x in want_out[r]], f"approx={approx} row {r}"
+            assert got == [int(x) for x in want_out[r]], f"approx={approx} row {r}"

@@ -116,8 +116,10 @@ async def addresses_status_and_counters(dut):
     assert await ports.status() == {"busy": 1, "done": 0, "error": 1, "head_pruned": 1,
                                     "error_code": ErrorCode.INPUT_TLAST}
     rng = random.Random(2)
-    values = [rng.getrandbits(32) for _ in COUNTERS]
-    dut.counters.value = pack(data.ArrayLayout(32, len(COUNTERS)), values)
+    # counter_bits wide, read zero-extended to 32 bits
+    values = [rng.getrandbits(CONFIG.counter_bits) for _ in COUNTERS]
+    values[0] = (1 << CONFIG.counter_bits) - 1
+    dut.counters.value = pack(data.ArrayLayout(CONFIG.counter_bits, len(COUNTERS)), values)
     for name, value in zip(COUNTERS, values):
         assert await ports.read(name) == (value, 0), name
     assert await ports.read("config_hash") == (int(CONFIG.digest(), 16) & WORD, 0)

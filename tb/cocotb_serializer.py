@@ -1,13 +1,14 @@
-"""Output serializer Verilog: computed and zero rows leave on m_axis in row order, in
-sign-extended lanes, tlast on each head's last beat, under random idle and back-pressure."""
+"""Output serializer Verilog: computed rows (chunks on credits) and zero rows leave on
+m_axis in row order, in sign-extended lanes, tlast on each head's last beat, under random
+idle and back-pressure."""
 import random
 
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hdp_rtl.config import HDPConfig
-from hdp_rtl.rtl.layouts import layouts_for
 from hdp_rtl.rtl.pair_generator import zero_row_layout
+from row_chunks import RowChunkSource
 from streams import AxisPort, StreamSink, StreamSource, env_json, past_time_zero, \
     start_clock_and_reset
 from tb.beats import output_rows
@@ -19,7 +20,7 @@ BPR = CONFIG.beats_per_row
 @cocotb.test()
 async def rows_in_order(dut):
     await past_time_zero()
-    rows_in = StreamSource(dut, "i_row", layouts_for(CONFIG)["out_row"], idle=0.3, seed=1)
+    rows_in = RowChunkSource(dut, "i_chunk", dut.row_free, CONFIG, idle=0.3, seed=1)
     zeros_in = StreamSource(dut, "i_zero_row", zero_row_layout(seq_bits=CONFIG.seq_bits),
                             idle=0.3, seed=2)
     port = AxisPort(dut, "m_axis")
@@ -41,7 +42,7 @@ async def rows_in_order(dut):
                 zeros_in.send_nowait({"row": r})
             else:
                 await zeros_in.wait_idle()
-                rows_in.send_nowait({"out": row})
+                rows_in.send_nowait(row)
         beats = [await sink.recv() for _ in range(n * BPR)]
         assert output_rows(CONFIG, [b["tdata"] for b in beats]) == \
             [row or [0] * CONFIG.head_dim for row in rows]

@@ -27,10 +27,11 @@ INCREMENTS = {
 
 class CountersModel:
     """The counters of a head of ``head_dim`` elements a pair, whose values include an
-    event ``latency`` cycles after it (``PerfCounters.LATENCY``)."""
+    event ``latency`` cycles after it (``PerfCounters.LATENCY``), each counting modulo
+    ``2**counter_bits`` (``HDPConfig.counter_bits``)."""
 
-    def __init__(self, head_dim: int, latency: int = 0):
-        self.head_dim = head_dim
+    def __init__(self, head_dim: int, counter_bits: int, latency: int = 0):
+        self.head_dim, self.counter_bits = head_dim, counter_bits
         self.count = dict.fromkeys(INCREMENTS, 0)
         self.blocks_valid = 0
         self._pending = deque([(NO_EVENTS, False)] * latency)
@@ -53,9 +54,10 @@ class CountersModel:
             self.count["blocks_kept"] = 0
 
     def values(self) -> list[int]:
-        """Every counter in ``COUNTERS`` order, as the 32-bit registers read."""
+        """Every counter in ``COUNTERS`` order, modulo ``2**counter_bits``, as the
+        registers read them (zero-extended)."""
         values = {**self.count, "blocks_pruned": self.blocks_valid - self.count["blocks_kept"]}
-        return [values[name] & 0xFFFF_FFFF for name in COUNTERS]
+        return [values[name] % (1 << self.counter_bits) for name in COUNTERS]
 
 
 def random_events(rng: random.Random, block_col_count: int) -> dict:

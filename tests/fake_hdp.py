@@ -75,8 +75,8 @@ class FakeHDP:
             return self._status_word()
         if reg.name == "config_hash":
             return reg.word(config_hash=self.hash)
-        if reg.name in COUNTERS:
-            return self.counters[reg.name]
+        if reg.name in COUNTERS:         # counter_bits wide, zero-extended
+            return self.counters[reg.name] % (1 << self.config.counter_bits)
         return self.value[reg.name]
 
     def _status_word(self) -> int:

@@ -17,6 +17,8 @@ from hdp_rtl.config import ConfigError, HDPConfig, PRESETS, Registers, delta_for
     (dict(frac_bits=2, prob_bits=4, out_frac=7), "out_frac must be <= frac_bits + prob_bits = 6, not 7"),
     (dict(axis_elems=3), "axis_elems must be a power of two, not 3"),
     (dict(seq_max="64"), "seq_max must be an integer, not '64'"),
+    (dict(counter_bits=7), "counter_bits must be >= 8, not 7"),
+    (dict(counter_bits=33), "counter_bits must be <= 32, not 33"),
 ])
 def test_invalid_configs_name_the_field(changes, message):
     with pytest.raises(ConfigError) as err:
@@ -57,6 +59,16 @@ def test_presets_and_unknown_preset():
     assert HDPConfig.preset("edge").seq_max < HDPConfig.preset("default").seq_max
     with pytest.raises(ConfigError, match="preset must be one of default, edge, server, not 'big'"):
         HDPConfig.preset("big")
+
+
+def test_edge_counters_hold_a_dense_head():
+    """The edge preset's 20-bit counters (HDPConfig.counter_bits) hold a dense seq_max
+    head with room to spare: its MACs and 4x its ideal cycles."""
+    cfg = HDPConfig.preset("edge")
+    n, d = cfg.seq_max, cfg.head_dim
+    ideal = n * n * d // cfg.int_lanes + 2 * n * n * d // cfg.mac_lanes
+    assert cfg.counter_bits == 20 and HDPConfig().counter_bits == 32
+    assert n * n * d < 1 << cfg.counter_bits and 4 * ideal < 1 << cfg.counter_bits
 
 
 @pytest.mark.parametrize("suffix", [".json", ".toml"])

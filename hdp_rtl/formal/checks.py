@@ -50,7 +50,7 @@ CHECKS = [
     Check("softmax_beats", lambda: SoftmaxHarness(TINY, beats=True), {"bmc": 24, "cover": 24},
           description="softmax (tiny): every beat once, in order, col/last copied"),
     Check("mac_array", lambda: MacArrayHarness(EDGE), {"prove": 4, "cover": 24},
-          description="MAC array (edge): o_score/o_out stream rules"),
+          description="MAC array (edge): o_score stream rules, o_chunk rows and credits"),
     Check("mac_array_beats", lambda: MacArrayHarness(TINY, beats=True),
           {"bmc": 24, "cover": 24},
           description="MAC array (tiny): one score per pair in order, one row per prob row"),

@@ -23,13 +23,14 @@ def events_layout(*, kept_bits: int) -> data.StructLayout:
 
 
 class PerfCounters(wiring.Component):
-    """32-bit counters of one head's work, cleared by ``clear`` (an accepted start), except
-    ``heads_pruned``, which only reset clears. They wrap at 2**32.
+    """``counter_bits``-wide counters of one head's work, cleared by ``clear`` (an accepted
+    start), except ``heads_pruned``, which only reset clears. They count modulo
+    ``2**counter_bits`` (``blocks_pruned`` too: the difference of two such counts).
 
     ``clear`` and ``events`` are registered on the way in (``LATENCY`` cycles): the
     counters are statistics, and the registers keep the units' handshakes off the
-    counters' 32-bit adders (a probability's handshake into ``pv_macs`` was the whole
-    core's deepest path).
+    counters' adders (a probability's handshake into ``pv_macs`` was the whole core's
+    deepest path).
 
     Parameters
     ----------
@@ -37,6 +38,9 @@ class PerfCounters(wiring.Component):
         Element multiply-accumulates per pair.
     block_col_count : int
         Blocks in a mask row (the width of ``events.blocks_kept`` is enough for it).
+    counter_bits : int
+        Width of every counter (``HDPConfig.counter_bits``). The values are this narrow:
+        the register file zero-extends them, so no logic is spent on the high bits.
 
     Attributes
     ----------
@@ -47,25 +51,27 @@ class PerfCounters(wiring.Component):
     -------
     clear : In(1)
     events : In(events_layout)
-    values : Out(ArrayLayout(32, len(COUNTERS)))
+    values : Out(ArrayLayout(counter_bits, len(COUNTERS)))
         In ``COUNTERS`` order; ``blocks_pruned`` is the valid blocks less the kept ones.
     """
 
     #: Cycles from an event (or ``clear``) to the values that include it.
     LATENCY = 1
 
-    def __init__(self, *, head_dim: int, block_col_count: int):
+    def __init__(self, *, head_dim: int, block_col_count: int, counter_bits: int):
         self.head_dim = head_dim
         self.kept_bits = block_col_count.bit_length()
+        self.counter_bits = counter_bits
         super().__init__({
             "clear": In(1),
             "events": In(events_layout(kept_bits=self.kept_bits)),
-            "values": Out(data.ArrayLayout(32, len(COUNTERS))),
+            "values": Out(data.ArrayLayout(counter_bits, len(COUNTERS))),
         })
 
     @classmethod
     def from_config(cls, config):
-        return cls(head_dim=config.head_dim, block_col_count=config.block_col_count)
+        return cls(head_dim=config.head_dim, block_col_count=config.block_col_count,
+                   counter_bits=config.counter_bits)
 
     def elaborate(self, platform):
         m = Module()
@@ -73,8 +79,9 @@ class PerfCounters(wiring.Component):
         ev = Signal.like(self.events, name="events_q")
         clear = Signal(name="clear_q")
         m.d.sync += [ev.eq(self.events), clear.eq(self.clear)]
-        count = {name: Signal(32, name=name) for name in COUNTERS if name != "blocks_pruned"}
-        blocks_valid = Signal(32)
+        w = self.counter_bits
+        count = {name: Signal(w, name=name) for name in COUNTERS if name != "blocks_pruned"}
+        blocks_valid = Signal(w)
         increments = {
             "cycles_total": ev.busy, "cycles_load": ev.load, "cycles_int": ev.int,
             "cycles_attn": ev.attn, "cycles_out": ev.out,

@@ -4,10 +4,11 @@ Each function takes the widths it needs as keyword arguments; ``*_for(config)`` 
 pick them from an :class:`~hdp_rtl.config.HDPConfig`.
 """
 from amaranth.hdl import signed, unsigned
-from amaranth.lib import data
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import Out
 
 __all__ = ["block_layout", "mask_layout", "pair_layout", "score_layout", "prob_layout",
-           "out_row_layout", "layouts_for"]
+           "out_chunk_layout", "out_chunk_signature", "layouts_for"]
 
 
 def block_layout(*, sint_bits: int, block_col_bits: int) -> data.StructLayout:
@@ -41,9 +42,18 @@ def prob_layout(*, prob_value_bits: int, seq_bits: int) -> data.StructLayout:
                               "last": 1})
 
 
-def out_row_layout(*, out_bits: int, head_dim: int) -> data.StructLayout:
-    """MAC array -> output: one output row in the output format."""
-    return data.StructLayout({"out": data.ArrayLayout(signed(out_bits), head_dim)})
+def out_chunk_layout(*, out_bits: int, mac_lanes: int) -> data.StructLayout:
+    """MAC array -> output serializer: ``mac_lanes`` consecutive outputs of a row in the
+    output format, chunks of a row in order; ``last`` ends the row."""
+    return data.StructLayout({"out": data.ArrayLayout(signed(out_bits), mac_lanes), "last": 1})
+
+
+def out_chunk_signature(*, out_bits: int, mac_lanes: int) -> wiring.Signature:
+    """The MAC array -> serializer link: ``valid`` and ``out_chunk_layout`` ``payload``,
+    no ``ready`` (the MAC array sends a row only on a credit from the serializer)."""
+    return wiring.Signature({"valid": Out(1),
+                             "payload": Out(out_chunk_layout(out_bits=out_bits,
+                                                             mac_lanes=mac_lanes))})
 
 
 def layouts_for(config) -> dict[str, data.StructLayout]:
@@ -54,5 +64,5 @@ def layouts_for(config) -> dict[str, data.StructLayout]:
         "pair": pair_layout(seq_bits=config.seq_bits),
         "score": score_layout(score_bits=config.score_bits, seq_bits=config.seq_bits),
         "prob": prob_layout(prob_value_bits=config.prob_value_bits, seq_bits=config.seq_bits),
-        "out_row": out_row_layout(out_bits=config.out_bits, head_dim=config.head_dim),
+        "out_chunk": out_chunk_layout(out_bits=config.out_bits, mac_lanes=config.mac_lanes),
     }

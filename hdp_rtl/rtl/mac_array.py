@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 from .. import widths as W
 from .arith import lut_multiply, tree_or, tree_sum
 from .bram import bram, registered_read_port
-from .layouts import out_row_layout, pair_layout, prob_layout, score_layout
+from .layouts import out_chunk_signature, pair_layout, prob_layout, score_layout
 from .outqueue import credit_room, output_queue
 from .rowmem import RowReadSignature, word_addr
 
@@ -21,9 +21,9 @@ SUM_GROUP = 4
 #: Cycles from a score operation's last chunk in the issue stage to its score on
 #: ``o_score`` (operands, products, group sums, sum of the groups, score register).
 SCORE_LATENCY = 5
-#: The same for an output row on ``o_out`` (operands, products, the rotating
-#: accumulators' tail, the output row, written a chunk a cycle from the tail); the same
-#: with the accumulators in block RAM (``acc_ram``).
+#: The same for a P x V operation's chunk of a row's output on ``o_chunk`` (operands,
+#: products, the rotating accumulators' tail, the chunk rounded from the tail); the
+#: same with the accumulators in block RAM (``acc_ram``).
 ROW_LATENCY = 4
 #: With ``acc_ram``, a chunk's word is read (address in stage 1) 2 cycles before its new
 #: sums are written back (from the stage-3 register): the next operation's read of the
@@ -43,17 +43,14 @@ class MacArray(wiring.Component):
     Pipelined for the clock: operands, products (in the DSP's output register), the
     sums of groups of ``SUM_GROUP`` lanes and then the sum of the groups are each
     registered, so a score leaves ``SCORE_LATENCY`` = 5 cycles after its last chunk was
-    issued (its register filled from the running sum of its chunks) and an output row
-    ``ROW_LATENCY`` = 4. The pipeline never stalls: no output's ``ready`` reaches it.
-    Instead an operation is issued only when its result is sure to have room, on
+    issued (its register filled from the running sum of its chunks) and an output
+    chunk ``ROW_LATENCY`` = 4. The pipeline never stalls: no output's ``ready`` reaches
+    it. Instead an operation is issued only when its result is sure to have room, on
     credits held in registers: a pair while one of the ``score_depth`` places for
     scores (the ``o_score`` register and a FIFO behind it) is unclaimed, a row's last
-    probability while the ``o_out`` register is free and claimed by no row in flight
-    (given back at the ``o_out`` handshake). ``score_depth`` covers the scores in flight
-    at full rate, so scores go out one per ``head_dim / mac_lanes`` cycles as before;
-    a row's last probability waits for the row before it to have been taken, so rows
-    are at least ``head_dim / mac_lanes + ROW_LATENCY + 1`` cycles apart (pairs are
-    taken meanwhile).
+    probability while one of the ``out_rows`` places for output rows (the serializer's
+    row RAM) is (given back on ``i_row_free``). ``score_depth`` covers the scores in
+    flight at full rate, so scores go out one per ``head_dim / mac_lanes`` cycles.
 
     Each lane has one hard multiplier, ``q x k`` for a score and ``p x v`` for P x V:
     ``q.k`` is the exact score ``S_int*2^2F + (qi.kf + qf.ki)*2^F + qf.kf``. With
@@ -67,10 +64,10 @@ class MacArray(wiring.Component):
     always the chunk being updated and only ``mac_lanes`` adders exist, not
     ``head_dim``, each ``head + p * v`` into the tail. A row's last probability writes
     each chunk's finished sums ``round(sum / 2^out_shift)``, saturated to ``out_bits``,
-    into its ``mac_lanes`` elements of the ``o_out`` register (``mac_lanes`` rounding and
-    saturating circuits, not ``head_dim``), the cycle after the tail took them, and
-    ``o_out`` is valid with the last chunk; the ring restarts those sums at half an
-    output step. Against one accumulator with its own adder per element, the rotation
+    to ``o_chunk`` (``mac_lanes`` rounding and saturating circuits, not ``head_dim``),
+    the cycle after the tail took them, ``last`` on the row's last chunk; the ring
+    restarts those sums at half an output step. The array holds no output row: the
+    serializer keeps rows in a block RAM. Against one accumulator with its own adder per element, the rotation
     keeps the flip-flops and the latency and saves ``head_dim - mac_lanes`` adders and
     rounding and saturating circuits: on the edge preset (``head_dim`` 32, 4 lanes,
     iCE40) the array went from 3275 to 1235 LUT and 856 to 156 carry cells, on the
@@ -95,6 +92,9 @@ class MacArray(wiring.Component):
     acc_ram : bool
         The P x V accumulators in block RAM (:class:`~hdp_rtl.config.HDPConfig`'s
         ``pv_acc_ram``).
+    out_rows : int
+        Places for output rows downstream (``HDPConfig.out_row_buffers``): the credits
+        of a row's last probability.
 
     Members
     -------
@@ -108,8 +108,11 @@ class MacArray(wiring.Component):
         Each pair's score, ``col`` and ``last`` copied.
     i_prob : In(stream.Signature(prob_layout))
         The probabilities of a row's kept pairs; ``last`` ends the row.
-    o_out : Out(stream.Signature(out_row_layout))
-        One output row per input row.
+    o_chunk : Out(out_chunk_signature)
+        One output row per probability row, a chunk of ``mac_lanes`` outputs a cycle
+        (chunks in order, ``last`` on the row's last); no ``ready``: sent on a credit.
+    i_row_free : In(1)
+        The consumer freed a row's place (one pulse per row, rows in order).
     busy_mac : Out(1)
         High in each cycle the lanes do useful work.
     score_depth : int
@@ -126,7 +129,7 @@ class MacArray(wiring.Component):
 
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
                  mac_lanes: int, prob_bits: int, out_bits: int, out_frac: int,
-                 word_elems: int | None = None, acc_ram: bool = False):
+                 word_elems: int | None = None, acc_ram: bool = False, out_rows: int = 2):
         self.seq_max, self.head_dim = seq_max, head_dim
         self.word_elems = word_elems = word_elems or head_dim
         if word_elems % mac_lanes or head_dim % word_elems:
@@ -141,6 +144,7 @@ class MacArray(wiring.Component):
         self.acc_bits = W.pv_acc_bits(prob_bits=prob_bits, data_bits=self.B, seq_max=seq_max)
         chunks = head_dim // mac_lanes
         self.acc_ram = acc_ram
+        self.out_rows = out_rows
         if acc_ram and (chunks < ACC_RAM_MIN_CHUNKS or chunks & (chunks - 1)):
             raise ValueError(f"acc_ram needs head_dim / mac_lanes >= {ACC_RAM_MIN_CHUNKS}, "
                              f"a power of two, not {chunks}")
@@ -161,7 +165,8 @@ class MacArray(wiring.Component):
                                                          seq_bits=self.seq_bits))),
             "i_prob": In(stream.Signature(prob_layout(prob_value_bits=prob_bits + 1,
                                                       seq_bits=self.seq_bits))),
-            "o_out": Out(stream.Signature(out_row_layout(out_bits=out_bits, head_dim=head_dim))),
+            "o_chunk": Out(out_chunk_signature(out_bits=out_bits, mac_lanes=mac_lanes)),
+            "i_row_free": In(1),
             "busy_mac": Out(1),
         })
 
@@ -170,7 +175,8 @@ class MacArray(wiring.Component):
         return cls(seq_max=config.seq_max, head_dim=config.head_dim, int_bits=config.int_bits,
                    frac_bits=config.frac_bits, mac_lanes=config.mac_lanes,
                    prob_bits=config.prob_bits, out_bits=config.out_bits, out_frac=config.out_frac,
-                   word_elems=config.row_word_elems, acc_ram=config.pv_acc_ram)
+                   word_elems=config.row_word_elems, acc_ram=config.pv_acc_ram,
+                   out_rows=config.out_row_buffers)
 
     def elaborate(self, platform):
         m = Module()
@@ -199,21 +205,14 @@ class MacArray(wiring.Component):
         # so credits cost no throughput then.
         s_room = credit_room(m, depth, take=self.i_pair.valid & self.i_pair.ready,
                              give=self.o_score.valid & self.o_score.ready, name="score")
-        # Output rows: one place, the o_out register. A row's last probability (the
-        # operation that completes it) is accepted only while the place is free and
-        # claimed by no row in flight; the credit comes back at the o_out handshake,
-        # usable a cycle later. So the place is free from the acceptance on, while the
-        # row's last operation writes its chunks into the o_out register (one a cycle,
-        # from 4 cycles after the acceptance on), and a row reaches o_out chunks +
-        # ROW_LATENCY cycles after its last probability: rows leave at least chunks + 5
-        # cycles apart (default 9, edge 13). Only a row of fewer than (chunks + 5) /
-        # chunks kept pairs (default: 1 or 2, edge: 1) can wait for that, and the lanes
-        # take pairs meanwhile if there are any. Downstream, the serializer takes a row
-        # in one handshake and shifts it out over head_dim / axis_elems beats (8 in both
-        # presets) before it takes the next, so that latency is mostly hidden: at most
-        # chunks + 5 - 8 cycles a row (default 1, edge 5), for such short rows only. A
-        # second place (head_dim * out_bits flip-flops) would remove it.
-        o_room = Signal(init=1)
+        # Output rows: `out_rows` places downstream (the serializer's row RAM). A row's
+        # last probability (the operation that completes it) is accepted only while a
+        # place is unclaimed; the place comes back on i_row_free, usable a cycle later.
+        # The row's chunks go out from ROW_LATENCY cycles after the acceptance on, one a
+        # cycle, into a place that is free.
+        o_room = credit_room(m, self.out_rows,
+                             take=self.i_prob.valid & self.i_prob.ready & self.i_prob.payload.last,
+                             give=self.i_row_free, name="row")
 
         # ---- issue stage: the operation whose rows were read, one chunk a cycle ----------
         active = Signal()
@@ -272,10 +271,6 @@ class MacArray(wiring.Component):
                 m.d.comb += [self.q_rd.en.eq(1), self.k_rd.en.eq(1)]
                 m.d.sync += [is_pv.eq(0), op_row.eq(pair.row), op_col.eq(pair.col),
                              op_last.eq(pair.last), last_was_pv.eq(0)]
-        with m.If(self.i_prob.valid & self.i_prob.ready & prob.last):
-            m.d.sync += o_room.eq(0)
-        with m.Elif(self.o_out.valid & self.o_out.ready):
-            m.d.sync += o_room.eq(1)
 
         # The operand multiplexers select by one-hot flip-flops decoded a cycle early
         # (the operation's kind and chunk): an AND-OR two LUTs deep.
@@ -398,45 +393,25 @@ class MacArray(wiring.Component):
         output_queue(m, self.o_score, s_new, s_new_payload, depth, "score")
 
         # stage 4, P x V: a row's last operation writes its chunks' finished sums to the
-        # tail one a cycle; each is rounded (a shift) and saturated in the next cycle into
-        # its chunk's L elements of the o_out register (L circuits, not head_dim), and
-        # o_out is valid with the last chunk. The place is free (the credit: a row's last
-        # probability is taken only when o_out is free and claimed by no row in flight,
-        # so no row is in o_payload while it is written chunk by chunk); each chunk's
-        # enable is a flip-flop of its own.
-        o_valid = Signal()
-        o_payload = Signal.like(self.o_out.payload)
-        o_en = Signal(chunks)       # chunk `ch`'s finished sums are in the tail
-        m.d.comb += [self.o_out.valid.eq(o_valid), self.o_out.payload.eq(o_payload)]
-        for ch in range(chunks):
-            hit = (s2.chunk == ch) if chunks > 1 else 1
-            m.d.sync += o_en[ch].eq(s2.valid & s2.is_pv & s2.last & hit)
+        # tail one a cycle; each is rounded (a shift) and saturated in the next cycle
+        # onto o_chunk (L circuits, not head_dim)
+        o_valid = Signal(name="o_chunk_valid")
+        o_last = Signal(name="o_chunk_last")
+        m.d.sync += [o_valid.eq(s2.valid & s2.is_pv & s2.last),
+                     o_last.eq(s2.valid & s2.is_pv & s2.last & s2.last_chunk)]
+        m.d.comb += [self.o_chunk.valid.eq(o_valid), self.o_chunk.payload.last.eq(o_last)]
         # saturated: the bits above the output's sign all equal to it, or the extreme of
         # the sign (LUTs, no comparator)
-        done = []
         for lane in range(L):
             rounded = tail[lane] >> sh if sh > 0 else tail[lane]
             high = rounded[self.out_bits - 1:]
-            value = Signal(signed(self.out_bits), name=f"done_lane{lane}")
+            value = self.o_chunk.payload.out[lane]
             if len(high) > 1:
                 fits = high.all() | ~high.any()
                 m.d.comb += value.eq(
                     Mux(fits, rounded[:self.out_bits], Mux(high[-1], -top - 1, top)))
             else:
                 m.d.comb += value.eq(rounded)
-            done.append(value)
-        # `~o_valid` never stops a write (the credit freed the place at least 5 cycles
-        # before a row's first chunk is written); it makes "o_out holds while
-        # stalled" hold in every state, reachable or not, so k-induction proves it
-        # (hdp_rtl/formal), for one LUT on each chunk's enable
-        for ch in range(chunks):
-            with m.If(o_en[ch] & ~o_valid):
-                m.d.sync += [o_payload.out[ch * L + lane].eq(done[lane])
-                             for lane in range(L)]
-        with m.If(o_en[chunks - 1] & ~o_valid):
-            m.d.sync += o_valid.eq(1)
-        with m.Elif(self.o_out.valid & self.o_out.ready):
-            m.d.sync += o_valid.eq(0)
         return m
 
     def _acc_in_ram(self, m, s1, s2, s3, products, half):
@@ -449,7 +424,7 @@ class MacArray(wiring.Component):
         # with the chunk in stage 1, the word arrives with the chunk's products in stage
         # 2 (the read port's register, the block RAM's own) and L adders put word +
         # products into `tail` (stage 3, the ring's tail before), which writes them back
-        # to the chunk's word and which a row's last operation rounds into o_out from
+        # to the chunk's word and which a row's last operation rounds onto o_chunk from
         # (stage 4, as without acc_ram: same latency).
         # Hazard: chunk ch of an operation issued in cycle t is read in t + 1 and
         # written in t + 3; the next P x V operation's chunk ch is issued in t + chunks

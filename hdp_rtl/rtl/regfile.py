@@ -96,8 +96,10 @@ class RegisterFile(wiring.Component):
         Status bits of the sequencer.
     i_error : In(4)
         A non-zero :class:`~hdp_rtl.regmap.ErrorCode` raises that error this cycle.
-    counters : In(ArrayLayout(32, len(COUNTERS)))
-        Counter values, in ``COUNTERS`` order.
+    counters : In(ArrayLayout(counter_bits, len(COUNTERS)))
+        Counter values, in ``COUNTERS`` order, as wide as the counters' register fields
+        (``HDPConfig.counter_bits``); a read zero-extends them (the read multiplexer
+        sees constant high bits).
     """
 
     #: Cycles from ``bus.rd_en`` to its ``rd_data``/``rd_error``.
@@ -106,13 +108,16 @@ class RegisterFile(wiring.Component):
     def __init__(self, *, registers: list, seq_max: int, config_hash: int, addr_width: int):
         self.registers = {r.name: r for r in registers}
         self.seq_max, self.config_hash = seq_max, config_hash
+        widths = {self.registers[name].field(name).width for name in COUNTERS}
+        assert len(widths) == 1, f"counter fields of different widths {sorted(widths)}"
+        self.counter_bits = widths.pop()
         super().__init__({
             "bus": In(RegBusSignature(addr_width=addr_width)),
             "run": Out(run_layout(self.registers)),
             "start": Out(1),
             "busy": In(1), "done": In(1), "head_pruned": In(1),
             "i_error": In(4),
-            "counters": In(data.ArrayLayout(32, len(COUNTERS))),
+            "counters": In(data.ArrayLayout(self.counter_bits, len(COUNTERS))),
         })
 
     @classmethod
@@ -218,7 +223,7 @@ class RegisterFile(wiring.Component):
                 return status
             if r.name == "config_hash":
                 return Const(self.config_hash & 0xFFFF_FFFF, 32)
-            return self.counters[counter_index[r.name]]
+            return self.counters[counter_index[r.name]]      # zero-extended by the mux
 
         # Two stages (RD_LATENCY): in the cycle of rd_en each group of 8 words picks its
         # word by the address's low word bits, registered; the next cycle picks the

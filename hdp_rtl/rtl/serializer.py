@@ -1,10 +1,12 @@
-"""Output serializer: output rows (computed or zero) to AXI4-Stream beats."""
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
+"""Output serializer: output rows (computed, through a block RAM, or zero) to AXI4-Stream beats."""
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.utils import exact_log2
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
-from .layouts import out_row_layout
+from .bram import bram, registered_read_port
+from .layouts import out_chunk_signature
 from .pair_generator import zero_row_layout
 from .unpacker import axis_members
 
@@ -20,24 +22,26 @@ def _sext(value, width):
 class OutputSerializer(wiring.Component):
     """Sends ``seq_len`` output rows a head on ``m_axis``, ``axis_elems`` outputs a beat in
     sign-extended ``out_lane_bits`` lanes, element 0 first, ``tlast`` on the head's last
-    beat. Rows come in order from the MAC array (``i_row``) or, for rows with no kept
-    pair, as a zero-row token (``i_zero_row``), taken only when every earlier row has
-    been sent.
+    beat. Rows come in order from the MAC array, a chunk of ``mac_lanes`` outputs at a
+    time (``i_chunk``), or, for rows with no kept pair, as a zero-row token
+    (``i_zero_row``), taken only when every earlier row has been sent.
 
-    With ``buffers`` = 2 a computed row is copied into a row register of its own in
-    one handshake, so the MAC array may finish the next row while this one is sent.
-    With ``buffers`` = 1 there is no copy: the beats are taken from ``i_row``'s payload
-    (held while ``valid`` and not ``ready``, as the MAC array's output register is), and
-    ``i_row`` is taken with the row's last beat: ``head_dim x out_bits`` flip-flops
-    fewer, and a row waits for the one before to have been sent. After a computed
-    row's last beat the next one starts a cycle later (``on_last_row`` settles).
+    Computed rows wait in a block RAM of ``buffers`` rows (``buffers x head_dim x
+    out_bits`` bits in words of ``max(mac_lanes, axis_elems)`` outputs; with fewer
+    ``mac_lanes`` than ``axis_elems`` the chunks of a word are gathered in a register
+    first): no row register and no beat multiplexer over a row, whatever ``head_dim``.
+    ``i_chunk`` has no ``ready``: the MAC array sends a row only on a credit, taken
+    with the row's last probability and given back on ``row_free``, the cycle after
+    the row's last beat was sent. The beats are read ahead from the RAM (the word of
+    the next beat is in the RAM's read register when the beat before is taken), so
+    rows follow each other without a gap.
 
     Parameters
     ----------
-    seq_max, head_dim, out_bits, axis_elems, out_lane_bits : int
+    seq_max, head_dim, out_bits, axis_elems, out_lane_bits, mac_lanes : int
         As in :class:`~hdp_rtl.config.HDPConfig`.
     buffers : int
-        ``HDPConfig.out_row_buffers``: 2 (copy the row) or 1 (send from ``i_row``).
+        ``HDPConfig.out_row_buffers``: rows the RAM holds (1, 2 or 4).
 
     Members
     -------
@@ -45,11 +49,13 @@ class OutputSerializer(wiring.Component):
     start : In(1)
         A head begins (``seq_len`` valid from the next cycle).
     seq_len : In
-    i_row : In(stream.Signature(out_row_layout))
+    i_chunk : In(out_chunk_signature)
+        The computed rows, chunk by chunk in order, each row on a credit.
+    row_free : Out(1)
+        A computed row was sent: its place in the RAM is free (the MAC array's credit).
     i_zero_row : In(stream.Signature(zero_row_layout))
     row_done : Out(1)
-        A row was taken (either input; with one buffer a computed row is taken with its
-        last beat).
+        A row was taken: a zero row's token, or a computed row's last chunk.
     last_row_held : Out(1)
         The head's last row is being sent.
     done : Out(1)
@@ -59,18 +65,20 @@ class OutputSerializer(wiring.Component):
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, out_bits: int, axis_elems: int,
-                 out_lane_bits: int, buffers: int = 2):
-        if buffers not in (1, 2):
-            raise ValueError(f"buffers must be 1 or 2, not {buffers}")
+                 out_lane_bits: int, mac_lanes: int, buffers: int = 2):
+        if buffers not in (1, 2, 4):
+            raise ValueError(f"buffers must be 1, 2 or 4, not {buffers}")
         self.buffers = buffers
         self.seq_max, self.head_dim, self.out_bits = seq_max, head_dim, out_bits
-        self.elems, self.lane = axis_elems, out_lane_bits
+        self.elems, self.lane, self.lanes = axis_elems, out_lane_bits, mac_lanes
         self.bpr = head_dim // axis_elems
+        self.word_elems = max(mac_lanes, axis_elems)
         seq_bits = W.index_bits(seq_max)
         members = axis_members("m_axis", width=axis_elems * out_lane_bits, flow=Out)
         members.update({
             "start": In(1), "seq_len": In(W.bits_for(seq_max)),
-            "i_row": In(stream.Signature(out_row_layout(out_bits=out_bits, head_dim=head_dim))),
+            "i_chunk": In(out_chunk_signature(out_bits=out_bits, mac_lanes=mac_lanes)),
+            "row_free": Out(1),
             "i_zero_row": In(stream.Signature(zero_row_layout(seq_bits=seq_bits))),
             "row_done": Out(1), "last_row_held": Out(1), "done": Out(1), "beat": Out(1),
         })
@@ -80,66 +88,103 @@ class OutputSerializer(wiring.Component):
     def from_config(cls, config):
         return cls(seq_max=config.seq_max, head_dim=config.head_dim, out_bits=config.out_bits,
                    axis_elems=config.axis_elems, out_lane_bits=config.out_lane_bits,
-                   buffers=config.out_row_buffers)
+                   mac_lanes=config.mac_lanes, buffers=config.out_row_buffers)
 
     def elaborate(self, platform):
         m = Module()
         bpr, n = self.bpr, self.seq_len
-        full = Signal()                   # a row is held: with one buffer, a zero row
-        zero = Signal()                   # the held row is a zero row (`held` not loaded)
+        E, L, Wd = self.elems, self.lanes, self.word_elems
+        sub = Wd // E                         # beats a RAM word
+        group = Wd // L                       # chunks a RAM word
+        row_words = self.head_dim // Wd
+        depth = self.buffers * row_words      # a power of two: addresses wrap
+        elem = signed(self.out_bits)
+        mem = bram(m, "rows", shape=data.ArrayLayout(elem, Wd), depth=depth)
+        wr = mem.write_port()
+        rd = registered_read_port(m, mem, name="rows_rd")
+
+        # ---- write side: chunks (gathered into words) at consecutive addresses ------------
+        chunk = self.i_chunk
+        row_written = Signal()               # a row's last word was written (last cycle)
+        wr_addr = Signal(range(depth))
+        m.d.sync += row_written.eq(chunk.valid & chunk.payload.last)
+        if group > 1:
+            gathered = Signal(data.ArrayLayout(elem, Wd - L))
+            in_word = Signal(range(group))
+            word_end = in_word == group - 1
+            m.d.comb += wr.data.eq(Cat(gathered, chunk.payload.out))
+            with m.If(chunk.valid):
+                m.d.sync += in_word.eq(Mux(word_end, 0, in_word + 1))
+                for g in range(group - 1):
+                    with m.If(in_word == g):
+                        m.d.sync += gathered.as_value().word_select(g, L * self.out_bits).eq(
+                            chunk.payload.out)
+        else:
+            word_end = Const(1)
+            m.d.comb += wr.data.eq(chunk.payload.out)
+        m.d.comb += [wr.en.eq(chunk.valid & word_end), wr.addr.eq(wr_addr)]
+        with m.If(wr.en):
+            m.d.sync += wr_addr.eq(wr_addr + 1)
+
+        # ---- read side --------------------------------------------------------------------
+        waiting = Signal(range(self.buffers + 1))   # rows written, not yet started
+        have = Signal()                   # rd.data holds the word of the current beat
+        zero = Signal()                   # a zero row is being sent
+        rd_addr = Signal(range(depth))
         beat_idx = Signal(range(max(2, bpr)))
         rows_sent = Signal(W.bits_for(self.seq_max))
-        # Flags of their own, not decodes of beat_idx and rows_sent: beat_idx also
-        # drives the beat multiplexer, and a decode shared with it put a hundred-load net
-        # on the way to the handshake. on_last_row lags rows_sent by a cycle, which no
-        # beat sees: after rows_sent moves, the next row starts a cycle later at best.
+        # Flags of their own, not decodes of beat_idx and rows_sent (a decode shared with
+        # the sub-word select put a hundred-load net on the way to the handshake).
         last_beat = Signal(init=int(bpr == 1))
         on_last_row = Signal()
-        m.d.sync += on_last_row.eq(rows_sent == n - 1)
-        if self.buffers == 2:
-            source = Signal(data.ArrayLayout(signed(self.out_bits), self.head_dim))  # held
-            sending = full
-            blank = zero
-            m.d.comb += self.i_row.ready.eq(~full)
+        word_done = (beat_idx[:exact_log2(sub)] == sub - 1) if sub > 1 else Const(1)
+        if sub > 1:
+            sel = Signal(data.ArrayLayout(elem, E))
+            m.d.comb += sel.eq(rd.data.as_value().word_select(beat_idx[:exact_log2(sub)],
+                                                              E * self.out_bits))
         else:
-            source = self.i_row.payload.out
-            after_row = Signal()          # the cycle after a row's last beat
-            from_mac = Signal()
-            m.d.comb += from_mac.eq(self.i_row.valid & ~full & ~after_row)
-            sending = full | from_mac
-            blank = full
-            m.d.sync += after_row.eq(self.beat & last_beat)
-            m.d.comb += self.i_row.ready.eq(from_mac & last_beat & self.m_axis_tready)
-        sel = Signal(data.ArrayLayout(signed(self.out_bits), self.elems))
-        m.d.comb += sel.eq(Value.cast(source).word_select(beat_idx, self.elems * self.out_bits)
-                           if bpr > 1 else source)
+            sel = rd.data
         m.d.comb += [
-            self.m_axis_tdata.eq(Mux(blank, 0, Cat(*(_sext(sel[j], self.lane)
-                                                     for j in range(self.elems))))),
-            self.m_axis_tvalid.eq(sending),
+            self.m_axis_tdata.eq(Mux(zero, 0, Cat(*(_sext(sel[j], self.lane)
+                                                    for j in range(E))))),
+            self.m_axis_tvalid.eq(have | zero),
             self.m_axis_tlast.eq(last_beat & on_last_row),
             self.beat.eq(self.m_axis_tvalid & self.m_axis_tready),
-            self.i_zero_row.ready.eq(~full & ~self.i_row.valid
-                                     & (self.i_zero_row.payload.row == rows_sent)),
-            self.row_done.eq((self.i_row.valid & self.i_row.ready)
-                             | (self.i_zero_row.valid & self.i_zero_row.ready)),
-            self.last_row_held.eq(sending & on_last_row),
+            self.last_row_held.eq(self.m_axis_tvalid & on_last_row),
             self.done.eq(rows_sent == n),
         ]
+        row_end = Signal()
+        m.d.comb += row_end.eq(self.beat & last_beat)
+        # (rows_sent == n - 1 after this cycle; seq_len is stable from the cycle after
+        # start, before any beat)
+        m.d.sync += on_last_row.eq(Mux(row_end, rows_sent == n - 2, rows_sent == n - 1))
+        # a computed row's first word is read when nothing is being sent, or as the row
+        # before ends (rows back to back): the rows in the RAM come before any zero row
+        # still to come (pairs and zero rows leave the pair generator in row order)
+        first = Signal()
+        m.d.comb += [
+            first.eq((waiting != 0) & (~self.m_axis_tvalid | row_end)),
+            self.i_zero_row.ready.eq(~have & ~zero & (waiting == 0) & ~row_written
+                                     & (self.i_zero_row.payload.row == rows_sent)),
+            rd.en.eq(first | (have & self.beat & word_done & ~last_beat)),
+            rd.addr.eq(rd_addr),
+            self.row_done.eq(row_written
+                             | (self.i_zero_row.valid & self.i_zero_row.ready)),
+        ]
+        with m.If(rd.en):
+            m.d.sync += rd_addr.eq(rd_addr + 1)
+        m.d.sync += waiting.eq(waiting + row_written - first)
         with m.If(self.beat):
             with m.If(last_beat):
-                m.d.sync += [full.eq(0), beat_idx.eq(0), rows_sent.eq(rows_sent + 1),
-                             last_beat.eq(bpr == 1)]
+                m.d.sync += [zero.eq(0), have.eq(0), beat_idx.eq(0),
+                             rows_sent.eq(rows_sent + 1), last_beat.eq(bpr == 1)]
             with m.Else():
                 m.d.sync += [beat_idx.eq(beat_idx + 1), last_beat.eq(beat_idx == bpr - 2)]
-        if self.buffers == 2:
-            with m.If(self.i_row.valid & self.i_row.ready):
-                m.d.sync += [source.eq(self.i_row.payload.out), zero.eq(0), full.eq(1),
-                             beat_idx.eq(0), last_beat.eq(bpr == 1)]
+        m.d.sync += self.row_free.eq(row_end & have)
+        with m.If(first):
+            m.d.sync += have.eq(1)
         with m.If(self.i_zero_row.valid & self.i_zero_row.ready):
-            # a flag, not a clear of the row register: the zero row's handshake stays off
-            # its thousand resets
-            m.d.sync += [zero.eq(1), full.eq(1), beat_idx.eq(0), last_beat.eq(bpr == 1)]
+            m.d.sync += zero.eq(1)
         with m.If(self.start):
             m.d.sync += rows_sent.eq(0)
         return m

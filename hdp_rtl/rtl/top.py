@@ -129,7 +129,8 @@ class HDPCoprocessor(wiring.Component):
                      softmax.score_scale.eq(run.score_scale)]
         wiring.connect(m, mac.o_score, softmax.i_score)
         wiring.connect(m, softmax.o_prob, mac.i_prob)
-        wiring.connect(m, mac.o_out, out.i_row)
+        wiring.connect(m, mac.o_chunk, out.i_chunk)
+        m.d.comb += mac.i_row_free.eq(out.row_free)
         wiring.connect(m, pairs.o_zero_row, out.i_zero_row)
 
         # what the counters count

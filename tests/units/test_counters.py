@@ -1,17 +1,19 @@
 """Performance counters: every counter against the documented increments under random
-events, clear (heads_pruned survives it), blocks_pruned, in amaranth.sim and as generated
-Verilog."""
+events, clear (heads_pruned survives it), blocks_pruned, the wrap at 2**counter_bits, in
+amaranth.sim and as generated Verilog."""
 import random
 
 import pytest
 
 from hdp_rtl.config import HDPConfig
+from hdp_rtl.regmap import COUNTERS
 from hdp_rtl.rtl.counters import PerfCounters
 from tb.counters_model import NO_EVENTS, CountersModel, random_events
 from cases import EDGE, run_unit_verilog
 from unit_sim import run_sim
 
 CONFIGS = {"edge": HDPConfig.preset("edge"), "default": HDPConfig.preset("default")}
+COUNTERS_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -21,7 +23,7 @@ def test_counters_follow_events(name):
     config = CONFIGS[name]
     rng = random.Random(name)
     dut = PerfCounters.from_config(config)
-    model = CountersModel(config.head_dim, latency=PerfCounters.LATENCY)
+    model = CountersModel(config.head_dim, config.counter_bits, latency=PerfCounters.LATENCY)
 
     async def bench(ctx):
         assert list(ctx.get(dut.values)) == model.values()     # 0 after reset
@@ -39,6 +41,42 @@ def test_counters_follow_events(name):
                 model.step(events)
                 assert list(ctx.get(dut.values)) == model.values(), f"head {head} cycle {cycle}"
         assert model.count["heads_pruned"] > 3, "the test prunes heads across clears"
+
+    run_sim(dut, bench, deadline_cycles=1_000)
+
+
+def test_counters_wrap_at_counter_bits():
+    """8-bit counters count modulo 2**8 and are 8 bits wide: nine pairs of 32 elements
+    read 288 - 256 = 32 int_macs; then random events wrap the busiest counters (and
+    blocks_pruned, valid less kept, below zero), every value checked every cycle."""
+    config = HDPConfig.preset("edge").replace(counter_bits=8)
+    dut = PerfCounters.from_config(config)
+    assert len(dut.values[0]) == 8
+    model = CountersModel(config.head_dim, config.counter_bits, latency=PerfCounters.LATENCY)
+    rng = random.Random("wrap")
+    wrapped = set()
+    pair = {**NO_EVENTS, "int_pair": 1}
+
+    async def bench(ctx):
+        ctx.set(dut.events, pair)
+        for _ in range(9 + PerfCounters.LATENCY):
+            await ctx.tick()
+        ctx.set(dut.events, NO_EVENTS)
+        assert ctx.get(dut.values[COUNTERS_INDEX["int_macs"]]) == 9 * config.head_dim - 256
+        ctx.set(dut.clear, 1)
+        await ctx.tick()
+        ctx.set(dut.clear, 0)
+        await ctx.tick()
+        model.step(NO_EVENTS, clear=True)
+        assert list(ctx.get(dut.values)) == model.values() == [0] * len(COUNTERS), "cleared"
+        for cycle in range(700):
+            events = random_events(rng, config.block_col_count)
+            ctx.set(dut.events, events)
+            await ctx.tick()
+            model.step(events)
+            assert list(ctx.get(dut.values)) == model.values(), f"cycle {cycle}"
+            wrapped.update(name for name, c in model.count.items() if c >= 1 << 8)
+        assert {"cycles_total", "int_macs", "score_macs", "pv_macs"} <= wrapped
 
     run_sim(dut, bench, deadline_cycles=1_000)
 

@@ -15,7 +15,7 @@ from hdp_rtl.rtl.mac_array import ROW_LATENCY, MacArray
 from cases import EDGE_AND_DEFAULT, run_unit_verilog
 from sim.runner import SIMULATORS, design_key, run_cocotb
 from rowbuf import WithRowBuffers
-from unit_sim import recv_stream, run_sim, send_stream
+from unit_sim import recv_rows, recv_stream, run_sim, send_stream
 
 CONFIGS = {
     "edge": HDPConfig.preset("edge"),
@@ -36,6 +36,9 @@ CONFIGS = {
     "edge-accram": HDPConfig.preset("edge").replace(pv_acc_ram=True),
     "accram-chunks4": HDPConfig(seq_max=16, head_dim=16, int_lanes=8, mac_lanes=4,
                                 axis_elems=4, pv_acc_ram=True),
+    # one place for output rows downstream: a row's last probability waits for the row
+    # before it to be freed
+    "edge-1row": HDPConfig.preset("edge").replace(out_row_buffers=1),
 }
 
 
@@ -81,14 +84,13 @@ def test_scores_and_pv_match_golden(name, approx):
                                        backpressure=0.3))
 
     async def outs(ctx):
-        got_out.extend(await recv_stream(ctx, mac.o_out, n, rng=random.Random(3),
-                                         backpressure=0.5))
+        got_out.extend(await recv_rows(ctx, mac, n, rng=random.Random(3), hold=0.5))
 
     run_sim(dut, set_regs, pv, scores, outs,
             deadline_cycles=len(pairs) * 4 * cfg.head_dim // cfg.mac_lanes + 2000)
     assert [(g.score, g.col, g.last) for g in got_s] == \
         [(int(want_s[x["row"], x["col"]]), x["col"], x["last"]) for x in pairs]
-    assert [[int(x) for x in g.out] for g in got_out] == want_out.tolist()
+    assert got_out == want_out.tolist()
 
 
 def test_pairs_back_to_back_take_one_chunk_per_cycle():
@@ -158,11 +160,11 @@ def _golden_bench(cfg, n, seed, approx=True):
     return mac, dut, pairs, probs, want_s, golden.pv_output(p, v, cfg).tolist()
 
 
-@pytest.mark.parametrize("name", ["edge", "narrow-out"])
+@pytest.mark.parametrize("name", ["edge", "narrow-out", "edge-1row"])
 def test_full_outputs_stop_the_issue_not_the_pipeline(name):
-    """With both outputs held full, the array takes exactly ``score_depth`` pairs and one
-    row's last probability (other probabilities go on), then everything comes out
-    bit-exact once the outputs drain."""
+    """With both outputs held full, the array takes exactly ``score_depth`` pairs and
+    ``out_row_buffers`` rows' last probabilities (other probabilities go on), then
+    everything comes out bit-exact once the outputs drain."""
     cfg = CONFIGS[name]
     n = 6
     mac, dut, pairs, probs, want_s, want_out = _golden_bench(cfg, n, seed=11)
@@ -193,28 +195,30 @@ def test_full_outputs_stop_the_issue_not_the_pipeline(name):
                                        backpressure=0.3))
 
     async def outs(ctx):
-        await ctx.tick().repeat(hold)
-        got_out.extend(await recv_stream(ctx, mac.o_out, n, rng=random.Random(3),
-                                         backpressure=0.5))
+        got_out.extend(await recv_rows(ctx, mac, n, rng=random.Random(3), hold=0.5,
+                                       hold_first=hold))
 
     run_sim(dut, feed, pv, monitor, scores, outs, deadline_cycles=50 * hold)
     assert seen["pairs"] == mac.score_depth
-    assert seen["rows"] == 1
-    first_rows = [i for i, x in enumerate(probs) if x["last"]][:2]
-    assert seen["probs"] == first_rows[1]        # the second row's all but its last
+    places = cfg.out_row_buffers
+    assert seen["rows"] == places
+    row_ends = [i for i, x in enumerate(probs) if x["last"]]
+    assert seen["probs"] == row_ends[places]     # the next row's all but its last
     assert [(g.score, g.col, g.last) for g in got_s] == want_s
-    assert [[int(x) for x in g.out] for g in got_out] == want_out
+    assert got_out == want_out
 
 
 @pytest.mark.parametrize("rows_of", ["one", "enough"])
-@pytest.mark.parametrize("name", ["edge", "edge-accram", "accram-chunks4"])
+@pytest.mark.parametrize("name", ["edge", "edge-1row", "edge-accram", "accram-chunks4"])
 def test_rows_back_to_back(name, rows_of):
-    """P x V alone, outputs always ready: rows of enough kept pairs keep the lanes busy
-    (at least head_dim / mac_lanes + ROW_LATENCY + 1 cycles of operations: edge 2 of 8
-    chunks, chunks4 3 of 4); a row of one waits for the row before it to leave (one
-    output place): head_dim / mac_lanes + ROW_LATENCY + 1 cycles a row. The rows
-    bit-exact (with the accumulators in block RAM: each word read again as soon as
-    back-to-back operations allow, and every operation or every few starts a row)."""
+    """P x V alone, each row freed the cycle after its last chunk: rows of enough kept
+    pairs keep the lanes busy (at least head_dim / mac_lanes + ROW_LATENCY + 1 cycles of
+    operations: edge 2 of 8 chunks, chunks4 3 of 4); a row's last probability waits
+    for a place, which comes back head_dim / mac_lanes + ROW_LATENCY + 1 cycles after
+    the one taken out_row_buffers rows before: with one place, rows of one pair are that
+    far apart. The rows bit-exact (with the accumulators in block RAM: each word read
+    again as soon as back-to-back operations allow, and every operation or every few
+    starts a row)."""
     cfg = CONFIGS[name]
     n = 8
     q, k, v, _, _ = _case(cfg, n, seed=5)
@@ -231,32 +235,43 @@ def test_rows_back_to_back(name, rows_of):
     result = {}
 
     async def bench(ctx):
-        ctx.set(mac.o_out.ready, 1)
-        busy = rows = taken = 0
-        starts, got = [], []
+        busy = taken = 0
+        starts, got, row = [], [], []
+        free = False
         for cycle in range(20 * len(probs) * chunks):
             ctx.set(mac.i_prob.payload, probs[min(taken, len(probs) - 1)])
             ctx.set(mac.i_prob.valid, int(taken < len(probs)))
-            _, _, ready, valid, working, out, row = await ctx.tick().sample(
-                mac.i_prob.ready, mac.i_prob.valid, mac.busy_mac, mac.o_out.valid,
-                mac.o_out.payload)
+            ctx.set(mac.i_row_free, int(free))
+            _, _, ready, valid, working, out, chunk = await ctx.tick().sample(
+                mac.i_prob.ready, mac.i_prob.valid, mac.busy_mac, mac.o_chunk.valid,
+                mac.o_chunk.payload)
             busy += working
             if ready and valid:
                 taken += 1
                 starts.append(cycle)
+            free = bool(out and chunk.last)
             if out:
-                got.append([int(x) for x in row.out])
-            rows += out
-            if rows == n:
+                row.extend(int(x) for x in chunk.out)
+            if free:
+                got.append(row)
+                row = []
+            if len(got) == n:
                 break
         result.update(busy=busy, starts=starts, got=got)
 
     run_sim(dut, bench)
     assert result["got"] == golden.pv_output(p, v, cfg).tolist()
     assert result["busy"] == len(probs) * chunks
-    gaps = set(b - a for a, b in zip(result["starts"], result["starts"][1:]))
-    if rows_of == "one":
-        assert gaps == {chunks + ROW_LATENCY + 1}
+    starts, places = result["starts"], cfg.out_row_buffers
+    gaps = set(b - a for a, b in zip(starts, starts[1:]))
+    round_trip = chunks + ROW_LATENCY + 1     # a place taken to the place usable again
+    if rows_of == "one" and places == 1:
+        assert gaps == {round_trip}
+    elif rows_of == "one":
+        assert min(gaps) == chunks
+        spans = [b - a for a, b in zip(starts, starts[places:])]
+        assert min(spans) >= round_trip, "a row's last probability taken without a place"
+        assert max(spans) == max(round_trip, places * chunks)
     else:
         assert gaps == {chunks}
 
@@ -293,10 +308,9 @@ def test_reset_mid_row_restarts_the_accumulators(name):
         await send_stream(ctx, mac.i_prob, rest, rng=random.Random(1), idle=0.2)
 
     async def outs(ctx):
-        got.extend(await recv_stream(ctx, mac.o_out, n - 1, rng=random.Random(2),
-                                     backpressure=0.3))
+        got.extend(await recv_rows(ctx, mac, n - 1, rng=random.Random(2), hold=0.3))
 
     run_sim(dut, bench, outs, deadline_cycles=len(probs) * 8 * cfg.head_dim // cfg.mac_lanes
             + 2000)
-    assert [[int(x) for x in g.out] for g in got] == want
+    assert got == want
 

@@ -331,12 +331,16 @@ def test_status_word(name):
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_counters_and_config_hash_readable(name):
+    """Counters are ``counter_bits`` wide (edge 20, server 32) and read zero-extended."""
     config = CONFIGS[name]
     rng = random.Random(name)
+    top = (1 << config.counter_bits) - 1
 
     async def bench(bus):
-        for _ in range(3):
-            values = [rng.getrandbits(32) for _ in COUNTERS]
+        assert len(bus.dut.counters[0]) == config.counter_bits
+        for values in ([top] * len(COUNTERS),
+                       *([rng.getrandbits(config.counter_bits) for _ in COUNTERS]
+                         for _ in range(3))):
             bus.ctx.set(bus.dut.counters, values)
             assert {c: await bus.read(c) for c in COUNTERS} == \
                 {c: (v, 0) for c, v in zip(COUNTERS, values)}

@@ -1,6 +1,7 @@
-"""Output serializer: computed rows and zero-row tokens to m_axis beats in row order,
-sign-extended lanes, tlast, row_done, last_row_held and done, under random idle and
-back-pressure, in amaranth.sim and as generated Verilog."""
+"""Output serializer: computed rows (chunk by chunk, on credits) and zero-row tokens to
+m_axis beats in row order, sign-extended lanes, tlast, row_done, row_free,
+last_row_held and done, under random idle and back-pressure, in amaranth.sim and as
+generated Verilog."""
 import random
 
 import pytest
@@ -17,10 +18,16 @@ CONFIGS = {
                        out_bits=12, out_frac=8),            # 12 bits in 16-bit lanes
     "out20-bpr1": HDPConfig(seq_max=6, head_dim=4, int_lanes=4, mac_lanes=4, axis_elems=4,
                             out_bits=20, out_frac=10),      # 20 bits in 32-bit lanes
-    # one row buffer: beats straight from i_row, taken with the row's last beat
+    # one row in the RAM: a row's chunks wait for the row before to have been sent
     "edge-1buf": HDPConfig.preset("edge").replace(out_row_buffers=1),
     "bpr1-1buf": HDPConfig(seq_max=6, head_dim=4, int_lanes=4, mac_lanes=4, axis_elems=4,
                            out_row_buffers=1),
+    "edge-4buf": HDPConfig.preset("edge").replace(out_row_buffers=4),
+    # two chunks gathered into a RAM word of one beat
+    "lanes2-beat4": HDPConfig(seq_max=8, head_dim=8, int_lanes=2, mac_lanes=2, axis_elems=4),
+    # a RAM word of four beats (a chunk each), one row
+    "lanes8-beat2": HDPConfig(seq_max=8, head_dim=16, int_lanes=8, mac_lanes=8, axis_elems=2,
+                              out_row_buffers=1),
 }
 
 
@@ -49,7 +56,7 @@ def test_rows_in_order(name):
     heads[1][0], heads[1][-1] = None, None              # zero rows first and last
     dut = OutputSerializer.from_config(config)
     m_axis = axis_port(dut, "m_axis")
-    state = {"head": -1, "received": 0, "zeros_taken": set()}
+    state = {"head": -1, "received": 0, "zeros_taken": set(), "freed": 0}
     cycles = []     # per cycle: start, beat, zero row taken, row_done, held, done, tvalid
     beats = []
 
@@ -64,13 +71,26 @@ def test_rows_in_order(name):
             await _until(ctx, lambda: state["received"] > h)
 
     async def computed_rows(ctx):
+        """As the MAC array: a row on a credit (out_row_buffers of them, given back on
+        row_free), its chunks in order with random gaps."""
+        L, sent = config.mac_lanes, 0
         for h, rows in enumerate(heads):
             await _until(ctx, lambda: state["head"] == h)
             for r, row in enumerate(rows):
                 if row is not None:
                     zeros = {z for z in range(r) if rows[z] is None}
-                    await _until(ctx, lambda: zeros <= state["zeros_taken"])
-                    await send_stream(ctx, dut.i_row, [{"out": row}], rng=rng, idle=0.3)
+                    await _until(ctx, lambda: zeros <= state["zeros_taken"]
+                                 and sent - state["freed"] < config.out_row_buffers)
+                    sent += 1
+                    chunks = [row[i:i + L] for i in range(0, len(row), L)]
+                    for i, chunk in enumerate(chunks):
+                        while rng.random() < 0.3:
+                            await ctx.tick()
+                        ctx.set(dut.i_chunk.payload, {"out": chunk,
+                                                      "last": int(i == len(chunks) - 1)})
+                        ctx.set(dut.i_chunk.valid, 1)
+                        await ctx.tick()
+                        ctx.set(dut.i_chunk.valid, 0)
 
     async def zero_rows(ctx):
         for h, rows in enumerate(heads):
@@ -85,12 +105,13 @@ def test_rows_in_order(name):
             state["received"] += 1
 
     async def monitor(ctx):
-        async for _c, _r, start, beat, zv, zr, zrow, *flags in ctx.tick().sample(
+        async for _c, _r, start, beat, zv, zr, zrow, free, last, *flags in ctx.tick().sample(
                 dut.start, dut.beat, dut.i_zero_row.valid, dut.i_zero_row.ready,
-                dut.i_zero_row.payload.row, dut.row_done, dut.last_row_held, dut.done,
-                dut.m_axis_tvalid):
+                dut.i_zero_row.payload.row, dut.row_free, dut.m_axis_tlast, dut.row_done,
+                dut.last_row_held, dut.done, dut.m_axis_tvalid):
             if zv and zr:
                 state["zeros_taken"].add(zrow)
+            state["freed"] += free
             cycles.append((start, beat, zrow if zv and zr else None, *flags))
 
     run_sim(dut, control, computed_rows, zero_rows, sink, extra=[monitor],
@@ -112,6 +133,8 @@ def test_rows_in_order(name):
                 assert held, "the last row sent without last_row_held"
             sent += beat
         assert sum(c[3] for c in cycles[starts[h] + 1:starts[h + 1]]) == n    # row_done
+    computed = sum(row is not None for rows in heads for row in rows)
+    assert state["freed"] == computed, "row_free: one pulse per computed row"
 
 
 @pytest.mark.parametrize("preset,simulator", EDGE)

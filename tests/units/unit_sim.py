@@ -6,7 +6,7 @@ from amaranth.hdl import Cat
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-__all__ = ["run_sim", "send_stream", "recv_stream", "axis_port"]
+__all__ = ["run_sim", "send_stream", "recv_stream", "recv_rows", "axis_port"]
 
 PERIOD = 1e-8
 
@@ -80,3 +80,33 @@ async def recv_stream(ctx, port, count: int, *, rng: random.Random, backpressure
             held = payload
     ctx.set(port.ready, 0)
     return got
+
+
+async def recv_rows(ctx, mac, count: int, *, rng: random.Random, hold: float = 0.0,
+                    hold_first: int = 0):
+    """Collect ``count`` output rows from the MAC array's ``o_chunk`` (chunks gathered
+    into lists of ``head_dim`` ints), as the serializer does, and free each on
+    ``i_row_free`` after a random while (``hold``: the probability a row stays held
+    another cycle; nothing is freed in the first ``hold_first`` cycles). Checks that the
+    array keeps to its credits (never more than ``out_rows`` rows held) and puts
+    ``last`` on each row's last chunk only."""
+    rows, row, held, cycle = [], [], 0, 0
+    while len(rows) < count:
+        free = held > 0 and cycle >= hold_first and not (hold and rng.random() < hold)
+        ctx.set(mac.i_row_free, int(free))
+        await ctx.delay(1e-9)          # let combinational outputs settle for this cycle
+        valid, payload = ctx.get(mac.o_chunk.valid), ctx.get(mac.o_chunk.payload)
+        await ctx.tick()
+        cycle += 1
+        held -= free
+        if valid:
+            row.extend(int(x) for x in payload.out)
+            at_end = len(row) == mac.head_dim
+            assert bool(payload.last) == at_end, "last on the wrong chunk of a row"
+            if at_end:
+                held += 1
+                assert held <= mac.out_rows, f"{held} rows held in {mac.out_rows} places"
+                rows.append(row)
+                row = []
+    ctx.set(mac.i_row_free, 0)
+    return rows
