@@ -18,7 +18,7 @@ help:
 	@echo "make verilog      generate Verilog for PRESET=$(PRESET) into build/$(PRESET)"
 	@echo "make eval         MiniLM evaluation sweep (installs the eval extra) into build/eval"
 	@echo "make bench        cycle benchmark on Verilator -> docs/performance.md (PRESET=$(PRESET))"
-	@echo "make regress      random-config regression: CONFIGS=$(CONFIGS) configs x HEADS=$(HEADS) heads"
+	@echo "make regress      random-config regression: CONFIGS=$(CONFIGS) configs x HEADS=$(HEADS) heads (SCHEDULER=addr: on a Dask cluster)"
 	@echo "make formal       SymbiYosys proofs and covers of every unit and the top (docs/formal.md)"
 	@echo "make fpga         BOARD=ulx3s-85f|icebreaker: yosys + nextpnr build and report (docs/fpga.md)"
 	@echo "make clean        remove everything the build and tests write (keeps .venv)"
@@ -58,8 +58,10 @@ $(STAMP)-bench: pyproject.toml
 bench: install-bench
 	$(PY) -m sim.bench --preset $(PRESET) -o build/bench-$(PRESET) --doc docs/performance.md
 
+# On an embedded Dask cluster of JOBS workers, or with SCHEDULER= on a running one
+# (docs/verification.md).
 regress: install-bench
-	$(PY) -m sim.regress --configs $(CONFIGS) --heads $(HEADS) --jobs $(JOBS)
+	$(PY) -m sim.regress --configs $(CONFIGS) --heads $(HEADS) --jobs $(JOBS) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
 
 install-formal: $(STAMP)-formal
 $(STAMP)-formal: pyproject.toml

@@ -1,10 +1,13 @@
 """Build generated Verilog and run cocotb testbenches on Icarus and Verilator.
 
 Every test builds in its own directory ``build/sim/<name>/<simulator>``; ``WAVES=1`` in
-the environment dumps waveforms there (FST for Verilator, VCD/FST for Icarus).
+the environment dumps waveforms there (FST for Verilator, VCD/FST for Icarus). A build
+made once for many runs (:func:`build_once`, :func:`test_built`) is shared by processes
+that run at once.
 """
 from __future__ import annotations
 
+import fcntl
 import functools
 import hashlib
 import json
@@ -19,7 +22,7 @@ from hdp_rtl.lint import lint_verilog
 from hdp_rtl.verilog import convert
 
 __all__ = ["ROOT", "SIMULATORS", "build_dir_for", "design_key", "write_verilog", "run_cocotb",
-           "simulate_verilog", "lint", "warm_verilator_runtime"]
+           "simulate_verilog", "build_once", "test_built", "lint", "warm_verilator_runtime"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMULATORS = ("icarus", "verilator")
@@ -196,6 +199,110 @@ def _build(runner, simulator: str, source: Path, toplevel: str, build_dir: Path,
             os.environ.pop("MAKEFLAGS", None)
         else:
             os.environ["MAKEFLAGS"] = makeflags
+
+
+def build_once(component, *, toplevel: str, simulator: str, name: str, key: str | None = None,
+               quick_build: bool = False) -> Path:
+    """Build ``component``'s Verilog on ``simulator`` unless the same build is there already.
+
+    For many runs of one build (:func:`test_built`), from processes that may start at
+    once: a lock file beside the build directory lets one of them build while the
+    others wait, and a stamp with the Verilog's hash marks a complete build, which the
+    others then reuse. A build cut short (no stamp) is removed and made again from
+    scratch: Icarus would take a half-written ``sim.vvp`` for up to date.
+
+    Parameters
+    ----------
+    component, key
+        As for :func:`write_verilog` (pass a factory with ``key``).
+    toplevel, simulator, name, quick_build
+        As for :func:`simulate_verilog`.
+
+    Returns
+    -------
+    Path
+        The build directory, ``build_dir_for(name, simulator)``.
+    """
+    _tool_path()
+    build_dir = build_dir_for(name, simulator)
+    build_dir.parent.mkdir(parents=True, exist_ok=True)
+    waves = os.environ.get("WAVES", "0") not in ("", "0")
+    # outside the build directory, which a rebuild removes with whatever lock is in it
+    with open(build_dir.parent / f"{simulator}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        text = (_convert_cached(component, toplevel, key) if key else
+                convert(_built(component), toplevel))
+        built = f"{hashlib.sha256(text.encode()).hexdigest()} waves={waves} quick={quick_build}"
+        stamp = build_dir / "build.done"
+        if stamp.exists() and stamp.read_text() == built:
+            return build_dir
+        shutil.rmtree(build_dir, ignore_errors=True)
+        build_dir.mkdir()
+        source = build_dir / f"{toplevel}.v"
+        source.write_text(text)
+        _build(_runner_for(simulator), simulator, source, toplevel, build_dir, waves=waves,
+               quick_build=quick_build)
+        stamp.write_text(built)
+    return build_dir
+
+
+def test_built(build_dir: Path, *, toplevel: str, test_module: str, simulator: str,
+               test_dir: Path, env: dict | None = None) -> Path:
+    """Run ``test_module`` on the build :func:`build_once` made in ``build_dir``.
+
+    Parameters
+    ----------
+    build_dir : Path
+        What :func:`build_once` returned.
+    test_dir : Path
+        Where this run writes its results (``results.xml``) and its simulator's output
+        (``sim.log``): one per run, so that runs of one build can go at once.
+    toplevel, test_module, simulator, env
+        As for :func:`simulate_verilog`.
+
+    Returns
+    -------
+    Path
+        The results file, ``test_dir / "results.xml"``.
+
+    Raises
+    ------
+    AssertionError
+        When any cocotb test fails, none ran, or the simulator failed.
+    """
+    from cocotb_tools.runner import get_results
+
+    _tool_path()
+    test_dir.mkdir(parents=True, exist_ok=True)
+    results = test_dir / "results.xml"
+    results.unlink(missing_ok=True)            # no stale result if the simulator fails
+    extra_env = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (env or {}).items()}
+    for path in (str(ROOT / "tb"), str(ROOT)):  # the runner passes sys.path on as PYTHONPATH
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    waves = os.environ.get("WAVES", "0") not in ("", "0")
+    try:
+        # a runner that did not build infers no language from the sources: name it
+        _runner_for(simulator).test(
+            test_module=test_module, hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+            build_dir=build_dir,
+            test_dir=test_dir, extra_env=extra_env, waves=waves, results_xml=str(results),
+            log_file=test_dir / "sim.log")
+    except SystemExit as exc:                  # the runner's answer to a simulator that failed
+        raise AssertionError(f"the simulator exited with {exc.code}; log in {test_dir}") from None
+    assert results.exists(), f"the simulator wrote no results; log in {test_dir}"
+    tests, failed = get_results(results)
+    assert tests > 0, f"no cocotb test ran in {test_module} ({test_dir})"
+    assert failed == 0, f"{failed} of {tests} cocotb tests failed; log in {test_dir}"
+    return results
+
+
+def _runner_for(simulator: str):
+    """A cocotb runner for ``simulator`` (one of :data:`SIMULATORS`)."""
+    from cocotb_tools.runner import get_runner
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    return get_runner(simulator)
 
 
 def warm_verilator_runtime() -> None:

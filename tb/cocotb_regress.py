@@ -2,8 +2,10 @@
 
 HDP_SEED names the config (``sim.random_configs.random_config``) and seeds the heads;
 HDP_HEADS heads run back to back under random idle and back-pressure, each checked
-word for word and counter for counter against the golden model. A failure names the
-seed and the head, which is all it takes to reproduce it.
+word for word and counter for counter against the golden model. HDP_FIRST_HEAD (default
+0) numbers the first of them: the regression runs a seed's heads in batches, each its
+own random stream drawn from the seed and its first head. A failure names the seed and
+the head; the seed, the first head and the head count are all it takes to reproduce it.
 """
 import random
 
@@ -18,7 +20,18 @@ from streams import env_json, past_time_zero, start_clock_and_reset
 
 SEED = int(env_json("HDP_SEED", 0))
 HEADS = int(env_json("HDP_HEADS", 10))
+FIRST_HEAD = int(env_json("HDP_FIRST_HEAD", 0))
 CONFIG = random_config(SEED)
+
+
+def _random_streams(seed: int, first_head: int) -> tuple[random.Random, np.random.Generator, int]:
+    """The batch's Python and NumPy generators and the bus's seed. The batch from head 0
+    draws from the seed alone, as every run did before batches (the same heads as then);
+    a later batch from the seed and its first head, so that batches draw different heads."""
+    if first_head == 0:
+        return random.Random(seed * 7919 + 1), np.random.default_rng(seed), seed
+    rng = random.Random(f"regress seed {seed} first head {first_head}")
+    return rng, np.random.default_rng([seed, first_head]), rng.getrandbits(32)
 
 
 def _random_head(rng: random.Random, nrng: np.random.Generator):
@@ -50,15 +63,15 @@ def _random_head(rng: random.Random, nrng: np.random.Generator):
 
 @cocotb.test()
 async def random_config_heads(dut):
-    """HDP_HEADS random heads on the config of HDP_SEED."""
+    """HDP_HEADS random heads, from head HDP_FIRST_HEAD on, on the config of HDP_SEED."""
     await past_time_zero()
-    rng = random.Random(SEED * 7919 + 1)
+    rng, nrng, bus_seed = _random_streams(SEED, FIRST_HEAD)
     stall = rng.choice([0.0, 0.2, 0.5])
-    host = HDPHost(dut, CONFIG, idle=stall, backpressure=stall, seed=SEED)
+    host = HDPHost(dut, CONFIG, idle=stall, backpressure=stall, seed=bus_seed)
     await start_clock_and_reset(dut)
     await host.driver.read_config_hash()      # the Verilog is this seed's config
-    nrng = np.random.default_rng(SEED)
-    dut._log.info("seed %d: %s", SEED, CONFIG)
-    for i in range(HEADS):
+    dut._log.info("seed %d, heads %d to %d: %s", SEED, FIRST_HEAD, FIRST_HEAD + HEADS - 1,
+                  CONFIG)
+    for i in range(FIRST_HEAD, FIRST_HEAD + HEADS):
         q, k, v, regs, kind = _random_head(rng, nrng)
         await host.check_head(q, k, v, regs, label=f"seed {SEED} head {i} ({kind}, {regs})")
