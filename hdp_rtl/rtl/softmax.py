@@ -2,12 +2,12 @@
 rows overlapping (exponentials, divider, normalise on three different rows)."""
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
 from .arith import lut_multiply
 from .bram import bram, registered_read_port
+from .bram_fifo import BramFIFO
 from .layouts import prob_layout, score_layout
 
 __all__ = ["Softmax"]
@@ -43,9 +43,9 @@ class Softmax(wiring.Component):
     tracked by a valid shift register; the row's max and each beat's ``col`` travel
     along. The normalise pass (RAM read, ``e`` and ``col``, partial products of ``e *
     recip`` (:meth:`_norm_product`), sum; rounded into an output FIFO of
-    ``FIFO_DEPTH``; the row's reciprocal travels along) issues a read only while
-    in-flight plus queued beats leave a FIFO slot, so back-pressure on ``o_prob`` never
-    drops or reorders a beat.
+    ``FIFO_DEPTH`` in block RAM, :class:`~.bram_fifo.BramFIFO`; the row's reciprocal
+    travels along) issues a read only while in-flight plus queued beats leave a FIFO
+    slot, so back-pressure on ``o_prob`` never drops or reorders a beat.
 
     Parameters
     ----------
@@ -330,9 +330,9 @@ class Softmax(wiring.Component):
 
         # ---- stage N: normalise pass on exps bank `neb` (credited): issue | RAM read |
         # e, col | partial products | sum -> FIFO (rounded) -> o_prob
-        # buffered: o_prob's valid and payload come from registers (the MAC array
-        # decides its next operation on them)
-        fifo = SyncFIFOBuffered(width=len(self.o_prob.payload.as_value()), depth=self.FIFO_DEPTH)
+        # o_prob's valid and payload come from registers (the MAC array decides its next
+        # operation on them): the FIFO's flag and its block RAM's read register
+        fifo = BramFIFO(width=len(self.o_prob.payload.as_value()), depth=self.FIFO_DEPTH)
         m.submodules.fifo = fifo
         reserved = Signal(range(self.FIFO_DEPTH + 1))   # in flight + in the FIFO
         n_active = Signal()
