@@ -2,12 +2,14 @@
 
 One line a finished task, written by the client as each result arrives (never by a
 worker: a task Dask runs again after losing its worker still has one result, so one
-line). ``--resume`` reads it back and skips the tasks it records as done.
+line). ``--resume`` reads it back and skips the tasks it records as done; each line
+keeps its batch's coverage counts, so a resumed run's coverage is the whole run's.
 """
 from __future__ import annotations
 
 import fcntl
 import json
+import shlex
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,25 +30,30 @@ class Batch(NamedTuple):
         return self.seed, self.first_head, self.heads, simulator
 
 
-def reproduce_command(batch: Batch, simulator: str) -> str:
-    """The command that runs ``batch`` again, alone, with a log of its own."""
+def reproduce_command(batch: Batch, simulator: str, want=()) -> str:
+    """The command that runs ``batch`` again, alone, with a log of its own (and steered
+    toward the bins ``want`` it was steered toward)."""
     sim = "" if simulator == "verilator" else f" --sim {simulator}"
+    steer = f" --want {shlex.quote(','.join(want))}" if want else ""
     return (f"python -m sim.regress --first-seed {batch.seed} --configs 1"
             f" --first-head {batch.first_head} --heads {batch.heads} --batch {batch.heads}{sim}"
-            f" --log build/regress/seed{batch.seed}-head{batch.first_head}.jsonl")
+            f"{steer} --log build/regress/seed{batch.seed}-head{batch.first_head}.jsonl")
 
 
-def record(batch: Batch, simulator: str, checkout: str, config: dict, result: dict) -> dict:
+def record(batch: Batch, simulator: str, checkout: str, config: dict, result: dict,
+           want=()) -> dict:
     """A log line: ``batch``, where it ran and what came of it: ``result``, what
     :func:`sim.regress_tasks.run_batch` returned, or for a task that never returned,
-    ``done`` false and the error."""
+    ``done`` false and the error; ``want``, the bins the batch was steered toward, and
+    ``coverage``, its counts (:meth:`sim.coverage.Coverage.to_dict`)."""
     return {**batch._asdict(), "sim": simulator, "done": result.get("done", True),
             "passed": result["passed"], "failure": result["failure"],
             "seconds": round(result.get("seconds", 0.0), 2),
             "build_seconds": round(result.get("build_seconds", 0.0), 2),
             "worker": result.get("worker", ""), "run_dir": result.get("run_dir", ""),
-            "checkout": checkout, "config": config,
-            "command": reproduce_command(batch, simulator)}
+            "checkout": checkout, "config": config, "want": list(want),
+            "coverage": result.get("coverage", {}),
+            "command": reproduce_command(batch, simulator, want)}
 
 
 def read_done(path: Path) -> dict[tuple, dict]:

@@ -3,11 +3,13 @@
 A task is a batch of heads of one seed's config (``tb/cocotb_regress.py``). The worker
 builds the config's simulator once, into a directory named by the config's hash and
 the checkout (:func:`checkout_id`), and every later batch of that config on the same
-machine (or shared file system) runs on that build.
+machine (or shared file system) runs on that build. The batch's functional coverage
+(:mod:`sim.coverage`) comes back in its result.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -72,7 +74,8 @@ def run_dir_for(config, checkout: str, simulator: str, first_head: int, heads: i
             / f"heads-{first_head}-{first_head + heads - 1}")
 
 
-def run_batch(seed: int, first_head: int, heads: int, simulator: str, checkout: str) -> dict:
+def run_batch(seed: int, first_head: int, heads: int, simulator: str, checkout: str,
+              want=()) -> dict:
     """Run heads ``first_head`` .. ``first_head + heads - 1`` of ``seed``'s config.
 
     Parameters
@@ -85,6 +88,8 @@ def run_batch(seed: int, first_head: int, heads: int, simulator: str, checkout: 
         ``"verilator"`` or ``"icarus"``.
     checkout : str
         The client's :func:`checkout_id`, which this worker's must equal.
+    want : sequence of str
+        Bins of :mod:`sim.coverage` to steer the heads toward (``HDP_WANT``).
 
     Returns
     -------
@@ -92,7 +97,8 @@ def run_batch(seed: int, first_head: int, heads: int, simulator: str, checkout: 
         ``passed``; ``failure``, the first failed check (it names the head) or why the
         build failed; ``seconds`` in all and ``build_seconds`` (near 0 for a build that
         was there); ``worker``, this worker's address; ``run_dir``, where the batch's
-        results and simulator log are.
+        results and simulator log are; ``want``; ``coverage``, the counts of the heads
+        checked (:meth:`sim.coverage.Coverage.to_dict`; empty when none ran).
 
     Raises
     ------
@@ -109,7 +115,9 @@ def run_batch(seed: int, first_head: int, heads: int, simulator: str, checkout: 
                                f"the client {checkout}")
     config = random_config(seed)
     run_dir = run_dir_for(config, checkout, simulator, first_head, heads)
-    (run_dir / "results.xml").unlink(missing_ok=True)   # no stale message if the build fails
+    coverage_file = run_dir / "coverage.json"
+    for stale in (run_dir / "results.xml", coverage_file):   # nothing stale if the build fails
+        stale.unlink(missing_ok=True)
     build_seconds = 0.0
     try:
         from hdp_rtl.rtl.top import HDPCoprocessor      # a generator that fails to import fails
@@ -119,14 +127,23 @@ def run_batch(seed: int, first_head: int, heads: int, simulator: str, checkout: 
         build_seconds = time.perf_counter() - start
         test_built(build_dir, toplevel=TOPLEVEL, test_module="cocotb_regress",
                    simulator=simulator, test_dir=run_dir,
-                   env={"HDP_SEED": seed, "HDP_FIRST_HEAD": first_head, "HDP_HEADS": heads})
+                   env={"HDP_SEED": seed, "HDP_FIRST_HEAD": first_head, "HDP_HEADS": heads,
+                        "HDP_WANT": list(want), "HDP_COVERAGE_OUT": str(coverage_file)})
         passed, why = True, ""
     except Exception as exc:  # noqa: BLE001 - a failed build or head is this batch's result
         passed = False
         why = (_failure(run_dir / "results.xml") or str(exc) or repr(exc)).splitlines()[0]
     return {"passed": passed, "failure": why, "seconds": time.perf_counter() - start,
             "build_seconds": build_seconds, "worker": _worker_address(),
-            "run_dir": str(run_dir)}
+            "run_dir": str(run_dir), "want": list(want), "coverage": _coverage(coverage_file)}
+
+
+def _coverage(path: Path) -> dict:
+    """The counts the batch wrote; {} when it wrote none (a failed build)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _failure(results: Path) -> str:

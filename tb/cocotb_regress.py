@@ -5,22 +5,39 @@ HDP_HEADS heads run back to back under random idle and back-pressure, each check
 word for word and counter for counter against the golden model. HDP_FIRST_HEAD (default
 0) numbers the first of them: the regression runs a seed's heads in batches, each its
 own random stream drawn from the seed and its first head. A failure names the seed and
-the head; the seed, the first head and the head count are all it takes to reproduce it.
+the head; the seed, the first head and the head count are all it takes to reproduce it
+(with HDP_WANT, when the batch was steered).
+
+About one head in ten comes with an error case (``random_error_case``, from a stream
+of its own, so that the heads are those drawn without error cases): a bad register
+value or address before the head, which must be refused with its code and cleared; or
+a second start, a bad input lane or a misplaced tlast during the head, which must
+complete bit-exact with the code in ``status``.
+
+HDP_WANT (a JSON list of :mod:`sim.coverage` bins, default none) steers the draws toward
+those bins. HDP_COVERAGE_OUT, when set, is the file that receives the coverage of the
+heads checked (:class:`sim.coverage.Coverage` as JSON), also when one fails.
 """
+import os
 import random
+from pathlib import Path
 
 import cocotb
 import numpy as np
 
 import golden
 from hdp_host import HDPHost
-from hdp_rtl.config import ConfigError, Registers
-from sim.random_configs import random_config, random_registers
+from hdp_rtl.host import BusError, HDPError, pack_head
+from hdp_rtl.regmap import ErrorCode
+from sim.coverage import Coverage, Outcome
+from sim.random_configs import random_config, random_error_case, random_head, random_stall
 from streams import env_json, past_time_zero, start_clock_and_reset
 
 SEED = int(env_json("HDP_SEED", 0))
 HEADS = int(env_json("HDP_HEADS", 10))
 FIRST_HEAD = int(env_json("HDP_FIRST_HEAD", 0))
+WANT = tuple(env_json("HDP_WANT", []))
+COVERAGE_OUT = os.environ.get("HDP_COVERAGE_OUT")
 CONFIG = random_config(SEED)
 
 
@@ -34,31 +51,78 @@ def _random_streams(seed: int, first_head: int) -> tuple[random.Random, np.rando
     return rng, np.random.default_rng([seed, first_head]), rng.getrandbits(32)
 
 
-def _random_head(rng: random.Random, nrng: np.random.Generator):
-    cfg = CONFIG
-    n = rng.choice([1, cfg.seq_max, rng.randint(1, cfg.seq_max)])
-    d = rng.choice([cfg.head_dim, rng.randint(1, cfg.head_dim)])
-    kind = rng.choice(["normal", "peaked", "zeros", "extremes", "constant"])
-    xq, xk, xv = nrng.standard_normal((3, n, d))
-    if kind == "peaked":
-        xk = 2.5 * xq[nrng.permutation(n)] + 0.3 * xk
-    try:
-        q, k, v, regs, _ = golden.prepare_head(xq, xk, xv, cfg)
-        scale = regs.score_scale
-    except ConfigError:             # the scale does not fit this config's register
-        q, k, v = (golden.quantize(x, cfg)[0] for x in (xq, xk, xv))
-        scale = rng.randint(1, (1 << cfg.score_scale_bits) - 1)
-    lo, hi = cfg.data_min, cfg.data_max
-    if kind == "zeros":
-        q, k, v = (np.zeros_like(x) for x in (q, k, v))
-    elif kind == "extremes":
-        q, k, v = (nrng.choice([lo, hi], size=x.shape) for x in (q, k, v))
-    elif kind == "constant":
-        q, k, v = (np.full_like(x, nrng.integers(lo, hi + 1)) for x in (q, k, v))
-    hi_val = golden.attention_head(q, k, v, cfg, Registers(seq_len=n, score_scale=scale,
-                                                            block_prune_enable=False)).head_importance
-    fields = random_registers(rng, cfg, n, scale, hi_val)
-    return q, k, v, Registers(**fields), kind
+async def _refused(host: HDPHost, case, regs, label: str) -> None:
+    """``case`` before the head: the bad write, then a start (refused) or, for a bad
+    address, the write answered SLVERR; ``status`` shows the code and clear_error
+    clears it."""
+    drv = host.driver
+    await drv.program(regs)
+    if case.code == ErrorCode.BAD_ADDRESS:
+        try:
+            await host.bus.write32(case.address, case.value)
+        except BusError:
+            pass
+        else:
+            raise AssertionError(f"{label}: the write was answered OKAY")
+    else:
+        await drv.write_register(case.register, case.value)
+        try:
+            await drv.start()
+        except HDPError as err:
+            assert err.code == case.code, f"{label}: refused with {err}"
+        else:
+            raise AssertionError(f"{label}: the start was accepted")
+    st = await drv.status()
+    assert st.error and st.error_code == case.code and not st.busy, f"{label}: {st}"
+    await drv.clear_error()
+    st = await drv.status()
+    assert not st.error and st.error_code == ErrorCode.NONE, f"{label}, cleared: {st}"
+
+
+def _bad_packets(case, q, k, v) -> tuple[list[bytes], np.ndarray]:
+    """The ``s_axis`` packets of an input error case, and V as the core takes it."""
+    packets = pack_head(q, k, v, CONFIG)
+    if case.code == ErrorCode.INPUT_LANE:
+        row, col = case.at
+        lane = CONFIG.in_lane_bits // 8
+        at = (row * CONFIG.head_dim + col) * lane
+        packets[2] = packets[2][:at] + case.value.to_bytes(lane, "little") + packets[2][at + lane:]
+        b = CONFIG.data_bits
+        low = case.value & ((1 << b) - 1)
+        v = v.copy()
+        v[row, col] = low - (1 << b) if low >> (b - 1) else low   # its low B bits, signed
+    elif case.variant == "early":
+        tensor, beat = case.at
+        cut = beat * CONFIG.s_axis_bits // 8
+        packets[tensor:tensor + 1] = [packets[tensor][:cut], packets[tensor][cut:]]
+    else:
+        tensor, = case.at
+        packets[tensor:tensor + 2] = [packets[tensor] + packets[tensor + 1]]
+    return packets, v
+
+
+async def _run_head(host: HDPHost, head, case, label: str) -> None:
+    """Check ``head`` with its error ``case`` (None: none)."""
+    q, k, v, regs = head.q, head.k, head.v, head.regs
+    if case is None:
+        await host.check_head(q, k, v, regs, label=label)
+        return
+    if case.before_head:
+        await _refused(host, case, regs, label)
+        await host.check_head(q, k, v, regs, label=label)
+        return
+    if case.code == ErrorCode.START_WHILE_BUSY:
+        async def start_again():
+            st = await host.driver.start()
+            assert st.busy and st.error_code == ErrorCode.START_WHILE_BUSY, f"{label}: {st}"
+        await host.check_head(q, k, v, regs, label=label, while_running=start_again,
+                              error=case.code)
+    else:
+        packets, v_taken = _bad_packets(case, q, k, v)
+        await host.check_head(q, k, v_taken, regs, label=label, packets=packets, error=case.code)
+    await host.driver.clear_error()
+    st = await host.driver.status()
+    assert not st.error and st.error_code == ErrorCode.NONE, f"{label}, cleared: {st}"
 
 
 @cocotb.test()
@@ -66,12 +130,29 @@ async def random_config_heads(dut):
     """HDP_HEADS random heads, from head HDP_FIRST_HEAD on, on the config of HDP_SEED."""
     await past_time_zero()
     rng, nrng, bus_seed = _random_streams(SEED, FIRST_HEAD)
-    stall = rng.choice([0.0, 0.2, 0.5])
+    stall = random_stall(rng, WANT)
     host = HDPHost(dut, CONFIG, idle=stall, backpressure=stall, seed=bus_seed)
     await start_clock_and_reset(dut)
     await host.driver.read_config_hash()      # the Verilog is this seed's config
     dut._log.info("seed %d, heads %d to %d: %s", SEED, FIRST_HEAD, FIRST_HEAD + HEADS - 1,
                   CONFIG)
-    for i in range(FIRST_HEAD, FIRST_HEAD + HEADS):
-        q, k, v, regs, kind = _random_head(rng, nrng)
-        await host.check_head(q, k, v, regs, label=f"seed {SEED} head {i} ({kind}, {regs})")
+    if WANT:
+        dut._log.info("steered toward %d bins: %s", len(WANT), ", ".join(WANT))
+    coverage = Coverage()
+    try:
+        for i in range(FIRST_HEAD, FIRST_HEAD + HEADS):
+            head = random_head(rng, nrng, CONFIG, WANT)
+            n, d = head.q.shape
+            # a stream of its own: the heads are those of a run without error cases
+            case = random_error_case(random.Random(f"regress errors seed {SEED} head {i}"),
+                                     CONFIG, n, d, WANT)
+            label = f"seed {SEED} head {i} ({head.kind}, {head.regs}" + \
+                (f"; {case})" if case else ")")
+            await _run_head(host, head, case, label)
+            res = golden.attention_head(head.q, head.k, head.v, CONFIG, head.regs)
+            coverage.sample_head(CONFIG, head.regs, head.kind, n, d, Outcome(
+                res.head_importance, res.head_pruned, res.blocks_pruned,
+                case.code if case else ErrorCode.NONE), stall)
+    finally:
+        if COVERAGE_OUT:
+            Path(COVERAGE_OUT).write_text(coverage.to_json() + "\n")
