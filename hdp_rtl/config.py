@@ -94,6 +94,10 @@ class HDPConfig:
         cycles of integer pass and MAC work, 98883 in all measured by ``sim.bench``);
         ``int_macs`` is at most ``n^2 d`` = 131072. Only ``heads_pruned`` (since reset)
         can wrap in normal use.
+    perf_counters : bool
+        Build the performance counters (``COUNTERS`` registers). Without them (``edge``:
+        an iCE40 UP5K's logic cells run out) the counter registers read 0; the host's
+        ``HeadRun.counters`` are then all 0. Changes no result.
     selector : str
         The block-selection policy behind the selection seam: one of
         ``SELECTOR_NAMES`` (``"hdp"``: the top-k-free row-balanced rule).
@@ -126,6 +130,7 @@ class HDPConfig:
     out_frac: int = 10
     axis_elems: int = 8
     counter_bits: int = 32
+    perf_counters: bool = True
     selector: str = "hdp"
     pv_acc_ram: bool = False
     out_row_buffers: int = 2
@@ -153,6 +158,8 @@ class HDPConfig:
                 f"{self.frac_bits + self.prob_bits}, not {self.out_frac}")
         _check_int(self, "axis_elems", 1, self.head_dim, pow2=True)
         _check_int(self, "counter_bits", 8, 32)
+        if not isinstance(self.perf_counters, bool):
+            raise ConfigError(f"perf_counters must be true or false, not {self.perf_counters!r}")
         if not isinstance(self.pv_acc_ram, bool):
             raise ConfigError(f"pv_acc_ram must be true or false, not {self.pv_acc_ram!r}")
         # (the MAC array's read-modify-write needs 3 chunks, mac_array.ACC_RAM_MIN_CHUNKS;
@@ -377,10 +384,11 @@ PRESETS: dict[str, dict] = {
     # BERT-like heads up to 256 tokens; element-wise (1x1) blocks with the delta rule at
     # a logit gap of 5: the setting the MiniLM evaluation chose (docs/evaluation.md).
     "default": {},
-    # Small enough for an iCE40 UP5K (8 DSPs, 30 EBR): 64 tokens of 32 dims.
+    # Fits an iCE40 UP5K (5280 logic cells, 8 DSPs, 30 EBR) at 24 MHz: 64 tokens of 32
+    # dims on 2 lanes, 2 elements a beat, no performance counters (docs/fpga.md).
     "edge": dict(seq_max=64, head_dim=32, block_rows=1, block_cols=4,
-                 int_lanes=4, mac_lanes=4, exp_bits=10, prob_bits=10, counter_bits=20,
-                 recip_guard_bits=8, axis_elems=4, pv_acc_ram=True),
+                 int_lanes=2, mac_lanes=2, exp_bits=10, prob_bits=10, counter_bits=20,
+                 recip_guard_bits=8, axis_elems=2, pv_acc_ram=True, perf_counters=False),
     # Long sequences and wide heads.
     "server": dict(seq_max=1024, head_dim=128, block_rows=1, block_cols=8,
                    int_lanes=64, mac_lanes=64, exp_lut_bits=7, exp_bits=14,

@@ -31,6 +31,13 @@ class HostBus(Protocol):
     map and raise :class:`BusError` when the core answers with an error (SLVERR).
     ``send_packet`` sends one AXI4-Stream packet on ``s_axis`` (``tlast`` on its last
     beat); ``recv_packet`` returns the data of the next whole packet from ``m_axis``.
+    A bus whose stream waits are bounded raises :class:`TimeoutError` from them (the
+    driver then aborts the head).
+
+    Optional: ``drop_streams``, which :meth:`HDPDriver.abort` awaits once the core is
+    idle after an abort: forget what is still queued for ``s_axis`` (the core takes no
+    more of it) and the part of a packet received from ``m_axis`` (an aborted head's
+    packet may end without ``tlast``), so the next head starts clean on both streams.
     """
 
     async def write32(self, offset: int, value: int) -> None: ...
@@ -65,22 +72,27 @@ def _registers(config: HDPConfig) -> dict[str, Register]:
 
 # ---- register words --------------------------------------------------------------------
 
-def register_writes(regs: Registers, config: HDPConfig) -> list[tuple[str, int, int]]:
+def register_writes(regs: Registers, config: HDPConfig, *,
+                    input_timeout: int = 0) -> list[tuple[str, int, int]]:
     """The ``(name, offset, word)`` writes that program ``regs``, in offset order.
 
     Every writable register is written, so no earlier write is left over (a register
     with no field in this config, such as ``head_threshold_hi`` when ``hi_bits <= 32``,
     is written 0). ``flags`` packs :data:`~hdp_rtl.regmap.FLAG_FIELDS`;
     ``head_threshold`` is split into ``head_threshold_hi`` when the config has that
-    field; ``rho`` is two's complement.
+    field; ``rho`` is two's complement. ``input_timeout`` (not a head's register: the
+    host's setting) goes to the register of that name: cycles without an input beat
+    after which the core aborts a head, 0 for never.
 
     Raises
     ------
     ConfigError
-        When a value does not fit ``config`` (:meth:`Registers.check`).
+        When a value does not fit ``config`` (:meth:`Registers.check`), or
+        ``input_timeout`` does not fit its field.
     """
     regs.check(config)
     rmap = _registers(config)
+    _check_input_timeout(input_timeout, config)
     low_bits = rmap["head_threshold"].field("head_threshold").width
     fields = {
         "seq_len": {"seq_len": regs.seq_len},
@@ -90,9 +102,16 @@ def register_writes(regs: Registers, config: HDPConfig) -> list[tuple[str, int, 
         "rho": {"rho": regs.rho},
         "delta": {"delta": regs.delta},
         "score_scale": {"score_scale": regs.score_scale},
+        "input_timeout": {"input_timeout": input_timeout},
     }
     return [(name, rmap[name].offset, rmap[name].word(**values) if rmap[name].fields else 0)
             for name, values in fields.items()]
+
+
+def _check_input_timeout(cycles: int, config: HDPConfig) -> None:
+    width = _registers(config)["input_timeout"].field("input_timeout").width
+    if not 0 <= cycles < 1 << width:
+        raise ConfigError(f"input_timeout must be 0..{(1 << width) - 1} cycles, not {cycles}")
 
 
 # ---- stream formats --------------------------------------------------------------------
@@ -228,14 +247,25 @@ class HDPDriver:
     config : HDPConfig
         The configuration the core was generated from.
     busy_polls : int
-        ``status`` reads after the last output beat before :meth:`wait_idle` gives up
-        (``busy`` falls in the cycle after that beat).
+        ``status`` reads after the last output beat (or an abort) before
+        :meth:`wait_idle` gives up (``busy`` falls in the cycle after that beat).
+    input_timeout : int
+        Written to ``input_timeout`` with every head's registers (:meth:`program`): the
+        core aborts a head that waits for input for more than this many cycles without
+        a beat (error 11). 0 (the default): never.
+
+    A head that hangs (the core still busy after its output, or a stream wait of the bus
+    that raises :class:`TimeoutError`) is aborted (:meth:`abort`) before the
+    ``TimeoutError`` reaches the caller: the core is idle and ready for the next head.
     """
 
-    def __init__(self, bus: HostBus, config: HDPConfig, *, busy_polls: int = 64):
+    def __init__(self, bus: HostBus, config: HDPConfig, *, busy_polls: int = 64,
+                 input_timeout: int = 0):
         if busy_polls < 1:
             raise ValueError(f"busy_polls must be >= 1, not {busy_polls}")
+        _check_input_timeout(input_timeout, config)
         self.bus, self.config, self.busy_polls = bus, config, busy_polls
+        self.input_timeout = input_timeout
         self.registers = _registers(config)
 
     async def write_register(self, name: str, value: int) -> None:
@@ -246,8 +276,9 @@ class HDPDriver:
         return await self.bus.read32(self.registers[name].offset)
 
     async def program(self, regs: Registers) -> None:
-        """Write the registers of one head (:func:`register_writes`)."""
-        for _, offset, word in register_writes(regs, self.config):
+        """Write the registers of one head and ``input_timeout`` (:func:`register_writes`)."""
+        for _, offset, word in register_writes(regs, self.config,
+                                               input_timeout=self.input_timeout):
             await self.bus.write32(offset, word)
 
     async def start(self) -> Status:
@@ -271,6 +302,35 @@ class HDPDriver:
     async def clear_error(self) -> None:
         ctrl = self.registers["ctrl"]
         await self.bus.write32(ctrl.offset, ctrl.word(clear_error=1))
+
+    async def abort(self) -> Status:
+        """Drop the running head (``ctrl.abort``) and wait until the core is idle.
+
+        The core stops both streams, lets the host take the ``m_axis`` beat it already
+        offers (the bus must keep receiving), clears its units and goes idle with error
+        10 (ABORTED) in ``status``, ``done`` low. Then the bus's ``drop_streams`` (when
+        it has one) forgets the head's unsent input and its partial output packet. On an
+        idle core the abort changes nothing (the status is the last head's). The error
+        stays until :meth:`clear_error`; the next head may start at once.
+
+        Returns
+        -------
+        Status
+            Read once ``busy`` is clear.
+
+        Raises
+        ------
+        TimeoutError
+            When the core is still busy after ``busy_polls`` status reads (the host
+            does not take the offered output beat).
+        """
+        ctrl = self.registers["ctrl"]
+        await self.bus.write32(ctrl.offset, ctrl.word(abort=1))
+        status = await self.wait_idle()
+        drop = getattr(self.bus, "drop_streams", None)
+        if drop is not None:
+            await drop()
+        return status
 
     async def status(self) -> Status:
         return Status.decode(await self.read_register("status"), self.config)
@@ -312,11 +372,22 @@ class HDPDriver:
 
     async def finish(self, packets: Sequence[bytes], seq_len: int) -> HeadRun:
         """The rest of a started head: send ``packets`` on ``s_axis``, receive the
-        ``seq_len`` output rows, wait for the core to go idle, read the counters."""
-        for data in packets:
-            await self.bus.send_packet(data)
-        out = unpack_output(await self.bus.recv_packet(), seq_len, self.config)
-        status = await self.wait_idle()
+        ``seq_len`` output rows, wait for the core to go idle, read the counters.
+
+        Raises
+        ------
+        TimeoutError
+            When the core stays busy after the output (:meth:`wait_idle`) or a stream
+            wait of the bus timed out: the head was aborted (:meth:`abort`) first.
+        """
+        try:
+            for data in packets:
+                await self.bus.send_packet(data)
+            out = unpack_output(await self.bus.recv_packet(), seq_len, self.config)
+            status = await self.wait_idle()
+        except TimeoutError as err:
+            status = await self.abort()
+            raise TimeoutError(f"{err}; the head was aborted: {status}") from err
         return HeadRun(out=out, counters=await self.counters(), status=status)
 
     async def wait_idle(self) -> Status:

@@ -17,12 +17,14 @@ from .config import RHO_ONE, HDPConfig
 __all__ = ["Field", "Register", "ErrorCode", "register_map", "registers_by_name",
            "stream_format", "regmap_json", "regmap_c_header", "regmap_markdown",
            "errors_markdown", "COUNTERS", "FLAG_FIELDS", "AXIL_ADDR_BITS", "COUNTER_BASE",
-           "INPUT_ORDER", "TENSOR_CODE"]
+           "INPUT_ORDER", "TENSOR_CODE", "INPUT_TIMEOUT_BITS"]
 
 #: Byte-address width of the AXI4-Lite port (256 bytes of registers).
 AXIL_ADDR_BITS = 8
 #: Offset of the first performance counter.
 COUNTER_BASE = 0x40
+#: Width of the ``input_timeout`` field: up to 2**20 - 1 cycles (10.5 ms at 100 MHz).
+INPUT_TIMEOUT_BITS = 20
 
 #: The tensors of a head on ``s_axis``, in order. K comes first so that the integer pass
 #: (whose every row needs all of K) can start on Q's first row and run while the rest of
@@ -73,6 +75,8 @@ class ErrorCode(enum.IntEnum):
     START_WHILE_BUSY = 7
     INPUT_LANE = 8
     INPUT_TLAST = 9
+    ABORTED = 10
+    INPUT_TIMEOUT = 11
 
     @property
     def description(self) -> str:
@@ -92,14 +96,20 @@ _ERROR_TEXT = {
     ErrorCode.BAD_ADDRESS: ("a write to an address with no writable register (reserved, "
                             "read-only or unaligned); answered SLVERR, nothing written", False),
     ErrorCode.FIELD_OVERFLOW: ("start refused: a write to head_threshold, "
-                               "head_threshold_hi, delta or score_scale set a bit outside "
-                               "the register's field", True),
+                               "head_threshold_hi, delta, score_scale or input_timeout set a "
+                               "bit outside the register's field", True),
     ErrorCode.START_WHILE_BUSY: ("a start while a head runs; ignored, the running head "
                                  "goes on", False),
     ErrorCode.INPUT_LANE: ("an input lane is not the sign extension of its element; "
                            "the element is taken as its low B bits", False),
     ErrorCode.INPUT_TLAST: ("s_axis tlast missing on, or present before, a tensor's last "
                             "beat; beats are still counted as the head's", False),
+    ErrorCode.ABORTED: ("ctrl.abort dropped the running head: its units were cleared and the "
+                        "core is idle (done low); its output packet may end without tlast",
+                        False),
+    ErrorCode.INPUT_TIMEOUT: ("the running head expected s_axis input and no beat came for "
+                              "more than input_timeout cycles: the head was dropped as by "
+                              "ctrl.abort", False),
 }
 
 
@@ -164,12 +174,15 @@ def register_map(config: HDPConfig) -> list[Register]:
     """Every register at its byte offset; widths follow ``config``."""
     codes = "; ".join(f"{int(c)}: {c.name.lower()}" for c in ErrorCode if c)
     regs = [
-        Register("ctrl", 0x00, "wo", "write 1 to START to run one head", (
+        Register("ctrl", 0x00, "wo", "write 1 to start a head, 2 to clear the error, 4 to "
+                 "abort the running head", (
             Field("start", 0, 1, "start a head with the current registers"),
             Field("clear_error", 1, 1, "clear STATUS.error and STATUS.error_code "
-                  "(before a start written in the same word)"))),
+                  "(before a start written in the same word)"),
+            Field("abort", 2, 1, "drop the running head: the core clears its units and goes "
+                  "idle, error 10 (no-op while idle)"))),
         Register("status", 0x04, "ro", "state of the core", (
-            Field("busy", 0, 1, "a head is running"),
+            Field("busy", 0, 1, "a head is running (or being aborted)"),
             Field("done", 1, 1, "the last head finished (cleared by an accepted start)"),
             Field("error", 2, 1, "an error happened since the last clear_error: see "
                   "error_code"),
@@ -196,6 +209,9 @@ def register_map(config: HDPConfig) -> list[Register]:
             Field("score_scale", 0, config.score_scale_bits, "unsigned"),)),
         Register("config_hash", 0x24, "ro", "low 32 bits of the elaborated config's hash", (
             Field("config_hash", 0, 32, "HDPConfig.digest()"),)),
+        Register("input_timeout", 0x28, "rw", "abort a head (error 11) after more than this "
+                 "many cycles without an s_axis beat while it expects input; 0: off", (
+            Field("input_timeout", 0, INPUT_TIMEOUT_BITS, "cycles"),)),
     ]
     for i, (name, text) in enumerate(COUNTERS.items()):
         regs.append(Register(name, COUNTER_BASE + 4 * i, "ro", text,

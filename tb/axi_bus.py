@@ -122,6 +122,17 @@ class AxiBus:
         await RisingEdge(self.dut.clk)
         self.sink.clear()
 
+    async def drop_streams(self) -> None:
+        """HostBus's optional method, for after an abort (the core idle): drop what is
+        queued or being sent on ``s_axis`` (its ``tvalid`` falls) and the output received
+        so far, a packet cut short without ``tlast`` included (the models' local resets
+        restart them)."""
+        self.source.clear()
+        self.source.assert_reset()
+        self.sink.assert_reset()
+        self.sink.clear()
+        await RisingEdge(self.dut.clk)
+
     def stray_output(self) -> list[str]:
         """What the output side holds beyond the packets received (empty when nothing)."""
         found = []

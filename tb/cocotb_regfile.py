@@ -11,7 +11,7 @@ from hdp_rtl.regmap import COUNTERS, ErrorCode, registers_by_name
 from hdp_rtl.rtl.regfile import RegisterFile, run_layout
 from sim.packing import pack, unpack
 from streams import env_json, past_time_zero, start_clock_and_reset
-from tb.regfile_vectors import (WORD, random_registers, register_words, run_fields,
+from tb.regfile_vectors import (RESERVED, WORD, random_registers, register_words, run_fields,
                                 start_check_steps)
 
 CONFIG = HDPConfig.from_dict(env_json("HDP_CONFIG", {}))
@@ -103,11 +103,11 @@ async def addresses_status_and_counters(dut):
     """Bad writes answer wr_error and raise 5; unknown reads answer rd_error with 0; the
     status word and the counters are where the register map puts them."""
     ports = await _setup(dut)
-    for addr in (0x28, REGS["status"].offset, REGS["seq_len"].offset + 1):
+    for addr in (RESERVED, REGS["status"].offset, REGS["seq_len"].offset + 1):
         assert await ports.write(addr, 1) == (1, 0), hex(addr)
         assert (await ports.status())["error_code"] == ErrorCode.BAD_ADDRESS
         await ports.write("ctrl", REGS["ctrl"].word(clear_error=1))
-    for addr in (0x28, REGS["ctrl"].offset, 0x05):
+    for addr in (RESERVED, REGS["ctrl"].offset, 0x05):
         assert await ports.read(addr) == (0, 1), hex(addr)
     dut.busy.value, dut.head_pruned.value = 1, 1
     dut.i_error.value = ErrorCode.INPUT_TLAST
@@ -123,3 +123,29 @@ async def addresses_status_and_counters(dut):
     for name, value in zip(COUNTERS, values):
         assert await ports.read(name) == (value, 0), name
     assert await ports.read("config_hash") == (int(CONFIG.digest(), 16) & WORD, 0)
+
+
+@cocotb.test()
+async def abort_pulse_and_input_timeout(dut):
+    """ctrl.abort pulses abort_req in the write's cycle (with start refused while busy);
+    input_timeout shows the register's field."""
+    ports = await _setup(dut)
+    ctrl, field = REGS["ctrl"], REGS["input_timeout"].field("input_timeout")
+    await ports.write("seq_len", 1)
+    for busy in (0, 1):
+        dut.busy.value = busy
+        dut.bus__wr_en.value = 1
+        dut.bus__wr_addr.value = ctrl.offset
+        dut.bus__wr_data.value = ctrl.word(abort=1, start=1)
+        await ReadOnly()
+        assert (int(dut.abort_req.value), int(dut.start.value)) == (1, 1 - busy), busy
+        await RisingEdge(dut.clk)
+        dut.bus__wr_en.value = 0
+        await ReadOnly()
+        assert not int(dut.abort_req.value)
+        await RisingEdge(dut.clk)
+    for word in (0, 0xABCDE, WORD):
+        await ports.write("input_timeout", word)
+        await ReadOnly()
+        assert dut.input_timeout.value.to_unsigned() == field.get(word), hex(word)
+        await RisingEdge(dut.clk)

@@ -1,12 +1,13 @@
-"""Sequencer Verilog: the stages, pulses and status bits of kept and pruned heads
-(tb/sequencer_script.py)."""
+"""Sequencer Verilog: the stages, pulses and status bits of kept and pruned heads, and
+the abort and input timeout (tb/sequencer_script.py)."""
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hdp_rtl.rtl.sequencer import stage_layout
 from sim.packing import unpack
 from streams import past_time_zero, start_clock_and_reset
-from tb.sequencer_script import OUTPUTS, check, script
+from tb.sequencer_script import (ABORT_OUTPUTS, OUTPUTS, abort_script, check, check_abort,
+                                 script)
 
 
 @cocotb.test()
@@ -26,3 +27,21 @@ async def stage_order(dut):
         cycles.append((head, inputs | outputs | stage))
         await RisingEdge(dut.clk)
     check(cycles)
+
+
+@cocotb.test()
+async def abort_and_input_timeout(dut):
+    await past_time_zero()
+    steps, expect = abort_script()
+    for name in steps[0][1]:
+        getattr(dut, name).value = 0
+    await start_clock_and_reset(dut)
+    cycles = []
+    for case, inputs in steps:
+        for name, value in inputs.items():
+            getattr(dut, name).value = value
+        await ReadOnly()
+        cycles.append((case, inputs | {name: int(getattr(dut, name).value)
+                                       for name in ABORT_OUTPUTS}))
+        await RisingEdge(dut.clk)
+    check_abort(cycles, expect)

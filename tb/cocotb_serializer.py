@@ -25,7 +25,7 @@ async def rows_in_order(dut):
                             idle=0.3, seed=2)
     port = AxisPort(dut, "m_axis")
     sink = StreamSink(port, "axis", port.layout, backpressure=0.4, seed=3)
-    dut.start.value = dut.seq_len.value = 0
+    dut.start.value = dut.seq_len.value = dut.stop.value = 0
     await start_clock_and_reset(dut)      # after the drivers: no input is X at reset
     rng = random.Random(5)
     lo, hi = -(1 << (CONFIG.out_bits - 1)), (1 << (CONFIG.out_bits - 1)) - 1

@@ -4,10 +4,12 @@ the host driver (:mod:`hdp_rtl.host`).
 The pytest side (tb/test_top.py) passes the config as HDP_CONFIG, the stall
 probabilities as HDP_STALL and the number of back-to-back random heads as HDP_HEADS; each cocotb test here is one group of cases.
 """
+import itertools
 import random
 
 import cocotb
 import numpy as np
+from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 
 import golden
 from golden.vectors import load_minilm_heads
@@ -15,6 +17,7 @@ from hdp_host import HDPHost
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.host import BusError, HDPError, pack_head
 from hdp_rtl.regmap import FLAG_FIELDS, INPUT_ORDER, ErrorCode
+from port_monitors import AxisRules, CycleLog
 from streams import env_json, past_time_zero, start_clock_and_reset
 
 CONFIG = HDPConfig.from_dict(env_json("HDP_CONFIG", {}))
@@ -24,6 +27,14 @@ SMALL_N = min(CONFIG.seq_max, 20)
 HEADS = env_json("HDP_HEADS", 6)
 #: A byte address with no register.
 RESERVED = 0xFC
+#: Tokens of the heads the abort tests cut short.
+ABORT_N = min(CONFIG.seq_max, 8)
+#: Cycles from the AW/W handshake of a ``ctrl.abort`` write to ``s_axis_tready`` low:
+#: the AXI4-Lite front end's request register, the top's delay, the sequencer's ABORT.
+ABORT_HALT_CYCLES = 3
+#: Cycles from the last input beat to ``s_axis_tready`` low under ``input_timeout`` T:
+#: T + 1 cycles without a beat, the registered compare, ABORT.
+TIMEOUT_HALT_CYCLES = 3
 
 
 async def _setup(dut, seed=0):
@@ -112,7 +123,7 @@ async def head_pruning_and_approximation(dut):
     hi = golden.attention_head(q, k, v, CONFIG, regs).head_importance
     pruned = regs.replace(head_prune_enable=True, head_threshold=hi + 1)
     await host.check_head(q, k, v, pruned, label="pruned head")
-    assert (await host.driver.counters()).heads_pruned == 1
+    assert (await host.driver.counters()).heads_pruned == int(CONFIG.perf_counters)
     await host.check_head(q, k, v, regs.replace(head_prune_enable=True, head_threshold=hi),
                           label="head at threshold")
     dense = regs.replace(block_prune_enable=False)
@@ -259,7 +270,7 @@ async def minilm_heads(dut):
             label=f"MiniLM {h.name} dense")
         dut._log.info("MiniLM %s: %d cycles pruned, %d dense (%.2fx)", h.name,
                       pruned.cycles_total, dense.cycles_total,
-                      dense.cycles_total / pruned.cycles_total)
+                      dense.cycles_total / max(1, pruned.cycles_total))   # 0: no counters
 
 
 @cocotb.test()
@@ -288,3 +299,223 @@ async def corner_cases(dut):
     for threshold, label in ((0, "threshold 0 (never pruned)"), (top, "threshold all-ones")):
         await host.check_head(q, k, v, regs.replace(head_prune_enable=True, head_threshold=threshold),
                               label=label)
+
+
+# ---- abort and input timeout (docs/interface.md, "Dropping a head") ----------------------
+
+async def _bounded(awaitable, what: str, us: int = 200):
+    try:
+        return await with_timeout(awaitable, us, "us")
+    except SimTimeoutError:
+        raise AssertionError(f"{what}: not within {us} us") from None
+
+
+async def _until(dut, condition, what: str, cycles: int = 20_000) -> None:
+    for _ in range(cycles):
+        if condition():
+            return
+        await RisingEdge(dut.clk)
+    raise AssertionError(f"{what}: not within {cycles} cycles")
+
+
+def _cut(packets, cut: str) -> list[bytes]:
+    """The first part of a head's packets (K, Q, V), cut ``cut``."""
+    beat = CONFIG.s_axis_bits // 8
+    first, second, third = packets
+    half = len(first) // beat // 2 * beat
+    return {"in K": [first[:half]], "in Q": [first, second[:half]],
+            "before V's last beat": [first, second, third[:-beat]]}[cut]
+
+
+def _handshake(rows, at: int, channel: str) -> int:
+    """The cycle (row) of the first handshake of AXI4-Lite channel ``channel`` from
+    ``at`` on."""
+    return next(i for i in range(at, len(rows))
+                if rows[i][f"s_axil_{channel}valid"] and rows[i][f"s_axil_{channel}ready"])
+
+
+@cocotb.test()
+async def abort_a_short_input(dut):
+    """A head whose input ends early waits (busy, s_axis_tready high) until ctrl.abort:
+    s_axis_tready falls ABORT_HALT_CYCLES after the write's AW/W handshake, and by the
+    second status read the core is idle with error 10, done low. Cut in K, in Q and
+    before V's last beat (the integer pass done); after each the next head, sent whole,
+    is bit-exact; m_axis keeps the AXI4-Stream rules throughout."""
+    host = await _setup(dut, seed=13)
+    rules = AxisRules(dut, "m_axis")
+    drv = host.driver
+    ctrl = drv.registers["ctrl"]
+    rng = np.random.default_rng(131)
+    for cut in ("in K", "in Q", "before V's last beat"):
+        q, k, v, regs = random_head(rng, ABORT_N)
+        with host.bus.head(f"cut {cut}", ABORT_N):
+            await drv.program(regs)
+            await drv.start()
+            for packet in _cut(pack_head(q, k, v, CONFIG), cut):
+                await host.bus.send_packet(packet)
+            await _bounded(host.bus.source.wait(), f"cut {cut}: the input taken")
+            await host.bus.wait_cycles(40)
+            st = await drv.status()
+            assert st.busy and not st.done and dut.s_axis_tready.value == 1, f"{cut}: {st}"
+            log = CycleLog(dut, "s_axil_awvalid", "s_axil_awready", "s_axil_wvalid",
+                           "s_axil_wready", "s_axis_tready")
+            await host.bus.write32(ctrl.offset, ctrl.word(abort=1))
+            reads = [await drv.status(), await drv.status()]
+            rows = log.stop()
+            written = max(_handshake(rows, 0, "aw"), _handshake(rows, 0, "w"))
+            halted = next(i for i in range(written, len(rows)) if not rows[i]["s_axis_tready"])
+            assert halted - written == ABORT_HALT_CYCLES, f"{cut}: halted {halted - written}"
+            assert not reads[1].busy and not reads[1].done, f"{cut}: {reads}"
+            assert reads[1].error and reads[1].error_code == ErrorCode.ABORTED, f"{cut}: {reads}"
+            assert dut.s_axis_tready.value == 0 and dut.m_axis_tvalid.value == 0
+            await host.bus.drop_streams()
+        await drv.clear_error()
+        await host.check_head(q, k, v, regs, label=f"after a head cut {cut}")
+    rules.check()
+    assert rules.stalls, "the m_axis rules were never exercised by a stall"
+
+
+@cocotb.test()
+async def abort_while_the_output_is_read(dut):
+    """Aborts while the host reads the output. A beat offered while m_axis_tready is held
+    low stays, unchanged, and the core busy, until the host takes it; it is the head's
+    last beat and the core is then idle with error 10. At random points of the output
+    under random back-pressure: the packet ends without tlast. m_axis keeps the
+    AXI4-Stream rules throughout; each next head is bit-exact."""
+    host = await _setup(dut, seed=14)
+    rules = AxisRules(dut, "m_axis")
+    drv = host.driver
+    ctrl = drv.registers["ctrl"]
+    rng = np.random.default_rng(141)
+    prng = random.Random(142)
+    total = ABORT_N * CONFIG.beats_per_row
+    for trial in ("beat held", "first beats", "random", "random"):
+        q, k, v, regs = random_head(rng, ABORT_N, block_prune_enable=False)
+        label = f"abort in the output, {trial}"
+        with host.bus.head(label, ABORT_N):
+            await drv.program(regs)
+            await drv.start()
+            for packet in pack_head(q, k, v, CONFIG):
+                await host.bus.send_packet(packet)
+            beats, packets = rules.beats, rules.packets
+            if trial == "beat held":
+                host.bus.sink.set_pause_generator(itertools.repeat(True))
+                await _until(dut, lambda: dut.m_axis_tvalid.value == 1, "a beat offered")
+                await host.bus.wait_cycles(2)
+                offered = (str(dut.m_axis_tdata.value), str(dut.m_axis_tlast.value))
+                await host.bus.write32(ctrl.offset, ctrl.word(abort=1))
+                await host.bus.wait_cycles(20)
+                st = await drv.status()
+                assert st.busy and dut.m_axis_tvalid.value == 1, f"{label}: {st}"
+                assert (str(dut.m_axis_tdata.value), str(dut.m_axis_tlast.value)) == offered
+                host.bus.sink.set_pause_generator(itertools.repeat(False))
+                st = await drv.wait_idle()
+                assert rules.beats == beats + 1, f"{label}: {rules.beats - beats} beats"
+                await host.bus.drop_streams()
+            else:
+                at = 1 if trial == "first beats" else prng.randint(2, total - 12)
+                await _until(dut, lambda: rules.beats >= beats + at, f"{label}: {at} beats")
+                st = await drv.abort()          # (drops the partial packet)
+                assert rules.beats - beats < total, f"{label}: the whole head was sent"
+            assert not st.busy and not st.done and st.error_code == ErrorCode.ABORTED, \
+                f"{label}: {st}"
+            assert rules.packets == packets, f"{label}: tlast sent"
+            for _ in range(8):
+                assert dut.m_axis_tvalid.value == 0 and dut.s_axis_tready.value == 0
+                await RisingEdge(dut.clk)
+            host.bus.sink.set_pause_generator(
+                (prng.random() < STALL for _ in itertools.count()))
+        await drv.clear_error()
+        await host.check_head(q, k, v, regs, label=f"after {label}")
+    rules.check()
+    assert rules.stalls, "the m_axis rules were never exercised by a stall"
+
+
+@cocotb.test()
+async def input_timeout_aborts_a_short_head(dut):
+    """With input_timeout T, a head whose input has the usual random gaps runs bit-exact;
+    one whose input stops goes idle by itself with error 11, done low: s_axis_tready
+    falls T + TIMEOUT_HALT_CYCLES after the last beat taken; the next head is bit-exact.
+    With T = 0 a short head waits until ctrl.abort."""
+    host = await _setup(dut, seed=15)
+    drv = host.driver
+    rng = np.random.default_rng(151)
+    timeout = 48
+    drv.input_timeout = timeout
+    q, k, v, regs = random_head(rng, ABORT_N)
+    await host.check_head(q, k, v, regs, label=f"input_timeout {timeout}, input with gaps")
+    for cut in ("in Q", "in K"):
+        q, k, v, regs = random_head(rng, ABORT_N)
+        label = f"input_timeout {timeout}, input cut {cut}"
+        with host.bus.head(label, ABORT_N):
+            await drv.program(regs)
+            await drv.start()
+            log = CycleLog(dut, "s_axis_tvalid", "s_axis_tready")
+            for packet in _cut(pack_head(q, k, v, CONFIG), cut):
+                await host.bus.send_packet(packet)
+            await _bounded(host.bus.source.wait(), f"{label}: the input taken")
+            await host.bus.wait_cycles(timeout + 10)
+            rows = log.stop()
+            last = max(i for i, r in enumerate(rows) if r["s_axis_tvalid"] and r["s_axis_tready"])
+            halted = next(i for i in range(last, len(rows)) if not rows[i]["s_axis_tready"])
+            assert halted - last == timeout + TIMEOUT_HALT_CYCLES, \
+                f"{label}: s_axis_tready low {halted - last} cycles after the last beat"
+            st = await drv.status()
+            assert not st.busy and not st.done and st.error_code == ErrorCode.INPUT_TIMEOUT, \
+                f"{label}: {st}"
+            await host.bus.drop_streams()
+        await drv.clear_error()
+        await host.check_head(q, k, v, regs, label=f"after {label}")
+    drv.input_timeout = 0
+    with host.bus.head("input_timeout 0, input cut", ABORT_N):
+        await drv.program(regs)
+        await drv.start()
+        for packet in _cut(pack_head(q, k, v, CONFIG), "in Q"):
+            await host.bus.send_packet(packet)
+        await _bounded(host.bus.source.wait(), "input_timeout 0: the input taken")
+        await host.bus.wait_cycles(3 * timeout)
+        st = await drv.status()                     # (the cut packet's tlast: error 9)
+        assert st.busy and st.error_code == ErrorCode.INPUT_TLAST, f"input_timeout 0: {st}"
+        st = await drv.abort()
+        assert not st.busy and st.error_code == ErrorCode.ABORTED, f"input_timeout 0: {st}"
+    await drv.clear_error()
+    await host.check_head(q, k, v, regs, label="after input_timeout 0")
+
+
+@cocotb.test()
+async def abort_while_idle_and_start_while_busy(dut):
+    """ctrl.abort on an idle core changes nothing (after reset; after a head: done,
+    head_pruned, no error and the counters kept). A start while a head runs is still
+    error 7 and the head goes on, until ctrl.abort (error 10, the latest). Abort and
+    start written in one word on an idle core start a head that runs to the end."""
+    host = await _setup(dut, seed=16)
+    drv = host.driver
+    ctrl = drv.registers["ctrl"]
+    rng = np.random.default_rng(161)
+    before = await drv.status()
+    assert not (before.busy or before.done or before.error), before
+    assert await drv.abort() == before
+    q, k, v, regs = random_head(rng, ABORT_N)
+    counters = await host.check_head(q, k, v, regs, label="a head")
+    before = await drv.status()
+    assert await drv.abort() == before and await drv.counters() == counters
+    with host.bus.head("start while busy, then abort", ABORT_N):
+        await drv.program(regs)
+        await drv.start()
+        await host.bus.send_packet(pack_head(q, k, v, CONFIG)[0])
+        st = await drv.start()                      # ignored: error 7, the head goes on
+        assert st.busy and st.error_code == ErrorCode.START_WHILE_BUSY, st
+        await host.bus.wait_cycles(20)
+        assert (await drv.status()).busy
+        st = await drv.abort()
+        assert not st.busy and not st.done and st.error_code == ErrorCode.ABORTED, st
+    await drv.clear_error()
+    res = golden.attention_head(q, k, v, CONFIG, regs)
+    with host.bus.head("abort and start in one word", ABORT_N):
+        await drv.program(regs)
+        await host.bus.write32(ctrl.offset, ctrl.word(start=1, abort=1))
+        await host.bus.wait_cycles(10)
+        st = await drv.status()
+        assert st.busy and not st.error, f"abort with start: {st}"
+        run = await drv.finish(pack_head(q, k, v, CONFIG), ABORT_N)
+    host.check_run(run, res, ABORT_N, label="abort and start in one word")

@@ -8,11 +8,14 @@ import random
 from hdp_rtl.config import RHO_ONE, HDPConfig, Registers
 from hdp_rtl.regmap import FLAG_FIELDS, ErrorCode, registers_by_name
 
-__all__ = ["WORD", "register_words", "run_fields", "random_registers", "start_check_steps",
-           "outside_bit"]
+__all__ = ["WORD", "RESERVED", "register_words", "run_fields", "random_registers",
+           "start_check_steps", "outside_bit"]
 
 #: Every bit of a register word.
 WORD = 0xFFFF_FFFF
+#: A word address with no register (below the counters), in every config.
+RESERVED = 0x3C
+assert all(r.offset != RESERVED for r in registers_by_name(HDPConfig.preset("server")).values())
 
 
 def register_words(config: HDPConfig, regs: Registers) -> dict[str, int]:

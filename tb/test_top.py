@@ -1,6 +1,7 @@
 """End-to-end regression of the generated top level (tb/cocotb_top.py): every case on
 Verilator for both presets and the MiniLM heads' own configs, a smoke test on Icarus
-(edge preset), and the error codes on both simulators."""
+(edge preset), the error codes on both simulators, and the abort and input timeout on
+Icarus (Verilator runs them with every case)."""
 import ast
 from pathlib import Path
 
@@ -16,6 +17,10 @@ ICARUS_CASES = "random_heads_back_to_back,bad_registers_set_error_and_core_stays
 #: The error-code cases, run on both simulators with NARROW.
 ERROR_CASES = ("registers_read_back_their_fields,bad_registers_set_error_and_core_stays_usable,"
                "input_errors_complete_the_head")
+#: The abort and input-timeout cases: Verilator runs them with every case, Icarus apart
+#: (its own build of the edge top, a few seconds of iverilog, beside the smoke run).
+ABORT_CASES = ("abort_a_short_input,abort_while_the_output_is_read,"
+               "input_timeout_aborts_a_short_head,abort_while_idle_and_start_while_busy")
 #: The edge preset with 6-bit elements in 8-bit lanes: only when lanes are wider than
 #: elements can a lane fail to be a sign extension (error 8).
 NARROW = HDPConfig.preset("edge").replace(frac_bits=2)
@@ -25,7 +30,7 @@ def test_case_lists_name_cocotb_tests():
     """A name the filter does not find would silently run nothing."""
     tree = ast.parse((Path(__file__).parent / "cocotb_top.py").read_text())
     tests = {f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)}
-    assert set(f"{ICARUS_CASES},{ERROR_CASES}".split(",")) <= tests
+    assert set(f"{ICARUS_CASES},{ERROR_CASES},{ABORT_CASES}".split(",")) <= tests
 
 
 def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = None,
@@ -53,6 +58,14 @@ def test_top_against_golden(preset):
 def test_top_smoke_on_icarus():
     """Three back-to-back heads (Verilator runs all six) and the register errors."""
     _run(HDPConfig.preset("edge"), "icarus", "top-edge", testcase=ICARUS_CASES, heads=3)
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_top_abort_on_icarus():
+    """ctrl.abort and input_timeout (docs/interface.md): short input, output under
+    back-pressure, timeout, idle abort and start while busy."""
+    _run(HDPConfig.preset("edge"), "icarus", "top-edge-abort", testcase=ABORT_CASES)
 
 
 @pytest.mark.sim

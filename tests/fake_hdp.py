@@ -3,8 +3,9 @@ testing :class:`hdp_rtl.host.HDPDriver` without a simulator.
 
 It models the register semantics of :mod:`hdp_rtl.rtl.regfile` (field bits stored and
 read back, out-of-field writes refusing the next start, the start checks in code order,
-errors 5 and 7, sticky latest-wins errors, clear before start) and computes each head
-with the golden model, with errors 8 and 9 raised as the input unpacker does. Its own
+errors 5 and 7, sticky latest-wins errors, clear before start, ``ctrl.abort``: a running
+head dropped with error 10, a no-op while idle) and computes each head with the golden
+model, with errors 8 and 9 raised as the input unpacker does. Its own
 lane decoding and encoding (``int.from_bytes``/``to_bytes``) are independent of the
 driver's NumPy packing.
 """
@@ -47,6 +48,7 @@ class FakeHDP:
         self.received = bytearray()
         self.output = deque()
         self.idle_after = 0             # status reads left before busy falls
+        self.dropped = 0                # drop_streams calls
 
     # ---- registers ----------------------------------------------------------------------
     def _raise(self, code: ErrorCode) -> None:
@@ -61,8 +63,11 @@ class FakeHDP:
             ctrl = reg.decode(value)
             if ctrl["clear_error"]:
                 self.error, self.error_code = False, ErrorCode.NONE
+            running = self.busy        # an abort written with a start finds it idle
             if ctrl["start"]:
                 self._start()
+            if ctrl["abort"] and running:
+                self.abort()
             return
         self.value[reg.name] = value & reg.mask
         self.overflow[reg.name] = bool(value & ~reg.mask & 0xFFFF_FFFF)
@@ -75,7 +80,9 @@ class FakeHDP:
             return self._status_word()
         if reg.name == "config_hash":
             return reg.word(config_hash=self.hash)
-        if reg.name in COUNTERS:         # counter_bits wide, zero-extended
+        if reg.name in COUNTERS:         # counter_bits wide, zero-extended; 0 when not built
+            if not self.config.perf_counters:
+                return 0
             return self.counters[reg.name] % (1 << self.config.counter_bits)
         return self.value[reg.name]
 
@@ -121,6 +128,16 @@ class FakeHDP:
         self.counters = {k: self.counters[k] if k == "heads_pruned" else 0 for k in COUNTERS}
         self.received.clear()
         self.idle_after = self.busy_reads
+
+    def abort(self) -> None:
+        """Drop the running head (the input taken and the output not yet received)."""
+        self.run, self.busy, self.done, self.head_pruned = None, False, False, False
+        self.output.clear()
+        self.received.clear()
+        self._raise(ErrorCode.ABORTED)
+
+    async def drop_streams(self) -> None:
+        self.dropped += 1
 
     # ---- streams ------------------------------------------------------------------------
     async def send_packet(self, data: bytes) -> None:

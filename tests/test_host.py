@@ -24,8 +24,9 @@ CONFIGS = {
     "lanes16": HDPConfig.preset("edge").replace(int_bits=8, frac_bits=4),  # 16-bit in and out lanes
 }
 #: small enough for quick golden heads; 6-bit elements in 8-bit lanes allow error 8
+# (2 chunks: accumulators in flip-flops; the counters built, which the checks read)
 SMALL = HDPConfig.preset("edge").replace(seq_max=12, head_dim=8, axis_elems=2, frac_bits=2,
-                                         pv_acc_ram=False)     # (2 chunks: flip-flops)
+                                         pv_acc_ram=False, perf_counters=True)
 
 
 def run(coro):
@@ -311,4 +312,58 @@ def test_driver_wait_idle_and_config_hash_are_checked():
             await other.read_config_hash()
         with pytest.raises(ValueError, match="rows"):
             await other.run_head(q[:1], k, v, regs)
+    run(main())
+
+
+# ---- abort and input timeout ---------------------------------------------------------------
+
+def test_register_writes_carry_the_input_timeout():
+    cfg = CONFIGS["edge"]
+    field = registers_by_name(cfg)["input_timeout"].field("input_timeout")
+    regs = Registers(seq_len=1)
+    assert dict((n, w) for n, _, w in register_writes(regs, cfg))["input_timeout"] == 0
+    top = (1 << field.width) - 1
+    for cycles in (1, 1000, top):
+        words = {n: w for n, _, w in register_writes(regs, cfg, input_timeout=cycles)}
+        assert field.get(words["input_timeout"]) == cycles
+    for bad in (-1, top + 1):
+        with pytest.raises(ConfigError, match="input_timeout"):
+            register_writes(regs, cfg, input_timeout=bad)
+        with pytest.raises(ConfigError, match="input_timeout"):
+            HDPDriver(FakeHDP(cfg), cfg, input_timeout=bad)
+
+
+def test_driver_abort_drops_a_short_head_and_the_next_runs():
+    async def main():
+        core = FakeHDP(SMALL)
+        drv = HDPDriver(core, SMALL, input_timeout=300)
+        q, k, v, regs = small_head(np.random.default_rng(11), 5)
+        await drv.program(regs)
+        assert core.value["input_timeout"] == 300
+        await drv.start()
+        await drv.bus.send_packet(pack_head(q, k, v, SMALL)[0][:SMALL.s_axis_bits // 8])
+        st = await drv.abort()
+        assert not st.busy and not st.done and st.error and st.error_code is ErrorCode.ABORTED
+        assert core.dropped == 1
+        await drv.clear_error()
+        check_run(await drv.run_head(q, k, v, regs), q, k, v, regs)
+        st = await drv.abort()                      # idle: nothing changes
+        assert st.done and not st.busy and not st.error, st
+    run(main())
+
+
+def test_driver_aborts_a_head_that_hangs():
+    """wait_idle's timeout: the head is aborted before the TimeoutError reaches the caller,
+    and the next head runs."""
+    async def main():
+        core = FakeHDP(SMALL, busy_reads=10)
+        drv = HDPDriver(core, SMALL, busy_polls=5)
+        q, k, v, regs = small_head(np.random.default_rng(12), 3)
+        with pytest.raises(TimeoutError, match="busy=1.*aborted.*error_code=10"):
+            await drv.run_head(q, k, v, regs)
+        st = await drv.status()
+        assert not st.busy and st.error_code is ErrorCode.ABORTED and core.dropped == 1
+        await drv.clear_error()
+        core.busy_reads = 1
+        check_run(await drv.run_head(q, k, v, regs), q, k, v, regs)
     run(main())

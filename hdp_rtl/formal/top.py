@@ -15,14 +15,55 @@ def _m_axis_rules(m, dut):
                         Cat(dut.m_axis_tdata, dut.m_axis_tlast), output=True, name="m_axis")
 
 
+#: Cycles from the AW/W handshake of a ``ctrl.abort`` write to the sequencer's halt:
+#: the front end's request register, the top's delay of the strobe, ABORT.
+ABORT_HALT_CYCLES = 3
+
+
+def _abort_rules(m, dut, config):
+    """After a ``ctrl`` write with ``abort`` (and without ``start``), from its AW/W
+    handshake + ABORT_HALT_CYCLES until the next ``ctrl`` write with ``start``:
+    ``s_axis_tready`` is low, and from a cycle later ``m_axis`` offers no new beat (a beat
+    still offered then is one held since before: ``tvalid`` high only after a stalled
+    ``tvalid``). Returns the handshake of such an abort write."""
+    ctrl = {r.name: r for r in register_map(config)}["ctrl"]
+    written = (dut.s_axil_awvalid & dut.s_axil_awready & dut.s_axil_wvalid & dut.s_axil_wready
+               & (dut.s_axil_awaddr == ctrl.offset) & dut.s_axil_wstrb[0])
+    bit = {f.name: dut.s_axil_wdata[f.lsb] for f in ctrl.fields}
+    abort_hs = Signal(name="abort_written")
+    start_hs = Signal(name="start_written")
+    m.d.comb += [abort_hs.eq(written & bit["abort"] & ~bit["start"]),
+                 start_hs.eq(written & bit["start"])]
+    # cycles since the abort's handshake (0: no abort since the last start), saturating
+    last = ABORT_HALT_CYCLES + 1
+    since = Signal(range(last + 1), name="cycles_since_abort")
+    with m.If(start_hs):
+        m.d.sync += since.eq(0)
+    with m.Elif(abort_hs):
+        m.d.sync += since.eq(1)
+    with m.Elif((since != 0) & (since != last)):
+        m.d.sync += since.eq(since + 1)
+    prev_valid, prev_ready = Signal(name="m_prev_valid"), Signal(name="m_prev_ready")
+    m.d.sync += [prev_valid.eq(dut.m_axis_tvalid), prev_ready.eq(dut.m_axis_tready)]
+    with m.If(since >= ABORT_HALT_CYCLES):
+        m.d.comb += Assert(~dut.s_axis_tready, "aborted: s_axis takes no beat until a start")
+    with m.If(since == last):
+        m.d.comb += Assert(~dut.m_axis_tvalid | (prev_valid & ~prev_ready),
+                           "aborted: no new m_axis beat until a start")
+    return abort_hs
+
+
 class TopBusHarness(Elaboratable):
     """Every port free: any AXI4-Lite master that keeps the AXI rules (any register
-    writes, starts at any time, start while busy, bad values ...), any s_axis source that
-    keeps the stream rules, any m_axis back-pressure.
+    writes, starts at any time, start while busy, aborts at any time, any
+    ``input_timeout``, bad values ...), any s_axis source that keeps the stream rules,
+    any m_axis back-pressure.
 
     Asserted: the AXI4-Lite slave rules of :func:`.axil.axil_rules` on the top's port and,
     with ``m_axis``, the m_axis stream rules (``tvalid``, ``tdata`` and ``tlast`` held
-    while stalled). Without ``m_axis`` (only the AXI4-Lite rules) k-induction proves it.
+    while stalled, across aborts too) and what an abort guarantees on the ports
+    (:func:`_abort_rules`). Without ``m_axis`` (only the AXI4-Lite rules) k-induction
+    proves it.
     """
 
     def __init__(self, config, *, m_axis: bool = True):
@@ -41,7 +82,13 @@ class TopBusHarness(Elaboratable):
                      Cat(dut.s_axis_tdata, dut.s_axis_tlast), output=False, name="s_axis")
         if self.m_axis:
             fire = _m_axis_rules(m, dut)
-            m.d.comb += Cover(fire, "an output beat sent")
+            aborted = _abort_rules(m, dut, self.config)
+            m.d.comb += [
+                Cover(fire, "an output beat sent"),
+                Cover(aborted & dut.s_axis_tready, "an abort while the core takes input"),
+                Cover(aborted & dut.m_axis_tvalid & ~dut.m_axis_tready,
+                      "an abort while an output beat waits"),
+            ]
         else:
             m.d.comb += Cover(dut.s_axil_rvalid & dut.s_axil_rready & (dut.s_axil_rdata != 0),
                               "a register read returns a non-zero value")

@@ -432,8 +432,10 @@ BUDGETS: dict[str, dict[str, dict]] = {"default": {
     # 27.3 (26 LUT levels: the blocks_kept popcount) -> 16.0 -> 15.0 (the AXI write ->
     # start -> counter clears) ... -> 11.82 (5) at d48f46f (a softmax-internal path; the
     # softmax alone is 11.04 and routes at 113.7 MHz). Port path: the reset's fan-out
-    # (12.83, rst -> every counter's LSR). Not yet placed and routed at this commit:
-    # calibration + 0.5 ns, so that it cannot get worse.
+    # (12.83, rst -> every counter's LSR; with the abort's flush OR'd into every
+    # datapath reset it was 14.02, until the datapath took its clear from a register:
+    # 11.39). Not yet placed and routed at this commit: calibration + 0.5 ns, so that it
+    # cannot get worse.
     "top": {"reg": 12.32, "port": 13.33, "fmax": None, "meets": False, "synth_s": 85},
 }}
 

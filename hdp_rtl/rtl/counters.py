@@ -41,6 +41,10 @@ class PerfCounters(wiring.Component):
     counter_bits : int
         Width of every counter (``HDPConfig.counter_bits``). The values are this narrow:
         the register file zero-extends them, so no logic is spent on the high bits.
+    enabled : bool
+        ``HDPConfig.perf_counters``: with ``False`` no counter is built and ``values``
+        are 0 (synthesis then removes the register file's counter reads and every
+        event's logic that only the counters used).
 
     Attributes
     ----------
@@ -58,8 +62,10 @@ class PerfCounters(wiring.Component):
     #: Cycles from an event (or ``clear``) to the values that include it.
     LATENCY = 1
 
-    def __init__(self, *, head_dim: int, block_col_count: int, counter_bits: int):
+    def __init__(self, *, head_dim: int, block_col_count: int, counter_bits: int,
+                 enabled: bool = True):
         self.head_dim = head_dim
+        self.enabled = enabled
         self.kept_bits = block_col_count.bit_length()
         self.counter_bits = counter_bits
         super().__init__({
@@ -71,10 +77,13 @@ class PerfCounters(wiring.Component):
     @classmethod
     def from_config(cls, config):
         return cls(head_dim=config.head_dim, block_col_count=config.block_col_count,
-                   counter_bits=config.counter_bits)
+                   counter_bits=config.counter_bits, enabled=config.perf_counters)
 
     def elaborate(self, platform):
         m = Module()
+        if not self.enabled:
+            m.d.comb += self.values.eq(0)
+            return m
         d = self.head_dim
         ev = Signal.like(self.events, name="events_q")
         clear = Signal(name="clear_q")

@@ -65,7 +65,8 @@ class RegisterFile(wiring.Component):
       starts. A start while ``busy`` raises error 7 and is ignored; an idle start checks
       the registers in the order of the error codes and either raises the first failing
       code (the core stays idle; ``done``, ``head_pruned`` and the counters keep the last
-      head's values) or pulses ``start`` with ``run`` latched.
+      head's values) or pulses ``start`` with ``run`` latched. ``ctrl.abort`` pulses
+      ``abort_req`` (the sequencer drops a running head and ignores it while idle).
     - ``error``/``error_code`` are sticky: the latest error wins; of two raised in the
       same cycle the bus's (5, or a refused start) wins over ``i_error``'s.
 
@@ -92,10 +93,17 @@ class RegisterFile(wiring.Component):
         The registers of the running head, latched by an accepted start.
     start : Out(1)
         One pulse per accepted start (``run`` holds the new values from the next cycle).
+    abort_req : Out(1)
+        One pulse per write of ``ctrl`` with ``abort`` set (in the write's cycle, like
+        ``start``; whether a head runs is the sequencer's business).
+    input_timeout : Out(regmap.INPUT_TIMEOUT_BITS)
+        The ``input_timeout`` register as written (not latched by a start: a write takes
+        effect the next cycle, also for the running head).
     busy, done, head_pruned : In(1)
         Status bits of the sequencer.
     i_error : In(4)
-        A non-zero :class:`~hdp_rtl.regmap.ErrorCode` raises that error this cycle.
+        A non-zero :class:`~hdp_rtl.regmap.ErrorCode` raises that error this cycle (the
+        input unpacker's 8 and 9, the sequencer's 10 and 11).
     counters : In(ArrayLayout(counter_bits, len(COUNTERS)))
         Counter values, in ``COUNTERS`` order, as wide as the counters' register fields
         (``HDPConfig.counter_bits``); a read zero-extends them (the read multiplexer
@@ -114,7 +122,8 @@ class RegisterFile(wiring.Component):
         super().__init__({
             "bus": In(RegBusSignature(addr_width=addr_width)),
             "run": Out(run_layout(self.registers)),
-            "start": Out(1),
+            "start": Out(1), "abort_req": Out(1),
+            "input_timeout": Out(self.registers["input_timeout"].field("input_timeout").width),
             "busy": In(1), "done": In(1), "head_pruned": In(1),
             "i_error": In(4),
             "counters": In(data.ArrayLayout(self.counter_bits, len(COUNTERS))),
@@ -167,6 +176,8 @@ class RegisterFile(wiring.Component):
         m.d.comb += bus.wr_error.eq(bus.wr_en & ~wr_hit)
         start_req = ctrl_written & ctrl.start
         clear = ctrl_written & ctrl.clear_error
+        m.d.comb += [self.abort_req.eq(ctrl_written & ctrl.abort),
+                     self.input_timeout.eq(value["input_timeout"])]
 
         # ---- start checks, in the order of the error codes --------------------------------
         seq_len = value["seq_len"]

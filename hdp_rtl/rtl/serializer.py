@@ -62,6 +62,11 @@ class OutputSerializer(wiring.Component):
         Every row of the head was sent (until the next ``start``).
     beat : Out(1)
         A beat was sent this cycle.
+    stop : In(1)
+        The head is being aborted: a beat already offered stays until taken (AXI4-Stream),
+        then ``m_axis_tvalid`` falls; no new row or zero row is started. The top clears
+        the serializer (reset) once ``m_axis_tvalid`` is low; a stopped head is not
+        resumed.
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, out_bits: int, axis_elems: int,
@@ -81,6 +86,7 @@ class OutputSerializer(wiring.Component):
             "row_free": Out(1),
             "i_zero_row": In(stream.Signature(zero_row_layout(seq_bits=seq_bits))),
             "row_done": Out(1), "last_row_held": Out(1), "done": Out(1), "beat": Out(1),
+            "stop": In(1),
         })
         super().__init__(members)
 
@@ -128,8 +134,10 @@ class OutputSerializer(wiring.Component):
 
         # ---- read side --------------------------------------------------------------------
         waiting = Signal(range(self.buffers + 1))   # rows written, not yet started
+        pending = Signal()                # waiting != 0, as a flag of its own
         have = Signal()                   # rd.data holds the word of the current beat
         zero = Signal()                   # a zero row is being sent
+        busy = Signal()                   # have | zero: a beat is offered
         rd_addr = Signal(range(depth))
         beat_idx = Signal(range(max(2, bpr)))
         rows_sent = Signal(W.bits_for(self.seq_max))
@@ -137,7 +145,7 @@ class OutputSerializer(wiring.Component):
         # the sub-word select put a hundred-load net on the way to the handshake).
         last_beat = Signal(init=int(bpr == 1))
         on_last_row = Signal()
-        word_done = (beat_idx[:exact_log2(sub)] == sub - 1) if sub > 1 else Const(1)
+        word_done = Signal(init=1) if sub == 1 else Signal()   # the beat ends its RAM word
         if sub > 1:
             sel = Signal(data.ArrayLayout(elem, E))
             m.d.comb += sel.eq(rd.data.as_value().word_select(beat_idx[:exact_log2(sub)],
@@ -147,7 +155,7 @@ class OutputSerializer(wiring.Component):
         m.d.comb += [
             self.m_axis_tdata.eq(Mux(zero, 0, Cat(*(_sext(sel[j], self.lane)
                                                     for j in range(E))))),
-            self.m_axis_tvalid.eq(have | zero),
+            self.m_axis_tvalid.eq(busy),
             self.m_axis_tlast.eq(last_beat & on_last_row),
             self.beat.eq(self.m_axis_tvalid & self.m_axis_tready),
             self.last_row_held.eq(self.m_axis_tvalid & on_last_row),
@@ -160,13 +168,14 @@ class OutputSerializer(wiring.Component):
         m.d.sync += on_last_row.eq(Mux(row_end, rows_sent == n - 2, rows_sent == n - 1))
         # a computed row's first word is read when nothing is being sent, or as the row
         # before ends (rows back to back): the rows in the RAM come before any zero row
-        # still to come (pairs and zero rows leave the pair generator in row order)
+        # still to come (pairs and zero rows leave the pair generator in row order).
+        # (pending, busy and word_done are registers: the read enable is two LUT levels)
         first = Signal()
         m.d.comb += [
-            first.eq((waiting != 0) & (~self.m_axis_tvalid | row_end)),
-            self.i_zero_row.ready.eq(~have & ~zero & (waiting == 0) & ~row_written
+            first.eq(pending & (~busy | (self.m_axis_tready & last_beat)) & ~self.stop),
+            self.i_zero_row.ready.eq(~busy & ~pending & ~row_written & ~self.stop
                                      & (self.i_zero_row.payload.row == rows_sent)),
-            rd.en.eq(first | (have & self.beat & word_done & ~last_beat)),
+            rd.en.eq(first | (have & self.m_axis_tready & word_done & ~last_beat)),
             rd.addr.eq(rd_addr),
             self.row_done.eq(row_written
                              | (self.i_zero_row.valid & self.i_zero_row.ready)),
@@ -174,17 +183,28 @@ class OutputSerializer(wiring.Component):
         with m.If(rd.en):
             m.d.sync += rd_addr.eq(rd_addr + 1)
         m.d.sync += waiting.eq(waiting + row_written - first)
+        # (waiting + row_written - first != 0, without the adder on the way)
+        with m.If(row_written):
+            m.d.sync += pending.eq(1)
+        with m.Elif(first):
+            m.d.sync += pending.eq(waiting > 1)
         with m.If(self.beat):
             with m.If(last_beat):
-                m.d.sync += [zero.eq(0), have.eq(0), beat_idx.eq(0),
+                m.d.sync += [zero.eq(0), have.eq(0), busy.eq(0), beat_idx.eq(0),
                              rows_sent.eq(rows_sent + 1), last_beat.eq(bpr == 1)]
+                if sub > 1:
+                    m.d.sync += word_done.eq(0)
             with m.Else():
                 m.d.sync += [beat_idx.eq(beat_idx + 1), last_beat.eq(beat_idx == bpr - 2)]
+                if sub > 1:
+                    m.d.sync += word_done.eq(beat_idx[:exact_log2(sub)] == sub - 2)
+            with m.If(self.stop):             # the offered beat is taken: offer no more
+                m.d.sync += [zero.eq(0), have.eq(0), busy.eq(0)]
         m.d.sync += self.row_free.eq(row_end & have)
         with m.If(first):
-            m.d.sync += have.eq(1)
+            m.d.sync += [have.eq(1), busy.eq(1)]
         with m.If(self.i_zero_row.valid & self.i_zero_row.ready):
-            m.d.sync += zero.eq(1)
+            m.d.sync += [zero.eq(1), busy.eq(1)]
         with m.If(self.start):
             m.d.sync += rows_sent.eq(0)
         return m

@@ -242,10 +242,12 @@ class Softmax(wiring.Component):
             u = prod << -sh
             zero = past | ((u >> L) > E)
         table = Array(Const(v, E + 1) for v in self.exp_table)
-        t_q = Signal(E + 1)
-        t_sh = Signal(range(E + 1))
-        t_zero = Signal()
-        e_q = Signal(E + 1)
+        # (data registers with no reset: ev says when they hold a value; a reset, or the
+        # abort's flush, on e_q's clear put the reset port three LUTs from it)
+        t_q = Signal(E + 1, reset_less=True)
+        t_sh = Signal(range(E + 1), reset_less=True)
+        t_zero = Signal(reset_less=True)
+        e_q = Signal(E + 1, reset_less=True)
         m.d.sync += [t_q.eq(table[u[:L]]), t_sh.eq(u[L:][:len(t_sh)]), t_zero.eq(zero),
                      e_q.eq(Mux(t_zero, 0, t_q >> t_sh))]
         # -- write side: exps bank `web`, the row's running sum `total`

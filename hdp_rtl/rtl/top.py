@@ -1,5 +1,6 @@
 """The HDP co-processor: its units, and the wires between them. Nothing else."""
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, Module, Mux, ResetInserter,
+                          ResetSignal, Signal)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -38,8 +39,11 @@ class HDPCoprocessor(wiring.Component):
     The host writes the run-time registers over AXI4-Lite, writes ``ctrl.start``, then
     streams the head's Q rows, K rows and V rows on ``s_axis`` (``seq_len`` rows each,
     ``beats_per_row`` beats a row, ``tlast`` on the last beat of each tensor) and reads
-    ``seq_len`` output rows on ``m_axis`` (``tlast`` on the head's last beat). See
-    ``docs/interface.md`` and, for the units, ``docs/units.md``.
+    ``seq_len`` output rows on ``m_axis`` (``tlast`` on the head's last beat). ``ctrl.abort``
+    (or the input timeout) drops a running head: the sequencer halts both streams and
+    then clears every datapath unit in one cycle (``flush``, a synchronous reset of the
+    units through ``ResetInserter``; the register file, the counters and the sequencer
+    keep their state). See ``docs/interface.md`` and, for the units, ``docs/units.md``.
 
     Parameters
     ----------
@@ -61,28 +65,63 @@ class HDPCoprocessor(wiring.Component):
         super().__init__({**self._axil, **self._s_axis, **self._m_axis})
 
     def elaborate(self, platform):
+        # One clock, two resets. The datapath units have no `rst`: they are cleared by
+        # one register, `dp_clear` (the abort's flush, and the cycle after `rst`), so the
+        # reset port reaches the few hundred control registers only, and the thousands
+        # of datapath registers hang off a register (rst | flush on every datapath
+        # register was a 6700-load net two LUTs from the port, 14.0 ns).
+        # Both domains alias `sync`, so the core's registers sit a delta cycle behind
+        # `sync` in Amaranth's simulator: simulate the core from testbenches, not from
+        # `sync` logic of a wrapper (Verilog simulators and synthesis see one clock).
+        m = Module()
+        m.domains.core = ClockDomain("core", local=True)
+        m.domains.dp = ClockDomain("dp", reset_less=True, local=True)
+        m.d.comb += [ClockSignal("core").eq(ClockSignal("sync")),
+                     ResetSignal("core").eq(ResetSignal("sync")),
+                     ClockSignal("dp").eq(ClockSignal("sync"))]
+        m.submodules.core = DomainRenamer("core")(self._core())
+        return m
+
+    def _core(self):
+        """The units and their wires, in ``sync`` (renamed ``core``; datapath: ``dp``)."""
         cfg = self.config
         m = Module()
         m.submodules.axil = axil = AxiLiteSlave.from_config(cfg)
         m.submodules.regs = regs = RegisterFile.from_config(cfg)
         m.submodules.counters = counters = PerfCounters.from_config(cfg)
         m.submodules.sequencer = seq = Sequencer.from_config(cfg)
-        m.submodules.unpacker = unpacker = InputUnpacker.from_config(cfg)
-        m.submodules.rows = rows = RowStore.from_config(cfg)
-        m.submodules.scorer = scorer = HeadScorer.from_config(cfg)
-        m.submodules.selector = selector = build_selector(cfg)
+        unpacker = InputUnpacker.from_config(cfg)
+        rows = RowStore.from_config(cfg)
+        scorer = HeadScorer.from_config(cfg)
+        selector = build_selector(cfg)
         # as many rows in flight as the softmax holds: 2 score banks and its exps banks
-        m.submodules.pairs = pairs = PairGenerator.from_config(
-            cfg, rows_in_flight=2 + Softmax.EXP_BANKS)
-        m.submodules.mac = mac = MacArray.from_config(cfg)
-        m.submodules.softmax = softmax = Softmax.from_config(cfg)
-        m.submodules.serializer = out = OutputSerializer.from_config(cfg)
+        pairs = PairGenerator.from_config(cfg, rows_in_flight=2 + Softmax.EXP_BANKS)
+        mac = MacArray.from_config(cfg)
+        softmax = Softmax.from_config(cfg)
+        out = OutputSerializer.from_config(cfg)
+        # the datapath: every unit that holds a head's state, cleared by the sequencer's
+        # `flush` (a register) when a head is aborted (the memories keep their words, as
+        # after `rst`: nothing reads a word a head did not write)
+        datapath = dict(unpacker=unpacker, rows=rows, scorer=scorer, selector=selector,
+                        pairs=pairs, mac=mac, softmax=softmax, serializer=out)
+        after_rst = Signal(init=1)        # the cycle after `rst`: the datapath is cleared
+        m.d.sync += after_rst.eq(0)
+        dp_clear = Signal()
+        m.d.comb += dp_clear.eq(seq.flush | after_rst)
+        for name, unit in datapath.items():
+            m.submodules[name] = DomainRenamer("dp")(ResetInserter(dp_clear)(unit))
         run, flags = regs.run, regs.run.flags
 
-        # host ports
+        # host ports; while a head is aborted (`halt`), or the datapath is being cleared
+        # after `rst`, no beat passes on either stream
+        blocked = seq.halt | after_rst
         _forward(m, self, axil, self._axil)
-        _forward(m, self, unpacker, self._s_axis)
-        _forward(m, self, out, self._m_axis)
+        _forward(m, self, unpacker, ("s_axis_tdata", "s_axis_tlast"))
+        m.d.comb += [unpacker.s_axis_tvalid.eq(self.s_axis_tvalid & ~blocked),
+                     self.s_axis_tready.eq(unpacker.s_axis_tready & ~blocked)]
+        _forward(m, self, out, ("m_axis_tdata", "m_axis_tlast"))
+        m.d.comb += [self.m_axis_tvalid.eq(out.m_axis_tvalid & ~after_rst),
+                     out.m_axis_tready.eq(self.m_axis_tready & ~after_rst)]
         wiring.connect(m, axil.bus, regs.bus)
 
         # registers and sequencing. The units start a cycle after the register file
@@ -91,13 +130,22 @@ class HDPCoprocessor(wiring.Component):
         # latched with the start, so it holds the head's values when `start` arrives;
         # status shows busy from that cycle.
         start = delayed(m, regs.start, 1, name="start")
+        input_error = delayed(m, Mux(after_rst, 0, unpacker.error), 1, name="input_error")
         m.d.comb += [
             seq.start.eq(start),
+            # (as late as start: an abort written after an accepted start finds the head
+            # running; one written with it, on an idle core, is ignored)
+            seq.abort_req.eq(delayed(m, regs.abort_req, 1, name="abort_req")),
+            seq.input_timeout.eq(regs.input_timeout),
+            seq.input_wait.eq(unpacker.s_axis_tready & ~self.s_axis_tvalid),
+            seq.out_valid.eq(out.m_axis_tvalid), out.stop.eq(seq.halt),
             regs.busy.eq(seq.busy | start), regs.done.eq(seq.done),
             regs.head_pruned.eq(seq.head_pruned),
-            # (a cycle late: the unpacker's checks against seq_len stay off the error
-            # latch's enable; the error is sticky and the head is refused anyway)
-            regs.i_error.eq(delayed(m, unpacker.error, 1, name="input_error")),
+            # (the unpacker's error a cycle late: its checks against seq_len stay off the
+            # error latch's enable; the error is sticky and the head is refused anyway.
+            # The sequencer's 10 and 11 come in FLUSH, when the unpacker raises nothing:
+            # it takes no beat in halt)
+            regs.i_error.eq(Mux(seq.error != 0, seq.error, input_error)),
             regs.counters.eq(counters.values),
             seq.head_prune_enable.eq(flags.head_prune_enable),
             seq.head_threshold.eq(run.head_threshold),

@@ -26,11 +26,13 @@ EDGE = _params("edge", SIMULATORS)
 EDGE_AND_DEFAULT = EDGE + _params("default", ["icarus"])
 
 
-def run_unit_verilog(unit: str, preset: str, simulator: str) -> None:
-    """Generate unit ``unit`` of ``preset`` and run ``tb/cocotb_<unit>.py`` on it; the
-    cocotb module reads the config from ``HDP_CONFIG``."""
-    config = HDPConfig.preset(preset)
+def run_unit_verilog(unit: str, preset: str, simulator: str, **overrides) -> None:
+    """Generate unit ``unit`` of ``preset`` (with config fields ``overrides``) and run
+    ``tb/cocotb_<unit>.py`` on it; the cocotb module reads the config from
+    ``HDP_CONFIG``."""
+    config = HDPConfig.preset(preset).replace(**overrides)
+    name = f"{unit}-{preset}" + "".join(f"-{k}{v}" for k, v in sorted(overrides.items()))
     run_cocotb(component=lambda: build_unit(unit, config), toplevel=f"hdp_{unit}",
-               test_module=f"cocotb_{unit}", simulator=simulator, name=f"{unit}-{preset}",
+               test_module=f"cocotb_{unit}", simulator=simulator, name=name,
                env={"HDP_CONFIG": config.to_dict()}, quick_build=True,
                key=design_key(unit, config))

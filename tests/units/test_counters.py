@@ -4,6 +4,7 @@ amaranth.sim and as generated Verilog."""
 import random
 
 import pytest
+from amaranth.hdl import Module, Signal
 
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.regmap import COUNTERS
@@ -12,7 +13,9 @@ from tb.counters_model import NO_EVENTS, CountersModel, random_events
 from cases import EDGE, run_unit_verilog
 from unit_sim import run_sim
 
-CONFIGS = {"edge": HDPConfig.preset("edge"), "default": HDPConfig.preset("default")}
+# (edge builds no counters, perf_counters=False: its widths with them built)
+CONFIGS = {"edge": HDPConfig.preset("edge").replace(perf_counters=True),
+           "default": HDPConfig.preset("default")}
 COUNTERS_INDEX = {name: i for i, name in enumerate(COUNTERS)}
 
 
@@ -49,7 +52,7 @@ def test_counters_wrap_at_counter_bits():
     """8-bit counters count modulo 2**8 and are 8 bits wide: nine pairs of 32 elements
     read 288 - 256 = 32 int_macs; then random events wrap the busiest counters (and
     blocks_pruned, valid less kept, below zero), every value checked every cycle."""
-    config = HDPConfig.preset("edge").replace(counter_bits=8)
+    config = HDPConfig.preset("edge").replace(counter_bits=8, perf_counters=True)
     dut = PerfCounters.from_config(config)
     assert len(dut.values[0]) == 8
     model = CountersModel(config.head_dim, config.counter_bits, latency=PerfCounters.LATENCY)
@@ -83,4 +86,25 @@ def test_counters_wrap_at_counter_bits():
 
 @pytest.mark.parametrize("preset,simulator", EDGE)
 def test_verilog(preset, simulator):
-    run_unit_verilog("counters", preset, simulator)
+    run_unit_verilog("counters", preset, simulator, perf_counters=True)
+
+
+def test_not_built_reads_zero():
+    """perf_counters=False: no counter, every value 0 whatever the events."""
+    config = HDPConfig.preset("edge").replace(perf_counters=False)
+    dut = PerfCounters.from_config(config)
+    rng = random.Random(3)
+
+    async def bench(ctx):
+        for _ in range(50):
+            ctx.set(dut.events, random_events(rng, config.block_col_count))
+            ctx.set(dut.clear, rng.random() < 0.1)
+            await ctx.tick()
+            assert list(ctx.get(dut.values)) == [0] * len(COUNTERS)
+
+    # (the unit has no clocked logic left: a sync domain for the run)
+    top = Module()
+    top.submodules.dut = dut
+    tick = Signal()
+    top.d.sync += tick.eq(~tick)
+    run_sim(top, bench)

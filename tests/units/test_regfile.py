@@ -9,8 +9,8 @@ from hdp_rtl.config import HDPConfig
 from hdp_rtl.regmap import AXIL_ADDR_BITS, COUNTERS, ErrorCode, registers_by_name
 from hdp_rtl.rtl.regfile import RegisterFile, run_layout
 from sim.packing import unpack
-from tb.regfile_vectors import (WORD, outside_bit, random_registers, register_words,
-                                run_fields, start_check_steps)
+from tb.regfile_vectors import (RESERVED, WORD, outside_bit, random_registers,
+                                register_words, run_fields, start_check_steps)
 from cases import EDGE, run_unit_verilog
 from unit_sim import run_sim
 
@@ -290,7 +290,7 @@ def test_error_latch_and_same_cycle_priority():
             if access == "start":
                 await bus.ctrl(start=1)
             else:
-                await bus.write(0x28, 0)                    # reserved
+                await bus.write(RESERVED, 0)                # reserved
             bus.ctx.set(bus.dut.i_error, 0)
             bus.ctx.set(bus.dut.busy, 0)
             assert await bus.error() == want, access
@@ -306,6 +306,46 @@ def test_i_error_latched_in_the_cycle_of_an_accepted_start():
         assert await bus.ctrl(start=1)
         bus.ctx.set(bus.dut.i_error, 0)
         assert await bus.error() == ErrorCode.INPUT_TLAST
+
+    _run(CONFIGS["edge"], bench)
+
+
+def test_abort_pulse_and_input_timeout():
+    """ctrl.abort pulses abort_req in the write's cycle, busy or not, alone or with start
+    and clear_error (which act as without it), only with wstrb[0]; input_timeout shows
+    the register's field at once, not latched by a start."""
+    async def bench(bus):
+        ctx, dut, ctrl = bus.ctx, bus.dut, bus.regs["ctrl"]
+
+        async def write_ctrl(strb=0xF, **bits):
+            ctx.set(dut.bus.wr_en, 1)
+            ctx.set(dut.bus.wr_addr, ctrl.offset)
+            ctx.set(dut.bus.wr_data, ctrl.word(**bits))
+            ctx.set(dut.bus.wr_strb, strb)
+            answer = ctx.get(dut.abort_req), ctx.get(dut.start)
+            await ctx.tick()
+            ctx.set(dut.bus.wr_en, 0)
+            assert not ctx.get(dut.abort_req)              # one cycle only
+            return answer
+
+        assert not ctx.get(dut.abort_req)
+        await bus.write("seq_len", 1)
+        for busy in (0, 1):
+            ctx.set(dut.busy, busy)
+            assert await write_ctrl(abort=1) == (1, 0)
+            assert await write_ctrl(abort=1, strb=0b1110) == (0, 0)
+            assert await bus.error() == ErrorCode.NONE     # an abort raises nothing here
+            assert await write_ctrl(abort=1, start=1) == (1, 1 - busy)
+            assert await bus.error() == (ErrorCode.START_WHILE_BUSY if busy else 0)
+            await bus.pulse_error(ErrorCode.INPUT_LANE)
+            assert await write_ctrl(abort=1, clear_error=1) == (1, 0)
+            assert await bus.error() == ErrorCode.NONE
+        for word in (0, 1, 0xABCDE, WORD):
+            await bus.write("input_timeout", word)
+            field = bus.regs["input_timeout"].field("input_timeout")
+            assert ctx.get(dut.input_timeout) == field.get(word)
+        assert await write_ctrl(start=1) == (0, 0)         # busy: refused, timeout unchanged
+        assert ctx.get(dut.input_timeout) == field.get(WORD)
 
     _run(CONFIGS["edge"], bench)
 

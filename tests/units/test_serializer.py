@@ -1,10 +1,11 @@
 """Output serializer: computed rows (chunk by chunk, on credits) and zero-row tokens to
 m_axis beats in row order, sign-extended lanes, tlast, row_done, row_free,
-last_row_held and done, under random idle and back-pressure, in amaranth.sim and as
-generated Verilog."""
+last_row_held and done, under random idle and back-pressure; ``stop`` and a clear (an
+abort), in amaranth.sim and as generated Verilog."""
 import random
 
 import pytest
+from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
 
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.rtl.serializer import OutputSerializer
@@ -140,3 +141,121 @@ def test_rows_in_order(name):
 @pytest.mark.parametrize("preset,simulator", EDGE)
 def test_verilog(preset, simulator):
     run_unit_verilog("serializer", preset, simulator)
+
+
+class _Flushable(Elaboratable):
+    """The serializer under a synchronous clear ``flush``, as the top wraps it."""
+
+    def __init__(self, ser):
+        self.ser, self.flush = ser, Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ser = ResetInserter(self.flush)(self.ser)
+        return m
+
+
+@pytest.mark.parametrize("name", ["edge", "lanes8-beat2", "bpr1-1buf"])
+def test_stop_then_flush(name):
+    """``stop`` (an abort) at a random cycle of a head: the beat offered then stays until
+    taken and is the last one (AXI4-Stream rules hold in every cycle), no zero row is
+    taken while stopped, and after ``flush`` the next head is sent whole and in order.
+    The MAC array and the pair generator are modelled cycle by cycle, cleared by the
+    same flush."""
+    config = CONFIGS[name]
+    bpr = config.beats_per_row
+    rng = random.Random(name)
+    ser = OutputSerializer.from_config(config)
+    dut = _Flushable(ser)
+    m_axis = axis_port(ser, "m_axis")
+    trials = []
+
+    async def bench(ctx):
+        for trial in range(12):
+            n = rng.randint(1, config.seq_max)
+            rows = _head(config, n, rng)
+            stop_at = rng.randint(0, 6 * n * bpr) if trial % 3 else None   # None: no abort
+            ctx.set(ser.seq_len, 0)
+            ctx.set(ser.start, 1)
+            await ctx.tick()
+            ctx.set(ser.start, 0)
+            ctx.set(ser.seq_len, n)
+            zeros = [r for r, row in enumerate(rows) if row is None]
+            computed = [r for r, row in enumerate(rows) if row is not None]
+            zeros_taken, credits, chunks, beats = set(), config.out_row_buffers, [], []
+            stopped_at, low_since, held, cycle = None, None, None, 0
+            while True:
+                stop = stop_at is not None and cycle >= stop_at
+                ctx.set(ser.stop, int(stop))
+                ready = rng.random() >= 0.4
+                ctx.set(m_axis.ready, int(ready))
+                # the pair generator: zero-row tokens in order, as soon as possible
+                offered_zero = zeros[0] if zeros else None
+                ctx.set(ser.i_zero_row.valid, int(offered_zero is not None))
+                ctx.set(ser.i_zero_row.payload.row, offered_zero or 0)
+                # the MAC array: a computed row on a credit, once the zero rows before it
+                # were taken, its chunks with random gaps
+                if not chunks and computed and credits and \
+                        all(z in zeros_taken for z in range(computed[0]) if rows[z] is None):
+                    row = rows[computed.pop(0)]
+                    L = config.mac_lanes
+                    chunks = [row[i:i + L] for i in range(0, len(row), L)]
+                    credits -= 1
+                send = bool(chunks) and rng.random() >= 0.3
+                if send:
+                    ctx.set(ser.i_chunk.payload, {"out": chunks[0], "last": int(len(chunks) == 1)})
+                ctx.set(ser.i_chunk.valid, int(send))
+                valid, payload = ctx.get(m_axis.valid), ctx.get(m_axis.payload)
+                zero_taken = offered_zero is not None and ctx.get(ser.i_zero_row.ready)
+                free = ctx.get(ser.row_free)
+                if held is not None:
+                    assert valid and payload == held, f"{name} trial {trial}: beat withdrawn"
+                held = payload if valid and not ready else None
+                if stop:
+                    assert not zero_taken, f"{name} trial {trial}: a zero row taken while stopped"
+                    if low_since is not None:
+                        assert not valid, f"{name} trial {trial}: a beat offered after the stop"
+                    elif not valid:
+                        low_since = cycle
+                    if stopped_at is None:
+                        stopped_at = (cycle, len(beats), valid)
+                await ctx.tick()
+                cycle += 1
+                credits += free
+                if send:
+                    chunks.pop(0)
+                if zero_taken:
+                    zeros_taken.add(zeros.pop(0))
+                if valid and ready:
+                    beats.append(payload)
+                if stop and low_since is not None:
+                    ctx.set(dut.flush, 1)              # cleared, as the top does
+                    ctx.set(ser.i_chunk.valid, 0)
+                    ctx.set(ser.i_zero_row.valid, 0)
+                    ctx.set(ser.stop, 0)
+                    await ctx.tick()
+                    ctx.set(dut.flush, 0)
+                    assert not ctx.get(m_axis.valid), f"{name} trial {trial}: valid after flush"
+                    break
+                if stop_at is None and len(beats) == n * bpr:
+                    break
+                assert cycle < 100 * n * bpr, f"{name} trial {trial}: hung"
+            trials.append((rows, stop_at, stopped_at, beats))
+
+    run_sim(dut, bench, deadline_cycles=200_000)
+    for trial, (rows, stop_at, stopped_at, beats) in enumerate(trials):
+        want = [row or [0] * config.head_dim for row in rows]
+        n = len(rows)
+        got = output_rows(config, [b.tdata for b in beats]) if beats else []
+        if stop_at is None:
+            assert got == want and [b.tlast for b in beats] == [0] * (n * bpr - 1) + [1], trial
+            continue
+        _, sent_before, offered = stopped_at
+        # the beats are the head's, in order; after the stop only the beat offered then
+        assert len(beats) - sent_before == int(offered), (trial, stopped_at, len(beats))
+        flat = [v for row in want for v in row]
+        assert [v for row in got for v in row] == flat[:len(beats) * config.axis_elems], trial
+        assert [b.tlast for b in beats] == [int(i == n * bpr - 1) for i in range(len(beats))]
+    aborted = [t for t in trials if t[1] is not None]
+    assert any(t[2][2] for t in aborted), "no trial stopped with a beat offered"
+    assert any(not t[2][2] for t in aborted), "no trial stopped with no beat offered"
