@@ -303,7 +303,9 @@ def breakdown(board: str | Board, out_root: str | Path = "build/fpga",
     b = get_board(board) if isinstance(board, str) else board
     out = Path(out_root) / b.name
     env = env or tool_env()
-    opts = " ".join(b.synth_opts)
+    # (without -dff: with -noflatten, yosys 0.70's ABC9 fails on it, an assertion in
+    # abc9_ops -reintegrate; the flip-flops then count as mapped without it)
+    opts = " ".join(o for o in b.synth_opts if o != "-dff")
     (out / "breakdown.ys").write_text(
         f"read_rtlil {TOP_NAME}.il\n"
         f"{DROP_READ_REGISTER_INIT}\n"
