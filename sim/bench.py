@@ -120,6 +120,12 @@ def _row(config: HDPConfig, r: dict) -> dict:
     }
 
 
+def target_mhz(preset: str) -> float:
+    """The clock target of the board built with ``preset`` (``make fpga``), else 100 MHz."""
+    from hdp_rtl.fpga.boards import BOARDS
+    return next((b.target_hz / 1e6 for b in BOARDS.values() if b.preset == preset), 100.0)
+
+
 def host_lines(rows: list[dict], host: dict, target_mhz: float = 100.0) -> list[str]:
     """The core's dense heads next to NumPy's time for the same head on this CPU."""
     dense = {r["workload"]: r["total"] for r in rows if r["mode"] == "dense"}
@@ -152,7 +158,7 @@ def report(config: HDPConfig, preset: str, rows: list[dict], sim_speed: dict, cm
             f"{r['total'] / dense[r['workload']]:.2f}x |")
     lines += ["", *targets(rows)]
     if host:
-        lines += ["", *host_lines(rows, host)]
+        lines += ["", *host_lines(rows, host, target_mhz(preset))]
     lines += ["", "Columns: `keep` = kept pairs / valid pairs; stage cycles from the core's own "
               "counters; `ideal` = `int_macs/int_lanes + (score_macs+pv_macs)/mac_lanes` "
               "(the MAC-bound for the work done, integer pass included, I/O excluded); "
@@ -189,7 +195,7 @@ def targets(rows: list[dict]) -> list[str]:
     return out
 
 
-def plots(rows: list[dict], out: Path) -> list[Path]:
+def plots(rows: list[dict], out: Path, prefix: str = "bench") -> list[Path]:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -208,7 +214,7 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
     ax.grid(alpha=.3)
     ax.legend()
     fig.tight_layout()
-    first = out / "bench_cycles_vs_keep.png"
+    first = out / f"{prefix}_cycles_vs_keep.png"
     fig.savefig(first, dpi=110)
     plt.close(fig)
 
@@ -223,7 +229,7 @@ def plots(rows: list[dict], out: Path) -> list[Path]:
     ax.set(xlabel="cycles", title="Cycles by stage")
     ax.legend()
     fig.tight_layout()
-    second = out / "bench_stages.png"
+    second = out / f"{prefix}_stages.png"
     fig.savefig(second, dpi=110)
     plt.close(fig)
     return [first, second]
@@ -271,7 +277,9 @@ def main(argv=None) -> int:
                                   or (config.seq_max,)))
     (out / "report.md").write_text(text)
     (out / "rows.json").write_text(json.dumps(rows, indent=1))
-    images = plots(rows, Path(args.doc).parent / "img" if args.doc else out)
+    # (default keeps the plain names the docs link; another preset's plots sit beside)
+    prefix = "bench" if args.preset == "default" else f"bench_{args.preset}"
+    images = plots(rows, Path(args.doc).parent / "img" if args.doc else out, prefix)
     print(text)
     print(f"total {time.perf_counter() - t0:.0f} s; plots: {', '.join(map(str, images))}")
     if args.doc:

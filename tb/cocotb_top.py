@@ -74,6 +74,12 @@ async def expect_refused(host: HDPHost, code: ErrorCode, what: str) -> None:
     assert not st.error and st.error_code == ErrorCode.NONE, f"{what}, cleared: {st}"
 
 
+def _rules_held_under_stalls(rules):
+    """``rules`` (an :class:`AxisRules`) saw no violation, and saw a stall to check."""
+    rules.check()
+    assert rules.stalls, "the m_axis rules were never exercised by a stall"
+
+
 @cocotb.test()
 async def random_heads_back_to_back(dut):
     """Random heads and random registers, several in a row without a reset."""
@@ -371,8 +377,7 @@ async def abort_a_short_input(dut):
             await host.bus.drop_streams()
         await drv.clear_error()
         await host.check_head(q, k, v, regs, label=f"after a head cut {cut}")
-    rules.check()
-    assert rules.stalls, "the m_axis rules were never exercised by a stall"
+    _rules_held_under_stalls(rules)
 
 
 @cocotb.test()
@@ -427,8 +432,7 @@ async def abort_while_the_output_is_read(dut):
                 (prng.random() < STALL for _ in itertools.count()))
         await drv.clear_error()
         await host.check_head(q, k, v, regs, label=f"after {label}")
-    rules.check()
-    assert rules.stalls, "the m_axis rules were never exercised by a stall"
+    _rules_held_under_stalls(rules)
 
 
 @cocotb.test()
