@@ -1,0 +1,228 @@
+"""Top-k engine: the keep mask of the k largest values of a row (SpAtten's top-k unit,
+issue 12; not yet behind the selection seam).
+
+Bit-exact with :func:`golden.spatten.topk_mask` (the lower index wins a tie). The
+k-th largest value is found by a radix select, most significant bit first, over a row
+stored in a two-bank memory of ``comparators`` values a word; a last pass in index
+order keeps the values above it and the first equal ones.
+"""
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..widths import clog2
+from .arith import tree_sum
+from .bram import bram, registered_read_port
+
+__all__ = ["TopKEngine", "topk_value_layout", "topk_mask_layout", "topk_row_cycles"]
+
+
+def topk_value_layout(*, width: int) -> data.StructLayout:
+    """One value of a row, in index order; ``last`` on the row's last value."""
+    return data.StructLayout({"value": signed(width), "last": 1})
+
+
+def topk_mask_layout(*, n_max: int) -> data.StructLayout:
+    """A row's keep mask (bit i keeps value i) and how many bits are set."""
+    return data.StructLayout({"mask": n_max, "count": range(n_max + 1)})
+
+
+def topk_row_cycles(n: int, passes: int, comparators: int) -> int:
+    """Cycles the select side spends on a row of ``n`` values with ``passes`` counting
+    passes, from taking the stored row to the mask taken the cycle it is offered: a
+    take cycle, ``passes * (W + 3)`` (``W = ceil(n / P)`` reads, 2 pipeline stages, a
+    decision), the final pass's ``W + 2`` and the offer's cycle. ``passes`` is at most
+    ``width``; it is 0 when ``k <= 0`` or ``k >= n``."""
+    words = -(-n // comparators)
+    return 1 + passes * (words + 3) + words + 2 + 1
+
+
+class TopKEngine(wiring.Component):
+    """Keep mask of the ``k`` largest of a row of at most ``n_max`` signed values.
+
+    The row streams into one bank of a memory (``n_max / comparators`` words of
+    ``comparators`` values) while the row before it is selected from the other bank.
+    Selection is a radix select on the values' order-preserving unsigned keys (the
+    sign bit flipped): with the bits above ``b`` decided (``prefix``), one pass reads
+    the row, ``comparators`` values a cycle, and counts the ``c`` candidates (values
+    that match ``prefix`` on the decided bits) whose bit ``b`` is 1. With ``need`` of
+    the ``cand`` candidates still to keep, ``c >= need`` decides bit ``b`` = 1 (the
+    candidates become those ``c``), else 0 (``need -= c``, ``cand -= c``). It stops
+    after the last bit or as soon as ``cand == need`` (every candidate is kept, so the
+    remaining bits do not matter); ``k <= 0`` and ``k >= n`` need no pass. A final pass
+    in index order then keeps the values whose decided bits are above ``prefix``, and
+    the first ``need`` that are equal: the lower index wins a tie, as in
+    :func:`golden.spatten.topk_mask`. Cycles: :func:`topk_row_cycles`.
+
+    Parameters
+    ----------
+    n_max : int
+        Most values in a row (a power of two).
+    width : int
+        Bits of a (signed) value.
+    comparators : int
+        ``P``, values compared per cycle (a power of two dividing ``n_max``).
+
+    Members
+    -------
+    i_value : In(stream.Signature(topk_value_layout))
+        A row's values in index order; at most ``n_max`` a row, ``last`` on its last.
+    k : In(range(n_max + 1))
+        How many to keep; sampled with the row's first value.
+    o_mask : Out(stream.Signature(topk_mask_layout))
+        One mask per row, in row order: bit ``i`` keeps value ``i``, bits ``>= n`` are
+        0; ``count`` is ``min(k, n)``.
+    """
+
+    def __init__(self, *, n_max: int, width: int, comparators: int):
+        if n_max < 1 or n_max & (n_max - 1):
+            raise ValueError(f"n_max must be a power of two, not {n_max}")
+        if comparators < 1 or comparators & (comparators - 1) or n_max % comparators:
+            raise ValueError(f"comparators must be a power of two dividing {n_max}, "
+                             f"not {comparators}")
+        self.n_max, self.width, self.comparators = n_max, width, comparators
+        super().__init__({
+            "i_value": In(stream.Signature(topk_value_layout(width=width))),
+            "k": In(range(n_max + 1)),
+            "o_mask": Out(stream.Signature(topk_mask_layout(n_max=n_max))),
+        })
+
+    @classmethod
+    def from_config(cls, config, *, comparators: int | None = None):
+        """An engine for one block row of ``config``'s block importances (``BI``):
+        ``block_col_count`` values of ``sint_bits``, by default 8 compared a cycle."""
+        n_max = config.block_col_count
+        return cls(n_max=n_max, width=config.sint_bits,
+                   comparators=comparators or min(8, n_max))
+
+    def elaborate(self, platform):
+        m = Module()
+        P, width = self.comparators, self.width
+        words = self.n_max // P
+        lane_bits = clog2(P)
+        n_shape = range(self.n_max + 1)
+        # two banks: a row streams into bank `wbank` while the other one is read (the
+        # read is always of the other bank: no collision, bram.py)
+        store = bram(m, "store", shape=P * width, depth=2 * words)
+        wr = store.write_port(granularity=width)
+        rd = registered_read_port(m, store, name="store_rd")
+
+        # ---- collect side: a value a cycle into bank `wbank`, lane by lane --------------
+        wbank = Signal()
+        c_n = Signal(n_shape)             # values of the row so far
+        c_k = Signal.like(self.k)
+        c_full = Signal()                 # a whole row waits in bank `wbank`
+        beat = self.i_value.payload
+        taking_value = self.i_value.valid & ~c_full
+        # the order-preserving unsigned key: flip the sign bit
+        key_in = beat.value.as_unsigned() ^ (1 << (width - 1))
+        m.d.comb += [self.i_value.ready.eq(~c_full),
+                     wr.addr.eq(Cat(c_n[lane_bits:lane_bits + clog2(words)], wbank)),
+                     wr.data.eq(key_in.replicate(P)),
+                     wr.en.eq(Mux(taking_value, 1 << c_n[:lane_bits], 0) if P > 1
+                              else taking_value)]
+        with m.If(taking_value):
+            m.d.sync += c_n.eq(c_n + 1)
+            with m.If(c_n == 0):
+                m.d.sync += c_k.eq(self.k)
+            with m.If(beat.last):
+                m.d.sync += c_full.eq(1)
+
+        # ---- select side -------------------------------------------------------------------
+        n = Signal(n_shape)
+        n_words = Signal(range(words + 1))
+        count = Signal(n_shape)           # min(k, n): the mask's bits
+        need = Signal(n_shape)            # candidates still to keep
+        cand = Signal(n_shape)            # values matching `prefix` on the decided bits
+        prefix = Signal(width)
+        decided = Signal(width)           # the decided bits (from the msb)
+        bit = Signal(width, init=1 << (width - 1))    # the bit this pass decides
+        acc = Signal(n_shape)             # this pass's count
+        # final pass: equal values still to keep (below 0 once they are all kept)
+        room = Signal(signed(len(need) + 1))
+        mask = Signal(self.n_max)
+
+        # reads: `issuing` a word a cycle, then two registered stages (s1: the read
+        # register holds the word; s2: the lanes' compare bits)
+        issuing = Signal()
+        idx = Signal(range(words))
+        m.d.comb += [rd.en.eq(issuing),
+                     rd.addr.eq(Cat(idx, ~wbank))]
+        s1_valid, s1_last = Signal(), Signal()
+        s1_idx = Signal.like(idx)
+        m.d.sync += [s1_valid.eq(issuing), s1_last.eq(idx == n_words - 1), s1_idx.eq(idx)]
+        with m.If(issuing):
+            m.d.sync += idx.eq(idx + 1)
+            with m.If(idx == n_words - 1):
+                m.d.sync += [issuing.eq(0), idx.eq(0)]
+
+        s2_valid, s2_last = Signal(), Signal()
+        s2_idx = Signal.like(idx)
+        s2_hit = Signal(P)                # counting pass: candidate with bit `bit` set
+        s2_gt = Signal(P)                 # final pass: above `prefix` on the decided bits
+        s2_eq = Signal(P)                 #             equal to it
+        m.d.sync += [s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_idx.eq(s1_idx)]
+        for j in range(P):
+            key = rd.data[j * width:(j + 1) * width]
+            present = (s1_idx * P + j) < n     # lanes past the row's end hold stale words
+            m.d.sync += [
+                s2_hit[j].eq(present & ((key & (decided | bit)) == (prefix | bit))),
+                s2_gt[j].eq(present & ((key & decided) > prefix)),
+                s2_eq[j].eq(present & ((key & decided) == prefix)),
+            ]
+
+        with m.FSM(name="topk"):
+            with m.State("IDLE"):
+                with m.If(c_full):
+                    kk = Mux(c_k > c_n, c_n, c_k)
+                    m.d.sync += [n.eq(c_n), n_words.eq((c_n + P - 1) >> lane_bits),
+                                 count.eq(kk), need.eq(kk), room.eq(kk), cand.eq(c_n),
+                                 wbank.eq(~wbank), c_full.eq(0), c_n.eq(0),
+                                 issuing.eq(1)]
+                    # k <= 0 or k >= n: nothing to decide
+                    with m.If((kk == 0) | (kk == c_n)):
+                        m.next = "FINAL"
+                    with m.Else():
+                        m.next = "COUNT"
+            with m.State("COUNT"):
+                with m.If(s2_valid):
+                    m.d.sync += acc.eq(acc + tree_sum(s2_hit[j] for j in range(P)))
+                    with m.If(s2_last):
+                        m.next = "DECIDE"
+            with m.State("DECIDE"):
+                ones = acc >= need
+                new_need = Mux(ones, need, need - acc)
+                new_cand = Mux(ones, acc, cand - acc)
+                m.d.sync += [need.eq(new_need), room.eq(new_need), cand.eq(new_cand),
+                             acc.eq(0),
+                             prefix.eq(Mux(ones, prefix | bit, prefix)),
+                             decided.eq(decided | bit), bit.eq(bit >> 1), issuing.eq(1)]
+                # done when every candidate is kept (new cand == new need): acc == need
+                # (a 0 bit leaves cand - need as it was, above 0)
+                with m.If((acc == need) | bit[0]):
+                    m.next = "FINAL"
+                with m.Else():
+                    m.next = "COUNT"
+            with m.State("FINAL"):
+                with m.If(s2_valid):
+                    # lane j keeps an equal value while fewer than `room` equal ones of
+                    # this word's lower lanes came before it: the lower index wins a tie
+                    keep = [s2_gt[j] | (s2_eq[j] & (tree_sum(s2_eq[i] for i in range(j))
+                                                    < room))
+                            for j in range(P)]
+                    eqs = tree_sum(s2_eq[j] for j in range(P))
+                    m.d.sync += [mask.word_select(s2_idx, P).eq(Cat(*keep)),
+                                 room.eq(room - eqs)]
+                    with m.If(s2_last):
+                        # ready for the next row (here, not when it is taken: that
+                        # enable drives enough registers already)
+                        m.d.sync += [prefix.eq(0), decided.eq(0), bit.eq(bit.init)]
+                        m.next = "OUT"
+            with m.State("OUT"):
+                m.d.comb += self.o_mask.valid.eq(1)
+                with m.If(self.o_mask.ready):
+                    # cleared for the next row (acc is 0 after every DECIDE already)
+                    m.d.sync += mask.eq(0)
+                    m.next = "IDLE"
+        m.d.comb += [self.o_mask.payload.mask.eq(mask), self.o_mask.payload.count.eq(count)]
+        return m
