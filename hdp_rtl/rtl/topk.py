@@ -14,7 +14,8 @@ from ..widths import clog2
 from .arith import tree_sum
 from .bram import bram, registered_read_port
 
-__all__ = ["TopKEngine", "topk_value_layout", "topk_mask_layout", "topk_row_cycles"]
+__all__ = ["TopKEngine", "topk_value_layout", "topk_mask_layout", "topk_row_cycles",
+           "READ_STAGES"]
 
 
 def topk_value_layout(*, width: int) -> data.StructLayout:
@@ -30,11 +31,17 @@ def topk_mask_layout(*, n_max: int) -> data.StructLayout:
 def topk_row_cycles(n: int, passes: int, comparators: int) -> int:
     """Cycles the select side spends on a row of ``n`` values with ``passes`` counting
     passes, from taking the stored row to the mask taken the cycle it is offered: a
-    take cycle, ``passes * (W + 3)`` (``W = ceil(n / P)`` reads, 2 pipeline stages, a
-    decision), the final pass's ``W + 2`` and the offer's cycle. ``passes`` is at most
+    take cycle, ``passes * (W + 5)`` (``W = ceil(n / P)`` reads, 4 pipeline stages, a
+    decision), the final pass's ``W + 4`` and the offer's cycle. ``passes`` is at most
     ``width``; it is 0 when ``k <= 0`` or ``k >= n``."""
     words = -(-n // comparators)
-    return 1 + passes * (words + 3) + words + 2 + 1
+    return 1 + passes * (words + READ_STAGES + 1) + words + READ_STAGES + 1
+
+
+#: Registered stages between a word's read and its use: the block RAM's read register,
+#: a copy of it (the RAM's clock-to-out, 5.6 ns on ECP5, stays off the compares), the
+#: lanes' compare bits, and their sums (counts and the tie rule's prefix counts).
+READ_STAGES = 4
 
 
 class TopKEngine(wiring.Component):
@@ -121,12 +128,22 @@ class TopKEngine(wiring.Component):
                      wr.data.eq(key_in.replicate(P)),
                      wr.en.eq(Mux(taking_value, 1 << c_n[:lane_bits], 0) if P > 1
                               else taking_value)]
+        # k - (values so far), counted down as the row comes in: at its end `k >= n` is
+        # the sign bit, with no compare of k and n on the way to the select side's FSM
+        c_first = Signal(init=1)          # the next value is a row's first
+        k_left = Signal(signed(len(c_n) + 1))
+        k_zero = Signal()
         with m.If(taking_value):
             m.d.sync += c_n.eq(c_n + 1)
-            with m.If(c_n == 0):
-                m.d.sync += c_k.eq(self.k)
+            with m.If(c_first):
+                m.d.sync += [c_k.eq(self.k), k_zero.eq(self.k == 0), k_left.eq(self.k - 1),
+                             c_first.eq(0)]
+            with m.Else():
+                m.d.sync += k_left.eq(k_left - 1)
             with m.If(beat.last):
-                m.d.sync += c_full.eq(1)
+                m.d.sync += [c_full.eq(1), c_first.eq(1)]
+        k_ge_n = ~k_left[-1]
+        c_kk = Mux(k_ge_n, c_n, c_k)      # min(k, n)
 
         # ---- select side -------------------------------------------------------------------
         n = Signal(n_shape)
@@ -142,8 +159,8 @@ class TopKEngine(wiring.Component):
         room = Signal(signed(len(need) + 1))
         mask = Signal(self.n_max)
 
-        # reads: `issuing` a word a cycle, then two registered stages (s1: the read
-        # register holds the word; s2: the lanes' compare bits)
+        # reads: `issuing` a word a cycle, then READ_STAGES registered stages (s1: the
+        # RAM's read register; d1: its copy; s2: the lanes' compare bits; s3: the sums)
         issuing = Signal()
         idx = Signal(range(words))
         m.d.comb += [rd.en.eq(issuing),
@@ -156,67 +173,90 @@ class TopKEngine(wiring.Component):
             with m.If(idx == n_words - 1):
                 m.d.sync += [issuing.eq(0), idx.eq(0)]
 
+        # d1: the read word copied (a plain register)
+        d1_valid, d1_last = Signal(), Signal()
+        d1_idx = Signal.like(idx)
+        d1_data = Signal(P * width, reset_less=True)
+        m.d.sync += [d1_valid.eq(s1_valid), d1_last.eq(s1_last), d1_idx.eq(s1_idx),
+                     d1_data.eq(rd.data)]
+
         s2_valid, s2_last = Signal(), Signal()
-        s2_idx = Signal.like(idx)
         s2_hit = Signal(P)                # counting pass: candidate with bit `bit` set
         s2_gt = Signal(P)                 # final pass: above `prefix` on the decided bits
         s2_eq = Signal(P)                 #             equal to it
-        m.d.sync += [s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_idx.eq(s1_idx)]
+        s2_idx = Signal.like(idx)
+        m.d.sync += [s2_valid.eq(d1_valid), s2_last.eq(d1_last), s2_idx.eq(d1_idx)]
         for j in range(P):
-            key = rd.data[j * width:(j + 1) * width]
-            present = (s1_idx * P + j) < n     # lanes past the row's end hold stale words
+            key = d1_data[j * width:(j + 1) * width]
+            present = (d1_idx * P + j) < n     # lanes past the row's end hold stale words
             m.d.sync += [
                 s2_hit[j].eq(present & ((key & (decided | bit)) == (prefix | bit))),
                 s2_gt[j].eq(present & ((key & decided) > prefix)),
                 s2_eq[j].eq(present & ((key & decided) == prefix)),
             ]
 
+        # s3: the sums, registered: the pass's count of hits, and for the tie rule each
+        # lane's count of equal values in the lanes below it (was on the mask's path)
+        lane_count = range(P + 1)
+        s3_valid, s3_last = Signal(), Signal()
+        s3_idx = Signal.like(idx)
+        s3_gt, s3_eq = Signal(P), Signal(P)
+        s3_hits, s3_eqs = Signal(lane_count), Signal(lane_count)
+        s3_below = [Signal(lane_count, name=f"s3_below{j}") for j in range(P)]
+        m.d.sync += [s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_idx.eq(s2_idx),
+                     s3_gt.eq(s2_gt), s3_eq.eq(s2_eq),
+                     s3_hits.eq(tree_sum(s2_hit[j] for j in range(P))),
+                     s3_eqs.eq(tree_sum(s2_eq[j] for j in range(P)))]
+        for j in range(P):
+            m.d.sync += s3_below[j].eq(tree_sum(s2_eq[i] for i in range(j)) if j else 0)
+        s3_word = Signal(words)           # one-hot s3_idx: the mask word it writes
+        m.d.sync += s3_word.eq(1 << s2_idx)
+
+        # the final pass's mask writes, off the FSM's state decode (`in_final`, a flag
+        # of its own) and off s3_idx's decode: the mask's enables were the deepest path
+        in_final = Signal()
+        deciding = Signal()               # the FSM is in DECIDE
+        final_done = Signal()             # the final pass ended last cycle
+        m.d.sync += final_done.eq(in_final & s3_valid & s3_last)
+        keep = Signal(P)
+        # lane j keeps an equal value while fewer than `room` equal ones of this word's
+        # lower lanes came before it: the lower index wins a tie
+        m.d.comb += keep.eq(Cat(*(s3_gt[j] | (s3_eq[j] & (s3_below[j] < room))
+                                  for j in range(P))))
+
         with m.FSM(name="topk"):
             with m.State("IDLE"):
                 with m.If(c_full):
-                    kk = Mux(c_k > c_n, c_n, c_k)
                     m.d.sync += [n.eq(c_n), n_words.eq((c_n + P - 1) >> lane_bits),
-                                 count.eq(kk), need.eq(kk), room.eq(kk), cand.eq(c_n),
+                                 count.eq(c_kk), need.eq(c_kk), room.eq(c_kk), cand.eq(c_n),
                                  wbank.eq(~wbank), c_full.eq(0), c_n.eq(0),
                                  issuing.eq(1)]
                     # k <= 0 or k >= n: nothing to decide
-                    with m.If((kk == 0) | (kk == c_n)):
+                    with m.If(k_zero | k_ge_n):
+                        m.d.sync += in_final.eq(1)
                         m.next = "FINAL"
                     with m.Else():
                         m.next = "COUNT"
             with m.State("COUNT"):
-                with m.If(s2_valid):
-                    m.d.sync += acc.eq(acc + tree_sum(s2_hit[j] for j in range(P)))
-                    with m.If(s2_last):
+                with m.If(s3_valid):
+                    m.d.sync += acc.eq(acc + s3_hits)
+                    with m.If(s3_last):
+                        m.d.sync += deciding.eq(1)
                         m.next = "DECIDE"
             with m.State("DECIDE"):
-                ones = acc >= need
-                new_need = Mux(ones, need, need - acc)
-                new_cand = Mux(ones, acc, cand - acc)
-                m.d.sync += [need.eq(new_need), room.eq(new_need), cand.eq(new_cand),
-                             acc.eq(0),
-                             prefix.eq(Mux(ones, prefix | bit, prefix)),
-                             decided.eq(decided | bit), bit.eq(bit >> 1), issuing.eq(1)]
+                m.d.sync += [issuing.eq(1), deciding.eq(0)]
                 # done when every candidate is kept (new cand == new need): acc == need
                 # (a 0 bit leaves cand - need as it was, above 0)
                 with m.If((acc == need) | bit[0]):
+                    m.d.sync += in_final.eq(1)
                     m.next = "FINAL"
                 with m.Else():
                     m.next = "COUNT"
             with m.State("FINAL"):
-                with m.If(s2_valid):
-                    # lane j keeps an equal value while fewer than `room` equal ones of
-                    # this word's lower lanes came before it: the lower index wins a tie
-                    keep = [s2_gt[j] | (s2_eq[j] & (tree_sum(s2_eq[i] for i in range(j))
-                                                    < room))
-                            for j in range(P)]
-                    eqs = tree_sum(s2_eq[j] for j in range(P))
-                    m.d.sync += [mask.word_select(s2_idx, P).eq(Cat(*keep)),
-                                 room.eq(room - eqs)]
-                    with m.If(s2_last):
-                        # ready for the next row (here, not when it is taken: that
-                        # enable drives enough registers already)
-                        m.d.sync += [prefix.eq(0), decided.eq(0), bit.eq(bit.init)]
+                with m.If(s3_valid):
+                    m.d.sync += room.eq(room - s3_eqs)
+                    with m.If(s3_last):
+                        m.d.sync += in_final.eq(0)
                         m.next = "OUT"
             with m.State("OUT"):
                 m.d.comb += self.o_mask.valid.eq(1)
@@ -224,5 +264,19 @@ class TopKEngine(wiring.Component):
                     # cleared for the next row (acc is 0 after every DECIDE already)
                     m.d.sync += mask.eq(0)
                     m.next = "IDLE"
+        # a pass's decision and the reset for the next row, on flags of their own (the
+        # FSM's state decode on these registers' enables was the deepest path)
+        with m.If(deciding):
+            ones = acc >= need
+            new_need = Mux(ones, need, need - acc)
+            m.d.sync += [need.eq(new_need), room.eq(new_need),
+                         cand.eq(Mux(ones, acc, cand - acc)), acc.eq(0),
+                         prefix.eq(Mux(ones, prefix | bit, prefix)),
+                         decided.eq(decided | bit), bit.eq(bit >> 1)]
+        with m.If(final_done):            # ready for the next row
+            m.d.sync += [prefix.eq(0), decided.eq(0), bit.eq(bit.init)]
+        for w in range(words):
+            with m.If(in_final & s3_valid & s3_word[w]):
+                m.d.sync += mask.word_select(w, P).eq(keep)
         m.d.comb += [self.o_mask.payload.mask.eq(mask), self.o_mask.payload.count.eq(count)]
         return m

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from golden.spatten import quickselect_cycles, topk_mask
-from hdp_rtl.rtl.topk import TopKEngine, topk_row_cycles
+from hdp_rtl.rtl.topk import READ_STAGES, TopKEngine, topk_row_cycles
 from sim.runner import SIMULATORS, run_cocotb
 from unit_sim import recv_stream, run_sim, send_stream
 
@@ -164,7 +164,7 @@ def test_cycles_vs_spatten(capsys):
     ``width``-pass worst case; printed beside SpAtten's quick-select model (mean of 20
     pivot seeds; the model counts no final pass)."""
     rng = np.random.default_rng(12)
-    lines = ["| n | k | passes | select cycles (passes x (W+3)) | row cycles (take to mask) "
+    lines = ["| n | k | passes | counting cycles (passes x (W+5)) | row cycles (take to mask) "
              "| worst case (16 passes) | SpAtten quick-select, mean of 20 seeds |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for n, k in CYCLE_CASES:
@@ -178,7 +178,7 @@ def test_cycles_vs_spatten(capsys):
         assert cycles <= topk_row_cycles(n, WIDTH, P)
         qs = np.mean([quickselect_cycles(vals, k, comparators=P, rng=s) for s in range(20)])
         words = n // P
-        lines.append(f"| {n} | {k} | {passes} | {passes * (words + 3)} | {cycles} | "
+        lines.append(f"| {n} | {k} | {passes} | {passes * (words + READ_STAGES + 1)} | {cycles} | "
                      f"{topk_row_cycles(n, WIDTH, P)} | {qs:.1f} |")
     with capsys.disabled():
         print("\n" + "\n".join(lines))
