@@ -23,18 +23,27 @@ class BlockSelectorHarness(Elaboratable):
     (``+ threshold_cycles(block_col_count)`` for the serial implementation) without a
     mask being offered. With ``functional`` it also asserts that a mask keeps only
     blocks that came in, all of them when ``block_prune_enable`` is low, and always the
-    row's best block (both rules keep it for any ``delta``; checked for the delta rule
-    only, as the mean rule's inequality is non-linear) - these need the stored blocks,
-    so they are checked by BMC.
+    row's best block, with either rule (the delta rule for any ``delta``; the mean rule
+    for any ``rho`` in -256..256, as ``256 nb max - rho nb max - (256 - rho) sum = (256
+    - rho) (nb max - sum) >= 0``) - these need the stored blocks, so they are checked by
+    BMC.
 
     ``serial`` picks the implementation (default: the one ``from_config`` picks, the
-    products for the small configuration of ``checks.py``).
+    products for the small configuration of ``checks.py``). For the products the mean
+    rule's best-block property is non-linear (the DUT's ``rho * (nb max)`` and ``(256 -
+    rho) sum`` multipliers) and the solver does not finish with a free ``rho``:
+    ``mean_best`` False asserts it for the delta rule only, ``rho_values`` assumes
+    ``rho`` is one of these values (the serial margin needs neither: its threshold
+    ``t >= 0`` is an unsigned register).
     """
 
-    def __init__(self, config, *, functional: bool = False, serial: bool | None = None):
+    def __init__(self, config, *, functional: bool = False, serial: bool | None = None,
+                 rho_values=None, mean_best: bool = True):
         self.config = config
+        self.mean_best = mean_best
         self.functional = functional
         self.serial = serial
+        self.rho_values = None if rho_values is None else tuple(rho_values)
 
     def elaborate(self, platform):
         m = harness_module()
@@ -47,6 +56,10 @@ class BlockSelectorHarness(Elaboratable):
         for reg in (dut.block_prune_enable, dut.block_rule, dut.rho, dut.delta):
             m.d.comb += reg.eq(any_const(len(reg)))
         m.d.comb += Assume((dut.rho >= -RHO_ONE) & (dut.rho <= RHO_ONE), "rho in -256..256")
+        if self.rho_values is not None:
+            assert all(-RHO_ONE <= v <= RHO_ONE for v in self.rho_values)
+            m.d.comb += Assume(Cat(*(dut.rho == v for v in self.rho_values)).any(),
+                               "rho in " + ", ".join(map(str, self.rho_values)))
         drive_any(m, ib.valid, ib.payload, om.ready)
 
         fire_in = stream_rules(m, ib.valid, ib.ready, ib.payload, output=False, name="i_block")
@@ -144,9 +157,13 @@ class BlockSelectorHarness(Elaboratable):
                     Assert((om.payload.mask & ~row_cols) == 0, "mask keeps only received blocks"),
                     Assert(dut.block_prune_enable | (om.payload.mask == row_cols),
                            "no pruning: every received block kept"),
-                    # delta rule only: the mean rule's proof is non-linear (rho * nb * max)
-                    Assert(~dut.block_prune_enable | (dut.block_rule == 0)
+                    # BI = max passes the delta rule (max - delta, delta >= 0) and the mean
+                    # rule: 256 nb max - rho nb max - (256 - rho) sum = (256 - rho) (nb max
+                    # - sum) >= 0 for rho <= 256 (without ``mean_best`` the delta rule only)
+                    Assert(~dut.block_prune_enable
+                           | ((dut.block_rule == 0) if not self.mean_best else Const(0))
                            | om.payload.mask.bit_select(closed_best, 1),
-                           "delta rule: the row's best block is kept"),
+                           "the row's best block is kept (both rules)" if self.mean_best
+                           else "delta rule: the row's best block is kept"),
                 ]
         return m

@@ -30,16 +30,22 @@ CHECKS = [
           description="AXI4-Lite slave: B/R hold, one response per request, strobes"),
     Check("block_selector", lambda: BlockSelectorHarness(SMALL), {"prove": 40, "cover": 24},
           description="block selector (small): stream rules, one mask per block row, latency"),
-    Check("block_selector_func", lambda: BlockSelectorHarness(SMALL, functional=True),
+    Check("block_selector_func",
+          lambda: BlockSelectorHarness(SMALL, functional=True, mean_best=False),
           {"bmc": 16}, timeout=300, description="block selector (small): mask keeps only received "
-          "blocks, all without pruning, the best (delta rule)"),
+          "blocks, all without pruning, the best (delta rule; the mean rule's times out)"),
+    Check("block_selector_func_mean",
+          lambda: BlockSelectorHarness(SMALL, functional=True,
+                                       rho_values=(-256, -1, 0, 1, 128, 255, 256)),
+          {"bmc": 13}, timeout=600, quick=False, description="block selector (small), rho in "
+          "{-256, -1, 0, 1, 128, 255, 256}: as block_selector_func, the best (both rules)"),
     Check("block_selector_serial", lambda: BlockSelectorHarness(SMALL, serial=True),
           {"prove": 40, "cover": 40}, description="block selector (small), the serial "
           "margin of the mean rule (edge's): stream rules, one mask per block row, latency"),
     Check("block_selector_serial_func",
           lambda: BlockSelectorHarness(SMALL, functional=True, serial=True), {"bmc": 28},
           timeout=600, quick=False, description="block selector (small, serial): mask keeps "
-          "only received blocks, all without pruning, the best (delta rule)"),
+          "only received blocks, all without pruning, the best (both rules, any rho)"),
     Check("head_scorer", lambda: HeadScorerHarness(EDGE), {"prove": 4, "cover": 30},
           description="head scorer (edge): o_block stream rules"),
     Check("head_scorer_beats", lambda: HeadScorerHarness(TINY, beats=True),
@@ -64,6 +70,10 @@ CHECKS = [
           description="top (tiny), free AXI4-Lite and s_axis: AXI4-Lite rules, m_axis rules"),
     Check("top_head", lambda: TopHeadHarness(TINY), {"bmc": 60, "cover": 80}, quick=False,
           description="top (tiny), one head of any N: N*bpr beats, tlast on the last"),
+    Check("top_reset", lambda: TopHeadHarness(TINY, reset_midway=True),
+          {"bmc": 70, "cover": 64}, quick=False, timeout=1800,
+          description="top (tiny), rst free (mid-head too), host restarts: the head after "
+          "the last reset N*bpr beats, tlast on the last"),
 ]
 
 

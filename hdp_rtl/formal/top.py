@@ -1,11 +1,13 @@
 """Formal harnesses of the whole co-processor (:class:`~hdp_rtl.rtl.top.HDPCoprocessor`)."""
-from amaranth.hdl import Array, Cat, Const, Elaboratable, Signal
+from amaranth.hdl import (Array, Cat, ClockDomain, ClockSignal, Const, Elaboratable, Module, Mux,
+                          Signal)
 
 from ..regmap import FLAG_FIELDS, register_map
 from ..rtl.regfile import RegisterFile
 from ..rtl.top import HDPCoprocessor
 from .axil import axil_rules
-from .common import Assert, Assume, Cover, any_const, drive_any, harness_module, stream_rules
+from .common import (Assert, Assume, Cover, any_const, any_seq, drive_any, harness_module,
+                     stream_rules)
 
 __all__ = ["TopBusHarness", "TopHeadHarness"]
 
@@ -106,24 +108,54 @@ class TopHeadHarness(Elaboratable):
     ``tlast`` exactly on its last beat (one packet a head, as ``docs/interface.md``
     says) and no beat after it; the host's register writes all answered OKAY.
     Covered: the head's last beat sent (``tlast``), for a kept and for a pruned head.
+
+    With ``reset_midway``, ``rst`` is free in every cycle (any number of resets, at any
+    time, also in the middle of a head). The host model and the stream sources are in
+    ``sync`` with the core, so a reset drops whatever they had in flight and the host
+    starts over: it programs the registers again (N and the other values chosen anew at
+    each reset) and runs a new head; the sources drive no ``valid`` while ``rst`` is
+    high (AXI). The properties above then hold for the head started after the last
+    reset; also asserted: no B response without a write of the host since that reset.
+    Covered: a head's last beat after a reset in the middle of an earlier head.
     """
 
-    def __init__(self, config):
+    def __init__(self, config, *, reset_midway: bool = False):
         self.config = config
+        self.reset_midway = reset_midway
 
     def elaborate(self, platform):
-        m = harness_module()
         cfg = self.config
+        if self.reset_midway:
+            m = Module()
+            m.domains.sync = cd = ClockDomain("sync")
+            rst = Signal(name="rst")
+            m.d.comb += [rst.eq(any_seq(1)), cd.rst.eq(rst)]
+            # the harness's own records, which a reset must not clear
+            m.domains.mon = ClockDomain("mon", reset_less=True)
+            m.d.comb += ClockSignal("mon").eq(ClockSignal("sync"))
+        else:
+            m = harness_module()
+            rst = Const(0)
         m.submodules.dut = dut = HDPCoprocessor(cfg)
         bpr = cfg.beats_per_row
         rmap = {r.name: r for r in register_map(cfg)}
+
+        def head_value(width):
+            """A run-time value: free, held during a head, chosen anew at each reset."""
+            if not self.reset_midway:
+                return any_const(width)
+            later, seen = Signal(width), Signal()
+            with m.If(rst):
+                m.d.mon += [later.eq(any_seq(width)), seen.eq(1)]
+            return Mux(seen, later, any_const(width))
 
         n = Signal(cfg.seq_len_bits)
         flags = Signal(len(FLAG_FIELDS))
         delta = Signal(cfg.delta_bits)
         threshold = Signal(min(32, cfg.hi_bits))
-        m.d.comb += [n.eq(any_const(len(n))), flags.eq(any_const(len(flags))),
-                     delta.eq(any_const(len(delta))), threshold.eq(any_const(len(threshold)))]
+        m.d.comb += [n.eq(head_value(len(n))), flags.eq(head_value(len(flags))),
+                     delta.eq(head_value(len(delta))),
+                     threshold.eq(head_value(len(threshold)))]
         m.d.comb += Assume((n >= 1) & (n <= cfg.seq_max), "N in 1..seq_max")
 
         # ---- the host's register writes, one at a time ---------------------------------
@@ -134,7 +166,7 @@ class TopHeadHarness(Elaboratable):
         waiting_b = Signal()
         addr = Array(Const(a, len(dut.s_axil_awaddr)) for a, _ in writes)
         value = Array(v for _, v in writes)
-        issuing = (step < len(writes)) & ~waiting_b
+        issuing = (step < len(writes)) & ~waiting_b & ~rst
         m.d.comb += [
             dut.s_axil_awvalid.eq(issuing), dut.s_axil_wvalid.eq(issuing),
             dut.s_axil_awaddr.eq(addr[step]), dut.s_axil_wdata.eq(value[step]),
@@ -146,6 +178,8 @@ class TopHeadHarness(Elaboratable):
         with m.If(dut.s_axil_bvalid):
             m.d.sync += [waiting_b.eq(0), step.eq(step + 1)]
             m.d.comb += Assert(dut.s_axil_bresp == 0, "the host's writes answered OKAY")
+            if self.reset_midway:
+                m.d.comb += Assert(waiting_b, "no B response without a write since the reset")
         started = step == len(writes)
 
         # ---- Q, K, V on s_axis ----------------------------------------------------------
@@ -155,14 +189,16 @@ class TopHeadHarness(Elaboratable):
         gap = Signal()
         drive_any(m, gap)
         sending = started & (tensor < 3)
-        m.d.comb += [dut.s_axis_tvalid.eq(sending & ~gap),
+        m.d.comb += [dut.s_axis_tvalid.eq(sending & ~gap & ~rst),
                      dut.s_axis_tlast.eq(in_beat == n * bpr - 1)]
         with m.If(dut.s_axis_tvalid & dut.s_axis_tready):
             m.d.sync += in_beat.eq(in_beat + 1)
             with m.If(dut.s_axis_tlast):
                 m.d.sync += [in_beat.eq(0), tensor.eq(tensor + 1)]
+        # (the source may drop valid in a reset cycle)
         stream_rules(m, dut.s_axis_tvalid, dut.s_axis_tready,
-                     Cat(dut.s_axis_tdata, dut.s_axis_tlast), output=False, name="s_axis")
+                     Cat(dut.s_axis_tdata, dut.s_axis_tlast), output=False, name="s_axis",
+                     enable=~rst)
 
         # ---- the output packet ------------------------------------------------------------
         drive_any(m, dut.m_axis_tready)
@@ -178,8 +214,17 @@ class TopHeadHarness(Elaboratable):
                        "tlast exactly on the head's last beat"),
             ]
         head_prune = flags[FLAG_FIELDS.index("head_prune_enable")]
-        m.d.comb += [
-            Cover(fire & dut.m_axis_tlast & ~head_prune, "a kept head's last beat sent"),
-            Cover(fire & dut.m_axis_tlast & head_prune & (n == 2), "a 2-row head, pruning enabled"),
-        ]
+        if self.reset_midway:
+            # a reset after the head started and took input, before its last output beat
+            mid_head = Signal(name="reset_mid_head")
+            with m.If(rst & started & ((tensor != 0) | (in_beat != 0)) & (out_beat < n * bpr)):
+                m.d.mon += mid_head.eq(1)
+            m.d.comb += Cover(fire & dut.m_axis_tlast & mid_head,
+                              "a head's last beat after a reset in the middle of a head")
+        else:
+            m.d.comb += [
+                Cover(fire & dut.m_axis_tlast & ~head_prune, "a kept head's last beat sent"),
+                Cover(fire & dut.m_axis_tlast & head_prune & (n == 2),
+                      "a 2-row head, pruning enabled"),
+            ]
         return m
