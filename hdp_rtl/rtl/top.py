@@ -66,10 +66,11 @@ class HDPCoprocessor(wiring.Component):
 
     def elaborate(self, platform):
         # One clock, two resets. The datapath units have no `rst`: they are cleared by
-        # one register, `dp_clear` (the abort's flush, and the cycle after `rst`), so the
-        # reset port reaches the few hundred control registers only, and the thousands
-        # of datapath registers hang off a register (rst | flush on every datapath
-        # register was a 6700-load net two LUTs from the port, 14.0 ns).
+        # `dp_clear`, the OR of two registers (the abort's flush, and `after_rst`, high
+        # the cycle after `rst`), so the reset port reaches the few hundred control
+        # registers only, and the thousands of datapath registers hang off registers
+        # (rst | flush on every datapath register was a 6700-load net two LUTs from the
+        # port, 14.0 ns).
         # Both domains alias `sync`, so the core's registers sit a delta cycle behind
         # `sync` in Amaranth's simulator: simulate the core from testbenches, not from
         # `sync` logic of a wrapper (Verilog simulators and synthesis see one clock).
