@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra synth_<family> option (repeatable), e.g. --synth-opt=-noabc9")
     p.add_argument("--router", choices=["router1", "router2"],
                    help="nextpnr's router (default: nextpnr's own, router1)")
+    p.add_argument("--pnr-opt", action="append", default=[], metavar="OPT",
+                   help="extra nextpnr option (repeatable; split at spaces), e.g. "
+                        "--pnr-opt='--placer-heap-beta 0.6'")
     p.add_argument("--mapper", choices=["abc9", "abc"], default="abc9",
                    help="LUT mapping: abc9 (yosys' default; a synthesis that dies in "
                         "YoWASP's ABC9 is run again with abc) or abc (ECP5 only)")
@@ -53,7 +56,8 @@ def main(argv=None) -> int:
                     seed=args.seed, verbose=args.verbose, command=cmd,
                     with_breakdown=args.breakdown, with_ltp=args.ltp,
                     synth_only=args.synth_only, synth_opts=args.synth_opt,
-                    router=args.router, mapper=args.mapper)
+                    router=args.router, mapper=args.mapper,
+                    pnr_opts=[w for opt in args.pnr_opt for w in opt.split()])
     except FileNotFoundError as err:
         print(f"hdp_rtl.fpga: {err}", file=sys.stderr)
         return 2

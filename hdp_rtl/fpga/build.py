@@ -111,14 +111,15 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
           out_root: str | Path = "build/fpga", seed: int = 1, verbose: bool = False,
           core=None, command: str | None = None, with_breakdown: bool | None = None,
           with_ltp: bool = False, synth_only: bool = False, synth_opts=(),
-          router: str | None = None, mapper: str = "abc9") -> dict:
+          router: str | None = None, mapper: str = "abc9", pnr_opts=()) -> dict:
     """Build ``board`` and return the report (also written to ``report.json``/``.md``).
 
     ``core`` replaces the co-processor (any component of plain ports in ``sync``);
     ``preset`` overrides the board's preset. ``with_breakdown`` adds the resources by
     unit (:func:`breakdown`, another synthesis run); ``None``: only when the design
     does not fit the device. ``router`` picks nextpnr's router (``router1``, its
-    default, or ``router2``). ``mapper`` maps the LUTs with ``abc9`` (yosys' default)
+    default, or ``router2``); ``pnr_opts`` are more nextpnr options (e.g.
+    ``--placer-heap-beta 0.6``). ``mapper`` maps the LUTs with ``abc9`` (yosys' default)
     or ``abc`` (ECP5 only: :data:`ECP5_ABC_AFTER`); with ``abc9`` a synthesis that dies
     in YoWASP's ABC9 is run again with ``abc`` (``run.json`` records the mapper used).
     """
@@ -164,7 +165,7 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
         + f"tee -q -o {TOP_NAME}.stat.json stat -json",
         "nextpnr_opts": ["--timing-allow-fail", "--seed", str(seed),
                          "--report", f"{TOP_NAME}.nextpnr.json"]
-        + (["--router", router] if router else []),
+        + (["--router", router] if router else []) + list(pnr_opts),
     }
     if verbose:
         overrides["verbose"] = True
@@ -196,7 +197,7 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
                      verbose=verbose, core=core, command=command,
                      with_breakdown=with_breakdown, with_ltp=with_ltp,
                      synth_only=synth_only, synth_opts=synth_opts, router=router,
-                     mapper="abc")
+                     mapper="abc", pnr_opts=pnr_opts)
 
     def mtime(name):
         p = out / name
@@ -218,6 +219,7 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
         "date": date, "command": command or f"python -m hdp_rtl.fpga --board {b.name}",
         "exit_code": rc, "times_s": times, "seed": seed, "synth_only": synth_only,
         "synth_opts": list(b.synth_opts) + list(synth_opts), "mapper": mapper,
+        "pnr_opts": list(pnr_opts),
         "wrapper": {"stimulus_bits": top.in_bits, "observed_bits": top.out_bits},
     }
     (out / "run.json").write_text(json.dumps(run, indent=2) + "\n")
