@@ -14,16 +14,18 @@ with
 - ``bvalid``: bool, same shape: the blocks holding at least one valid pair (inside
   ``seq_len``, and on or below the diagonal when causal);
 - ``regs``: the run-time :class:`hdp_rtl.config.Registers` (rule, ``rho``, ``delta``,
-  ``block_prune_enable``, ...);
+  ``block_k``, ``block_prune_enable``, ...);
 - ``config``: the build-time :class:`hdp_rtl.config.HDPConfig`;
 
 and it returns ``keep``, a bool mask of the same shape; blocks outside ``bvalid`` must
 not be kept. Head pruning happens before the policy is called (a pruned head calls
 none), and the kept pairs are ``expand_blocks(keep) & valid``.
 
-A new policy (SpAtten-style per-row top-k, learned per-layer thresholds, ...) is one
-function with this signature plus one entry in :data:`SELECTORS` under its name in
-``SELECTOR_NAMES``; its RTL unit sits behind the same seam (``hdp_rtl.rtl.selectors``).
+Policies: ``"hdp"`` (:func:`select_blocks`, the top-k-free rule) and ``"topk"``
+(:func:`select_topk`, SpAtten-style per-row top-k). A new policy (learned per-layer
+thresholds, ...) is one function with this signature plus one entry in
+:data:`SELECTORS` under its name in ``SELECTOR_NAMES``; its RTL unit sits behind the
+same seam (``hdp_rtl.rtl.selectors``).
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ import numpy as np
 
 from hdp_rtl.config import BLOCK_RULE_MEAN, HDPConfig, Registers
 
-__all__ = ["SELECTORS", "select_blocks"]
+__all__ = ["SELECTORS", "select_blocks", "select_topk"]
 
 I64 = np.int64
 
@@ -60,5 +62,16 @@ def select_blocks(bi, bvalid, regs: Registers, config: HDPConfig | None = None):
     return keep & bvalid
 
 
+def select_topk(bi, bvalid, regs: Registers, config: HDPConfig | None = None):
+    """SpAtten-style per-row top-k (selector ``"topk"``): in each block row the
+    ``regs.block_k`` valid blocks of largest ``BI`` (the lower block column wins a tie;
+    ``block_k`` >= the row's valid blocks keeps them all). Pruning disabled keeps every
+    valid block. :func:`golden.spatten.row_topk_selector_for` with ``k`` read from the
+    register."""
+    # (golden.spatten imports golden.model, which imports this module: import late)
+    from .spatten import row_topk_selector_for
+    return row_topk_selector_for(regs.block_k)(bi, bvalid, regs, config)
+
+
 #: Selector name (``HDPConfig.selector``) -> policy function.
-SELECTORS = {"hdp": select_blocks}
+SELECTORS = {"hdp": select_blocks, "topk": select_topk}

@@ -2,7 +2,8 @@
 
 The golden model of issue 12 item 1: SpAtten's cascade token and head pruning, its
 top-k selection, and its progressive quantization, in the fixed-point formats the HDP
-core already uses (:mod:`golden.model`). Nothing here is built in RTL yet; every
+core already uses (:mod:`golden.model`). Of these only the per-row top-k is built in
+RTL (selector ``"topk"``, :func:`row_topk_selector_for`); every
 function is integer arithmetic (int64) where the hardware would be integer, and reuses
 :mod:`golden.model` for every step it shares with HDP (the integer pass, the scores,
 the softmax), so the two policies cannot drift apart.
@@ -35,12 +36,13 @@ import numpy as np
 
 from hdp_rtl.config import HDPConfig, Registers
 
-from .model import full_scores, integer_scores, softmax_rows, split
+from .model import (_as_head, full_scores, integer_scores, pv_output, softmax_rows, split,
+                    valid_mask)
 
 __all__ = [
     "topk_mask", "row_topk_selector_for", "token_importance", "head_importance_out",
     "gather_alive", "scatter_alive", "CascadeState", "msb_scores", "progressive_rows",
-    "progressive_probs", "quickselect_cycles",
+    "progressive_probs", "progressive_head", "quickselect_cycles",
 ]
 
 I64 = np.int64
@@ -100,11 +102,12 @@ def row_topk_selector_for(k: int):
     tie), so a row keeps ``min(k, nb_R)`` blocks and never an invalid one. With
     ``regs.block_prune_enable`` off it keeps every valid block, as the HDP policy does.
 
-    ``k`` is fixed when the policy is made: the run-time register that will hold it
-    belongs to the RTL top-k unit, which does not exist yet, so this policy is not in
-    :data:`golden.selectors.SELECTORS` (an entry there needs a config name and an RTL
-    unit). ``BI`` is HDP's block importance (max of ``S_int``), the importance the
-    seam sees; SpAtten's own token importance is cumulative (:class:`CascadeState`).
+    ``k`` is fixed when the policy is made; :func:`golden.selectors.select_topk`, the
+    policy of selector ``"topk"`` (``SELECTORS["topk"]``, RTL unit
+    ``hdp_rtl.rtl.topk_selector.TopKSelector``), makes it with ``k`` from the
+    ``block_k`` register. ``BI`` is HDP's block importance (max of ``S_int``), the
+    importance the seam sees; SpAtten's own token importance is cumulative
+    (:class:`CascadeState`).
     """
     k = int(k)
 
@@ -269,6 +272,43 @@ def progressive_probs(q, k, keep, threshold: int, config: HDPConfig, regs: Regis
     s2 = np.where(keep2, full_scores(q, k, config, bool(regs.approx_enable), matmul), 0)
     p2, _, _ = softmax_rows(s2, keep2, config, regs.score_scale)
     return np.where(redo[:, None], p2, p1), redo
+
+
+def progressive_head(q, k, v, config: HDPConfig, regs: Registers, threshold: int, *,
+                     matmul=None):
+    """One head with SpAtten's progressive quantization, on this core's formats.
+
+    Every valid pair is kept (SpAtten prunes by tokens and heads, which the caller does
+    by gathering the alive tokens, :func:`gather_alive`, and skipping pruned heads), so
+    ``regs.block_prune_enable`` and ``regs.head_prune_enable`` must be off. The
+    probabilities are :func:`progressive_probs` over the valid pairs (MSB pass, flat
+    rows recomputed with the LSBs), the output :func:`golden.pv_output` of them, as
+    :func:`golden.attention_head` does with its own probabilities.
+
+    With ``threshold`` above ``2**prob_bits`` every row is recomputed and the result
+    is :func:`golden.attention_head`'s (block pruning off) bit for bit; with
+    ``threshold = 0`` no row is, and the head is the MSB (integer) pass alone.
+
+    Returns
+    -------
+    out : numpy.ndarray of int64
+        ``n x head_dim`` output codes (``HeadResult.out``'s format).
+    probs : numpy.ndarray of int64
+        ``n x n`` probability codes.
+    keep : numpy.ndarray of bool
+        The valid pairs (every one is computed).
+    redo : numpy.ndarray of bool
+        The rows recomputed with the LSBs.
+    """
+    regs.check(config)
+    if regs.block_prune_enable or regs.head_prune_enable:
+        raise ValueError("progressive_head keeps every valid pair: turn block_prune_enable "
+                         "and head_prune_enable off")
+    n = regs.seq_len
+    q, k, v = (_as_head(x, name, n, config) for x, name in ((q, "q"), (k, "k"), (v, "v")))
+    keep = valid_mask(n, bool(regs.causal))
+    probs, redo = progressive_probs(q, k, keep, threshold, config, regs, matmul)
+    return pv_output(probs, v, config, matmul), probs, keep, redo
 
 
 # ---- SpAtten's top-k engine latency ----------------------------------------------------

@@ -29,8 +29,9 @@ class ConfigError(ValueError):
 
 #: The block-selection policies the generator can build (``HDPConfig.selector``): each
 #: has an RTL unit behind the selection seam (``hdp_rtl.rtl.selectors``) and a golden
-#: policy function (``golden.selectors``).
-SELECTOR_NAMES = ("hdp",)
+#: policy function (``golden.selectors``). ``"hdp"``: the top-k-free row-balanced rule;
+#: ``"topk"``: SpAtten-style, the ``block_k`` most important blocks of each block row.
+SELECTOR_NAMES = ("hdp", "topk")
 
 
 def _is_pow2(x: int) -> bool:
@@ -100,7 +101,9 @@ class HDPConfig:
         ``HeadRun.counters`` are then all 0. Changes no result.
     selector : str
         The block-selection policy behind the selection seam: one of
-        ``SELECTOR_NAMES`` (``"hdp"``: the top-k-free row-balanced rule).
+        ``SELECTOR_NAMES`` (``"hdp"``: the top-k-free row-balanced rule; ``"topk"``:
+        the ``block_k`` blocks of largest importance of each block row, with the
+        ``block_k`` register).
     pv_acc_ram : bool
         Keep the MAC array's ``head_dim`` P x V accumulators in block RAM (one word of
         ``mac_lanes`` accumulators per chunk) instead of flip-flops: for FPGAs whose
@@ -239,6 +242,11 @@ class HDPConfig:
     @property
     def block_col_count(self) -> int:
         return W.ceil_div(self.seq_max, self.block_cols)
+
+    @property
+    def block_k_bits(self) -> int:
+        """Width of the ``block_k`` register (selector ``topk``): holds 0..block_col_count."""
+        return W.bits_for(self.block_col_count)
 
     @property
     def hi_bits(self) -> int:
@@ -434,6 +442,11 @@ class Registers:
     score_scale : int
         Unsigned fixed-point factor (``score_scale_frac`` fraction bits) from a score
         step to a step of ``log2`` of the unnormalised probability.
+    block_k : int
+        Selector ``topk`` only: blocks kept in each block row (the ``block_k`` of
+        largest importance; any value >= the row's valid blocks keeps them all). With
+        block pruning enabled it must be >= 1 (the core refuses a start with 0, error
+        12); the other selectors ignore it.
     """
 
     seq_len: int
@@ -446,6 +459,7 @@ class Registers:
     delta: int = 8
     approx_enable: bool = True
     score_scale: int = 0
+    block_k: int = 4
 
     def __post_init__(self):
         for name in ("causal", "head_prune_enable", "block_prune_enable", "approx_enable"):
@@ -457,6 +471,7 @@ class Registers:
         _check_int(self, "rho", -256, 256)
         _check_int(self, "delta", 0)
         _check_int(self, "score_scale", 0)
+        _check_int(self, "block_k", 0)
 
     def check(self, config: HDPConfig) -> "Registers":
         """Raise :class:`ConfigError` when a value does not fit ``config``'s registers."""
@@ -466,6 +481,8 @@ class Registers:
                            ("score_scale", config.score_scale_bits)):
             if getattr(self, name) >= 1 << bits:
                 raise ConfigError(f"{name} must fit in {bits} bits, not {getattr(self, name)}")
+        if config.selector == "topk" and self.block_prune_enable and self.block_k == 0:
+            raise ConfigError("block_k must be >= 1 with block pruning enabled, not 0")
         return self
 
     def replace(self, **changes) -> "Registers":

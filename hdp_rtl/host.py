@@ -82,7 +82,9 @@ def register_writes(regs: Registers, config: HDPConfig, *,
     ``head_threshold`` is split into ``head_threshold_hi`` when the config has that
     field; ``rho`` is two's complement. ``input_timeout`` (not a head's register: the
     host's setting) goes to the register of that name: cycles without an input beat
-    after which the core aborts a head, 0 for never.
+    after which the core aborts a head, 0 for never. ``block_k`` is written when the
+    config has the register (selector ``topk``), as ``min(block_k, block_col_count)``:
+    any value from a row's valid blocks up keeps the row whole.
 
     Raises
     ------
@@ -104,6 +106,8 @@ def register_writes(regs: Registers, config: HDPConfig, *,
         "score_scale": {"score_scale": regs.score_scale},
         "input_timeout": {"input_timeout": input_timeout},
     }
+    if "block_k" in rmap:               # selector topk; k >= a row's blocks keeps them all
+        fields["block_k"] = {"block_k": min(regs.block_k, config.block_col_count)}
     return [(name, rmap[name].offset, rmap[name].word(**values) if rmap[name].fields else 0)
             for name, values in fields.items()]
 

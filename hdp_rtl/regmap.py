@@ -17,7 +17,7 @@ from .config import RHO_ONE, HDPConfig
 __all__ = ["Field", "Register", "ErrorCode", "register_map", "registers_by_name",
            "stream_format", "regmap_json", "regmap_c_header", "regmap_markdown",
            "errors_markdown", "COUNTERS", "FLAG_FIELDS", "AXIL_ADDR_BITS", "COUNTER_BASE",
-           "INPUT_ORDER", "TENSOR_CODE", "INPUT_TIMEOUT_BITS"]
+           "INPUT_ORDER", "TENSOR_CODE", "INPUT_TIMEOUT_BITS", "BLOCK_K_OFFSET"]
 
 #: Byte-address width of the AXI4-Lite port (256 bytes of registers).
 AXIL_ADDR_BITS = 8
@@ -25,6 +25,8 @@ AXIL_ADDR_BITS = 8
 COUNTER_BASE = 0x40
 #: Width of the ``input_timeout`` field: up to 2**20 - 1 cycles (10.5 ms at 100 MHz).
 INPUT_TIMEOUT_BITS = 20
+#: Offset of ``block_k``, a register of the ``topk`` selector's configs only.
+BLOCK_K_OFFSET = 0x2C
 
 #: The tensors of a head on ``s_axis``, in order. K comes first so that the integer pass
 #: (whose every row needs all of K) can start on Q's first row and run while the rest of
@@ -77,6 +79,7 @@ class ErrorCode(enum.IntEnum):
     INPUT_TLAST = 9
     ABORTED = 10
     INPUT_TIMEOUT = 11
+    BLOCK_K_ZERO = 12
 
     @property
     def description(self) -> str:
@@ -96,8 +99,8 @@ _ERROR_TEXT = {
     ErrorCode.BAD_ADDRESS: ("a write to an address with no writable register (reserved, "
                             "read-only or unaligned); answered SLVERR, nothing written", False),
     ErrorCode.FIELD_OVERFLOW: ("start refused: a write to head_threshold, "
-                               "head_threshold_hi, delta, score_scale or input_timeout set a "
-                               "bit outside the register's field", True),
+                               "head_threshold_hi, delta, score_scale, input_timeout or "
+                               "block_k set a bit outside the register's field", True),
     ErrorCode.START_WHILE_BUSY: ("a start while a head runs; ignored, the running head "
                                  "goes on", False),
     ErrorCode.INPUT_LANE: ("an input lane is not the sign extension of its element; "
@@ -110,6 +113,9 @@ _ERROR_TEXT = {
     ErrorCode.INPUT_TIMEOUT: ("the running head expected s_axis input and no beat came for "
                               "more than input_timeout cycles: the head was dropped as by "
                               "ctrl.abort", False),
+    ErrorCode.BLOCK_K_ZERO: ("start refused: block_k is 0 with block pruning enabled "
+                             "(selector topk; with pruning off every valid block is kept "
+                             "and block_k is not read)", True),
 }
 
 
@@ -213,6 +219,11 @@ def register_map(config: HDPConfig) -> list[Register]:
                  "many cycles without an s_axis beat while it expects input; 0: off", (
             Field("input_timeout", 0, INPUT_TIMEOUT_BITS, "cycles"),)),
     ]
+    if config.selector == "topk":       # the register map follows the config
+        regs.append(Register("block_k", BLOCK_K_OFFSET, "rw",
+                             "selector topk: blocks kept per block row; >= a row's valid "
+                             "blocks keeps them all; 0 with block pruning on: error 12", (
+            Field("block_k", 0, config.block_k_bits, "blocks"),)))
     for i, (name, text) in enumerate(COUNTERS.items()):
         regs.append(Register(name, COUNTER_BASE + 4 * i, "ro", text,
                              (Field(name, 0, config.counter_bits,
@@ -275,10 +286,13 @@ def regmap_c_header(config: HDPConfig, guard: str = "HDP_REGS_H") -> str:
     return "\n".join(lines)
 
 
-def regmap_markdown(config: HDPConfig) -> str:
+def regmap_markdown(config: HDPConfig, names=None) -> str:
+    """The register table of ``config`` (only the registers ``names``, if given)."""
     rows = ["| offset | register | access | bits | field | description |",
             "| --- | --- | --- | --- | --- | --- |"]
     for r in register_map(config):
+        if names is not None and r.name not in names:
+            continue
         if not r.fields:
             rows.append(f"| 0x{r.offset:02X} | {r.name} | {r.access} | - | - | {r.description} "
                         f"(no field in this config: reads 0; a non-zero write is error 6) |")

@@ -1,17 +1,27 @@
 """Rewrite the generated parts of docs/ (the register and error-code tables of
-docs/interface.md) from hdp_rtl.regmap."""
+docs/interface.md, and the registers of the other selectors' builds) from
+hdp_rtl.regmap."""
 import re
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hdp_rtl.config import HDPConfig  # noqa: E402
-from hdp_rtl.regmap import errors_markdown, regmap_markdown  # noqa: E402
+from hdp_rtl.regmap import errors_markdown, register_map, regmap_markdown  # noqa: E402
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "interface.md"
 #: marker name -> the table it holds
+def _selector_registers(selector: str) -> str:
+    """The registers a ``selector`` build of ``default`` has beyond the ``hdp`` one."""
+    base = HDPConfig.preset("default")
+    other = base.replace(selector=selector)
+    names = {r.name for r in register_map(other)} - {r.name for r in register_map(base)}
+    return regmap_markdown(other, names)
+
+
 TABLES = {
     "regmap": lambda: regmap_markdown(HDPConfig.preset("default")),
+    "regmap-topk": lambda: _selector_registers("topk"),
     "errors": errors_markdown,
 }
 

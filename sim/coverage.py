@@ -23,11 +23,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, NamedTuple
 
-from hdp_rtl.config import BLOCK_RULE_DELTA, BLOCK_RULE_MEAN, HDPConfig, Registers
+from hdp_rtl.config import BLOCK_RULE_DELTA, BLOCK_RULE_MEAN, SELECTOR_NAMES, HDPConfig, Registers
 from hdp_rtl.regmap import ErrorCode
 
 __all__ = ["KINDS", "STALLS", "STEER_P", "PROVOKED", "DRAWN", "Outcome", "Head", "Steer",
-           "Group", "GROUPS", "STEERS", "Coverage", "bin_id", "steer", "config_bins"]
+           "Group", "GROUPS", "STEERS", "Coverage", "bin_id", "steer", "config_bins",
+           "provokable"]
 
 #: The head kinds of ``tb/cocotb_regress.py``, in the order the plain draw picks from.
 KINDS = ("normal", "peaked", "zeros", "extremes", "constant")
@@ -110,7 +111,7 @@ def _predicates(name: str, of: str, preds: Mapping[str, Callable], **kw) -> Grou
 DRAWN = frozenset({
     "seq_max", "head_dim", "int_bits", "frac_bits", "block_rows", "block_cols", "int_lanes",
     "mac_lanes", "exp_lut_bits", "exp_bits", "prob_bits", "recip_guard_bits",
-    "score_scale_bits", "score_scale_frac", "out_bits", "out_frac", "axis_elems"})
+    "score_scale_bits", "score_scale_frac", "out_bits", "out_frac", "axis_elems", "selector"})
 _UNDRAWN = tuple(f for f in dataclasses.fields(HDPConfig) if f.name not in DRAWN)
 
 
@@ -177,6 +178,7 @@ CONFIG_GROUPS = (
         "recip_guard_bits 0": lambda c: c.recip_guard_bits == 0,
         "out_frac 0": lambda c: c.out_frac == 0,
         "out_shift 0 (every fraction bit out)": lambda c: c.out_shift == 0}),
+    Group("selector", "configs", SELECTOR_NAMES, lambda c: c.selector),
     Group("head_threshold_hi", "configs", ("no field (hi_bits <= 32)", "a field (hi_bits > 32)"),
           lambda c: "a field (hi_bits > 32)" if c.hi_bits > 32 else "no field (hi_bits <= 32)",
           excluded={"a field (hi_bits > 32)":
@@ -218,8 +220,10 @@ def _fields(**values) -> Steer:
     return Steer("registers", lambda rng, ctx: dict(values))
 
 
-def _rule(h: Head) -> str:
+def _rule(h: Head) -> str | None:
     r = h.regs
+    if h.config.selector != "hdp":       # the rules are the hdp selector's
+        return None
     if not r.block_prune_enable:
         return "pruning off"
     if r.block_rule == BLOCK_RULE_MEAN:
@@ -263,6 +267,36 @@ def _blocks(h: Head) -> str | None:
     return "some pruned" if h.outcome.blocks_pruned else "none pruned"
 
 
+def _widest_row(n: int, c: HDPConfig) -> int:
+    """Valid blocks in the widest block row of a head of ``n`` tokens (its last, causal
+    or not: the block columns 0 .. ceil(n / block_cols) - 1)."""
+    return -(-n // c.block_cols)
+
+
+def _block_k(h: Head) -> list[str] | None:
+    """Selector topk with block pruning on and the head kept: block_k against the
+    widest row's valid blocks nb (1, between, >= nb: every row kept whole)."""
+    r, c = h.regs, h.config
+    if c.selector != "topk" or not r.block_prune_enable or h.outcome.head_pruned:
+        return None
+    nb = _widest_row(h.n, c)
+    return [b for b, hit in (("1", r.block_k == 1), ("between 1 and nb", 1 < r.block_k < nb),
+                             (">= nb (rows kept whole)", r.block_k >= nb)) if hit]
+
+
+def _block_k_steer(which: str) -> Steer:
+    """Block pruning on (head pruning off) and a block_k of the bin, on topk configs."""
+    def draw(rng, ctx):
+        c = ctx["config"]
+        nb, top = _widest_row(ctx["n"], c), (1 << c.block_k_bits) - 1
+        if c.selector != "topk" or (which == "between" and nb < 3):
+            return None
+        k = {"1": 1, "between": rng.randint(2, max(2, nb - 1)),
+             ">= nb": rng.randint(nb, top)}[which]
+        return dict(block_prune_enable=True, head_prune_enable=False, block_k=k)
+    return Steer("registers", draw)
+
+
 def _kind_n_steer(kind: str | None, n_class: str) -> Steer:
     """A shape steer to ``n`` of class ``n_class`` (and to ``kind``, unless None)."""
     def draw(rng, ctx):
@@ -275,16 +309,22 @@ _N_CLASSES = ("1", "seq_max", "between")
 _ERROR_CODES = tuple(c for c in ErrorCode if c != ErrorCode.NONE)
 #: The error codes ``sim.random_configs.random_error_case`` provokes; the others are
 #: excluded bins until it learns them.
-PROVOKED = frozenset(ErrorCode(c) for c in range(1, 10))
+PROVOKED = frozenset([*(ErrorCode(c) for c in range(1, 10)), ErrorCode.BLOCK_K_ZERO])
+
+
+def provokable(code: ErrorCode, config: HDPConfig) -> bool:
+    """Whether ``config`` can show ``code``: error 8 needs lanes wider than elements,
+    error 12 the ``topk`` selector's ``block_k``."""
+    if code == ErrorCode.INPUT_LANE:
+        return config.in_lane_bits != config.data_bits
+    if code == ErrorCode.BLOCK_K_ZERO:
+        return config.selector == "topk"
+    return True
 
 
 def _error_steer(code: ErrorCode) -> Steer:
-    def draw(rng, ctx):
-        c = ctx["config"]
-        if code == ErrorCode.INPUT_LANE and c.in_lane_bits == c.data_bits:
-            return None                    # every lane is its element's sign extension
-        return {"code": code}
-    return Steer("error", draw)
+    return Steer("error", lambda rng, ctx: {"code": code} if provokable(code, ctx["config"])
+                 else None)
 
 
 HEAD_GROUPS = (
@@ -323,6 +363,9 @@ HEAD_GROUPS = (
                       block_prune_enable=True, block_rule=BLOCK_RULE_MEAN,
                       rho=rng.choice([-1, 1]) * rng.randint(1, 255))),
                   **{f"delta, {w}": _delta_steer(w) for w in ("0", "max", "other")}}),
+    Group("block_k", "heads", ("1", "between 1 and nb", ">= nb (rows kept whole)"), _block_k,
+          steers={"1": _block_k_steer("1"), "between 1 and nb": _block_k_steer("between"),
+                  ">= nb (rows kept whole)": _block_k_steer(">= nb")}),
     Group("block outcome", "heads", ("none pruned", "some pruned"), _blocks,
           steers={"none pruned": Steer("registers", lambda rng, ctx: dict(
                       head_prune_enable=False, block_prune_enable=True,

@@ -20,7 +20,7 @@ import numpy as np
 from hdp_rtl.config import RHO_ONE, ConfigError, HDPConfig, Registers
 from hdp_rtl.host import register_writes
 from hdp_rtl.regmap import AXIL_ADDR_BITS, FLAG_FIELDS, ErrorCode, registers_by_name
-from sim.coverage import KINDS, PROVOKED, STALLS, steer
+from sim.coverage import KINDS, PROVOKED, STALLS, provokable, steer
 
 __all__ = ["random_config", "random_registers", "random_stall", "random_head", "DrawnHead",
            "ErrorCase", "ERROR_CASE_P", "error_codes", "random_error_case"]
@@ -36,6 +36,16 @@ def _retired_draws(rng: random.Random) -> dict:
     every seed still names the config it named before (docs/verification.md)."""
     _pow2_upto(rng, 16, 2), _pow2_upto(rng, 16, 2)
     return {}
+
+
+#: How often a seed's config has the ``topk`` selector instead of ``hdp``.
+TOPK_P = 0.25
+
+
+def _selector(seed: int) -> str:
+    """The selector of seed ``seed``'s config, from a stream of its own: every other
+    field of every seed is what it was before the selector was drawn."""
+    return "topk" if random.Random(f"{seed} selector").random() < TOPK_P else "hdp"
 
 
 def random_config(seed: int) -> HDPConfig:
@@ -62,7 +72,7 @@ def random_config(seed: int) -> HDPConfig:
                 score_scale_bits=rng.randint(12, 24), score_scale_frac=rng.randint(16, 30),
                 out_bits=out_bits,
                 out_frac=rng.randint(0, min(out_bits - 1, frac_bits + prob_bits)),
-                axis_elems=_pow2_upto(rng, head_dim),
+                axis_elems=_pow2_upto(rng, head_dim), selector=_selector(seed),
                 **_retired_draws(rng))
         except ConfigError:
             continue
@@ -83,6 +93,10 @@ def random_registers(rng: random.Random, config: HDPConfig, n: int, score_scale:
     if fields["head_prune_enable"] and head_importance is not None:
         # around the head's own importance, so both outcomes happen
         fields["head_threshold"] = max(0, head_importance + rng.randint(-2, 2))
+    if config.selector == "topk":       # (drawn only here: hdp seeds draw what they drew)
+        nb = -(-n // config.block_cols)            # the widest block row's valid blocks
+        top = (1 << config.block_k_bits) - 1
+        fields["block_k"] = rng.choice([1, rng.randint(1, nb), nb, rng.randint(nb, top)])
     fields.update(steer(want, "registers", rng, config=config, n=n,
                         head_importance=head_importance))
     return fields
@@ -158,7 +172,8 @@ class ErrorCase(NamedTuple):
     ``value``, which is not the sign extension of its low B bits. ``INPUT_TLAST``:
     ``variant`` "early" (tlast after beat ``at[1]`` of tensor ``at[0]``, in
     ``INPUT_ORDER``) or "missing" (tensor ``at[0]`` sent with the next one as one
-    packet)."""
+    packet). ``BLOCK_K_ZERO``: ``flags`` with block pruning on (``also``), then
+    ``block_k`` 0."""
 
     code: ErrorCode
     register: str | None = None
@@ -166,6 +181,8 @@ class ErrorCase(NamedTuple):
     value: int | None = None
     variant: str = ""
     at: tuple = ()
+    #: ``(register, value)`` writes before ``register``'s (error 12: pruning on)
+    also: tuple = ()
 
     @property
     def before_head(self) -> bool:
@@ -182,9 +199,9 @@ class ErrorCase(NamedTuple):
 
 def error_codes(config: HDPConfig) -> list[ErrorCode]:
     """The error codes the regression provokes on ``config``: :data:`~sim.coverage.PROVOKED`
-    but ``INPUT_LANE`` when an element fills its lane (every lane is a sign extension)."""
-    return [c for c in sorted(PROVOKED)
-            if not (c == ErrorCode.INPUT_LANE and config.in_lane_bits == config.data_bits)]
+    but ``INPUT_LANE`` when an element fills its lane (every lane is a sign extension)
+    and ``BLOCK_K_ZERO`` without the ``topk`` selector (no ``block_k``)."""
+    return [c for c in sorted(PROVOKED) if provokable(c, config)]
 
 
 def random_error_case(rng: random.Random, config: HDPConfig, n: int, d: int,
@@ -241,6 +258,11 @@ def _error_case(rng: random.Random, config: HDPConfig, n: int, d: int,
                          value=rng.getrandbits(32))
     if code == ErrorCode.START_WHILE_BUSY:
         return ErrorCase(code)
+    if code == ErrorCode.BLOCK_K_ZERO:          # 0 refuses only with pruning on
+        flags = rmap["flags"]
+        others = rng.getrandbits(len(FLAG_FIELDS)) & ~flags.field("block_prune_enable").mask
+        return ErrorCase(code, "block_k", value=0,
+                         also=(("flags", others | flags.word(block_prune_enable=1)),))
     if code == ErrorCode.INPUT_LANE:
         b, lane = config.data_bits, config.in_lane_bits
         low = rng.getrandbits(b)

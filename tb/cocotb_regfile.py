@@ -95,7 +95,7 @@ async def fields_and_start_checks(dut):
         await ports.write(name, word)
     assert await ports.start()
     await ReadOnly()                      # the edge's register updates
-    assert unpack(run_layout(REGS), dut.run.value.to_unsigned()) == run_fields(regs)
+    assert unpack(run_layout(REGS), dut.run.value.to_unsigned()) == run_fields(regs, CONFIG)
 
 
 @cocotb.test()

@@ -65,6 +65,8 @@ async def _refused(host: HDPHost, case, regs, label: str) -> None:
         else:
             raise AssertionError(f"{label}: the write was answered OKAY")
     else:
+        for name, value in case.also:
+            await drv.write_register(name, value)
         await drv.write_register(case.register, case.value)
         try:
             await drv.start()

@@ -307,6 +307,47 @@ async def corner_cases(dut):
                               label=label)
 
 
+# ---- the topk selector (docs/units.md, "Top-k selector") --------------------------------
+
+@cocotb.test(skip=CONFIG.selector != "topk")
+async def topk_selector_heads(dut):
+    """Selector topk: HDP_HEADS heads (at most 8) with block_k 1, above the most valid
+    blocks of a row (nb), 2, a middle value, nb, the field's largest and random ones,
+    causal and not, then one with block pruning off and block_k 0 (not read): each
+    bit-exact with golden.SELECTORS["topk"]."""
+    host = await _setup(dut, seed=17)
+    rng = np.random.default_rng(171)
+    prng = random.Random(172)
+    top_k = (1 << CONFIG.block_k_bits) - 1
+    for i in range(min(HEADS, 8)):
+        n = prng.choice([SMALL_N, prng.randint(2, SMALL_N)])
+        nb = -(-n // CONFIG.block_cols)              # blocks in a block row's widest row
+        block_k = [1, nb + 1, 2, max(1, nb // 2), nb, top_k,
+                   prng.randint(1, top_k), prng.randint(1, nb)][i]
+        q, k, v, regs = random_head(rng, n, peaked=i % 2 == 1, causal=i % 3 == 0,
+                                    block_k=block_k, block_prune_enable=True)
+        await host.check_head(q, k, v, regs, label=f"head {i}, n {n}, block_k {block_k}")
+    q, k, v, regs = random_head(rng, 8, block_k=0, block_prune_enable=False)
+    await host.check_head(q, k, v, regs, label="pruning off, block_k 0")
+
+
+@cocotb.test(skip=CONFIG.selector != "topk")
+async def block_k_zero_refused(dut):
+    """block_k 0 with block pruning on refuses the start with error 12 (the core stays
+    idle; clear_error clears it), after a bit above its field error 6; then the head
+    runs bit-exact."""
+    host = await _setup(dut, seed=18)
+    drv = host.driver
+    q, k, v, regs = random_head(np.random.default_rng(181), 6, block_k=2,
+                                block_prune_enable=True)
+    reg = drv.registers["block_k"]
+    for value, code in ((0, ErrorCode.BLOCK_K_ZERO), (reg.mask + 1, ErrorCode.FIELD_OVERFLOW)):
+        await drv.program(regs)
+        await drv.write_register("block_k", value)
+        await expect_refused(host, code, f"block_k = {value}")
+    await host.check_head(q, k, v, regs, label="after block_k 0")
+
+
 # ---- abort and input timeout (docs/interface.md, "Dropping a head") ----------------------
 
 async def _bounded(awaitable, what: str, us: int = 200):

@@ -32,20 +32,23 @@ def register_words(config: HDPConfig, regs: Registers) -> dict[str, int]:
         "rho": rmap["rho"].word(rho=regs.rho),
         "delta": rmap["delta"].word(delta=regs.delta),
         "score_scale": rmap["score_scale"].word(score_scale=regs.score_scale),
+        **({"block_k": rmap["block_k"].word(block_k=regs.block_k)} if "block_k" in rmap else {}),
     }
 
 
-def run_fields(regs: Registers) -> dict:
+def run_fields(regs: Registers, config: HDPConfig) -> dict:
     """The register file's ``run`` struct (as :func:`sim.packing.unpack` gives it) after
-    an accepted start with ``regs``."""
+    an accepted start with ``regs`` (``block_k`` when ``config``'s map has it)."""
     return {"seq_len": regs.seq_len, "flags": {f: int(getattr(regs, f)) for f in FLAG_FIELDS},
             "head_threshold": regs.head_threshold, "rho": regs.rho, "delta": regs.delta,
-            "score_scale": regs.score_scale}
+            "score_scale": regs.score_scale,
+            **({"block_k": regs.block_k} if "block_k" in registers_by_name(config) else {})}
 
 
 def random_registers(config: HDPConfig, rng: random.Random) -> Registers:
-    """Registers with every field drawn at random over its whole valid range."""
-    return Registers(
+    """Registers with every field drawn at random over its whole valid range
+    (``block_k`` over its field when the config has the register, else the default)."""
+    regs = Registers(
         seq_len=rng.randint(1, config.seq_max),
         **{f: rng.random() < 0.5 for f in FLAG_FIELDS if f != "block_rule"},
         block_rule=rng.randint(0, 1),
@@ -53,6 +56,10 @@ def random_registers(config: HDPConfig, rng: random.Random) -> Registers:
         rho=rng.randint(-RHO_ONE, RHO_ONE),
         delta=rng.getrandbits(config.delta_bits),
         score_scale=rng.getrandbits(config.score_scale_bits))
+    if "block_k" in registers_by_name(config):
+        lowest = int(regs.block_prune_enable)          # 0 refuses the start with pruning on
+        regs = regs.replace(block_k=rng.randint(lowest, (1 << config.block_k_bits) - 1))
+    return regs
 
 
 def outside_bit(config: HDPConfig, name: str) -> int:
@@ -70,9 +77,35 @@ def start_check_steps(config: HDPConfig) -> list[tuple[dict[str, int], ErrorCode
     assert config.seq_max + 1 < 1 << seq_field.width, "seq_max + 1 must fit the field"
     all_flags = rmap["flags"].mask
     fit_delta = (1 << config.delta_bits) - 1
+    first = {"seq_len": 0, "flags": outside_bit(config, "flags"), "rho": (RHO_ONE + 44) & WORD,
+             "delta": outside_bit(config, "delta")}
+    if "block_k" not in rmap:
+        return [
+            (first, ErrorCode.SEQ_LEN_ZERO),
+            *_common_steps(config, all_flags),
+            ({"delta": fit_delta}, ErrorCode.NONE),
+            ({"rho": RHO_ONE, "flags": 0}, ErrorCode.NONE),
+            ({"seq_len": 1}, ErrorCode.NONE),
+        ]
+    # block_k: 0 with a bit above its field (errors 6 and 12 pending), then each fixed
+    prune = rmap["flags"].word(block_prune_enable=1)
+    top_k = (1 << config.block_k_bits) - 1
     return [
-        ({"seq_len": 0, "flags": outside_bit(config, "flags"), "rho": (RHO_ONE + 44) & WORD,
-          "delta": outside_bit(config, "delta")}, ErrorCode.SEQ_LEN_ZERO),
+        ({**first, "block_k": outside_bit(config, "block_k")}, ErrorCode.SEQ_LEN_ZERO),
+        *_common_steps(config, all_flags),
+        ({"delta": fit_delta}, ErrorCode.FIELD_OVERFLOW),         # block_k's bit is left
+        ({"block_k": 0}, ErrorCode.BLOCK_K_ZERO),                 # pruning on (all flags)
+        ({"flags": all_flags & ~prune}, ErrorCode.NONE),          # off: k is not read
+        ({"rho": RHO_ONE, "flags": prune}, ErrorCode.BLOCK_K_ZERO),
+        ({"block_k": 1}, ErrorCode.NONE),
+        ({"block_k": top_k, "seq_len": 1}, ErrorCode.NONE),       # above block_col_count
+        ({"block_k": 0, "flags": 0}, ErrorCode.NONE),
+    ]
+
+
+def _common_steps(config: HDPConfig, all_flags: int) -> list:
+    """The steps from seq_len's errors to the field overflow of ``delta``."""
+    return [
         ({"seq_len": config.seq_max + 1}, ErrorCode.SEQ_LEN_TOO_BIG),
         ({"seq_len": config.seq_max}, ErrorCode.FLAGS_RESERVED),
         ({"flags": all_flags}, ErrorCode.RHO_RANGE),
@@ -80,7 +113,4 @@ def start_check_steps(config: HDPConfig) -> list[tuple[dict[str, int], ErrorCode
         ({"rho": RHO_ONE + 1}, ErrorCode.RHO_RANGE),
         ({"rho": 0x8000_0000}, ErrorCode.RHO_RANGE),
         ({"rho": -RHO_ONE & WORD}, ErrorCode.FIELD_OVERFLOW),
-        ({"delta": fit_delta}, ErrorCode.NONE),
-        ({"rho": RHO_ONE, "flags": 0}, ErrorCode.NONE),
-        ({"seq_len": 1}, ErrorCode.NONE),
     ]

@@ -1,7 +1,7 @@
 """End-to-end regression of the generated top level (tb/cocotb_top.py): every case on
 Verilator for both presets and the MiniLM heads' own configs, a smoke test on Icarus
-(edge preset), the error codes on both simulators, and the abort and input timeout on
-Icarus (Verilator runs them with every case)."""
+(edge preset), the error codes on both simulators, the abort and input timeout on
+Icarus (Verilator runs them with every case), and the topk selector's build on both."""
 import ast
 from pathlib import Path
 
@@ -24,13 +24,16 @@ ABORT_CASES = ("abort_a_short_input,abort_while_the_output_is_read,"
 #: The edge preset with 6-bit elements in 8-bit lanes: only when lanes are wider than
 #: elements can a lane fail to be a sign extension (error 8).
 NARROW = HDPConfig.preset("edge").replace(frac_bits=2)
+#: The edge preset on the topk selector (SpAtten-style per-row top-k), and its cases.
+EDGE_TOPK = HDPConfig.preset("edge").replace(selector="topk")
+TOPK_CASES = "topk_selector_heads,block_k_zero_refused"
 
 
 def test_case_lists_name_cocotb_tests():
     """A name the filter does not find would silently run nothing."""
     tree = ast.parse((Path(__file__).parent / "cocotb_top.py").read_text())
     tests = {f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)}
-    assert set(f"{ICARUS_CASES},{ERROR_CASES},{ABORT_CASES}".split(",")) <= tests
+    assert set(f"{ICARUS_CASES},{ERROR_CASES},{ABORT_CASES},{TOPK_CASES}".split(",")) <= tests
 
 
 def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = None,
@@ -74,6 +77,17 @@ def test_top_abort_on_icarus():
 def test_top_error_codes_with_narrow_elements(simulator):
     assert NARROW.in_lane_bits > NARROW.data_bits
     _run(NARROW, simulator, "top-edge-narrow", testcase=ERROR_CASES, quick_build=True)
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_topk_selector_top(simulator):
+    """The core built with selector topk: heads bit-exact against the golden model over
+    block_k (8 on Verilator, 2 on Icarus: a head of 20 tokens is 10 s there), and
+    error 12."""
+    _run(EDGE_TOPK, simulator, "top-edge-topk", testcase=TOPK_CASES, quick_build=True,
+         heads=8 if simulator == "verilator" else 2)
 
 
 def _minilm_configs():

@@ -4,7 +4,8 @@ testing :class:`hdp_rtl.host.HDPDriver` without a simulator.
 It models the register semantics of :mod:`hdp_rtl.rtl.regfile` (field bits stored and
 read back, out-of-field writes refusing the next start, the start checks in code order,
 errors 5 and 7, sticky latest-wins errors, clear before start, ``ctrl.abort``: a running
-head dropped with error 10, a no-op while idle) and computes each head with the golden
+head dropped with error 10, a no-op while idle; ``block_k`` and error 12 in ``topk``
+configs) and computes each head with the golden
 model, with errors 8 and 9 raised as the input unpacker does. Its own
 lane decoding and encoding (``int.from_bytes``/``to_bytes``) are independent of the
 driver's NumPy packing.
@@ -107,6 +108,9 @@ class FakeHDP:
             failing.append(ErrorCode.SEQ_LEN_TOO_BIG)
         if abs(self._field("rho")) > RHO_ONE:
             failing.append(ErrorCode.RHO_RANGE)
+        flags = self.regs["flags"].decode(self.value["flags"])
+        if "block_k" in self.value and self.value["block_k"] == 0 and flags["block_prune_enable"]:
+            failing.append(ErrorCode.BLOCK_K_ZERO)
         return min(failing, default=ErrorCode.NONE)
 
     def _start(self) -> None:
@@ -123,7 +127,8 @@ class FakeHDP:
             seq_len=self.value["seq_len"], **{f: flags[f] for f in FLAG_FIELDS},
             head_threshold=self.value["head_threshold"] | self.value["head_threshold_hi"] << low,
             rho=self._field("rho"), delta=self.value["delta"],
-            score_scale=self.value["score_scale"])
+            score_scale=self.value["score_scale"],
+            **({"block_k": self.value["block_k"]} if "block_k" in self.value else {}))
         self.busy, self.done, self.head_pruned = True, False, False
         self.counters = {k: self.counters[k] if k == "heads_pruned" else 0 for k in COUNTERS}
         self.received.clear()

@@ -32,6 +32,7 @@ def test_invalid_configs_name_the_field(changes, message):
     (dict(seq_len=4, block_rule=2), "block_rule must be <= 1, not 2"),
     (dict(seq_len=4, causal=2), "causal must be 0 or 1, not 2"),
     (dict(seq_len=4, delta=-1), "delta must be >= 0, not -1"),
+    (dict(seq_len=4, block_k=-1), "block_k must be >= 0, not -1"),
 ])
 def test_invalid_registers_name_the_field(fields, message):
     with pytest.raises(ConfigError) as err:
@@ -50,6 +51,14 @@ def test_registers_checked_against_the_config():
     with pytest.raises(ConfigError, match="seq_len"):
         golden.attention_head(np.zeros((65, 4)), np.zeros((65, 4)), np.zeros((65, 4)), cfg,
                               Registers(seq_len=65))
+    # block_k 0 keeps no block: refused with pruning on in a topk build (error 12), and
+    # not read otherwise; any larger block_k is valid (it keeps every block of a row)
+    topk = cfg.replace(selector="topk")
+    with pytest.raises(ConfigError, match="block_k must be >= 1 with block pruning enabled"):
+        Registers(seq_len=4, block_k=0).check(topk)
+    for fields in (dict(block_k=0, block_prune_enable=False), dict(block_k=10**6)):
+        Registers(seq_len=4, **fields).check(topk)
+    Registers(seq_len=4, block_k=0).check(cfg)
 
 
 def test_presets_and_unknown_preset():

@@ -24,6 +24,11 @@ from sim.regress_log import Batch, record, reproduce_command
 REACH_ALL = HDPConfig(seq_max=10, head_dim=8, int_bits=3, frac_bits=3, block_rows=2,
                       block_cols=4, int_lanes=4, mac_lanes=2, axis_elems=4, exp_bits=10,
                       prob_bits=10, out_bits=16, out_frac=8)
+#: ... and on the topk selector, for the bins of the topk selector (block_k, error 12);
+#: blocks of 1 x 2 so that a row of 10 tokens has 5 (block_k between 1 and nb)
+REACH_TOPK = REACH_ALL.replace(block_cols=2, selector="topk")
+TOPK_BINS = {"block_k:1", "block_k:between 1 and nb", "block_k:>= nb (rows kept whole)",
+             "error case:BLOCK_K_ZERO"}
 
 
 def _heads(config: HDPConfig, seed: int, count: int, want=(), cov=None) -> Coverage:
@@ -81,6 +86,37 @@ def test_head_bins_follow_registers_and_outcome():
     assert dict(cov.samples) == {"heads": 2, "error cases": 1}
 
 
+def test_topk_bins_follow_block_k_and_the_widest_row():
+    """Selector topk: block_k against the widest block row's valid blocks (10 tokens in
+    blocks of 2: 5); no block rule bin (the rules are the hdp selector's); nothing with
+    pruning off or the head pruned."""
+    c, cov = REACH_TOPK, Coverage()
+    cov.sample_config(c)
+    for block_k, outcome in ((1, Outcome(9, False, 3)), (3, Outcome(9, False, 2)),
+                             (5, Outcome(9, False, 0)), (7, Outcome(9, False, 0)),
+                             (2, Outcome(9, True, 0))):
+        cov.sample_head(c, Registers(seq_len=10, block_k=block_k), "normal", 10, 8, outcome)
+    cov.sample_head(c, Registers(seq_len=10, block_k=0, block_prune_enable=False), "normal",
+                    10, 8, Outcome(9, False, 0))
+    assert cov.count("selector:topk") == 1 and cov.count("selector:hdp") == 0
+    assert [cov.count(f"block_k:{b}") for b in
+            ("1", "between 1 and nb", ">= nb (rows kept whole)")] == [1, 1, 2]
+    assert not any(cov.count(f"block rule:{b}") for b in next(
+        g for g in GROUPS if g.name == "block rule").bins)
+    one_block = Coverage()        # 2 tokens: one block a row, block_k 1 is both
+    one_block.sample_head(c, Registers(seq_len=2, block_k=1), "normal", 2, 8, Outcome(1, False, 0))
+    assert one_block.count("block_k:1") == one_block.count("block_k:>= nb (rows kept whole)") == 1
+
+
+def test_selector_drawn_from_its_own_stream():
+    """About one seed in four has the topk selector; seeds 1-3 (tb/test_regress.py) and
+    176 keep hdp, 100 and 104 have topk (the steering rounds below see both)."""
+    sel = {s: random_config(s).selector for s in range(300)}
+    assert 0.15 < sum(v == "topk" for v in sel.values()) / len(sel) < 0.35
+    assert [s for s in (1, 2, 3, 100, 101, 102, 103, 104, 105, 176) if sel[s] == "topk"] == \
+        [100, 104]
+
+
 def test_drawn_fields_are_those_random_config_varies():
     """Every field in DRAWN varies over seeds and every other stays at its default: the
     excluded bins of "undrawn fields" say what random_config really does."""
@@ -99,8 +135,9 @@ def test_every_error_code_is_provoked_or_excluded():
     assert ErrorCode.INPUT_LANE in error_codes(REACH_ALL)
 
 
-@pytest.mark.parametrize("config", [REACH_ALL, random_config(1), random_config(176)],
-                         ids=["reach-all", "seed1", "seed176"])
+@pytest.mark.parametrize("config", [REACH_ALL, REACH_TOPK, random_config(1),
+                                    random_config(176)],
+                         ids=["reach-all", "reach-topk", "seed1", "seed176"])
 def test_error_cases_carry_exactly_their_error(config):
     """Each case's bad value is bad in just the way its code says; the other registers
     the driver programs stay valid, so the start checks stop at that code."""
@@ -127,6 +164,10 @@ def test_error_cases_carry_exactly_their_error(config):
             assert not -256 <= rmap["rho"].field("rho").get(case.value) <= 256
         elif code == ErrorCode.BAD_ADDRESS:
             assert all(r.offset != case.address or r.access == "ro" for r in rmap.values())
+        elif code == ErrorCode.BLOCK_K_ZERO:       # block_k 0 after flags with pruning on
+            (name, flags), = case.also
+            assert case.value == 0 and name == "flags" and not flags & ~rmap[name].mask
+            assert rmap[name].decode(flags)["block_prune_enable"]
         elif code == ErrorCode.INPUT_LANE:
             b = config.data_bits
             low = case.value & ((1 << b) - 1)
@@ -219,8 +260,9 @@ def test_steering_hits_each_bin(wanted):
     """Wanted alone, each steerable bin is hit within 40 heads on a config that can hit
     it."""
     steered = Coverage()
+    config = REACH_TOPK if wanted in TOPK_BINS else REACH_ALL
     for i in range(40):
-        _heads(REACH_ALL, 1000 + i, 1, [wanted], steered)
+        _heads(config, 1000 + i, 1, [wanted], steered)
         if steered.count(wanted):
             break
     assert steered.count(wanted), f"{wanted}: no hit in 40 steered heads"

@@ -76,11 +76,20 @@ def test_row_topk_selector_keeps_min_k_nb_valid_blocks_per_row():
     assert off.all()
 
 
-def test_row_topk_selector_plugs_into_the_seam(monkeypatch):
-    # 1x1 blocks: the policy's keep mask is the pair mask; each row keeps min(3, valid)
-    monkeypatch.setitem(golden.SELECTORS, "hdp", sp.row_topk_selector_for(3))
-    q, k, v = random_head(np.random.default_rng(3), 7)
-    res = golden.attention_head(q, k, v, CFG, regs_for(7, causal=True, block_prune_enable=True))
+def test_row_topk_selector_is_the_seams_topk_policy():
+    """Selector "topk" is row_topk_selector_for(block_k); with 1x1 blocks its keep mask
+    is the pair mask: each row keeps min(block_k, valid), the lower column on a tie."""
+    rng = np.random.default_rng(3)
+    for block_k in (0, 1, 3, 99):
+        for prune in (False, True):
+            regs = regs_for(8, block_k=block_k, block_prune_enable=prune)
+            bi, bvalid = rng.integers(-2, 3, size=(4, 5)), rng.random((4, 5)) < 0.7
+            assert (golden.SELECTORS["topk"](bi, bvalid, regs, CFG) ==
+                    sp.row_topk_selector_for(block_k)(bi, bvalid, regs, CFG)).all()
+    topk = CFG.replace(selector="topk")
+    q, k, v = random_head(rng, 7)
+    res = golden.attention_head(q, k, v, topk,
+                                regs_for(7, causal=True, block_prune_enable=True, block_k=3))
     assert res.keep.sum(axis=1).tolist() == [1, 2, 3, 3, 3, 3, 3]
     for r in range(7):
         assert res.keep[r].tolist() == brute_topk(res.s_int[r], 3, res.valid[r]).tolist()

@@ -22,6 +22,7 @@ CONFIGS = {
     "server": HDPConfig.preset("server"),            # hi_bits > 32: head_threshold_hi
     "edge-B6": HDPConfig.preset("edge").replace(frac_bits=2),            # 6-bit elements in 8-bit lanes
     "lanes16": HDPConfig.preset("edge").replace(int_bits=8, frac_bits=4),  # 16-bit in and out lanes
+    "edge-topk": HDPConfig.preset("edge").replace(selector="topk"),   # the block_k register
 }
 #: small enough for quick golden heads; 6-bit elements in 8-bit lanes allow error 8
 # (2 chunks: accumulators in flip-flops; the counters built, which the checks read)
@@ -53,7 +54,8 @@ def random_registers(rng, config, n):
         block_prune_enable=bool(rng.integers(2)), block_rule=int(rng.integers(2)),
         rho=int(rng.integers(-256, 257)), delta=int(rng.integers(0, 1 << config.delta_bits)),
         approx_enable=bool(rng.integers(2)),
-        score_scale=int(rng.integers(1, 1 << config.score_scale_bits)))
+        score_scale=int(rng.integers(1, 1 << config.score_scale_bits)),
+        block_k=int(rng.integers(1, 2 * config.block_col_count + 2)))
 
 
 def test_the_driver_needs_no_simulator():
@@ -128,6 +130,9 @@ def test_register_writes_decode_back_to_the_registers(name):
         assert threshold == regs.head_threshold
         for key in ("seq_len", "rho", "delta", "score_scale", *FLAG_FIELDS):
             assert fields[key] == int(getattr(regs, key)), key
+        # topk only; any value from block_col_count up keeps every row whole
+        assert fields.get("block_k") == (min(regs.block_k, cfg.block_col_count)
+                                         if cfg.selector == "topk" else None)
 
 
 def test_register_writes_split_the_threshold_and_encode_rho():
@@ -312,6 +317,38 @@ def test_driver_wait_idle_and_config_hash_are_checked():
             await other.read_config_hash()
         with pytest.raises(ValueError, match="rows"):
             await other.run_head(q[:1], k, v, regs)
+    run(main())
+
+
+def test_driver_topk_block_k_and_error_12():
+    """Selector topk: block_k programmed with every head (heads bit-exact at 1, 2 and
+    beyond the blocks of a row); block_k 0 with block pruning on refuses the start
+    (error 12), with it off runs; the driver refuses to program it; an hdp build has no
+    block_k register (a write there is error 5)."""
+    cfg = SMALL.replace(selector="topk")
+
+    async def main():
+        drv = HDPDriver(FakeHDP(cfg), cfg)
+        rng = np.random.default_rng(12)
+        for i, block_k in enumerate((1, 2, cfg.block_col_count, 3 * cfg.block_col_count)):
+            q, k, v, regs = small_head(rng, cfg.seq_max, cfg, causal=i % 2 == 1,
+                                       block_k=block_k)
+            check_run(await drv.run_head(q, k, v, regs), q, k, v, regs, cfg)
+        await drv.program(regs)
+        await drv.write_register("block_k", 0)
+        with pytest.raises(HDPError) as err:
+            await drv.start()
+        assert err.value.code is ErrorCode.BLOCK_K_ZERO and ErrorCode.BLOCK_K_ZERO.refuses_start
+        await drv.clear_error()
+        dense = regs.replace(block_prune_enable=False, block_k=0)
+        check_run(await drv.run_head(q, k, v, dense), q, k, v, dense, cfg)
+        with pytest.raises(ConfigError, match="block_k"):
+            register_writes(regs.replace(block_k=0), cfg)
+        hdp = HDPDriver(FakeHDP(SMALL), SMALL)
+        assert "block_k" not in hdp.registers
+        assert "block_k" not in {n for n, _, _ in register_writes(regs, SMALL)}
+        with pytest.raises(BusError):
+            await hdp.bus.write32(drv.registers["block_k"].offset, 1)
     run(main())
 
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from hdp_rtl.config import HDPConfig, PRESETS
-from hdp_rtl.regmap import (COUNTERS, ErrorCode, register_map, regmap_c_header, regmap_json,
-                            stream_format)
+from hdp_rtl.regmap import (BLOCK_K_OFFSET, COUNTER_BASE, COUNTERS, ErrorCode, register_map,
+                            regmap_c_header, regmap_json, stream_format)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,4 +62,24 @@ def test_every_error_code_is_described():
         assert code.description
     assert [c for c in ErrorCode if c.refuses_start] == [
         ErrorCode.SEQ_LEN_ZERO, ErrorCode.SEQ_LEN_TOO_BIG, ErrorCode.FLAGS_RESERVED,
-        ErrorCode.RHO_RANGE, ErrorCode.FIELD_OVERFLOW]
+        ErrorCode.RHO_RANGE, ErrorCode.FIELD_OVERFLOW, ErrorCode.BLOCK_K_ZERO]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_block_k_only_in_topk_configs(preset):
+    """The register map follows the config: block_k (rw, 0..block_col_count and more)
+    at a free offset below the counters in topk builds, in regs.json and the C header;
+    absent from hdp builds, whose map is otherwise the same."""
+    hdp = HDPConfig.preset(preset)
+    topk = hdp.replace(selector="topk")
+    assert "block_k" not in {r.name for r in register_map(hdp)}
+    regs = register_map(topk)
+    extra = [r for r in regs if r.name not in {x.name for x in register_map(hdp)}]
+    assert [r.name for r in extra] == ["block_k"]
+    (reg,) = extra
+    assert reg.access == "rw" and reg.offset == BLOCK_K_OFFSET < COUNTER_BASE
+    assert (1 << reg.field("block_k").width) - 1 >= topk.block_col_count > \
+        (1 << (reg.field("block_k").width - 1)) - 1
+    doc = json.loads(regmap_json(topk))
+    assert any(x["name"] == "block_k" and x["offset"] == BLOCK_K_OFFSET for x in doc["registers"])
+    assert f"#define HDP_BLOCK_K_OFFSET 0x{BLOCK_K_OFFSET:02X}u" in regmap_c_header(topk)

@@ -7,7 +7,13 @@ from ..config import RHO_BITS, RHO_ONE
 from ..regmap import COUNTERS, FLAG_FIELDS, ErrorCode, Register
 from .axil import RegBusSignature
 
-__all__ = ["RegisterFile", "run_layout", "status_layout", "ctrl_layout", "flags_layout"]
+__all__ = ["RegisterFile", "run_layout", "status_layout", "ctrl_layout", "flags_layout",
+           "SELECTOR_REGISTERS"]
+
+
+#: Registers only some selectors' configs have (``regmap.register_map``), latched into
+#: ``run`` when present.
+SELECTOR_REGISTERS = ("block_k",)
 
 
 def _field_layout(reg: Register) -> data.StructLayout:
@@ -39,6 +45,8 @@ def run_layout(regs: dict) -> data.StructLayout:
     """The registers a head runs with, latched at its start, at their field widths."""
     threshold_bits = sum(f.width for name in ("head_threshold", "head_threshold_hi")
                          for f in regs[name].fields)
+    # a selector's own registers, when the config has them
+    extra = {name: regs[name].field(name).width for name in SELECTOR_REGISTERS if name in regs}
     return data.StructLayout({
         "seq_len": regs["seq_len"].field("seq_len").width,
         "flags": flags_layout(),
@@ -46,6 +54,7 @@ def run_layout(regs: dict) -> data.StructLayout:
         "rho": signed(RHO_BITS),
         "delta": regs["delta"].field("delta").width,
         "score_scale": regs["score_scale"].field("score_scale").width,
+        **extra,
     })
 
 
@@ -65,8 +74,10 @@ class RegisterFile(wiring.Component):
       starts. A start while ``busy`` raises error 7 and is ignored; an idle start checks
       the registers in the order of the error codes and either raises the first failing
       code (the core stays idle; ``done``, ``head_pruned`` and the counters keep the last
-      head's values) or pulses ``start`` with ``run`` latched. ``ctrl.abort`` pulses
-      ``abort_req`` (the sequencer drops a running head and ignores it while idle).
+      head's values) or pulses ``start`` with ``run`` latched (a selector's own
+      registers, ``SELECTOR_REGISTERS``, too: ``block_k`` of the ``topk`` configs, whose
+      0 with block pruning enabled is error 12). ``ctrl.abort`` pulses ``abort_req``
+      (the sequencer drops a running head and ignores it while idle).
     - ``error``/``error_code`` are sticky: the latest error wins; of two raised in the
       same cycle the bus's (5, or a refused start) wins over ``i_error``'s.
 
@@ -143,14 +154,21 @@ class RegisterFile(wiring.Component):
         overflow = {r.name: Signal(name=f"overflow_{r.name}") for r in writable}
         error = Signal()
         error_code = Signal(4)
-        # Each value check reads one register, so it is evaluated on the value being
-        # written and kept in a flip-flop beside it: a start only ORs flags, and the
-        # compares stay off the path from the start strobe to the enables of ``run``.
+        # Each value check is evaluated on the value being written (with the other
+        # registers it reads as they are: {register: check of its new value}) and kept
+        # in a flip-flop: a start only ORs flags, and the compares stay off the path
+        # from the start strobe to the enables of ``run``.
         value_checks = {
-            "seq_len_zero": ("seq_len", lambda v: v == 0),
-            "seq_len_big": ("seq_len", lambda v: v > self.seq_max),
-            "rho_range": ("rho", lambda v: (v.as_signed() < -RHO_ONE) | (v.as_signed() > RHO_ONE)),
+            "seq_len_zero": {"seq_len": lambda v: v == 0},
+            "seq_len_big": {"seq_len": lambda v: v > self.seq_max},
+            "rho_range": {"rho": lambda v: (v.as_signed() < -RHO_ONE) | (v.as_signed() > RHO_ONE)},
         }
+        if "block_k" in regs:
+            # block_k 0 keeps no block; with pruning off it is not read
+            prune = FLAG_FIELDS.index("block_prune_enable")
+            value_checks["block_k_zero"] = {
+                "block_k": lambda v: (v == 0) & value["flags"][prune],
+                "flags": lambda v: (value["block_k"] == 0) & v[prune]}
         # the registers reset to 0: only "seq_len is 0" holds after reset
         failing = {name: Signal(name=f"fails_{name}", init=name == "seq_len_zero")
                    for name in value_checks}
@@ -168,9 +186,9 @@ class RegisterFile(wiring.Component):
                         new = (bus.wr_data & strobe_mask) | (value[r.name] & ~strobe_mask)
                         m.d.sync += [value[r.name].eq(new & r.mask),
                                      overflow[r.name].eq((bus.wr_data & strobe_mask & (0xFFFF_FFFF & ~r.mask)) != 0)]
-                        m.d.sync += [failing[name].eq(check((new & r.mask)[:32]))
-                                     for name, (reg, check) in value_checks.items()
-                                     if reg == r.name]
+                        m.d.sync += [failing[name].eq(by_reg[r.name]((new & r.mask)[:32]))
+                                     for name, by_reg in value_checks.items()
+                                     if r.name in by_reg]
                 with m.Case(regs["ctrl"].offset):
                     m.d.comb += [wr_hit.eq(1), ctrl_written.eq(bus.wr_strb[0])]
         m.d.comb += bus.wr_error.eq(bus.wr_en & ~wr_hit)
@@ -191,6 +209,8 @@ class RegisterFile(wiring.Component):
             *((overflow[r.name], r.overflow_error) for r in writable
               if r.overflow_error == ErrorCode.FIELD_OVERFLOW),
         ]
+        if "block_k" in regs:
+            checks.append((failing["block_k_zero"], ErrorCode.BLOCK_K_ZERO))
         checks.sort(key=lambda c: int(c[1]))
         refused = Signal(4)
         for cond, code in reversed(checks):    # the lowest failing code wins
@@ -218,6 +238,7 @@ class RegisterFile(wiring.Component):
                 self.run.seq_len.eq(seq_len), self.run.flags.eq(value["flags"]),
                 self.run.head_threshold.eq(threshold), self.run.rho.eq(rho),
                 self.run.delta.eq(value["delta"]), self.run.score_scale.eq(value["score_scale"]),
+                *(self.run[name].eq(value[name]) for name in SELECTOR_REGISTERS if name in regs),
             ]
 
         # ---- reads ------------------------------------------------------------------------

@@ -8,20 +8,25 @@ A selector is a ``wiring.Component`` with
 - ``from_config(config)``, and ``drive_registers(m, run)``, which connects the run-time
   registers it reads from the register file's latched ``run`` struct.
 
-Its golden twin is the policy function of the same name in ``golden.selectors``. A new
-policy (SpAtten-style top-k, learned thresholds) is one unit, one entry here, one
-golden function and its name in ``hdp_rtl.config.SELECTOR_NAMES``.
+Its golden twin is the policy function of the same name in ``golden.selectors``. Units:
+``"hdp"`` :class:`BlockSelector` (top-k-free), ``"topk"`` :class:`TopKSelector`
+(SpAtten-style per-row top-k, with the ``block_k`` register). A new policy (learned
+thresholds, ...) is one unit, one entry here, one golden function and its name in
+``hdp_rtl.config.SELECTOR_NAMES``; a register of its own goes into the register map
+for its configs (``hdp_rtl.regmap.register_map``) and the latched ``run`` struct
+(``hdp_rtl.rtl.regfile.SELECTOR_REGISTERS``).
 """
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .block_selector import BlockSelector
 from .layouts import block_layout, mask_layout
+from .topk_selector import TopKSelector
 
 __all__ = ["SELECTOR_UNITS", "build_selector", "selector_signature"]
 
 #: ``HDPConfig.selector`` -> unit class.
-SELECTOR_UNITS = {"hdp": BlockSelector}
+SELECTOR_UNITS = {"hdp": BlockSelector, "topk": TopKSelector}
 
 
 def selector_signature(config) -> wiring.Signature:

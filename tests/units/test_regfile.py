@@ -15,7 +15,9 @@ from cases import EDGE, run_unit_verilog
 from unit_sim import run_sim
 
 CONFIGS = {"edge": HDPConfig.preset("edge"),        # head_threshold_hi holds no field
-           "server": HDPConfig.preset("server")}    # head_threshold_hi holds 2 bits
+           "server": HDPConfig.preset("server"),    # head_threshold_hi holds 2 bits
+           # the block_k register (0x2C) and its start check (error 12)
+           "edge-topk": HDPConfig.preset("edge").replace(selector="topk")}
 
 
 class RegBus:
@@ -193,20 +195,20 @@ def test_run_latched_only_by_accepted_start(name):
         first, second = (random_registers(config, rng) for _ in range(2))
         await bus.write_all(register_words(config, first))
         assert await bus.ctrl(start=1)
-        assert bus.run() == run_fields(first)
+        assert bus.run() == run_fields(first, config)
         await bus.write_all(register_words(config, second))
-        assert bus.run() == run_fields(first)              # writes alone change nothing
+        assert bus.run() == run_fields(first, config)      # writes alone change nothing
         await bus.write("seq_len", 0)
         assert not await bus.ctrl(start=1)                  # refused: run unchanged
-        assert bus.run() == run_fields(first)
+        assert bus.run() == run_fields(first, config)
         await bus.write_all(register_words(config, second))
         bus.ctx.set(bus.dut.busy, 1)
         assert not await bus.ctrl(start=1)                  # while busy: ignored
         assert await bus.error() == ErrorCode.START_WHILE_BUSY
-        assert bus.run() == run_fields(first)
+        assert bus.run() == run_fields(first, config)
         bus.ctx.set(bus.dut.busy, 0)
         assert await bus.ctrl(start=1)
-        assert bus.run() == run_fields(second)
+        assert bus.run() == run_fields(second, config)
 
     _run(config, bench)
 
