@@ -28,6 +28,7 @@ UNITS = {
     "mac_array": ("hdp_rtl.rtl.mac_array", "MacArray"),
     "softmax": ("hdp_rtl.rtl.softmax", "Softmax"),
     "serializer": ("hdp_rtl.rtl.serializer", "OutputSerializer"),
+    "importance": ("hdp_rtl.rtl.importance", "ImportanceUnit"),
 }
 
 

@@ -20,7 +20,8 @@ from .config import ConfigError, HDPConfig, Registers
 from .regmap import (COUNTERS, FLAG_FIELDS, INPUT_ORDER, ErrorCode, Register,
                      registers_by_name)
 
-__all__ = ["HostBus", "BusError", "HDPError", "Status", "Counters", "HeadRun", "HDPDriver",
+__all__ = ["HostBus", "BusError", "HDPError", "Status", "Counters", "HeadRun", "Importances",
+           "HDPDriver",
            "register_writes", "pack_head", "pack_tensor", "unpack_output", "head_cycle_bound"]
 
 
@@ -84,7 +85,8 @@ def register_writes(regs: Registers, config: HDPConfig, *,
     host's setting) goes to the register of that name: cycles without an input beat
     after which the core aborts a head, 0 for never. ``block_k`` is written when the
     config has the register (selector ``topk``), as ``min(block_k, block_col_count)``:
-    any value from a row's valid blocks up keeps the row whole.
+    any value from a row's valid blocks up keeps the row whole. ``key_index``
+    (the host's read index of :meth:`HDPDriver.importances`) is written 0.
 
     Raises
     ------
@@ -105,6 +107,7 @@ def register_writes(regs: Registers, config: HDPConfig, *,
         "delta": {"delta": regs.delta},
         "score_scale": {"score_scale": regs.score_scale},
         "input_timeout": {"input_timeout": input_timeout},
+        "key_index": {"key_index": 0},
     }
     if "block_k" in rmap:               # selector topk; k >= a row's blocks keeps them all
         fields["block_k"] = {"block_k": min(regs.block_k, config.block_col_count)}
@@ -237,6 +240,16 @@ class HeadRun:
     out: np.ndarray
     counters: Counters
     status: Status
+
+
+@dataclass(frozen=True)
+class Importances:
+    """SpAtten's importances of one head, as the core reports them: ``keys[c]`` the
+    probability codes key ``c`` received (``2**prob_bits`` is 1.0), ``out`` the sum of
+    the magnitudes of the head's output codes."""
+
+    keys: np.ndarray
+    out: int
 
 
 # ---- the driver ------------------------------------------------------------------------
@@ -393,6 +406,23 @@ class HDPDriver:
             status = await self.abort()
             raise TimeoutError(f"{err}; the head was aborted: {status}") from err
         return HeadRun(out=out, counters=await self.counters(), status=status)
+
+    async def importances(self, seq_len: int) -> Importances:
+        """SpAtten's importances of the last head, read while the core is idle: each of
+        its ``seq_len`` keys' summed probability codes (``key_index`` written, then
+        ``key_importance`` read, per key) and its output importance. They equal
+        :func:`golden.spatten.token_importance` and
+        :func:`golden.spatten.head_importance_out` of the head; a host carries the
+        cascade across heads and layers with them (:class:`golden.spatten.CascadeState`).
+        """
+        keys = np.zeros(seq_len, np.int64)
+        for key in range(seq_len):
+            await self.write_register("key_index", key)
+            keys[key] = await self.read_register("key_importance")
+        out = await self.read_register("out_importance")
+        if "out_importance_hi" in self.registers:
+            out |= await self.read_register("out_importance_hi") << 32
+        return Importances(keys=keys, out=out)
 
     async def wait_idle(self) -> Status:
         """Read ``status`` until ``busy`` is clear, at most ``busy_polls`` times.

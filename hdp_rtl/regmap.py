@@ -13,16 +13,20 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from .config import RHO_ONE, HDPConfig
+from .widths import clog2
 
 __all__ = ["Field", "Register", "ErrorCode", "register_map", "registers_by_name",
            "stream_format", "regmap_json", "regmap_c_header", "regmap_markdown",
            "errors_markdown", "COUNTERS", "FLAG_FIELDS", "AXIL_ADDR_BITS", "COUNTER_BASE",
-           "INPUT_ORDER", "TENSOR_CODE", "INPUT_TIMEOUT_BITS", "BLOCK_K_OFFSET"]
+           "INPUT_ORDER", "TENSOR_CODE", "INPUT_TIMEOUT_BITS", "BLOCK_K_OFFSET",
+           "key_importance_bits", "out_importance_bits"]
 
 #: Byte-address width of the AXI4-Lite port (256 bytes of registers).
 AXIL_ADDR_BITS = 8
 #: Offset of the first performance counter.
 COUNTER_BASE = 0x40
+#: Offset of the first register of SpAtten's importances (after the counters).
+IMPORTANCE_BASE = 0x80
 #: Width of the ``input_timeout`` field: up to 2**20 - 1 cycles (10.5 ms at 100 MHz).
 INPUT_TIMEOUT_BITS = 20
 #: Offset of ``block_k``, a register of the ``topk`` selector's configs only.
@@ -100,7 +104,8 @@ _ERROR_TEXT = {
                             "read-only or unaligned); answered SLVERR, nothing written", False),
     ErrorCode.FIELD_OVERFLOW: ("start refused: a write to head_threshold, "
                                "head_threshold_hi, delta, score_scale, input_timeout or "
-                               "block_k set a bit outside the register's field", True),
+                               "block_k or key_index set a bit outside the register's "
+                               "field", True),
     ErrorCode.START_WHILE_BUSY: ("a start while a head runs; ignored, the running head "
                                  "goes on", False),
     ErrorCode.INPUT_LANE: ("an input lane is not the sign extension of its element; "
@@ -179,6 +184,7 @@ class Register:
 def register_map(config: HDPConfig) -> list[Register]:
     """Every register at its byte offset; widths follow ``config``."""
     codes = "; ".join(f"{int(c)}: {c.name.lower()}" for c in ErrorCode if c)
+    key_bits, out_bits = key_importance_bits(config), out_importance_bits(config)
     regs = [
         Register("ctrl", 0x00, "wo", "write 1 to start a head, 2 to clear the error, 4 to "
                  "abort the running head", (
@@ -228,7 +234,35 @@ def register_map(config: HDPConfig) -> list[Register]:
         regs.append(Register(name, COUNTER_BASE + 4 * i, "ro", text,
                              (Field(name, 0, config.counter_bits,
                                     f"counter, modulo 2**{config.counter_bits}"),)))
+    # SpAtten's importances of the last head (hdp_rtl/rtl/importance.py), read while idle
+    base = IMPORTANCE_BASE
+    regs += [
+        Register("key_index", base, "rw", "the key whose importance key_importance reads", (
+            Field("key_index", 0, config.seq_bits, "token"),)),
+        Register("key_importance", base + 4, "ro", "the probability key key_index received "
+                 "in the last head: its column's probability codes summed over the kept "
+                 "pairs (2**prob_bits is 1.0); 0 while busy and for keys >= seq_len", (
+            Field("key_importance", 0, key_bits, "unsigned"),)),
+        Register("out_importance", base + 8, "ro", "the last head's output importance: "
+                 "the magnitudes of its output codes summed (low 32 bits)", (
+            Field("out_importance", 0, min(32, out_bits), "unsigned"),)),
+    ]
+    if out_bits > 32:
+        regs.append(Register("out_importance_hi", base + 12, "ro",
+                             "bits 32 and up of out_importance", (
+            Field("out_importance_hi", 0, out_bits - 32, "unsigned"),)))
     return regs
+
+
+def key_importance_bits(config: HDPConfig) -> int:
+    """Bits of a key's importance: ``seq_max`` probabilities of at most 1.0 each."""
+    return config.prob_bits + 1 + clog2(config.seq_max)
+
+
+def out_importance_bits(config: HDPConfig) -> int:
+    """Bits of a head's output importance: ``seq_max * head_dim`` magnitudes of at most
+    ``2**(out_bits - 1)`` each."""
+    return config.out_bits + clog2(config.seq_max * config.head_dim)
 
 
 def registers_by_name(config: HDPConfig) -> dict[str, Register]:

@@ -139,6 +139,28 @@ async def head_pruning_and_approximation(dut):
 
 
 @cocotb.test()
+async def spatten_importances(dut):
+    """Each key's summed probability and the output importance after a head: random,
+    causal with ragged blocks, the delta rule, a shorter head after a longer one (the keys
+    past seq_len read 0), a pruned head (all 0), under random stalls."""
+    host = await _setup(dut, seed=9)
+    rng = np.random.default_rng(91)
+    n = min(CONFIG.block_cols * 3 + 1, CONFIG.seq_max)
+    heads = [random_head(rng, n, peaked=True), random_head(rng, n, causal=True),
+             random_head(rng, SMALL_N, block_rule=1),
+             random_head(rng, max(1, n // 2), block_prune_enable=False)]
+    for i, (q, k, v, regs) in enumerate(heads):
+        await host.check_head(q, k, v, regs, label=f"importances {i}", importances=True)
+    q, k, v, regs = heads[0]
+    hi = golden.attention_head(q, k, v, CONFIG, regs).head_importance
+    await host.check_head(q, k, v, regs.replace(head_prune_enable=True, head_threshold=hi + 1),
+                          label="importances, pruned head", importances=True)
+    # the host's reads past seq_len read 0 (not the longer head's sums)
+    await host.driver.write_register("key_index", n)
+    assert await host.driver.read_register("key_importance") == 0
+
+
+@cocotb.test()
 async def registers_read_back_their_fields(dut):
     """config_hash matches the config; every writable register written all-ones reads
     back its field mask; a read of a write-only or reserved address answers SLVERR and

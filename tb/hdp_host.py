@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 import golden
+from golden.spatten import head_importance_out, token_importance
 from axi_bus import AxiBus
 from hdp_rtl.config import HDPConfig, Registers
 from hdp_rtl.host import Counters, HDPDriver, HeadRun, pack_head
@@ -43,7 +44,7 @@ class HDPHost:
 
     async def check_head(self, q, k, v, regs: Registers, *, label: str,
                          error: ErrorCode = ErrorCode.NONE, packets=None,
-                         while_running=None) -> Counters:
+                         while_running=None, importances: bool = False) -> Counters:
         """Run a head and check it against ``golden.attention_head(q, k, v, ...)``.
 
         Parameters
@@ -60,6 +61,10 @@ class HDPHost:
             (``pack_head``: K, Q, V).
         while_running : async callable, optional
             Awaited once the head has started, before its input is sent.
+        importances : bool
+            Also read SpAtten's importances (:meth:`HDPDriver.importances`) and check
+            them against :func:`golden.spatten.token_importance` and
+            :func:`golden.spatten.head_importance_out`.
 
         Returns
         -------
@@ -81,6 +86,14 @@ class HDPHost:
             stray = self.bus.stray_output()
             assert not stray, f"{label}: after the head's tlast: {', '.join(stray)}"
         self.check_run(run, res, n, label=label, error=error)
+        if importances:
+            got = await self.driver.importances(n)
+            want = token_importance(res.probs, res.keep)
+            bad = np.flatnonzero(got.keys != want)
+            assert bad.size == 0, (f"{label}: key importance of {len(bad)} keys differs, first "
+                                   f"key {bad[0]}: {got.keys[bad[0]]}, expected {want[bad[0]]}")
+            want_out = head_importance_out(res.out)
+            assert got.out == want_out, f"{label}: out_importance {got.out}, expected {want_out}"
         c = run.counters
         self.dut._log.info("%s: n=%d kept %d/%d pairs, %d cycles (load %d, int %d, attn %d, out %d)",
                            label, n, res.pairs_kept, res.pairs_valid, c.cycles_total,

@@ -13,7 +13,8 @@ from sim.runner import SIMULATORS, design_key, run_cocotb
 PRESETS = ("edge", "default")
 #: What Icarus runs, on the edge preset: heads back to back and the register errors show
 #: the Verilog behaves the same on the second simulator (Verilator runs every case).
-ICARUS_CASES = "random_heads_back_to_back,bad_registers_set_error_and_core_stays_usable"
+ICARUS_CASES = ("random_heads_back_to_back,bad_registers_set_error_and_core_stays_usable,"
+                "spatten_importances")
 #: The error-code cases, run on both simulators with NARROW.
 ERROR_CASES = ("registers_read_back_their_fields,bad_registers_set_error_and_core_stays_usable,"
                "input_errors_complete_the_head")
@@ -59,7 +60,8 @@ def test_top_against_golden(preset):
 @pytest.mark.sim
 @pytest.mark.slow
 def test_top_smoke_on_icarus():
-    """Three back-to-back heads (Verilator runs all six) and the register errors."""
+    """Three back-to-back heads (Verilator runs all six), the register errors and the
+    importances."""
     _run(HDPConfig.preset("edge"), "icarus", "top-edge", testcase=ICARUS_CASES, heads=3)
 
 

@@ -135,26 +135,37 @@ def count_equals(bits, k: int):
     return nodes[0][k]
 
 
-def registered_popcount(m, bits, *, group: int = 8, name: str = "popcount"):
-    """The number of ones in ``bits``, summed over registered stages: ``bits`` is
-    registered, then each stage sums groups of ``group`` terms (a few adder levels of a
-    few bits) into registers, until one sum is left. Returns ``(count, latency)``: the
-    count of the ``bits`` of ``latency`` cycles ago. For a statistic, whose latency is
-    free; a one-cycle popcount of a wide mask is many LUT levels deep."""
+def registered_sum(m, terms, *, group: int = 4, name: str = "sum"):
+    """The sum of ``terms`` (unsigned values) over registered stages: each stage sums
+    groups of ``group`` terms (a balanced tree, ``log2(group)`` adders deep) into
+    registers, until one sum is left. Returns ``(sum, stages)``: the sum of the terms of
+    ``stages`` cycles ago (0 stages for a single term)."""
     from amaranth.hdl import Signal, Value
-    bits = Value.cast(bits)
-    held = Signal(len(bits), name=f"{name}_in")
-    m.d.sync += held.eq(bits)
-    terms, latency = [held[i] for i in range(len(bits))], 1
+    terms, stages = [Value.cast(t) for t in terms], 0
     while len(terms) > 1:
         sums = []
         for j in range(0, len(terms), group):
             total = Value.cast(tree_sum(terms[j:j + group]))
-            reg = Signal(len(total), name=f"{name}_{latency}_{j // group}")
+            reg = Signal(len(total), name=f"{name}_{stages + 1}_{j // group}")
             m.d.sync += reg.eq(total)
             sums.append(reg)
-        terms, latency = sums, latency + 1
-    return terms[0], latency
+        terms, stages = sums, stages + 1
+    return terms[0], stages
+
+
+def registered_popcount(m, bits, *, group: int = 8, name: str = "popcount"):
+    """The number of ones in ``bits``, summed over registered stages: ``bits`` is
+    registered, then :func:`registered_sum` adds them in groups of ``group``. Returns
+    ``(count, latency)``: the count of the ``bits`` of ``latency`` cycles ago. For a
+    statistic, whose latency is free; a one-cycle popcount of a wide mask is many LUT
+    levels deep."""
+    from amaranth.hdl import Signal, Value
+    bits = Value.cast(bits)
+    held = Signal(len(bits), name=f"{name}_in")
+    m.d.sync += held.eq(bits)
+    count, stages = registered_sum(m, [held[i] for i in range(len(bits))], group=group,
+                                   name=name)
+    return count, stages + 1
 
 
 def delayed(m, value, cycles: int, *, name: str = "delayed"):

@@ -119,6 +119,11 @@ class RegisterFile(wiring.Component):
         Counter values, in ``COUNTERS`` order, as wide as the counters' register fields
         (``HDPConfig.counter_bits``); a read zero-extends them (the read multiplexer
         sees constant high bits).
+    key_index : Out(seq_bits)
+        The ``key_index`` register as written.
+    key_importance, out_importance : In
+        The importance unit's values, read by the registers of the same names
+        (``out_importance_hi`` reads the bits from 32 on).
     """
 
     #: Cycles from ``bus.rd_en`` to its ``rd_data``/``rd_error``.
@@ -138,7 +143,15 @@ class RegisterFile(wiring.Component):
             "busy": In(1), "done": In(1), "head_pruned": In(1),
             "i_error": In(4),
             "counters": In(data.ArrayLayout(self.counter_bits, len(COUNTERS))),
+            "key_index": Out(self.registers["key_index"].field("key_index").width),
+            "key_importance": In(self.registers["key_importance"].field("key_importance").width),
+            "out_importance": In(self._width("out_importance")),
         })
+
+    def _width(self, name: str) -> int:
+        """Bits of a value split over the registers ``name`` and ``name_hi``."""
+        hi = self.registers.get(f"{name}_hi")
+        return self.registers[name].field(name).width + (hi.field(hi.name).width if hi else 0)
 
     @classmethod
     def from_config(cls, config):
@@ -195,7 +208,8 @@ class RegisterFile(wiring.Component):
         start_req = ctrl_written & ctrl.start
         clear = ctrl_written & ctrl.clear_error
         m.d.comb += [self.abort_req.eq(ctrl_written & ctrl.abort),
-                     self.input_timeout.eq(value["input_timeout"])]
+                     self.input_timeout.eq(value["input_timeout"]),
+                     self.key_index.eq(value["key_index"])]
 
         # ---- start checks, in the order of the error codes --------------------------------
         seq_len = value["seq_len"]
@@ -255,6 +269,12 @@ class RegisterFile(wiring.Component):
                 return status
             if r.name == "config_hash":
                 return Const(self.config_hash & 0xFFFF_FFFF, 32)
+            if r.name == "key_importance":
+                return self.key_importance
+            if r.name == "out_importance":
+                return self.out_importance[:32]
+            if r.name == "out_importance_hi":
+                return self.out_importance[32:]
             return self.counters[counter_index[r.name]]      # zero-extended by the mux
 
         # Two stages (RD_LATENCY): in the cycle of rd_en each group of 8 words picks its

@@ -9,6 +9,7 @@ from ..regmap import AXIL_ADDR_BITS
 from .arith import delayed, registered_popcount
 from .axil import AxiLiteSlave, axil_members
 from .counters import PerfCounters
+from .importance import ImportanceUnit
 from .head_scorer import HeadScorer
 from .mac_array import MacArray
 from .pair_generator import PairGenerator
@@ -100,11 +101,13 @@ class HDPCoprocessor(wiring.Component):
         mac = MacArray.from_config(cfg)
         softmax = Softmax.from_config(cfg)
         out = OutputSerializer.from_config(cfg)
+        importance = ImportanceUnit.from_config(cfg)
         # the datapath: every unit that holds a head's state, cleared by the sequencer's
         # `flush` (a register) when a head is aborted (the memories keep their words, as
         # after `rst`: nothing reads a word a head did not write)
         datapath = dict(unpacker=unpacker, rows=rows, scorer=scorer, selector=selector,
-                        pairs=pairs, mac=mac, softmax=softmax, serializer=out)
+                        pairs=pairs, mac=mac, softmax=softmax, serializer=out,
+                        importance=importance)
         after_rst = Signal(init=1)        # the cycle after `rst`: the datapath is cleared
         m.d.sync += after_rst.eq(0)
         dp_clear = Signal()
@@ -181,6 +184,21 @@ class HDPCoprocessor(wiring.Component):
         wiring.connect(m, mac.o_chunk, out.i_chunk)
         m.d.comb += mac.i_row_free.eq(out.row_free)
         wiring.connect(m, pairs.o_zero_row, out.i_zero_row)
+
+        # SpAtten's importances, watched on the probabilities the MAC array takes and
+        # the output chunks it sends; read by the host through key_index/key_importance
+        taken = mac.i_prob
+        m.d.comb += [
+            importance.start.eq(start), importance.seq_len.eq(run.seq_len),
+            importance.busy.eq(seq.busy | start),
+            importance.prob_valid.eq(taken.valid & taken.ready),
+            importance.prob_col.eq(taken.payload.col), importance.prob.eq(taken.payload.prob),
+            importance.chunk_valid.eq(mac.o_chunk.valid),
+            importance.chunk_out.eq(mac.o_chunk.payload.out),
+            importance.key_index.eq(regs.key_index),
+            regs.key_importance.eq(importance.key_importance),
+            regs.out_importance.eq(importance.out_importance),
+        ]
 
         # what the counters count
         ev = counters.events
