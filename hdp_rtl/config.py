@@ -99,6 +99,11 @@ class HDPConfig:
         Build the performance counters (``COUNTERS`` registers). Without them (``edge``:
         an iCE40 UP5K's logic cells run out) the counter registers read 0; the host's
         ``HeadRun.counters`` are then all 0. Changes no result.
+    importance_report : bool
+        Build the importance unit (SpAtten's key and output importances, registers
+        ``key_importance`` and ``out_importance``). Without it (``edge``: it would take
+        the UP5K to 97 % of its logic cells, where placement fails) those registers read
+        0. Changes no result.
     selector : str
         The block-selection policy behind the selection seam: one of
         ``SELECTOR_NAMES`` (``"hdp"``: the top-k-free row-balanced rule; ``"topk"``:
@@ -134,6 +139,7 @@ class HDPConfig:
     axis_elems: int = 8
     counter_bits: int = 32
     perf_counters: bool = True
+    importance_report: bool = True
     selector: str = "hdp"
     pv_acc_ram: bool = False
     out_row_buffers: int = 2
@@ -161,8 +167,9 @@ class HDPConfig:
                 f"{self.frac_bits + self.prob_bits}, not {self.out_frac}")
         _check_int(self, "axis_elems", 1, self.head_dim, pow2=True)
         _check_int(self, "counter_bits", 8, 32)
-        if not isinstance(self.perf_counters, bool):
-            raise ConfigError(f"perf_counters must be true or false, not {self.perf_counters!r}")
+        for name in ("perf_counters", "importance_report"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if not isinstance(self.pv_acc_ram, bool):
             raise ConfigError(f"pv_acc_ram must be true or false, not {self.pv_acc_ram!r}")
         # (the MAC array's read-modify-write needs 3 chunks, mac_array.ACC_RAM_MIN_CHUNKS;
@@ -393,10 +400,12 @@ PRESETS: dict[str, dict] = {
     # a logit gap of 5: the setting the MiniLM evaluation chose (docs/evaluation.md).
     "default": {},
     # Fits an iCE40 UP5K (5280 logic cells, 8 DSPs, 30 EBR) at 24 MHz: 64 tokens of 32
-    # dims on 2 lanes, 2 elements a beat, no performance counters (docs/fpga.md).
+    # dims on 2 lanes, 2 elements a beat, no performance counters and no importance
+    # report (docs/fpga.md).
     "edge": dict(seq_max=64, head_dim=32, block_rows=1, block_cols=4,
                  int_lanes=2, mac_lanes=2, exp_bits=10, prob_bits=10, counter_bits=20,
-                 recip_guard_bits=8, axis_elems=2, pv_acc_ram=True, perf_counters=False),
+                 recip_guard_bits=8, axis_elems=2, pv_acc_ram=True, perf_counters=False,
+                 importance_report=False),
     # Long sequences and wide heads.
     "server": dict(seq_max=1024, head_dim=128, block_rows=1, block_cols=8,
                    int_lanes=64, mac_lanes=64, exp_lut_bits=7, exp_bits=14,

@@ -414,7 +414,14 @@ class HDPDriver:
         :func:`golden.spatten.token_importance` and
         :func:`golden.spatten.head_importance_out` of the head; a host carries the
         cascade across heads and layers with them (:class:`golden.spatten.CascadeState`).
+
+        Raises
+        ------
+        ConfigError
+            When the config builds no importance unit (``importance_report`` false).
         """
+        if not self.config.importance_report:
+            raise ConfigError("this core has no importance unit (importance_report is false)")
         keys = np.zeros(seq_len, np.int64)
         for key in range(seq_len):
             await self.write_register("key_index", key)

@@ -234,7 +234,8 @@ def register_map(config: HDPConfig) -> list[Register]:
         regs.append(Register(name, COUNTER_BASE + 4 * i, "ro", text,
                              (Field(name, 0, config.counter_bits,
                                     f"counter, modulo 2**{config.counter_bits}"),)))
-    # SpAtten's importances of the last head (hdp_rtl/rtl/importance.py), read while idle
+    # SpAtten's importances of the last head (hdp_rtl/rtl/importance.py), read while idle;
+    # without HDPConfig.importance_report they read 0
     base = IMPORTANCE_BASE
     regs += [
         Register("key_index", base, "rw", "the key whose importance key_importance reads", (

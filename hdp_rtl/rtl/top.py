@@ -24,6 +24,23 @@ from .unpacker import InputUnpacker, axis_members
 __all__ = ["HDPCoprocessor"]
 
 
+def _watch_importance(m, importance, *, start, run, seq, mac, regs):
+    """SpAtten's importances, watched on the probabilities the MAC array takes and the
+    output chunks it sends; the host reads them through key_index / key_importance."""
+    taken = mac.i_prob
+    m.d.comb += [
+        importance.start.eq(start), importance.seq_len.eq(run.seq_len),
+        importance.busy.eq(seq.busy | start),
+        importance.prob_valid.eq(taken.valid & taken.ready),
+        importance.prob_col.eq(taken.payload.col), importance.prob.eq(taken.payload.prob),
+        importance.chunk_valid.eq(mac.o_chunk.valid),
+        importance.chunk_out.eq(mac.o_chunk.payload.out),
+        importance.key_index.eq(regs.key_index),
+        regs.key_importance.eq(importance.key_importance),
+        regs.out_importance.eq(importance.out_importance),
+    ]
+
+
 def _forward(m, outer, inner, names):
     """Join ``outer``'s ports to the same-named ports of submodule ``inner``."""
     for name in names:
@@ -101,13 +118,14 @@ class HDPCoprocessor(wiring.Component):
         mac = MacArray.from_config(cfg)
         softmax = Softmax.from_config(cfg)
         out = OutputSerializer.from_config(cfg)
-        importance = ImportanceUnit.from_config(cfg)
+        importance = ImportanceUnit.from_config(cfg) if cfg.importance_report else None
         # the datapath: every unit that holds a head's state, cleared by the sequencer's
         # `flush` (a register) when a head is aborted (the memories keep their words, as
         # after `rst`: nothing reads a word a head did not write)
         datapath = dict(unpacker=unpacker, rows=rows, scorer=scorer, selector=selector,
-                        pairs=pairs, mac=mac, softmax=softmax, serializer=out,
-                        importance=importance)
+                        pairs=pairs, mac=mac, softmax=softmax, serializer=out)
+        if importance is not None:
+            datapath["importance"] = importance
         after_rst = Signal(init=1)        # the cycle after `rst`: the datapath is cleared
         m.d.sync += after_rst.eq(0)
         dp_clear = Signal()
@@ -185,20 +203,9 @@ class HDPCoprocessor(wiring.Component):
         m.d.comb += mac.i_row_free.eq(out.row_free)
         wiring.connect(m, pairs.o_zero_row, out.i_zero_row)
 
-        # SpAtten's importances, watched on the probabilities the MAC array takes and
-        # the output chunks it sends; read by the host through key_index/key_importance
-        taken = mac.i_prob
-        m.d.comb += [
-            importance.start.eq(start), importance.seq_len.eq(run.seq_len),
-            importance.busy.eq(seq.busy | start),
-            importance.prob_valid.eq(taken.valid & taken.ready),
-            importance.prob_col.eq(taken.payload.col), importance.prob.eq(taken.payload.prob),
-            importance.chunk_valid.eq(mac.o_chunk.valid),
-            importance.chunk_out.eq(mac.o_chunk.payload.out),
-            importance.key_index.eq(regs.key_index),
-            regs.key_importance.eq(importance.key_importance),
-            regs.out_importance.eq(importance.out_importance),
-        ]
+        if importance is not None:
+            _watch_importance(m, importance, start=start, run=run, seq=seq, mac=mac,
+                              regs=regs)
 
         # what the counters count
         ev = counters.events
