@@ -111,8 +111,8 @@ def register_writes(regs: Registers, config: HDPConfig, *,
     }
     if "block_k" in rmap:               # selector topk; k >= a row's blocks keeps them all
         fields["block_k"] = {"block_k": min(regs.block_k, config.block_col_count)}
-    return [(name, rmap[name].offset, rmap[name].word(**values) if rmap[name].fields else 0)
-            for name, values in fields.items()]
+    return sorted(((name, rmap[name].offset, rmap[name].word(**values) if rmap[name].fields
+                    else 0) for name, values in fields.items()), key=lambda w: w[1])
 
 
 def _check_input_timeout(cycles: int, config: HDPConfig) -> None:
