@@ -94,6 +94,22 @@ def test_prune_stats_split_blocks_and_heads():
     assert st.heads_pruned_frac == 0.5
 
 
+def test_prune_stats_merge_and_head_pairs():
+    a, b = PruneStats(), PruneStats()
+    a.add(0, 100, 40)
+    a.add_tokens(10, 4)
+    b.add(0, 100, 0, head_pruned=True, head_pairs=36)   # 64 of its pairs pruned by tokens
+    b.add(1, 100, 36)
+    b.add_rows(6, 2)
+    a.merge(b)
+    assert (a.heads, a.pairs_valid, a.pairs_kept, a.pairs_head_pruned) == (3, 300, 76, 36)
+    assert a.head_pruned == pytest.approx(0.12)
+    assert a.block_pruned == pytest.approx(224 / 300 - 0.12)
+    assert a.per_layer == {0: [200, 40], 1: [100, 36]}
+    assert a.tokens_pruned == 0.4 and a.rows_redone_frac == pytest.approx(1 / 3)
+    assert PruneStats().rows_redone_frac is None
+
+
 def test_gelu():
     x = np.array([-3.0, -1.0, 0.0, 0.5, 2.0])
     erf = np.array([math.erf(t / math.sqrt(2)) for t in x])

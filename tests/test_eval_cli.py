@@ -11,6 +11,7 @@ from hdp_rtl.eval import sweep as S
 def test_eval_subcommand_is_registered():
     args = build_parser().parse_args(["eval", "--sweep", "--preset", "edge", "-o", "x"])
     assert args.sweep and args.preset == "edge" and args.output == "x" and callable(args.func)
+    assert args.calibration == "cross"
     assert args.sentences is None and args.pairs is None
 
 
@@ -24,8 +25,16 @@ def test_sweep_settings_are_distinct_and_cover_the_brief():
     assert {(p["int_bits"], p["frac_bits"]) for p in hdp} >= {(4, 4), (5, 3), (3, 5)}
     assert {p["approx"] for p in hdp} == {True, False}
     assert any(p.get("head_sparsity") for p in hdp)
-    assert {s.method for s in settings} == {"hdp", "topk", "threshold"}
+    assert {s.method for s in settings} == {"hdp", "spatten", "topk", "threshold"}
     assert S.hdp("x").p == {**S.DEFAULT_HDP}
+    sp = [s.p for s in settings if s.method == "spatten"]
+    assert {p["token_keep"] for p in sp} >= {0.9, 0.7, 0.5, 0.3, 1.0}
+    assert {p["head_keep"] for p in sp} >= {1.0, 0.75}
+    assert any(p["token_keep"] < 1 and p["head_keep"] < 1 for p in sp)
+    assert any("pq_rows" in p for p in sp) and {p.get("mode", "tokens") for p in sp} == {
+        "tokens", "keys"}
+    assert {p.get("pool", "alive") for p in sp} == {"alive", "frozen"}
+    assert {s.method for s in S.baselines_at(0.5, "x")} == {"topk", "threshold", "spatten"}
 
 
 def test_settings_build_valid_configs():
@@ -65,6 +74,9 @@ def test_tiny_end_to_end_run(tmp_path):
     md = (out / "results.md").read_text()
     assert "| setting | pruned |" in md and "top-k" in md and "HDP default" in md
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert {r["method"] for r in rows} == {"hdp", "topk", "threshold"}
+    assert {r["method"] for r in rows} == {"hdp", "topk", "threshold", "spatten"}
+    assert json.loads((out / "results.json").read_text())["info"]["calibration"] == {
+        "s": "2-fold cross-fitted"}
+    assert "| tokens pruned |" in md and "SpAtten at HDP default" in md
     assert all(0.0 <= r["pruned"] <= 1.0 and -1 <= r["cos_mean"] <= 1 for r in rows)
     assert (out / "fidelity_s.png").stat().st_size > 1000

@@ -9,8 +9,11 @@ arrays (the softmax scale ``1/sqrt(d)`` is not yet applied to ``q``), and keeps 
 - :class:`HDPAttention`: every head through the golden model (quantised Q/K/V, integer
   head and block pruning, fixed-point softmax) with its exact float64 matrix products,
   dequantised;
-- :class:`TopK`: SpAtten-style per-row top-k on the exact float scores (needs a sort);
+- :class:`TopK`: the per-row top-k oracle on the exact float scores (needs a sort);
 - :class:`FixedThreshold`: LeOPArd-style per-layer threshold on the exact logits.
+
+SpAtten's policy (cascade token and head pruning, progressive quantization, through the
+golden head) is :class:`hdp_rtl.eval.spatten.SpAttenAttention`.
 """
 from __future__ import annotations
 
@@ -38,20 +41,50 @@ class PruneStats:
     pairs_head_pruned: int = 0      # valid pairs of pruned heads
     blocks_total: int = 0
     blocks_kept: int = 0
+    token_layers: int = 0           # (token, layer) pairs of the inputs
+    token_layers_pruned: int = 0    # of them, tokens a layer did not compute (SpAtten)
+    rows: int = 0                   # query rows computed by progressive quantization
+    rows_redone: int = 0            # of them, rows recomputed with the LSBs
     per_layer: dict = field(default_factory=dict)   # layer -> [valid, kept]
 
     def add(self, layer: int, valid: int, kept: int, head_pruned: bool = False,
-            blocks_total: int = 0, blocks_kept: int = 0) -> None:
+            blocks_total: int = 0, blocks_kept: int = 0, head_pairs: int | None = None) -> None:
+        """One head: ``valid`` pairs, ``kept`` of them computed. A pruned head counts
+        ``head_pairs`` of its pairs as pruned *by the head* (default all ``valid``; SpAtten
+        counts only the pairs of its alive tokens, the rest being pruned by tokens)."""
         self.heads += 1
         self.heads_pruned += int(head_pruned)
         self.pairs_valid += valid
         self.pairs_kept += kept
-        self.pairs_head_pruned += valid if head_pruned else 0
+        if head_pruned:
+            self.pairs_head_pruned += valid if head_pairs is None else head_pairs
         self.blocks_total += blocks_total
         self.blocks_kept += blocks_kept
         acc = self.per_layer.setdefault(layer, [0, 0])
         acc[0] += valid
         acc[1] += kept
+
+    def add_tokens(self, total: int, pruned: int) -> None:
+        """One layer of one input: ``total`` tokens, ``pruned`` of them not computed."""
+        self.token_layers += total
+        self.token_layers_pruned += pruned
+
+    def add_rows(self, total: int, redone: int) -> None:
+        """Progressive quantization of one head: ``redone`` of ``total`` rows redone."""
+        self.rows += total
+        self.rows_redone += redone
+
+    def merge(self, other: "PruneStats") -> "PruneStats":
+        """Add ``other``'s counters to these (e.g. two calibration folds); returns self."""
+        for name in ("heads", "heads_pruned", "pairs_valid", "pairs_kept", "pairs_head_pruned",
+                     "blocks_total", "blocks_kept", "token_layers", "token_layers_pruned",
+                     "rows", "rows_redone"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for layer, (valid, kept) in other.per_layer.items():
+            acc = self.per_layer.setdefault(layer, [0, 0])
+            acc[0] += valid
+            acc[1] += kept
+        return self
 
     @property
     def pruned(self) -> float:
@@ -65,12 +98,25 @@ class PruneStats:
 
     @property
     def block_pruned(self) -> float:
-        """Fraction of valid pairs pruned by the block (or pair) selection in kept heads."""
-        return self.pruned - self.head_pruned
+        """Fraction of valid pairs pruned by the block (or pair, or token) selection, i.e.
+        not by pruned heads."""
+        if not self.pairs_valid:
+            return 0.0
+        return (self.pairs_valid - self.pairs_kept - self.pairs_head_pruned) / self.pairs_valid
 
     @property
     def heads_pruned_frac(self) -> float:
         return self.heads_pruned / self.heads if self.heads else 0.0
+
+    @property
+    def tokens_pruned(self) -> float:
+        """Fraction of (token, layer) pairs not computed (0 for every pair-level method)."""
+        return self.token_layers_pruned / self.token_layers if self.token_layers else 0.0
+
+    @property
+    def rows_redone_frac(self) -> float | None:
+        """Fraction of rows recomputed with the LSBs; None without progressive quantization."""
+        return self.rows_redone / self.rows if self.rows else None
 
 
 class _Method:
@@ -147,8 +193,9 @@ class HDPAttention(_Method):
 # ---- baselines ---------------------------------------------------------------------
 
 class TopK(_Method):
-    """SpAtten-style: each row keeps its ``round(keep * n)`` (at least 1) largest exact
-    scores (ties at the k-th score are all kept)."""
+    """The per-row top-k oracle: each row keeps its ``round(keep * n)`` (at least 1)
+    largest exact scores (ties at the k-th score are all kept). SpAtten's own policy,
+    cumulative and per token, is :class:`hdp_rtl.eval.spatten.SpAttenAttention`."""
 
     name = "topk"
 

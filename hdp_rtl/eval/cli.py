@@ -32,7 +32,12 @@ def add_eval_parser(subparsers) -> None:
                     help="HDPConfig preset the HDP head starts from (head_dim set to 32)")
     ev.add_argument("--sweep", action="store_true",
                     help="sweep rules, rho/delta, block shapes, bits, approximation, head "
-                         "thresholds and baselines (else: the default and the baselines)")
+                         "thresholds, SpAtten and the baselines (else: the default and the "
+                         "baselines)")
+    ev.add_argument("--calibration", choices=("cross", "in-sample"), default="cross",
+                    help="calibrate thresholds and ratios on the other half of each input "
+                         "set (cross, default: out of sample) or on the set itself "
+                         "(in-sample, as runs before SpAtten's were)")
     ev.add_argument("--limit", type=int, default=0, metavar="N",
                     help="use only the first N inputs of each file (quick runs)")
     ev.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -81,8 +86,12 @@ def run_eval(args) -> int:
                                              pair_texts if i == 0 else None))
     for ds in datasets:
         ds.embed_dense(model)
-    # offline calibration (head and logit thresholds), on each input set's own dense pass
-    cal = {ds.name: S.Calibration.collect(model, ds.ids) for ds in datasets}
+    # offline calibration (head, logit and progressive-quantization thresholds, SpAtten's
+    # keep ratio) on the dense pass: each input gets the values of the other half of its
+    # set (out of sample), or of the whole set with --calibration in-sample
+    cal = {ds.name: S.CrossCalibration(S.Calibration.collect(model, ds.ids),
+                                       in_sample=args.calibration == "in-sample")
+           for ds in datasets}
 
     settings = S.sweep_settings() if args.sweep else S.quick_settings()
     n_inputs = sum(len(ds.ids) for ds in datasets)
@@ -119,7 +128,8 @@ def run_eval(args) -> int:
     bar.close()
 
     info = dict(command=_command_text(args), preset=args.preset, config=_config_text(base),
-                total_seconds=time.perf_counter() - t0, files=files)
+                total_seconds=time.perf_counter() - t0, files=files,
+                calibration={ds.name: cal[ds.name].mode for ds in datasets})
     path = write_report(args.output, rows, info, datasets, chosen)
     for ds in datasets:
         best = chosen[ds.name]
@@ -148,6 +158,8 @@ def _command_text(args) -> str:
         parts += ["--preset", args.preset]
     if args.sweep:
         parts.append("--sweep")
+    if args.calibration != "cross":
+        parts += ["--calibration", args.calibration]
     if args.limit:
         parts += ["--limit", str(args.limit)]
     return " ".join(parts + ["-o", str(args.output)])

@@ -90,6 +90,21 @@ class MiniLM:
     ``embed(texts, attention)`` runs the model with ``attention(layer, q, k, v)``
     (``heads x n x d`` float arrays, the softmax scale not yet applied) in place of the
     dense softmax attention; it returns ``heads x n x d``.
+
+    Token pruning (SpAtten's cascade, :mod:`hdp_rtl.eval.spatten`): an ``attention``
+    object may have
+
+    - ``token_mask(layer, n)``, called before each layer's attention: a bool vector of
+      the tokens that layer computes, or ``None`` for all. A token outside it keeps its
+      hidden state: it is frozen at the output of the last layer that computed it (it
+      leaves the encoder early, as in SpAtten it is no query and no key any more; its
+      Q, K and V rows are still passed in and must be ignored);
+    - ``pool_mask(n)``, called after the last layer: the tokens the mean pooling
+      averages, or ``None`` for all (the sentence-transformers pooling).
+
+    Every other step (projections, layer norms, feed-forward) is row-wise, so computing
+    all rows and keeping the frozen ones is computing the alive rows alone (up to the
+    BLAS kernel's summation order).
     """
 
     heads = 12
@@ -136,20 +151,26 @@ class MiniLM:
         n = len(ids)
         h, d = self.heads, self.head_dim
         x = _layer_norm(self.word[ids] + self.pos[:n] + self.type0, *self.emb_ln)
+        token_mask = getattr(attention, "token_mask", None)
         for li, L in enumerate(self.layers):
+            alive = None if token_mask is None else token_mask(li, n)
             split = lambda y: y.reshape(n, h, d).transpose(1, 0, 2)  # noqa: E731
             q = split(x @ L.wq + L.bq)
             k = split(x @ L.wk + L.bk)
             v = split(x @ L.wv + L.bv)
             ctx = np.asarray(attention(li, q, k, v), dtype=np.float64)
             ctx = ctx.transpose(1, 0, 2).reshape(n, h * d)
-            x = _layer_norm(ctx @ L.wo + L.bo + x, L.ln1_w, L.ln1_b)
-            x = _layer_norm(gelu(x @ L.wi + L.bi) @ L.wo2 + L.bo2 + x, L.ln2_w, L.ln2_b)
+            y = _layer_norm(ctx @ L.wo + L.bo + x, L.ln1_w, L.ln1_b)
+            y = _layer_norm(gelu(y @ L.wi + L.bi) @ L.wo2 + L.bo2 + y, L.ln2_w, L.ln2_b)
+            x = y if alive is None else np.where(np.asarray(alive, bool)[:, None], y, x)
         return x
 
     def embed_ids(self, ids, attention=dense_attention) -> np.ndarray:
         """The sentence embedding (mean pooling, L2-normalised) of one input's ids."""
-        e = self.hidden_states(ids, attention).mean(axis=0)
+        x = self.hidden_states(ids, attention)
+        pool_mask = getattr(attention, "pool_mask", None)
+        mask = None if pool_mask is None else pool_mask(len(x))
+        e = (x if mask is None else x[np.asarray(mask, bool)]).mean(axis=0)
         return e / max(np.linalg.norm(e), 1e-12)
 
     def embed(self, texts, attention=dense_attention) -> np.ndarray:

@@ -3,8 +3,16 @@
 A :class:`Setting` names one attention method with its parameters; :func:`run` embeds a
 :class:`Dataset` with it and measures pruning and fidelity against the dense float
 model. :class:`Calibration` holds the dense model's Q and K of every layer, from which
-per-layer head thresholds (for a target fraction of pruned heads) and per-layer
-LeOPArd-style logit thresholds (for a target pair sparsity) are set offline.
+per-layer head thresholds (for a target fraction of pruned heads), per-layer
+LeOPArd-style logit thresholds (for a target pair sparsity), SpAtten's progressive
+quantization threshold (for a target fraction of recomputed rows) and SpAtten's token
+keep ratio (for a target pruned fraction) are set offline.
+
+**Out of sample.** :class:`CrossCalibration` splits an input set into two halves (first
+and second half of the file, so that adjacent paraphrase pairs stay together) and
+embeds every input with the values calibrated on the *other* half: no number of a
+report is calibrated on the input it is measured on (2-fold cross-fitting). The
+in-sample mode (each set calibrated on itself) is kept for reproducing earlier runs.
 """
 from __future__ import annotations
 
@@ -18,13 +26,14 @@ import numpy as np
 import golden
 from hdp_rtl.config import BLOCK_RULE_DELTA, BLOCK_RULE_MEAN, DEFAULT_LOGIT_GAP, HDPConfig
 
-from .attention import Dense, FixedThreshold, HDPAttention, TopK
+from .attention import Dense, FixedThreshold, HDPAttention, PruneStats, TopK
 from .metrics import fidelity
 from .model import dense_attention
+from .spatten import SpAttenAttention, msb_row_max, token_keep_for
 
-__all__ = ["Dataset", "Setting", "Calibration", "DEFAULT_HDP", "base_config", "hdp",
-           "sweep_settings", "quick_settings", "baselines_at", "run", "choose_default",
-           "read_lines", "repo_data"]
+__all__ = ["Dataset", "Setting", "Calibration", "CrossCalibration", "DEFAULT_HDP",
+           "base_config", "hdp", "spatten", "sweep_settings", "quick_settings",
+           "baselines_at", "run", "choose_default", "read_lines", "repo_data"]
 
 #: The documented default of the evaluation (docs/evaluation.md): the delta rule with
 #: the host computing ``delta`` for a logit gap of 5 (``delta_for``), element-wise (1x1)
@@ -100,8 +109,8 @@ def read_pairs(path) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Setting:
-    """One attention method: ``method`` is dense, hdp, topk or threshold; ``group`` is
-    the line it belongs to in the plots."""
+    """One attention method: ``method`` is dense, hdp, spatten, topk or threshold;
+    ``group`` is the line it belongs to in the plots."""
 
     label: str
     group: str
@@ -156,6 +165,48 @@ def describe(p: dict) -> str:
     return " ".join(parts)
 
 
+def spatten(group: str, label: str | None = None, **kw) -> Setting:
+    """A SpAtten setting (:class:`hdp_rtl.eval.spatten.SpAttenAttention`) on the core at
+    :data:`DEFAULT_HDP`'s bits and approximation: ``token_keep`` and ``head_keep`` are
+    the final keep ratios of the linear schedule; ``pruned`` instead calibrates the token
+    keep ratio for that pruned fraction; ``pq_rows`` calibrates progressive
+    quantization's threshold to recompute that fraction of rows (``pq`` gives the
+    threshold as a probability in 0..1); ``pool`` is ``alive`` (default) or ``frozen``;
+    ``mode`` is ``tokens`` (default) or ``keys`` (the key-only variant)."""
+    p = dict(token_keep=1.0, head_keep=1.0, int_bits=DEFAULT_HDP["int_bits"],
+             frac_bits=DEFAULT_HDP["frac_bits"], approx=DEFAULT_HDP["approx"])
+    p.update(kw)
+    if "pruned" in p:
+        p.pop("token_keep", None)
+    return Setting(label or describe_spatten(p), group, "spatten", _params(**p))
+
+
+def describe_spatten(p: dict) -> str:
+    """A short label of SpAtten parameters."""
+    parts = ["SpAtten"]
+    if "pruned" in p:
+        parts.append(f"at {p['pruned']:.1%} pruned")
+    elif p["token_keep"] < 1:
+        parts.append(f"tokens {p['token_keep']:.0%}")
+    if p.get("head_keep", 1.0) < 1:
+        parts.append(f"heads {p['head_keep']:.0%}")
+    if "pq_rows" in p:
+        parts.append(f"PQ {p['pq_rows']:.0%} rows")
+    elif "pq" in p:
+        parts.append(f"PQ p<{p['pq']:g}")
+    if p.get("mode", "tokens") != "tokens":
+        parts.append(f"{p['mode']} only")
+    if p.get("pool", "alive") != "alive":
+        parts.append(f"{p['pool']} states")
+    if (p["int_bits"], p["frac_bits"]) != (DEFAULT_HDP["int_bits"], DEFAULT_HDP["frac_bits"]):
+        parts.append(f"I{p['int_bits']}F{p['frac_bits']}")
+    if not p.get("approx", True):
+        parts.append("exact")
+    if len(parts) == 1:
+        parts.append("no pruning")
+    return " ".join(parts)
+
+
 def base_config(preset: str = "default", seq_max: int = 256) -> HDPConfig:
     """The preset with MiniLM's head dimension 32 and at most ``seq_max`` tokens."""
     cfg = HDPConfig.preset(preset)
@@ -182,7 +233,8 @@ def hdp_config(base: HDPConfig, p: dict) -> HDPConfig:
 
 def quick_settings() -> list[Setting]:
     """Without ``--sweep``: the documented default, the quantisation-only point and the
-    mean rule at rho 0."""
+    mean rule at rho 0 (the baselines, SpAtten included, follow at the default's
+    sparsity: :func:`baselines_at`)."""
     return [
         hdp("reference", prune=False),
         hdp("HDP default", label="HDP default: " + describe(dict(DEFAULT_HDP))),
@@ -215,8 +267,23 @@ def sweep_settings() -> list[Setting]:
     for hs in (0.03, 0.10, 0.25):
         s.append(hdp("head pruning only", prune=False, head_sparsity=hs))
         s.append(hdp("default + head pruning", head_sparsity=hs))
+    s.append(spatten("reference", label="SpAtten no pruning (= quantisation only)"))
+    for tk in (0.9, 0.7, 0.5, 0.3, 0.2, 0.1):
+        s.append(spatten("SpAtten tokens", token_keep=tk))
+    for tk in (0.9, 0.7, 0.5, 0.3):
+        s.append(spatten("SpAtten tokens, frozen states", token_keep=tk, pool="frozen"))
+    for tk in (0.7, 0.5, 0.3, 0.1):
+        s.append(spatten("SpAtten keys only", token_keep=tk, mode="keys"))
+    for hk in (0.9, 0.75, 0.5):
+        s.append(spatten("SpAtten heads only", head_keep=hk))
+    for tk in (0.9, 0.7, 0.5, 0.3):
+        s.append(spatten("SpAtten tokens + heads 75%", token_keep=tk, head_keep=0.75))
+    for rows in (0.1, 0.3):
+        s.append(spatten("SpAtten PQ only", pq_rows=rows))
+        s.append(spatten("SpAtten tokens 30% + PQ", token_keep=0.3, pq_rows=rows))
+    s.append(spatten("SpAtten tokens exact", token_keep=0.3, approx=False))
     for keep in (0.8, 0.6, 0.5, 0.4, 0.3):
-        s.append(Setting(f"top-k keep {keep:.0%}", "top-k (SpAtten)", "topk", _params(keep=keep)))
+        s.append(Setting(f"top-k keep {keep:.0%}", "top-k oracle", "topk", _params(keep=keep)))
     for sp in (0.2, 0.4, 0.5, 0.6, 0.7):
         s.append(Setting(f"threshold sparsity {sp:.0%}", "threshold (LeOPArd)", "threshold",
                          _params(sparsity=sp)))
@@ -224,12 +291,14 @@ def sweep_settings() -> list[Setting]:
 
 
 def baselines_at(sparsity: float, tag: str) -> list[Setting]:
-    """Top-k and fixed-threshold baselines at a measured sparsity."""
+    """Top-k, fixed-threshold and SpAtten baselines at a measured sparsity (the
+    threshold and SpAtten's token keep ratio are calibrated for it, out of sample)."""
     return [
-        Setting(f"top-k at {tag} ({sparsity:.1%})", "top-k (SpAtten)", "topk",
+        Setting(f"top-k at {tag} ({sparsity:.1%})", "top-k oracle", "topk",
                 _params(keep=1.0 - sparsity)),
         Setting(f"threshold at {tag} ({sparsity:.1%})", "threshold (LeOPArd)", "threshold",
                 _params(sparsity=sparsity)),
+        spatten("SpAtten tokens", label=f"SpAtten at {tag} ({sparsity:.1%})", pruned=sparsity),
     ]
 
 
@@ -260,6 +329,45 @@ class Calibration:
     @property
     def layers(self) -> int:
         return len(self.qk[0]) if self.qk else 0
+
+    @property
+    def heads(self) -> int:
+        return self.qk[0][0][0].shape[0] if self.qk else 0
+
+    @property
+    def lengths(self) -> list[int]:
+        """Token count of every calibration input."""
+        return [per_input[0][0].shape[1] for per_input in self.qk]
+
+    def subset(self, indices) -> "Calibration":
+        """A calibration on some of the inputs only (its own cache)."""
+        return Calibration(qk=[self.qk[i] for i in indices])
+
+    def spatten_token_keep(self, target: float, head_keep: float = 1.0,
+                           mode: str = "tokens") -> float:
+        """SpAtten's final token keep ratio pruning ``target`` of the calibration
+        inputs' pairs (exact counts from their lengths: no model run needed)."""
+        return token_keep_for(target, self.lengths, head_keep, layers=self.layers,
+                              heads=self.heads, mode=mode)
+
+    def pq_threshold(self, config: HDPConfig, rows: float) -> int:
+        """SpAtten's progressive-quantization threshold (a probability code) that sends
+        ``rows`` of the dense model's rows to the LSB pass: every row's largest
+        MSB-pass probability at ``config``'s bits, over every (input, layer, head);
+        rows below the threshold are recomputed."""
+        key = ("pq", config.int_bits, config.frac_bits, config.prob_bits)
+        if key not in self._cache:
+            maxima = []
+            for per_input in self.qk:
+                for q, k in per_input:
+                    for h in range(q.shape[0]):
+                        maxima.append(msb_row_max(q[h].astype(np.float64),
+                                                  k[h].astype(np.float64), config))
+            self._cache[key] = np.sort(np.concatenate(maxima))
+        m = self._cache[key]
+        # the smallest code t with at least `rows` of the maxima below it
+        idx = min(len(m) - 1, max(0, int(math.ceil(rows * len(m))) - 1))
+        return int(m[idx]) + 1 if rows > 0 else 0
 
     def head_importance_per_pair(self, config: HDPConfig) -> np.ndarray:
         """``HI / n**2`` of every (layer, input, head) at ``config``'s I and F."""
@@ -302,6 +410,36 @@ class Calibration:
         return np.asarray([np.quantile(s, sparsity) for s in self._cache[key]])
 
 
+class CrossCalibration:
+    """Out-of-sample calibration of one input set (2-fold cross-fitting).
+
+    The inputs are split into two folds, the first ``ceil(n / 2)`` inputs and the rest
+    (contiguous, so adjacent paraphrase pairs stay in one fold); :meth:`for_input`
+    gives input ``i`` the :class:`Calibration` of the *other* fold, so every threshold
+    or ratio used on an input was calibrated without it. ``in_sample=True`` (or a set of
+    one input) gives every input the whole set's calibration instead.
+    """
+
+    def __init__(self, cal: Calibration, in_sample: bool = False):
+        self.full = cal
+        n = len(cal.qk)
+        self.in_sample = in_sample or n < 2
+        half = (n + 1) // 2
+        self.fold = [0 if i < half else 1 for i in range(n)]
+        self._parts = {}
+        if not self.in_sample:
+            for f in (0, 1):
+                self._parts[f] = cal.subset([i for i in range(n) if self.fold[i] != f])
+
+    def for_input(self, i: int) -> Calibration:
+        """The calibration to use on input ``i``."""
+        return self.full if self.in_sample else self._parts[self.fold[i]]
+
+    @property
+    def mode(self) -> str:
+        return "in-sample" if self.in_sample else "2-fold cross-fitted"
+
+
 # ---- runs ------------------------------------------------------------------------------
 
 def make_method(setting: Setting, base: HDPConfig, cal: Calibration | None):
@@ -312,6 +450,21 @@ def make_method(setting: Setting, base: HDPConfig, cal: Calibration | None):
         return TopK(p["keep"])
     if setting.method == "threshold":
         return FixedThreshold(cal.logit_thresholds(p["sparsity"]))
+    if setting.method == "spatten":
+        cfg = hdp_config(base, p)
+        token_keep = p.get("token_keep", 1.0)
+        if "pruned" in p:
+            token_keep = cal.spatten_token_keep(p["pruned"], p.get("head_keep", 1.0),
+                                                p.get("mode", "tokens"))
+        pq = None
+        if "pq_rows" in p:
+            pq = cal.pq_threshold(cfg, p["pq_rows"])
+        elif "pq" in p:
+            pq = int(round(p["pq"] * (1 << cfg.prob_bits)))
+        return SpAttenAttention(cfg, token_keep=token_keep, head_keep=p.get("head_keep", 1.0),
+                                pq_threshold=pq, approx=bool(p.get("approx", True)),
+                                pool=p.get("pool", "alive"), mode=p.get("mode", "tokens"),
+                                layers=cal.layers if cal is not None else 6)
     if setting.method != "hdp":
         raise ValueError(f"unknown method {setting.method!r}")
     cfg = hdp_config(base, p)
@@ -333,24 +486,59 @@ def make_method(setting: Setting, base: HDPConfig, cal: Calibration | None):
     return HDPAttention(cfg, logit_gap=gap, head_thresholds=thresholds, **fields)
 
 
-def run(model, data: Dataset, setting: Setting, base: HDPConfig, cal: Calibration | None,
-        progress=None) -> dict:
-    """Embed ``data`` with ``setting``; pruning counters and fidelity vs the dense model."""
-    method = make_method(setting, base, cal)
+def run(model, data: Dataset, setting: Setting, base: HDPConfig,
+        cal: Calibration | CrossCalibration | None, progress=None) -> dict:
+    """Embed ``data`` with ``setting``; pruning counters and fidelity vs the dense model.
+
+    With a :class:`CrossCalibration`, each input is embedded by a method made from its
+    own calibration (the other fold's), and the counters of both are added up."""
     t0 = time.perf_counter()
+    methods = {}                      # id(calibration) -> (calibration, method)
+    calibrated = []                   # the values a calibrated method was given, per fold
     embs = []
-    for ids in data.ids:
-        embs.append(model.embed_ids(ids, method))
+    for i, ids in enumerate(data.ids):
+        c = cal.for_input(i) if isinstance(cal, CrossCalibration) else cal
+        if id(c) not in methods:
+            methods[id(c)] = (c, make_method(setting, base, c))
+            calibrated.append(_calibrated_values(methods[id(c)][1]))
+        embs.append(model.embed_ids(ids, methods[id(c)][1]))
         if progress is not None:
             progress.update(1)
-    st = method.stats
+    st = PruneStats()
+    for _, m in methods.values():
+        st.merge(m.stats)
+    # whole-model multiply-accumulates saved: a pruned pair saves its score and P x V
+    # (2 * head_dim), a pruned (token, layer) its projections and feed-forward
+    L0 = model.layers[0]
+    per_token = sum(w.size for w in (L0.wq, L0.wk, L0.wv, L0.wo, L0.wi, L0.wo2))
+    per_pair = 2 * model.head_dim
+    token_layers = len(model.layers) * sum(len(i) for i in data.ids)
+    macs = token_layers * per_token + st.pairs_valid * per_pair
+    macs_saved = (st.token_layers_pruned * per_token
+                  + (st.pairs_valid - st.pairs_kept) * per_pair)
     row = dict(dataset=data.name, label=setting.label, group=setting.group,
                method=setting.method, params=dict(setting.p),
                pruned=st.pruned, block_pruned=st.block_pruned, head_pruned=st.head_pruned,
-               heads_pruned=st.heads_pruned_frac, seconds=time.perf_counter() - t0,
+               heads_pruned=st.heads_pruned_frac, tokens_pruned=st.tokens_pruned,
+               model_macs_pruned=macs_saved / macs if macs else 0.0,
+               lsb_rows=st.rows_redone_frac, calibrated=calibrated,
+               seconds=time.perf_counter() - t0,
                layer_pruned=[1 - kept / valid for _, (valid, kept) in sorted(st.per_layer.items())])
     row.update(fidelity(data.dense, np.stack(embs), data.pairs))
     return row
+
+
+def _calibrated_values(method) -> dict:
+    """The calibrated numbers a method was made with (for results.json)."""
+    out = {}
+    if isinstance(method, SpAttenAttention):
+        out.update(token_keep=method.token_keep, head_keep=method.head_keep,
+                   pq_threshold=method.pq_threshold)
+    elif isinstance(method, FixedThreshold):
+        out["logit_thresholds"] = [float(t) for t in method.thresholds]
+    elif isinstance(method, HDPAttention) and method.head_thresholds is not None:
+        out["head_thresholds"] = [float(t) for t in method.head_thresholds]
+    return out
 
 
 def choose_default(rows, dataset: str, min_cos: float = 0.99):
