@@ -19,12 +19,13 @@ __all__ = ["MacArray", "SUM_GROUP", "SCORE_LATENCY", "ROW_LATENCY", "ACC_RAM_MIN
 SUM_GROUP = 4
 
 #: Cycles from a score operation's last chunk in the issue stage to its score on
-#: ``o_score`` (operands, products, group sums, sum of the groups, score register).
-SCORE_LATENCY = 5
-#: The same for a P x V operation's chunk of a row's output on ``o_chunk`` (operands,
-#: products, the rotating accumulators' tail, the chunk rounded from the tail); the
-#: same with the accumulators in block RAM (``acc_ram``).
-ROW_LATENCY = 4
+#: ``o_score`` (the row words' copy, operands, products, group sums, sum of the groups,
+#: score register).
+SCORE_LATENCY = 6
+#: The same for a P x V operation's chunk of a row's output on ``o_chunk`` (the copy,
+#: operands, products, the rotating accumulators' tail, the chunk rounded from the
+#: tail); the same with the accumulators in block RAM (``acc_ram``).
+ROW_LATENCY = 5
 #: With ``acc_ram``, a chunk's word is read (address in stage 1) 2 cycles before its new
 #: sums are written back (from the stage-3 register): the next operation's read of the
 #: same word, ``head_dim / mac_lanes`` cycles after this one at the earliest, must come
@@ -42,9 +43,9 @@ class MacArray(wiring.Component):
 
     Pipelined for the clock: operands, products (in the DSP's output register), the
     sums of groups of ``SUM_GROUP`` lanes and then the sum of the groups are each
-    registered, so a score leaves ``SCORE_LATENCY`` = 5 cycles after its last chunk was
+    registered, so a score leaves ``SCORE_LATENCY`` = 6 cycles after its last chunk was
     issued (its register filled from the running sum of its chunks) and an output
-    chunk ``ROW_LATENCY`` = 4. The pipeline never stalls: no output's ``ready`` reaches
+    chunk ``ROW_LATENCY`` = 5. The pipeline never stalls: no output's ``ready`` reaches
     it. Instead an operation is issued only when its result is sure to have room, on
     credits held in registers: a pair while one of the ``score_depth`` places for
     scores (the ``o_score`` register and a FIFO behind it) is unclaimed, a row's last
@@ -272,18 +273,39 @@ class MacArray(wiring.Component):
                 m.d.sync += [is_pv.eq(0), op_row.eq(pair.row), op_col.eq(pair.col),
                              op_last.eq(pair.last), last_was_pv.eq(0)]
 
-        # The operand multiplexers select by one-hot flip-flops decoded a cycle early
-        # (the operation's kind and chunk): an AND-OR two LUTs deep.
+        # Stage 0: the row words read are copied, and the issue stage's view of the chunk
+        # with them. A block RAM's read data leaves it 5.8 ns after the clock on ECP5 (no
+        # output register): routed across the device into the operand multiplexers it
+        # was the default core's critical path (12.35 ns post-route, 80.9 MHz); the copy
+        # splits that route in two.
+        q_word, k_word, v_word = (Signal.like(rd.data, name=f"{t}_word", reset_less=True)
+                                  for t, rd in (("q", self.q_rd), ("k", self.k_rd),
+                                                ("v", self.v_rd)))
+        m.d.sync += [q_word.eq(self.q_rd.data), k_word.eq(self.k_rd.data),
+                     v_word.eq(self.v_rd.data)]
+        s0 = Signal(ctrl, name="ctrl0")
+        s0_p = Signal.like(op_p, reset_less=True)
+        m.d.sync += [s0.valid.eq(active), s0.is_pv.eq(is_pv), s0.chunk.eq(chunk),
+                     s0.last_chunk.eq(last_chunk), s0.col.eq(op_col), s0.last.eq(op_last),
+                     s0_p.eq(op_p)]
+
+        # The operand multiplexers select by one-hot flip-flops decoded two cycles early
+        # (the operation's kind and chunk, a cycle before the copy): an AND-OR two LUTs
+        # deep.
         nxt_pv = Mux(advance, pick_pv, is_pv)
         nxt_chunk = Mux(active, Mux(last_chunk, 0, chunk + 1), chunk)
         # (of the chunks in the word read: the row's `chunk`-th with one-word rows)
+        early_qk = Signal(per_word, init=1)
+        early_v = Signal(per_word)
+        early_p = Signal()
         sel_qk = Signal(per_word, init=1)   # chunk `ch` of a score: q and k
         sel_v = Signal(per_word)            # chunk `ch` of P x V: v
         sel_p = Signal()                    # P x V: the probability
-        m.d.sync += sel_p.eq(nxt_pv)
+        m.d.sync += [early_p.eq(nxt_pv), sel_p.eq(early_p),
+                     sel_qk.eq(early_qk), sel_v.eq(early_v)]
         for ch in range(per_word):
             hit = (nxt_chunk[:log_pw] == ch) if per_word > 1 else Const(1)
-            m.d.sync += [sel_qk[ch].eq(~nxt_pv & hit), sel_v[ch].eq(nxt_pv & hit)]
+            m.d.sync += [early_qk[ch].eq(~nxt_pv & hit), early_v[ch].eq(nxt_pv & hit)]
 
         def pick(word, sel, lane):
             value = Signal(signed(self.B))
@@ -291,24 +313,22 @@ class MacArray(wiring.Component):
                 tree_or([Mux(sel[ch], word[ch * L + lane], 0) for ch in range(per_word)]))
             return value
 
-        # stage 1: the chunk's operands, registered after the row buffers' read
+        # stage 1: the chunk's operands, registered from the copy
         # stage 2: the products, registered (a DSP's output register)
         a_shape, b_shape = signed(max(self.B, self.P + 2)), signed(self.B)
         products, fines = [], []
-        m.d.sync += [s1.valid.eq(active), s1.is_pv.eq(is_pv), s1.chunk.eq(chunk),
-                     s1.last_chunk.eq(last_chunk), s1.col.eq(op_col), s1.last.eq(op_last),
-                     s2.eq(s1), s3.eq(s2), s4.eq(s3)]
+        m.d.sync += [s1.eq(s0), s2.eq(s1), s3.eq(s2), s4.eq(s3)]
         for lane in range(L):
-            q = pick(self.q_rd.data, sel_qk, lane)     # 0 for P x V
-            k = pick(self.k_rd.data, sel_qk, lane)
-            v = pick(self.v_rd.data, sel_v, lane)      # 0 for a score
+            q = pick(q_word, sel_qk, lane)     # 0 for P x V
+            k = pick(k_word, sel_qk, lane)
+            v = pick(v_word, sel_v, lane)      # 0 for a score
             # the lane's one hard multiplier, shared: q x k (the exact score term) for a
             # score, p x v for P x V
             a = Signal(a_shape, name=f"lane{lane}_a")
             b = Signal(b_shape, name=f"lane{lane}_b")
             prod = Signal(signed(len(a) + len(b)), name=f"lane{lane}_prod")
             products.append(prod)
-            m.d.sync += [a.eq(Mux(sel_p, op_p, 0) | q), b.eq(v | k), prod.eq(a * b)]
+            m.d.sync += [a.eq(Mux(sel_p, s0_p, 0) | q), b.eq(v | k), prod.eq(a * b)]
             if F:
                 # the approximation unit drops qf x kf from q x k = qi.ki 2^2F +
                 # (qi.kf + qf.ki) 2^F + qf.kf: an F x F product, small enough for LUTs,
