@@ -14,16 +14,17 @@ with
 - ``bvalid``: bool, same shape: the blocks holding at least one valid pair (inside
   ``seq_len``, and on or below the diagonal when causal);
 - ``regs``: the run-time :class:`hdp_rtl.config.Registers` (rule, ``rho``, ``delta``,
-  ``block_k``, ``block_prune_enable``, ...);
+  ``block_k``, ``score_threshold``, ``block_prune_enable``, ...);
 - ``config``: the build-time :class:`hdp_rtl.config.HDPConfig`;
 
 and it returns ``keep``, a bool mask of the same shape; blocks outside ``bvalid`` must
 not be kept. Head pruning happens before the policy is called (a pruned head calls
 none), and the kept pairs are ``expand_blocks(keep) & valid``.
 
-Policies: ``"hdp"`` (:func:`select_blocks`, the top-k-free rule) and ``"topk"``
-(:func:`select_topk`, SpAtten-style per-row top-k). A new policy (learned per-layer
-thresholds, ...) is one function with this signature plus one entry in
+Policies: ``"hdp"`` (:func:`select_blocks`, the top-k-free rule), ``"topk"``
+(:func:`select_topk`, SpAtten-style per-row top-k) and ``"threshold"``
+(:func:`select_threshold`, LeOPArd-style per-layer score threshold). A new policy is
+one function with this signature plus one entry in
 :data:`SELECTORS` under its name in ``SELECTOR_NAMES``; its RTL unit sits behind the
 same seam (``hdp_rtl.rtl.selectors``).
 """
@@ -33,7 +34,7 @@ import numpy as np
 
 from hdp_rtl.config import BLOCK_RULE_MEAN, HDPConfig, Registers
 
-__all__ = ["SELECTORS", "select_blocks", "select_topk"]
+__all__ = ["SELECTORS", "select_blocks", "select_topk", "select_threshold"]
 
 I64 = np.int64
 
@@ -73,5 +74,19 @@ def select_topk(bi, bvalid, regs: Registers, config: HDPConfig | None = None):
     return row_topk_selector_for(regs.block_k)(bi, bvalid, regs, config)
 
 
+def select_threshold(bi, bvalid, regs: Registers, config: HDPConfig | None = None):
+    """LeOPArd-style score threshold (selector ``"threshold"``): in each block row the
+    valid blocks with ``BI >= regs.score_threshold`` (signed), and always the row's best
+    block: the valid block of largest ``BI``, the lowest column of a tie (as
+    :func:`select_topk` with ``block_k`` 1). Pruning disabled keeps every valid block.
+    With 1 x 1 blocks ``BI`` is the pair's integer score."""
+    bi = np.asarray(bi, dtype=I64)
+    if not regs.block_prune_enable:
+        return bvalid.copy()
+    best = np.argmax(np.where(bvalid, bi, np.iinfo(I64).min), axis=1)   # first of a tie
+    is_best = np.arange(bi.shape[1])[None, :] == best[:, None]
+    return ((bi >= regs.score_threshold) | is_best) & bvalid
+
+
 #: Selector name (``HDPConfig.selector``) -> policy function.
-SELECTORS = {"hdp": select_blocks, "topk": select_topk}
+SELECTORS = {"hdp": select_blocks, "topk": select_topk, "threshold": select_threshold}

@@ -30,8 +30,10 @@ class ConfigError(ValueError):
 #: The block-selection policies the generator can build (``HDPConfig.selector``): each
 #: has an RTL unit behind the selection seam (``hdp_rtl.rtl.selectors``) and a golden
 #: policy function (``golden.selectors``). ``"hdp"``: the top-k-free row-balanced rule;
-#: ``"topk"``: SpAtten-style, the ``block_k`` most important blocks of each block row.
-SELECTOR_NAMES = ("hdp", "topk")
+#: ``"topk"``: SpAtten-style, the ``block_k`` most important blocks of each block row;
+#: ``"threshold"``: LeOPArd-style, the blocks at or above the ``score_threshold``
+#: register and each block row's best.
+SELECTOR_NAMES = ("hdp", "topk", "threshold")
 
 
 def _is_pow2(x: int) -> bool:
@@ -108,7 +110,8 @@ class HDPConfig:
         The block-selection policy behind the selection seam: one of
         ``SELECTOR_NAMES`` (``"hdp"``: the top-k-free row-balanced rule; ``"topk"``:
         the ``block_k`` blocks of largest importance of each block row, with the
-        ``block_k`` register).
+        ``block_k`` register; ``"threshold"``: the blocks whose importance is >= the
+        ``score_threshold`` register, and each block row's best).
     pv_acc_ram : bool
         Keep the MAC array's ``head_dim`` P x V accumulators in block RAM (one word of
         ``mac_lanes`` accumulators per chunk) instead of flip-flops: for FPGAs whose
@@ -456,6 +459,11 @@ class Registers:
         largest importance; any value >= the row's valid blocks keeps them all). With
         block pruning enabled it must be >= 1 (the core refuses a start with 0, error
         12); the other selectors ignore it.
+    score_threshold : int
+        Selector ``threshold`` only: signed, in integer-score units (the block
+        importance's): a block row keeps its valid blocks with ``BI >= score_threshold``
+        and always its best one (the lowest column of the row's maximum). It must fit
+        ``sint_bits`` signed bits; the other selectors ignore it.
     """
 
     seq_len: int
@@ -469,6 +477,7 @@ class Registers:
     approx_enable: bool = True
     score_scale: int = 0
     block_k: int = 4
+    score_threshold: int = 0
 
     def __post_init__(self):
         for name in ("causal", "head_prune_enable", "block_prune_enable", "approx_enable"):
@@ -481,6 +490,7 @@ class Registers:
         _check_int(self, "delta", 0)
         _check_int(self, "score_scale", 0)
         _check_int(self, "block_k", 0)
+        _check_int(self, "score_threshold")
 
     def check(self, config: HDPConfig) -> "Registers":
         """Raise :class:`ConfigError` when a value does not fit ``config``'s registers."""
@@ -492,6 +502,10 @@ class Registers:
                 raise ConfigError(f"{name} must fit in {bits} bits, not {getattr(self, name)}")
         if config.selector == "topk" and self.block_prune_enable and self.block_k == 0:
             raise ConfigError("block_k must be >= 1 with block pruning enabled, not 0")
+        lo, hi = -(1 << (config.sint_bits - 1)), (1 << (config.sint_bits - 1)) - 1
+        if config.selector == "threshold" and not lo <= self.score_threshold <= hi:
+            raise ConfigError(f"score_threshold must fit in {config.sint_bits} signed bits "
+                              f"({lo}..{hi}), not {self.score_threshold}")
         return self
 
     def replace(self, **changes) -> "Registers":

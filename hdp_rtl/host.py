@@ -85,7 +85,9 @@ def register_writes(regs: Registers, config: HDPConfig, *,
     host's setting) goes to the register of that name: cycles without an input beat
     after which the core aborts a head, 0 for never. ``block_k`` is written when the
     config has the register (selector ``topk``), as ``min(block_k, block_col_count)``:
-    any value from a row's valid blocks up keeps the row whole. ``key_index``
+    any value from a row's valid blocks up keeps the row whole; ``score_threshold``
+    when the config has it (selector ``threshold``), as its field's two's complement.
+    ``key_index``
     (the host's read index of :meth:`HDPDriver.importances`) is written 0.
 
     Raises
@@ -111,6 +113,8 @@ def register_writes(regs: Registers, config: HDPConfig, *,
     }
     if "block_k" in rmap:               # selector topk; k >= a row's blocks keeps them all
         fields["block_k"] = {"block_k": min(regs.block_k, config.block_col_count)}
+    if "score_threshold" in rmap:       # selector threshold; put keeps the field's bits
+        fields["score_threshold"] = {"score_threshold": regs.score_threshold}
     return sorted(((name, rmap[name].offset, rmap[name].word(**values) if rmap[name].fields
                     else 0) for name, values in fields.items()), key=lambda w: w[1])
 

@@ -19,6 +19,7 @@ __all__ = ["Field", "Register", "ErrorCode", "register_map", "registers_by_name"
            "stream_format", "regmap_json", "regmap_c_header", "regmap_markdown",
            "errors_markdown", "COUNTERS", "FLAG_FIELDS", "AXIL_ADDR_BITS", "COUNTER_BASE",
            "INPUT_ORDER", "TENSOR_CODE", "INPUT_TIMEOUT_BITS", "BLOCK_K_OFFSET",
+           "SCORE_THRESHOLD_OFFSET",
            "key_importance_bits", "out_importance_bits"]
 
 #: Byte-address width of the AXI4-Lite port (256 bytes of registers).
@@ -31,6 +32,9 @@ IMPORTANCE_BASE = 0x80
 INPUT_TIMEOUT_BITS = 20
 #: Offset of ``block_k``, a register of the ``topk`` selector's configs only.
 BLOCK_K_OFFSET = 0x2C
+#: Offset of ``score_threshold``, a register of the ``threshold`` selector's configs only
+#: (not 0x2C: a host that writes ``block_k`` to a threshold build gets error 5).
+SCORE_THRESHOLD_OFFSET = 0x30
 
 #: The tensors of a head on ``s_axis``, in order. K comes first so that the integer pass
 #: (whose every row needs all of K) can start on Q's first row and run while the rest of
@@ -104,8 +108,8 @@ _ERROR_TEXT = {
                             "read-only or unaligned); answered SLVERR, nothing written", False),
     ErrorCode.FIELD_OVERFLOW: ("start refused: a write to head_threshold, "
                                "head_threshold_hi, delta, score_scale, input_timeout or "
-                               "block_k or key_index set a bit outside the register's "
-                               "field", True),
+                               "block_k, score_threshold or key_index set a bit outside the "
+                               "register's field", True),
     ErrorCode.START_WHILE_BUSY: ("a start while a head runs; ignored, the running head "
                                  "goes on", False),
     ErrorCode.INPUT_LANE: ("an input lane is not the sign extension of its element; "
@@ -230,6 +234,15 @@ def register_map(config: HDPConfig) -> list[Register]:
                              "selector topk: blocks kept per block row; >= a row's valid "
                              "blocks keeps them all; 0 with block pruning on: error 12", (
             Field("block_k", 0, config.block_k_bits, "blocks"),)))
+    if config.selector == "threshold":
+        # the field's own two's complement: its bits only (a 32-bit sign extension of a
+        # negative value sets bits above it: error 6, as any bit outside a field)
+        regs.append(Register("score_threshold", SCORE_THRESHOLD_OFFSET, "rw",
+                             "selector threshold: a block row keeps its blocks with "
+                             f"BI >= this and its best; {config.sint_bits}-bit two's "
+                             "complement (bits above it: error 6)", (
+            Field("score_threshold", 0, config.sint_bits, "two's complement",
+                  signed=True),)))
     for i, (name, text) in enumerate(COUNTERS.items()):
         regs.append(Register(name, COUNTER_BASE + 4 * i, "ro", text,
                              (Field(name, 0, config.counter_bits,

@@ -22,6 +22,7 @@ def _selector_registers(selector: str) -> str:
 TABLES = {
     "regmap": lambda: regmap_markdown(HDPConfig.preset("default")),
     "regmap-topk": lambda: _selector_registers("topk"),
+    "regmap-threshold": lambda: _selector_registers("threshold"),
     "errors": errors_markdown,
 }
 

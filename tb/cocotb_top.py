@@ -376,6 +376,32 @@ async def block_k_zero_refused(dut):
     await host.check_head(q, k, v, regs, label="after block_k 0")
 
 
+# ---- the threshold selector (docs/units.md, "Threshold selector") ----------------------
+
+@cocotb.test(skip=CONFIG.selector != "threshold")
+async def threshold_selector_heads(dut):
+    """Selector threshold: HDP_HEADS heads (at most 8) with score_threshold at the
+    field's ends (low: every block kept; high: each row's best only) and between (a
+    quantile of the head's own block importances), causal and not, then one with block
+    pruning off and the highest threshold (not read): each bit-exact with
+    golden.SELECTORS["threshold"]."""
+    host = await _setup(dut, seed=19)
+    rng = np.random.default_rng(191)
+    prng = random.Random(192)
+    half = 1 << (CONFIG.sint_bits - 1)
+    for i in range(min(HEADS, 8)):
+        n = prng.choice([SMALL_N, prng.randint(2, SMALL_N)])
+        q, k, v, regs = random_head(rng, n, peaked=i % 2 == 1, causal=i % 3 == 0,
+                                    block_prune_enable=True)
+        bi = golden.attention_head(q, k, v, CONFIG, regs).block_importance
+        mid = int(np.quantile(bi[bi != 0] if (bi != 0).any() else [0], prng.random()))
+        threshold = [-half, half - 1, mid, mid, 0, mid, -half, half - 1][i]
+        regs = regs.replace(score_threshold=threshold)
+        await host.check_head(q, k, v, regs, label=f"head {i}, n {n}, threshold {threshold}")
+    q, k, v, regs = random_head(rng, 8, score_threshold=half - 1, block_prune_enable=False)
+    await host.check_head(q, k, v, regs, label="pruning off, highest threshold")
+
+
 # ---- abort and input timeout (docs/interface.md, "Dropping a head") ----------------------
 
 async def _bounded(awaitable, what: str, us: int = 200):

@@ -33,21 +33,27 @@ def register_words(config: HDPConfig, regs: Registers) -> dict[str, int]:
         "delta": rmap["delta"].word(delta=regs.delta),
         "score_scale": rmap["score_scale"].word(score_scale=regs.score_scale),
         **({"block_k": rmap["block_k"].word(block_k=regs.block_k)} if "block_k" in rmap else {}),
+        **({"score_threshold": rmap["score_threshold"].word(score_threshold=regs.score_threshold)}
+           if "score_threshold" in rmap else {}),
     }
 
 
 def run_fields(regs: Registers, config: HDPConfig) -> dict:
     """The register file's ``run`` struct (as :func:`sim.packing.unpack` gives it) after
-    an accepted start with ``regs`` (``block_k`` when ``config``'s map has it)."""
+    an accepted start with ``regs`` (``block_k``, ``score_threshold`` when ``config``'s
+    map has them)."""
+    rmap = registers_by_name(config)
     return {"seq_len": regs.seq_len, "flags": {f: int(getattr(regs, f)) for f in FLAG_FIELDS},
             "head_threshold": regs.head_threshold, "rho": regs.rho, "delta": regs.delta,
             "score_scale": regs.score_scale,
-            **({"block_k": regs.block_k} if "block_k" in registers_by_name(config) else {})}
+            **({"block_k": regs.block_k} if "block_k" in rmap else {}),
+            **({"score_threshold": regs.score_threshold} if "score_threshold" in rmap else {})}
 
 
 def random_registers(config: HDPConfig, rng: random.Random) -> Registers:
     """Registers with every field drawn at random over its whole valid range
-    (``block_k`` over its field when the config has the register, else the default)."""
+    (``block_k`` and ``score_threshold`` over their fields when the config has the
+    register, else the default)."""
     regs = Registers(
         seq_len=rng.randint(1, config.seq_max),
         **{f: rng.random() < 0.5 for f in FLAG_FIELDS if f != "block_rule"},
@@ -59,6 +65,9 @@ def random_registers(config: HDPConfig, rng: random.Random) -> Registers:
     if "block_k" in registers_by_name(config):
         lowest = int(regs.block_prune_enable)          # 0 refuses the start with pruning on
         regs = regs.replace(block_k=rng.randint(lowest, (1 << config.block_k_bits) - 1))
+    if "score_threshold" in registers_by_name(config):
+        half = 1 << (config.sint_bits - 1)
+        regs = regs.replace(score_threshold=rng.choice([-half, half - 1, rng.randrange(-half, half)]))
     return regs
 
 
@@ -79,6 +88,20 @@ def start_check_steps(config: HDPConfig) -> list[tuple[dict[str, int], ErrorCode
     fit_delta = (1 << config.delta_bits) - 1
     first = {"seq_len": 0, "flags": outside_bit(config, "flags"), "rho": (RHO_ONE + 44) & WORD,
              "delta": outside_bit(config, "delta")}
+    if "score_threshold" in rmap:
+        # -1 sign-extended to 32 bits sets the bits above the field (error 6), the
+        # field's own two's complement of -1 does not
+        field = rmap["score_threshold"].field("score_threshold")
+        return [
+            ({**first, "score_threshold": WORD}, ErrorCode.SEQ_LEN_ZERO),
+            *_common_steps(config, all_flags),
+            ({"delta": fit_delta}, ErrorCode.FIELD_OVERFLOW),     # score_threshold's bits
+            ({"score_threshold": field.put(-1)}, ErrorCode.NONE),
+            ({"rho": RHO_ONE, "flags": 0, "score_threshold": field.put(-(1 << (field.width - 1)))},
+             ErrorCode.NONE),
+            ({"seq_len": 1, "score_threshold": 1 << field.width}, ErrorCode.FIELD_OVERFLOW),
+            ({"score_threshold": field.put((1 << (field.width - 1)) - 1)}, ErrorCode.NONE),
+        ]
     if "block_k" not in rmap:
         return [
             (first, ErrorCode.SEQ_LEN_ZERO),

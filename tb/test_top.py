@@ -27,13 +27,16 @@ NARROW = HDPConfig.preset("edge").replace(frac_bits=2)
 #: The edge preset on the topk selector (SpAtten-style per-row top-k), and its cases.
 EDGE_TOPK = HDPConfig.preset("edge").replace(selector="topk")
 TOPK_CASES = "topk_selector_heads,block_k_zero_refused"
+#: The edge preset on the threshold selector (LeOPArd-style score threshold).
+EDGE_THRESHOLD = HDPConfig.preset("edge").replace(selector="threshold")
+THRESHOLD_CASES = "threshold_selector_heads"
 
 
 def test_case_lists_name_cocotb_tests():
     """A name the filter does not find would silently run nothing."""
     tree = ast.parse((Path(__file__).parent / "cocotb_top.py").read_text())
     tests = {f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)}
-    assert set(f"{ICARUS_CASES},{ERROR_CASES},{ABORT_CASES},{TOPK_CASES}".split(",")) <= tests
+    assert set(f"{ICARUS_CASES},{ERROR_CASES},{ABORT_CASES},{TOPK_CASES},{THRESHOLD_CASES}".split(",")) <= tests
 
 
 def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = None,
@@ -96,6 +99,16 @@ def test_topk_selector_top(simulator):
     error 12."""
     _run(EDGE_TOPK, simulator, "top-edge-topk", testcase=TOPK_CASES, quick_build=True,
          heads=8 if simulator == "verilator" else 2)
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_threshold_selector_top(simulator):
+    """The core built with selector threshold: heads bit-exact against the golden model
+    over score_threshold (8 on Verilator, 3 on Icarus: low, high, mid)."""
+    _run(EDGE_THRESHOLD, simulator, "top-edge-threshold", testcase=THRESHOLD_CASES,
+         quick_build=True, heads=8 if simulator == "verilator" else 3)
 
 
 def _minilm_configs():

@@ -5,7 +5,7 @@ It models the register semantics of :mod:`hdp_rtl.rtl.regfile` (field bits store
 read back, out-of-field writes refusing the next start, the start checks in code order,
 errors 5 and 7, sticky latest-wins errors, clear before start, ``ctrl.abort``: a running
 head dropped with error 10, a no-op while idle; ``block_k`` and error 12 in ``topk``
-configs) and computes each head with the golden
+configs, ``score_threshold`` in ``threshold`` configs) and computes each head with the golden
 model, with errors 8 and 9 raised as the input unpacker does. Its own
 lane decoding and encoding (``int.from_bytes``/``to_bytes``) are independent of the
 driver's NumPy packing.
@@ -128,7 +128,9 @@ class FakeHDP:
             head_threshold=self.value["head_threshold"] | self.value["head_threshold_hi"] << low,
             rho=self._field("rho"), delta=self.value["delta"],
             score_scale=self.value["score_scale"],
-            **({"block_k": self.value["block_k"]} if "block_k" in self.value else {}))
+            **({"block_k": self.value["block_k"]} if "block_k" in self.value else {}),
+            **({"score_threshold": self._field("score_threshold")}
+               if "score_threshold" in self.value else {}))
         self.busy, self.done, self.head_pruned = True, False, False
         self.counters = {k: self.counters[k] if k == "heads_pruned" else 0 for k in COUNTERS}
         self.received.clear()

@@ -33,6 +33,7 @@ def test_invalid_configs_name_the_field(changes, message):
     (dict(seq_len=4, causal=2), "causal must be 0 or 1, not 2"),
     (dict(seq_len=4, delta=-1), "delta must be >= 0, not -1"),
     (dict(seq_len=4, block_k=-1), "block_k must be >= 0, not -1"),
+    (dict(seq_len=4, score_threshold=1.5), "score_threshold must be an integer, not 1.5"),
 ])
 def test_invalid_registers_name_the_field(fields, message):
     with pytest.raises(ConfigError) as err:
@@ -59,6 +60,15 @@ def test_registers_checked_against_the_config():
     for fields in (dict(block_k=0, block_prune_enable=False), dict(block_k=10**6)):
         Registers(seq_len=4, **fields).check(topk)
     Registers(seq_len=4, block_k=0).check(cfg)
+    # score_threshold: signed, sint_bits wide in a threshold build; not read otherwise
+    thr = cfg.replace(selector="threshold")
+    half = 1 << (thr.sint_bits - 1)
+    for t in (-half, half - 1):
+        Registers(seq_len=4, score_threshold=t).check(thr)
+    for t in (-half - 1, half):
+        with pytest.raises(ConfigError, match="score_threshold must fit"):
+            Registers(seq_len=4, score_threshold=t).check(thr)
+        Registers(seq_len=4, score_threshold=t).check(cfg)
 
 
 def test_presets_and_unknown_preset():

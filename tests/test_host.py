@@ -23,6 +23,7 @@ CONFIGS = {
     "edge-B6": HDPConfig.preset("edge").replace(frac_bits=2),            # 6-bit elements in 8-bit lanes
     "lanes16": HDPConfig.preset("edge").replace(int_bits=8, frac_bits=4),  # 16-bit in and out lanes
     "edge-topk": HDPConfig.preset("edge").replace(selector="topk"),   # the block_k register
+    "edge-threshold": HDPConfig.preset("edge").replace(selector="threshold"),  # score_threshold
 }
 #: small enough for quick golden heads; 6-bit elements in 8-bit lanes allow error 8
 # (2 chunks: accumulators in flip-flops; the counters built, which the checks read)
@@ -55,7 +56,9 @@ def random_registers(rng, config, n):
         rho=int(rng.integers(-256, 257)), delta=int(rng.integers(0, 1 << config.delta_bits)),
         approx_enable=bool(rng.integers(2)),
         score_scale=int(rng.integers(1, 1 << config.score_scale_bits)),
-        block_k=int(rng.integers(1, 2 * config.block_col_count + 2)))
+        block_k=int(rng.integers(1, 2 * config.block_col_count + 2)),
+        score_threshold=int(rng.integers(-(1 << (config.sint_bits - 1)),
+                                         1 << (config.sint_bits - 1))))
 
 
 def test_the_driver_needs_no_simulator():
@@ -133,6 +136,9 @@ def test_register_writes_decode_back_to_the_registers(name):
         # topk only; any value from block_col_count up keeps every row whole
         assert fields.get("block_k") == (min(regs.block_k, cfg.block_col_count)
                                          if cfg.selector == "topk" else None)
+        # threshold only: signed, decoded back from the field's two's complement
+        assert fields.get("score_threshold") == (regs.score_threshold
+                                                 if cfg.selector == "threshold" else None)
 
 
 def test_register_writes_split_the_threshold_and_encode_rho():
@@ -349,6 +355,37 @@ def test_driver_topk_block_k_and_error_12():
         assert "block_k" not in {n for n, _, _ in register_writes(regs, SMALL)}
         with pytest.raises(BusError):
             await hdp.bus.write32(drv.registers["block_k"].offset, 1)
+    run(main())
+
+
+def test_driver_threshold_score_threshold():
+    """Selector threshold: score_threshold programmed with every head (heads bit-exact
+    at the field's ends, negative and positive); a value outside its signed range is
+    refused by the driver, a 32-bit sign extension written by hand refuses the start
+    (error 6); an hdp build has no score_threshold register (a write there is error 5)."""
+    cfg = SMALL.replace(selector="threshold")
+    half = 1 << (cfg.sint_bits - 1)
+
+    async def main():
+        drv = HDPDriver(FakeHDP(cfg), cfg)
+        rng = np.random.default_rng(13)
+        for i, t in enumerate((-half, -3, 0, 5, half - 1)):
+            q, k, v, regs = small_head(rng, cfg.seq_max, cfg, causal=i % 2 == 1,
+                                       score_threshold=t)
+            check_run(await drv.run_head(q, k, v, regs), q, k, v, regs, cfg)
+        for bad in (-half - 1, half):
+            with pytest.raises(ConfigError, match="score_threshold"):
+                register_writes(regs.replace(score_threshold=bad), cfg)
+        await drv.program(regs)
+        await drv.write_register("score_threshold", 0xFFFF_FFFF)     # -1, sign-extended
+        with pytest.raises(HDPError) as err:
+            await drv.start()
+        assert err.value.code is ErrorCode.FIELD_OVERFLOW
+        await drv.clear_error()
+        hdp = HDPDriver(FakeHDP(SMALL), SMALL)
+        assert "score_threshold" not in hdp.registers
+        with pytest.raises(BusError):
+            await hdp.bus.write32(drv.registers["score_threshold"].offset, 1)
     run(main())
 
 

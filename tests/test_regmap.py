@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from hdp_rtl.config import HDPConfig, PRESETS
-from hdp_rtl.regmap import (BLOCK_K_OFFSET, COUNTER_BASE, COUNTERS, ErrorCode, register_map,
+from hdp_rtl.regmap import (BLOCK_K_OFFSET, COUNTER_BASE, COUNTERS, SCORE_THRESHOLD_OFFSET,
+                            ErrorCode, register_map,
                             regmap_c_header, regmap_json, stream_format)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,3 +84,29 @@ def test_block_k_only_in_topk_configs(preset):
     doc = json.loads(regmap_json(topk))
     assert any(x["name"] == "block_k" and x["offset"] == BLOCK_K_OFFSET for x in doc["registers"])
     assert f"#define HDP_BLOCK_K_OFFSET 0x{BLOCK_K_OFFSET:02X}u" in regmap_c_header(topk)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_score_threshold_only_in_threshold_configs(preset):
+    """score_threshold (rw, signed, sint_bits wide: the block importance's) at its own
+    offset below the counters, not block_k's, in threshold builds only; in regs.json
+    and the C header; a word decodes to the signed value."""
+    hdp = HDPConfig.preset(preset)
+    thr = hdp.replace(selector="threshold")
+    regs = register_map(thr)
+    extra = [r for r in regs if r.name not in {x.name for x in register_map(hdp)}]
+    assert [r.name for r in extra] == ["score_threshold"]
+    (reg,) = extra
+    assert reg.access == "rw" and reg.offset == SCORE_THRESHOLD_OFFSET < COUNTER_BASE
+    assert SCORE_THRESHOLD_OFFSET != BLOCK_K_OFFSET
+    assert len({r.offset for r in regs}) == len(regs)
+    f = reg.field("score_threshold")
+    assert f.signed and f.width == thr.sint_bits and reg.mask == (1 << thr.sint_bits) - 1
+    half = 1 << (thr.sint_bits - 1)
+    for v in (-half, -1, 0, half - 1):
+        assert reg.decode(reg.word(score_threshold=v)) == {"score_threshold": v}
+    doc = json.loads(regmap_json(thr))
+    assert any(x["name"] == "score_threshold" and x["offset"] == SCORE_THRESHOLD_OFFSET
+               for x in doc["registers"])
+    assert f"#define HDP_SCORE_THRESHOLD_OFFSET 0x{SCORE_THRESHOLD_OFFSET:02X}u" in \
+        regmap_c_header(thr)

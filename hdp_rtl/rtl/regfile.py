@@ -13,7 +13,7 @@ __all__ = ["RegisterFile", "run_layout", "status_layout", "ctrl_layout", "flags_
 
 #: Registers only some selectors' configs have (``regmap.register_map``), latched into
 #: ``run`` when present.
-SELECTOR_REGISTERS = ("block_k",)
+SELECTOR_REGISTERS = ("block_k", "score_threshold")
 
 
 def _field_layout(reg: Register) -> data.StructLayout:
@@ -46,7 +46,8 @@ def run_layout(regs: dict) -> data.StructLayout:
     threshold_bits = sum(f.width for name in ("head_threshold", "head_threshold_hi")
                          for f in regs[name].fields)
     # a selector's own registers, when the config has them
-    extra = {name: regs[name].field(name).width for name in SELECTOR_REGISTERS if name in regs}
+    fields = [regs[name].field(name) for name in SELECTOR_REGISTERS if name in regs]
+    extra = {f.name: signed(f.width) if f.signed else f.width for f in fields}
     return data.StructLayout({
         "seq_len": regs["seq_len"].field("seq_len").width,
         "flags": flags_layout(),
@@ -76,7 +77,8 @@ class RegisterFile(wiring.Component):
       code (the core stays idle; ``done``, ``head_pruned`` and the counters keep the last
       head's values) or pulses ``start`` with ``run`` latched (a selector's own
       registers, ``SELECTOR_REGISTERS``, too: ``block_k`` of the ``topk`` configs, whose
-      0 with block pruning enabled is error 12). ``ctrl.abort`` pulses ``abort_req``
+      0 with block pruning enabled is error 12; ``score_threshold`` of the
+      ``threshold`` configs). ``ctrl.abort`` pulses ``abort_req``
       (the sequencer drops a running head and ignores it while idle).
     - ``error``/``error_code`` are sticky: the latest error wins; of two raised in the
       same cycle the bus's (5, or a refused start) wins over ``i_error``'s.

@@ -10,8 +10,9 @@ A selector is a ``wiring.Component`` with
 
 Its golden twin is the policy function of the same name in ``golden.selectors``. Units:
 ``"hdp"`` :class:`BlockSelector` (top-k-free), ``"topk"`` :class:`TopKSelector`
-(SpAtten-style per-row top-k, with the ``block_k`` register). A new policy (learned
-thresholds, ...) is one unit, one entry here, one golden function and its name in
+(SpAtten-style per-row top-k, with the ``block_k`` register), ``"threshold"``
+:class:`ThresholdSelector` (LeOPArd-style score threshold, with the ``score_threshold``
+register). A new policy is one unit, one entry here, one golden function and its name in
 ``hdp_rtl.config.SELECTOR_NAMES``; a register of its own goes into the register map
 for its configs (``hdp_rtl.regmap.register_map``) and the latched ``run`` struct
 (``hdp_rtl.rtl.regfile.SELECTOR_REGISTERS``).
@@ -21,12 +22,13 @@ from amaranth.lib.wiring import In, Out
 
 from .block_selector import BlockSelector
 from .layouts import block_layout, mask_layout
+from .threshold_selector import ThresholdSelector
 from .topk_selector import TopKSelector
 
 __all__ = ["SELECTOR_UNITS", "build_selector", "selector_signature"]
 
 #: ``HDPConfig.selector`` -> unit class.
-SELECTOR_UNITS = {"hdp": BlockSelector, "topk": TopKSelector}
+SELECTOR_UNITS = {"hdp": BlockSelector, "topk": TopKSelector, "threshold": ThresholdSelector}
 
 
 def selector_signature(config) -> wiring.Signature:

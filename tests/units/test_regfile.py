@@ -17,7 +17,9 @@ from unit_sim import run_sim
 CONFIGS = {"edge": HDPConfig.preset("edge"),        # head_threshold_hi holds no field
            "server": HDPConfig.preset("server"),    # head_threshold_hi holds 2 bits
            # the block_k register (0x2C) and its start check (error 12)
-           "edge-topk": HDPConfig.preset("edge").replace(selector="topk")}
+           "edge-topk": HDPConfig.preset("edge").replace(selector="topk"),
+           # the signed score_threshold register (0x30)
+           "edge-threshold": HDPConfig.preset("edge").replace(selector="threshold")}
 
 
 class RegBus:
