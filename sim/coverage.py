@@ -297,6 +297,31 @@ def _block_k_steer(which: str) -> Steer:
     return Steer("registers", draw)
 
 
+def _score_threshold(h: Head) -> list[str] | None:
+    """Selector threshold with block pruning on and the head kept: the threshold at the
+    signed field's lowest (every block kept), its highest (only each row's best), or
+    between."""
+    r, c = h.regs, h.config
+    if c.selector != "threshold" or not r.block_prune_enable or h.outcome.head_pruned:
+        return None
+    lo, hi = -(1 << (c.sint_bits - 1)), (1 << (c.sint_bits - 1)) - 1
+    return ["lowest" if r.score_threshold == lo else "highest" if r.score_threshold == hi
+            else "between"]
+
+
+def _score_threshold_steer(which: str) -> Steer:
+    """Block pruning on (head pruning off) and a threshold of the bin, on threshold
+    configs."""
+    def draw(rng, ctx):
+        c = ctx["config"]
+        if c.selector != "threshold":
+            return None
+        lo, hi = -(1 << (c.sint_bits - 1)), (1 << (c.sint_bits - 1)) - 1
+        t = {"lowest": lo, "highest": hi, "between": rng.randint(lo + 1, hi - 1)}[which]
+        return dict(block_prune_enable=True, head_prune_enable=False, score_threshold=t)
+    return Steer("registers", draw)
+
+
 def _kind_n_steer(kind: str | None, n_class: str) -> Steer:
     """A shape steer to ``n`` of class ``n_class`` (and to ``kind``, unless None)."""
     def draw(rng, ctx):
@@ -366,6 +391,8 @@ HEAD_GROUPS = (
     Group("block_k", "heads", ("1", "between 1 and nb", ">= nb (rows kept whole)"), _block_k,
           steers={"1": _block_k_steer("1"), "between 1 and nb": _block_k_steer("between"),
                   ">= nb (rows kept whole)": _block_k_steer(">= nb")}),
+    Group("score_threshold", "heads", ("lowest", "between", "highest"), _score_threshold,
+          steers={w: _score_threshold_steer(w) for w in ("lowest", "between", "highest")}),
     Group("block outcome", "heads", ("none pruned", "some pruned"), _blocks,
           steers={"none pruned": Steer("registers", lambda rng, ctx: dict(
                       head_prune_enable=False, block_prune_enable=True,

@@ -40,12 +40,16 @@ def _retired_draws(rng: random.Random) -> dict:
 
 #: How often a seed's config has the ``topk`` selector instead of ``hdp``.
 TOPK_P = 0.25
+#: How often it has the ``threshold`` selector (the top of the draw, so that the seeds
+#: drawn before this selector existed keep theirs below it).
+THRESHOLD_P = 0.15
 
 
 def _selector(seed: int) -> str:
     """The selector of seed ``seed``'s config, from a stream of its own: every other
     field of every seed is what it was before the selector was drawn."""
-    return "topk" if random.Random(f"{seed} selector").random() < TOPK_P else "hdp"
+    u = random.Random(f"{seed} selector").random()
+    return "topk" if u < TOPK_P else "threshold" if u >= 1 - THRESHOLD_P else "hdp"
 
 
 def random_config(seed: int) -> HDPConfig:
@@ -97,6 +101,10 @@ def random_registers(rng: random.Random, config: HDPConfig, n: int, score_scale:
         nb = -(-n // config.block_cols)            # the widest block row's valid blocks
         top = (1 << config.block_k_bits) - 1
         fields["block_k"] = rng.choice([1, rng.randint(1, nb), nb, rng.randint(nb, top)])
+    if config.selector == "threshold":
+        lo, hi = -(1 << (config.sint_bits - 1)), (1 << (config.sint_bits - 1)) - 1
+        fields["score_threshold"] = rng.choice([lo, hi, 0, rng.randint(-8, 8),
+                                                rng.randint(lo, hi)])
     fields.update(steer(want, "registers", rng, config=config, n=n,
                         head_importance=head_importance))
     return fields

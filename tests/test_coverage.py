@@ -29,6 +29,9 @@ REACH_ALL = HDPConfig(seq_max=10, head_dim=8, int_bits=3, frac_bits=3, block_row
 REACH_TOPK = REACH_ALL.replace(block_cols=2, selector="topk")
 TOPK_BINS = {"block_k:1", "block_k:between 1 and nb", "block_k:>= nb (rows kept whole)",
              "error case:BLOCK_K_ZERO"}
+#: ... and on the threshold selector, for its score_threshold bins
+REACH_THRESHOLD = REACH_ALL.replace(selector="threshold")
+THRESHOLD_BINS = {f"score_threshold:{b}" for b in ("lowest", "between", "highest")}
 
 
 def _heads(config: HDPConfig, seed: int, count: int, want=(), cov=None) -> Coverage:
@@ -260,7 +263,8 @@ def test_steering_hits_each_bin(wanted):
     """Wanted alone, each steerable bin is hit within 40 heads on a config that can hit
     it."""
     steered = Coverage()
-    config = REACH_TOPK if wanted in TOPK_BINS else REACH_ALL
+    config = (REACH_TOPK if wanted in TOPK_BINS else
+              REACH_THRESHOLD if wanted in THRESHOLD_BINS else REACH_ALL)
     for i in range(40):
         _heads(config, 1000 + i, 1, [wanted], steered)
         if steered.count(wanted):
@@ -269,13 +273,13 @@ def test_steering_hits_each_bin(wanted):
 
 
 def _rounds(count: int, steered: bool) -> list[list[str]]:
-    """The regression's loop in small: rounds of 5 heads on each of six configs, each
+    """The regression's loop in small: rounds of 5 heads on each of seven configs, each
     round steered (or not) toward the head and error holes of the rounds before; the
-    holes after each round."""
+    holes after each round (seed 108's config has the threshold selector)."""
     cov, holes = Coverage(), []
     for r in range(count):
         want = holes[-1] if steered and holes else []
-        for s in range(100, 106):
+        for s in (*range(100, 106), 108):
             _heads(random_config(s), 100 * s + r, 5, want, cov)
         holes.append([b for b in cov.holes() if b in STEERS])
     return holes
