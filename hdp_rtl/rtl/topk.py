@@ -18,6 +18,12 @@ __all__ = ["TopKEngine", "topk_value_layout", "topk_mask_layout", "topk_row_cycl
            "READ_STAGES"]
 
 
+def msb_onehot(x):
+    """The highest set bit of ``x`` as a one-hot (0 when ``x`` is 0)."""
+    w = len(x)
+    return Cat(*(x[i] & ~x[i + 1:].any() if i < w - 1 else x[i] for i in range(w)))
+
+
 def topk_value_layout(*, width: int) -> data.StructLayout:
     """One value of a row, in index order; ``last`` on the row's last value."""
     return data.StructLayout({"value": signed(width), "last": 1})
@@ -32,8 +38,10 @@ def topk_row_cycles(n: int, passes: int, comparators: int) -> int:
     """Cycles the select side spends on a row of ``n`` values with ``passes`` counting
     passes, from taking the stored row to the mask taken the cycle it is offered: a
     take cycle, ``passes * (W + 5)`` (``W = ceil(n / P)`` reads, 4 pipeline stages, a
-    decision), the final pass's ``W + 4`` and the offer's cycle. ``passes`` is at most
-    ``width``; it is 0 when ``k <= 0`` or ``k >= n``."""
+    decision), the final pass's ``W + 4`` and the offer's cycle. ``passes`` counts the
+    passes run: one per bit on which the row's values differ (at most ``width``), up to
+    the one that leaves exactly the values to keep; 0 when ``k <= 0``, ``k >= n`` or
+    every value is equal."""
     words = -(-n // comparators)
     return 1 + passes * (words + READ_STAGES + 1) + words + READ_STAGES + 1
 
@@ -54,9 +62,12 @@ class TopKEngine(wiring.Component):
     the row, ``comparators`` values a cycle, and counts the ``c`` candidates (values
     that match ``prefix`` on the decided bits) whose bit ``b`` is 1. With ``need`` of
     the ``cand`` candidates still to keep, ``c >= need`` decides bit ``b`` = 1 (the
-    candidates become those ``c``), else 0 (``need -= c``, ``cand -= c``). It stops
-    after the last bit or as soon as ``cand == need`` (every candidate is kept, so the
-    remaining bits do not matter); ``k <= 0`` and ``k >= n`` need no pass. A final pass
+    candidates become those ``c``), else 0 (``need -= c``, ``cand -= c``). Only the
+    bits on which the row's values differ get a pass: the OR and AND of the keys,
+    gathered as the row streams in, give the others (and their common value) for free.
+    It stops after the last such bit or as soon as ``cand == need`` (every candidate is
+    kept, so the remaining bits do not matter); ``k <= 0``, ``k >= n`` and a row of
+    equal values need no pass. A final pass
     in index order then keeps the values whose decided bits are above ``prefix``, and
     the first ``need`` that are equal: the lower index wins a tie, as in
     :func:`golden.spatten.topk_mask`. Cycles: :func:`topk_row_cycles`.
@@ -133,17 +144,31 @@ class TopKEngine(wiring.Component):
         c_first = Signal(init=1)          # the next value is a row's first
         k_left = Signal(signed(len(c_n) + 1))
         k_zero = Signal()
+        # the OR and AND of the row's keys: where they are equal every value agrees and
+        # a pass on that bit would decide nothing
+        c_or, c_and = Signal(width), Signal(width)
         with m.If(taking_value):
             m.d.sync += c_n.eq(c_n + 1)
             with m.If(c_first):
                 m.d.sync += [c_k.eq(self.k), k_zero.eq(self.k == 0), k_left.eq(self.k - 1),
-                             c_first.eq(0)]
+                             c_first.eq(0), c_or.eq(key_in), c_and.eq(key_in)]
             with m.Else():
-                m.d.sync += k_left.eq(k_left - 1)
+                m.d.sync += [k_left.eq(k_left - 1),
+                             c_or.eq(c_or | key_in), c_and.eq(c_and & key_in)]
             with m.If(beat.last):
                 m.d.sync += [c_full.eq(1), c_first.eq(1)]
         k_ge_n = ~k_left[-1]
         c_kk = Mux(k_ge_n, c_n, c_k)      # min(k, n)
+        # the bits that differ, and the highest of them, registered in a row (no priority
+        # encoder on a path to the select side). The row's last value sets c_or / c_and
+        # with c_full; the select side takes the row a cycle later at the earliest (cycle
+        # T) and the next row's first value changes them at the end of T + 1: c_differ is
+        # the row's through T + 1, c_first_bit and c_same through T + 2.
+        c_differ = Signal(width)
+        c_first_bit = Signal(width)
+        c_same = Signal()                 # every value of the row is equal
+        m.d.sync += [c_differ.eq(c_or ^ c_and), c_first_bit.eq(msb_onehot(c_differ)),
+                     c_same.eq(c_differ == 0)]
 
         # ---- select side -------------------------------------------------------------------
         n = Signal(n_shape)
@@ -153,7 +178,17 @@ class TopKEngine(wiring.Component):
         cand = Signal(n_shape)            # values matching `prefix` on the decided bits
         prefix = Signal(width)
         decided = Signal(width)           # the decided bits (from the msb)
-        bit = Signal(width, init=1 << (width - 1))    # the bit this pass decides
+        bit = Signal(width)               # the bit this pass decides (one-hot)
+        # differing bits below `bit`, still to decide; the highest of them and whether
+        # there is one, registered (todo changes at most once a pass)
+        todo = Signal(width)
+        todo_next = Signal(width)
+        todo_left = Signal()
+        m.d.sync += [todo_next.eq(msb_onehot(todo)), todo_left.eq(todo.any())]
+        # a row taken 1 / 2 cycles ago: its bits that agree are decided (prefix: their
+        # common value, the AND's bits there), then its first bit to decide is loaded
+        load1, load2 = Signal(), Signal()
+        m.d.sync += [load1.eq(0), load2.eq(load1)]     # the take below sets load1
         acc = Signal(n_shape)             # this pass's count
         # final pass: equal values still to keep (below 0 once they are all kept)
         room = Signal(signed(len(need) + 1))
@@ -216,8 +251,6 @@ class TopKEngine(wiring.Component):
         # of its own) and off s3_idx's decode: the mask's enables were the deepest path
         in_final = Signal()
         deciding = Signal()               # the FSM is in DECIDE
-        final_done = Signal()             # the final pass ended last cycle
-        m.d.sync += final_done.eq(in_final & s3_valid & s3_last)
         keep = Signal(P)
         # lane j keeps an equal value while fewer than `room` equal ones of this word's
         # lower lanes came before it: the lower index wins a tie
@@ -230,7 +263,7 @@ class TopKEngine(wiring.Component):
                     m.d.sync += [n.eq(c_n), n_words.eq((c_n + P - 1) >> lane_bits),
                                  count.eq(c_kk), need.eq(c_kk), room.eq(c_kk), cand.eq(c_n),
                                  wbank.eq(~wbank), c_full.eq(0), c_n.eq(0),
-                                 issuing.eq(1)]
+                                 issuing.eq(1), load1.eq(1)]
                     # k <= 0 or k >= n: nothing to decide
                     with m.If(k_zero | k_ge_n):
                         m.d.sync += in_final.eq(1)
@@ -238,6 +271,11 @@ class TopKEngine(wiring.Component):
                     with m.Else():
                         m.next = "COUNT"
             with m.State("COUNT"):
+                # a row of equal values: no bit to decide; this pass (its first s3 is 3
+                # cycles away) is the final one
+                with m.If(load2 & c_same):
+                    m.d.sync += in_final.eq(1)
+                    m.next = "FINAL"
                 with m.If(s3_valid):
                     m.d.sync += acc.eq(acc + s3_hits)
                     with m.If(s3_last):
@@ -247,7 +285,7 @@ class TopKEngine(wiring.Component):
                 m.d.sync += [issuing.eq(1), deciding.eq(0)]
                 # done when every candidate is kept (new cand == new need): acc == need
                 # (a 0 bit leaves cand - need as it was, above 0)
-                with m.If((acc == need) | bit[0]):
+                with m.If((acc == need) | ~todo_left):
                     m.d.sync += in_final.eq(1)
                     m.next = "FINAL"
                 with m.Else():
@@ -264,17 +302,23 @@ class TopKEngine(wiring.Component):
                     # cleared for the next row (acc is 0 after every DECIDE already)
                     m.d.sync += mask.eq(0)
                     m.next = "IDLE"
-        # a pass's decision and the reset for the next row, on flags of their own (the
-        # FSM's state decode on these registers' enables was the deepest path)
+        # a pass's decision and a new row's first bits, on flags of their own (the FSM's
+        # state decode on these registers' enables was the deepest path). The first
+        # word read reaches the compares (s2) in cycle T + 3, after both loads.
+        with m.If(load1):
+            # (the AND is 0 on the bits that differ)
+            m.d.sync += [prefix.eq(c_and), decided.eq(~c_differ),
+                         todo.eq(c_differ)]
+        with m.If(load2):
+            m.d.sync += [bit.eq(c_first_bit), todo.eq(todo & ~c_first_bit)]
         with m.If(deciding):
             ones = acc >= need
             new_need = Mux(ones, need, need - acc)
             m.d.sync += [need.eq(new_need), room.eq(new_need),
                          cand.eq(Mux(ones, acc, cand - acc)), acc.eq(0),
                          prefix.eq(Mux(ones, prefix | bit, prefix)),
-                         decided.eq(decided | bit), bit.eq(bit >> 1)]
-        with m.If(final_done):            # ready for the next row
-            m.d.sync += [prefix.eq(0), decided.eq(0), bit.eq(bit.init)]
+                         decided.eq(decided | bit), bit.eq(todo_next),
+                         todo.eq(todo & ~todo_next)]
         for w in range(words):
             with m.If(in_final & s3_valid & s3_word[w]):
                 m.d.sync += mask.word_select(w, P).eq(keep)

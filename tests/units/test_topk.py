@@ -106,14 +106,23 @@ def test_every_k_of_tied_rows():
 # ---- cycles ----------------------------------------------------------------------------
 
 def _passes(vals, k, width):
-    """Counting passes of the radix select (the RTL's rule, in Python)."""
+    """Counting passes of the radix select (the RTL's rule, in Python): one per bit on
+    which the values differ, MSB first, up to the one leaving exactly ``k`` candidates."""
     n = len(vals)
     need, cand = min(k, n), n
     if need in (0, n):
         return 0
     keys = [v + (1 << (width - 1)) for v in vals]
-    prefix = decided = 0
-    for passes, b in enumerate(reversed(range(width)), 1):
+    any_one, all_one = 0, (1 << width) - 1
+    for x in keys:
+        any_one, all_one = any_one | x, all_one & x
+    differ = any_one ^ all_one
+    prefix, decided = all_one, ~differ            # the bits that agree are decided
+    passes = 0
+    for b in reversed(range(width)):
+        if not differ >> b & 1:
+            continue
+        passes += 1
         c = sum(1 for x in keys if x & (decided | 1 << b) == prefix | 1 << b)
         if c >= need:
             prefix, cand = prefix | 1 << b, c
@@ -121,8 +130,8 @@ def _passes(vals, k, width):
             need, cand = need - c, cand - c
         decided |= 1 << b
         if cand == need:
-            return passes
-    return width
+            break
+    return passes
 
 
 def measure_cycles(dut, vals, k):
@@ -154,8 +163,38 @@ def measure_cycles(dut, vals, k):
     return marks["out"] - marks["in"], marks["mask"]
 
 
-CYCLE_CASES = [(n, k) for n in (64, 128, 256) for k in (n // 8, n // 4, n // 2)]
 WIDTH, P = 16, 8
+
+
+@pytest.mark.parametrize("case", ["shared-high-bits", "all-equal", "all-distinct",
+                                  "one-low-bit", "negative-one-low-bit"])
+@pytest.mark.parametrize("k", [1, 7, 32, 63])
+def test_skipped_bits(case, k):
+    """Bits on which every value agrees take no pass: measured cycles equal
+    :func:`topk_row_cycles` with the passes on differing bits only, at most one a
+    differing bit, and the mask stays golden's (64 values of 16 bits, 8 a cycle)."""
+    n, rng = 64, random.Random(f"{case}-{k}")
+    if case == "shared-high-bits":        # keys differ in their 6 low bits only
+        vals, differing = rng.sample(range(1024, 1024 + 64), n), 6
+    elif case == "all-equal":
+        vals, differing = [-1234] * n, 0
+    elif case == "all-distinct":          # every bit differs (the sign bit too)
+        vals, differing = rng.sample(range(-(1 << 15), 1 << 15), n - 1) + [-1], WIDTH
+    elif case == "one-low-bit":           # two values, ties on both
+        vals, differing = [rng.choice([5, 4]) for _ in range(n)], 1
+    else:
+        vals, differing = [rng.choice([-3, -4]) for _ in range(n)], 1
+    passes = _passes(vals, k, WIDTH)
+    assert passes <= differing
+    if case == "all-equal":
+        assert passes == 0
+    cycles, mask = measure_cycles(TopKEngine(n_max=n, width=WIDTH, comparators=P), vals, k)
+    assert mask == golden_mask(vals, k)
+    assert cycles == topk_row_cycles(n, passes, P), (cycles, passes)
+    assert cycles <= topk_row_cycles(n, differing, P)
+
+
+CYCLE_CASES = [(n, k) for n in (64, 128, 256) for k in (n // 8, n // 4, n // 2)]
 
 
 def test_cycles_vs_spatten(capsys):
