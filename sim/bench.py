@@ -9,6 +9,11 @@ cycles by stage, the MAC-bound ideal for the work actually done
 (``int_macs / int_lanes + (score_macs + pv_macs) / mac_lanes``), MAC-array utilisation
 and the speedup over dense mode. It writes a markdown report, a JSON file of the raw
 counters and two PNG plots, and (with ``--doc``) the report into docs/performance.md.
+
+SpAtten's rows (:mod:`sim.bench_spatten`, left out with ``--no-spatten``): the same
+workloads on the same core built with ``selector="topk"`` (a second build), and the
+gathered heads of SpAtten's cascade token and head pruning; their section of the report
+and of ``--doc`` is ``bench-<preset>-spatten``.
 """
 from __future__ import annotations
 
@@ -85,23 +90,39 @@ def _minilm_heads(config: HDPConfig):
             yield f"MiniLM {head.name}", head, None, None, None
 
 
-def _jobs(config: HDPConfig, quick: bool):
-    arrays, meta = {}, []
+def heads(config: HDPConfig, quick: bool):
+    """(label, integer q, k, v, register dict) of every benchmark workload."""
     for label, q, k, v, extra in workloads(config, quick):
         if k is None:                 # a stored integer head with its own registers
             head = q
-            base = dataclasses.asdict(head.regs)
-            qi, ki, vi = head.q, head.k, head.v
+            yield label, head.q, head.k, head.v, dataclasses.asdict(head.regs)
         else:
-            extra = dict(extra)
             qi, ki, vi, regs, _ = golden.prepare_head(q, k, v, config, **extra)
-            base = dataclasses.asdict(regs)
-        for mode, fields in MODES.items():
-            i = len(meta)
-            arrays.update({f"{i}_q": qi, f"{i}_k": ki, f"{i}_v": vi})
-            meta.append({"label": f"{label} [{mode}]", "workload": label, "mode": mode,
-                         "regs": {**base, **fields}})
-    return arrays, meta
+            yield label, qi, ki, vi, dataclasses.asdict(regs)
+
+
+def _jobs(all_heads) -> list[tuple]:
+    """(q, k, v, meta) of every head in every mode."""
+    return [(qi, ki, vi, {"label": f"{label} [{mode}]", "workload": label, "mode": mode,
+                          "regs": {**base, **fields}})
+            for label, qi, ki, vi, base in all_heads for mode, fields in MODES.items()]
+
+
+def _simulate(config: HDPConfig, name: str, jobs: list[tuple], out: Path, suffix: str = ""):
+    """Run ``jobs`` ((q, k, v, meta) each) on the core built for ``config`` (Verilator,
+    ``tb/cocotb_bench.py``; files ``jobs<suffix>.npz``, ``results<suffix>.json`` in
+    ``out``): each head's meta with its counters and wall time."""
+    from hdp_rtl.rtl.top import HDPCoprocessor
+    from sim.runner import run_cocotb
+
+    arrays = {f"{i}_{t}": x for i, job in enumerate(jobs) for t, x in zip("qkv", job[:3])}
+    path, results = out / f"jobs{suffix}.npz", out / f"results{suffix}.json"
+    np.savez_compressed(path, meta=np.array(json.dumps([job[3] for job in jobs])), **arrays)
+    run_cocotb(component=HDPCoprocessor(config), toplevel="hdp_coprocessor",
+               test_module="cocotb_bench", simulator="verilator", name=name,
+               env={"HDP_CONFIG": config.to_dict(), "HDP_BENCH_IN": str(path.resolve()),
+                    "HDP_BENCH_OUT": str(results.resolve())})
+    return json.loads(results.read_text())
 
 
 def _row(config: HDPConfig, r: dict) -> dict:
@@ -238,11 +259,13 @@ def plots(rows: list[dict], out: Path, prefix: str = "bench") -> list[Path]:
 def main(argv=None) -> int:
     from hdp_rtl.rtl.top import HDPCoprocessor
     from hdp_rtl.verilog import convert
-    from sim.runner import build_dir_for, run_cocotb
+    from sim import bench_spatten as sp
 
     p = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.split("\n")[0])
     p.add_argument("--preset", default="default")
     p.add_argument("--quick", action="store_true", help="fewer, shorter heads")
+    p.add_argument("--no-spatten", action="store_true",
+                   help="leave out SpAtten's rows (the top-k build and the cascade)")
     p.add_argument("-o", "--output", default="build/bench")
     p.add_argument("--doc", help="also write the report into this markdown file")
     args = p.parse_args(argv)
@@ -251,22 +274,27 @@ def main(argv=None) -> int:
     config = HDPConfig.preset(args.preset).replace(perf_counters=True)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    arrays, meta = _jobs(config, args.quick)
-    jobs = out / "jobs.npz"
-    np.savez_compressed(jobs, meta=np.array(json.dumps(meta)), **arrays)
-    results_path = out / "results.json"
-    print(f"bench: {len(meta)} heads on Verilator, preset {args.preset}")
+    all_heads = list(heads(config, args.quick))
+    jobs = _jobs(all_heads)
+    spatten = not args.no_spatten
+    if spatten:                       # the golden side first: block_k matching, cascade
+        t0 = time.perf_counter()
+        topk_jobs = sp.topk_jobs(config, all_heads, MODES["pruned"])
+        casc, source = sp.cascade(config, args.quick)
+        casc_jobs = sp.cascade_jobs(config, casc)
+        print(f"bench: SpAtten's golden side {time.perf_counter() - t0:.0f} s ({source})")
+    print(f"bench: {len(jobs)} heads on Verilator, preset {args.preset}"
+          + (f", {len(casc_jobs)} cascade heads; {len(topk_jobs)} on the topk build"
+             if spatten else ""))
     t0 = time.perf_counter()
     convert(HDPCoprocessor(config), "hdp_coprocessor")     # what `hdp-rtl generate` does
     gen_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    run_cocotb(component=HDPCoprocessor(config), toplevel="hdp_coprocessor",
-               test_module="cocotb_bench", simulator="verilator", name=f"bench-{args.preset}",
-               env={"HDP_CONFIG": config.to_dict(), "HDP_BENCH_IN": str(jobs.resolve()),
-                    "HDP_BENCH_OUT": str(results_path.resolve())})
-    results = json.loads(results_path.read_text())
-    sim_s = sum(r["wall_s"] for r in results)
-    rows = [_row(config, r) for r in results]
+    results = _simulate(config, f"bench-{args.preset}", jobs + (casc_jobs if spatten else []),
+                        out)
+    bench_results = [r for r in results if r["mode"] != "cascade"]
+    sim_s = sum(r["wall_s"] for r in bench_results)
+    rows = [_row(config, r) for r in bench_results]
     cycles = sum(r["total"] for r in rows)
     cmd = "make bench" + (f" PRESET={args.preset}" if args.preset != "default" else "")
     from sim.host_baseline import host_times
@@ -275,15 +303,31 @@ def main(argv=None) -> int:
                   host=host_times(config, sizes=tuple(n for n in (128, 256)
                                                       if n <= config.seq_max)
                                   or (config.seq_max,)))
-    (out / "report.md").write_text(text)
     (out / "rows.json").write_text(json.dumps(rows, indent=1))
     # (default keeps the plain names the docs link; another preset's plots sit beside)
     prefix = "bench" if args.preset == "default" else f"bench_{args.preset}"
-    images = plots(rows, Path(args.doc).parent / "img" if args.doc else out, prefix)
-    print(text)
-    print(f"total {time.perf_counter() - t0:.0f} s; plots: {', '.join(map(str, images))}")
+    img_dir = Path(args.doc).parent / "img" if args.doc else out
+    images = plots(rows, img_dir, prefix)
+    full, sp_images = text, []
+    if spatten:
+        topk_results = _simulate(sp.topk_config(config), f"bench-{args.preset}-topk",
+                                 topk_jobs, out, "_topk")
+        topk_rows = sp.topk_rows(config, topk_results, rows)
+        casc_rows = sp.cascade_rows(casc, [r for r in results if r["mode"] == "cascade"])
+        sp_text = sp.report(config, args.preset, topk_rows, casc_rows, source, cmd)
+        sp_images = [sp.plot(topk_rows, img_dir, prefix)]
+        (out / "spatten_rows.json").write_text(json.dumps(
+            {"topk": topk_rows, "cascade": casc_rows}, indent=1))
+        full = text + "\n" + sp_text
+    (out / "report.md").write_text(full)
+    print(full)
+    print(f"total {time.perf_counter() - t0:.0f} s; plots: "
+          f"{', '.join(map(str, images + sp_images))}")
     if args.doc:
         _write_doc_section(Path(args.doc), f"bench-{args.preset}", text, images)
+        if spatten:
+            _write_doc_section(Path(args.doc), f"bench-{args.preset}-spatten", sp_text,
+                               sp_images)
     return 0
 
 

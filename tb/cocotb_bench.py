@@ -2,7 +2,8 @@
 
 Reads the heads to run from the .npz named by HDP_BENCH_IN, runs each one on the core
 (no idle, no back-pressure: the core's own speed), checks it against the golden model
-and writes every head's counters to the JSON file HDP_BENCH_OUT.
+(and, for a job with ``"importances"``, the importance unit's reports) and writes every
+head's counters to the JSON file HDP_BENCH_OUT.
 """
 import dataclasses
 import json
@@ -32,7 +33,8 @@ async def bench(dut):
         q, k, v = (jobs[f"{i}_{t}"] for t in "qkv")
         regs = Registers(**job["regs"])
         start = time.perf_counter()
-        counters = await host.check_head(q, k, v, regs, label=job["label"])
+        counters = await host.check_head(q, k, v, regs, label=job["label"],
+                                         importances=job.get("importances", False))
         results.append({**job, "counters": dataclasses.asdict(counters),
                         "wall_s": time.perf_counter() - start})
         with open(os.environ["HDP_BENCH_OUT"], "w") as f:   # partial results survive a crash

@@ -15,6 +15,7 @@ from .arith import tree_sum
 from .bram import bram, registered_read_port
 
 __all__ = ["TopKEngine", "topk_value_layout", "topk_mask_layout", "topk_row_cycles",
+           "radix_passes",
            "READ_STAGES"]
 
 
@@ -44,6 +45,38 @@ def topk_row_cycles(n: int, passes: int, comparators: int) -> int:
     every value is equal."""
     words = -(-n // comparators)
     return 1 + passes * (words + READ_STAGES + 1) + words + READ_STAGES + 1
+
+
+def radix_passes(values, k: int, width: int) -> int:
+    """Counting passes the top-k engine's radix select takes on one row (its rule in
+    Python): MSB first over the sign-flipped keys, a pass only on
+    the bits where the row's values differ (the others are known from the keys' OR and
+    AND), stopping once the candidates left are exactly the ones to keep; 0 when
+    ``k <= 0``, ``k >= n`` or every value is equal."""
+    n = len(values)
+    need, cand = min(max(int(k), 0), n), n
+    if need in (0, n):
+        return 0
+    keys = [int(v) + (1 << (width - 1)) for v in values]
+    any_one, all_one = 0, (1 << width) - 1
+    for x in keys:
+        any_one, all_one = any_one | x, all_one & x
+    differ = any_one ^ all_one
+    prefix, decided = all_one, ~differ            # the bits that agree are decided
+    passes = 0
+    for b in reversed(range(width)):
+        if not differ >> b & 1:
+            continue
+        passes += 1
+        c = sum(1 for x in keys if x & (decided | 1 << b) == prefix | 1 << b)
+        if c >= need:
+            prefix, cand = prefix | 1 << b, c
+        else:
+            need, cand = need - c, cand - c
+        decided |= 1 << b
+        if cand == need:
+            break
+    return passes
 
 
 #: Registered stages between a word's read and its use: the block RAM's read register,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from golden.spatten import quickselect_cycles, topk_mask
-from hdp_rtl.rtl.topk import READ_STAGES, TopKEngine, topk_row_cycles
+from hdp_rtl.rtl.topk import READ_STAGES, TopKEngine, radix_passes, topk_row_cycles
 from sim.runner import SIMULATORS, run_cocotb
 from unit_sim import recv_stream, run_sim, send_stream
 
@@ -105,34 +105,6 @@ def test_every_k_of_tied_rows():
 
 # ---- cycles ----------------------------------------------------------------------------
 
-def _passes(vals, k, width):
-    """Counting passes of the radix select (the RTL's rule, in Python): one per bit on
-    which the values differ, MSB first, up to the one leaving exactly ``k`` candidates."""
-    n = len(vals)
-    need, cand = min(k, n), n
-    if need in (0, n):
-        return 0
-    keys = [v + (1 << (width - 1)) for v in vals]
-    any_one, all_one = 0, (1 << width) - 1
-    for x in keys:
-        any_one, all_one = any_one | x, all_one & x
-    differ = any_one ^ all_one
-    prefix, decided = all_one, ~differ            # the bits that agree are decided
-    passes = 0
-    for b in reversed(range(width)):
-        if not differ >> b & 1:
-            continue
-        passes += 1
-        c = sum(1 for x in keys if x & (decided | 1 << b) == prefix | 1 << b)
-        if c >= need:
-            prefix, cand = prefix | 1 << b, c
-        else:
-            need, cand = need - c, cand - c
-        decided |= 1 << b
-        if cand == need:
-            break
-    return passes
-
 
 def measure_cycles(dut, vals, k):
     """Cycles from the row's last value taken to its mask taken (no stall)."""
@@ -184,7 +156,7 @@ def test_skipped_bits(case, k):
         vals, differing = [rng.choice([5, 4]) for _ in range(n)], 1
     else:
         vals, differing = [rng.choice([-3, -4]) for _ in range(n)], 1
-    passes = _passes(vals, k, WIDTH)
+    passes = radix_passes(vals, k, WIDTH)
     assert passes <= differing
     if case == "all-equal":
         assert passes == 0
@@ -210,7 +182,7 @@ def test_cycles_vs_spatten(capsys):
         vals = [int(x) for x in rng.integers(-(1 << 15), 1 << 15, n)]
         cycles, mask = measure_cycles(TopKEngine(n_max=n, width=WIDTH, comparators=P), vals, k)
         assert mask == golden_mask(vals, k)
-        passes = _passes(vals, k, WIDTH)
+        passes = radix_passes(vals, k, WIDTH)
         # the row is taken the cycle after its last value is written (c_full)
         want = topk_row_cycles(n, passes, P)
         assert cycles == want, (n, k, cycles, want)

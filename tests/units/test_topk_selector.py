@@ -9,10 +9,9 @@ import pytest
 import golden
 from hdp_rtl.config import SELECTOR_NAMES, HDPConfig, Registers
 from hdp_rtl.rtl.selectors import SELECTOR_UNITS, build_selector, selector_signature
-from hdp_rtl.rtl.topk import topk_row_cycles
+from hdp_rtl.rtl.topk import radix_passes, topk_row_cycles
 from hdp_rtl.rtl.topk_selector import TopKSelector
 from sim.runner import SIMULATORS, design_key, run_cocotb
-from test_topk import _passes
 from unit_sim import recv_stream, run_sim
 
 #: 8 blocks a row (n_max 8, 8 compared a cycle: one word a row); 6 blocks a row (n_max
@@ -221,7 +220,7 @@ def test_cycles_a_block_row(nb, capsys):
     k = max(1, nb // 4)
     dut = TopKSelector(block_col_count=64, sint_bits=config.sint_bits)
     firsts, outs = measure(dut, rows, k)
-    passes = [_passes(bi, k, config.sint_bits) for bi in rows]
+    passes = [radix_passes(bi, k, config.sint_bits) for bi in rows]
     latency = outs[0] - firsts[0]
     assert latency == nb + topk_row_cycles(nb, passes[0], 8) - 1, (latency, passes[0])
     period = (outs[-1] - outs[0]) / (len(rows) - 1)
