@@ -1,78 +1,34 @@
-"""Top-k selector Verilog against golden.SELECTORS["topk"] under random idle/back-pressure.
+"""Top-k selector Verilog against golden.SELECTORS["topk"] under random idle/back-pressure
+(tb/selector_tb.py).
 
 The config comes from ``HDP_CONFIG`` (tests/units/test_topk_selector.py).
 """
-import random
-
 import cocotb
-import numpy as np
-from cocotb.triggers import RisingEdge
 
-import golden
 from hdp_rtl.config import HDPConfig, Registers
-from hdp_rtl.rtl.layouts import layouts_for
-from streams import StreamSink, StreamSource, env_json, past_time_zero, start_clock_and_reset
+from selector_tb import SelectorTB
+from streams import env_json, past_time_zero, start_clock_and_reset
 
 CONFIG = HDPConfig.from_dict(env_json("HDP_CONFIG", {"selector": "topk"}))
-LAYOUTS = layouts_for(CONFIG)
-BCC = CONFIG.block_col_count
 
 
-class TopKSelectorTB:
-    """Drives heads of block rows in, checks every mask in order against the golden
-    model; the registers change between heads only, as a start latches them."""
+class TopKSelectorTB(SelectorTB):
+    REGISTERS = ("block_prune_enable", "block_k")
+    SETTLE = 2                              # the selector registers k
 
-    def __init__(self, dut, seed: int):
-        self.dut = dut
-        self.rng = random.Random(seed)
-        self.source = StreamSource(dut, "i_block", LAYOUTS["block"], idle=0.3, seed=seed)
-        self.sink = StreamSink(dut, "o_mask", LAYOUTS["mask"], backpressure=0.4, seed=seed + 1)
-        self.set_registers(Registers(seq_len=1))
-
-    def set_registers(self, regs: Registers):
-        self.dut.block_prune_enable.value = int(regs.block_prune_enable)
-        self.dut.block_k.value = regs.block_k
-
-    def random_head(self):
-        """Causal-like (a block more each row) or full rows, ties and extremes; block_k
-        0, 1, nb, above nb, the field's largest; pruning off one head in five."""
-        lo, hi = -(1 << (CONFIG.sint_bits - 1)), (1 << (CONFIG.sint_bits - 1)) - 1
-        rng = self.rng
-        first, rows = rng.randint(1, BCC), rng.randint(1, 4)
-        causal = rng.random() < 0.5
-        sizes = [min(first + r, BCC) if causal else first for r in range(rows)]
-        spread = rng.choice([1, 3, hi])
-        bis = [[max(lo, min(hi, rng.randint(-spread - 1, spread))) for _ in range(nb)]
-               for nb in sizes]
-        nb = rng.choice(sizes)
-        k = rng.choice([0, 1, nb, nb + 1, (1 << CONFIG.block_k_bits) - 1, rng.randint(0, BCC)])
-        return Registers(seq_len=1, block_k=min(k, (1 << CONFIG.block_k_bits) - 1),
-                         block_prune_enable=rng.random() < 0.8), bis
-
-    async def check(self, regs: Registers, rows):
-        self.set_registers(regs)
-        for _ in range(2):                       # the selector registers k
-            await RisingEdge(self.dut.clk)
-        for r, bi in enumerate(rows):
-            self.source.send_all({"bi": b, "col": c, "last": int(c == len(bi) - 1),
-                                  "last_row": int(r == len(rows) - 1)} for c, b in enumerate(bi))
-        for r, bi in enumerate(rows):
-            full = np.zeros((1, BCC), dtype=np.int64)
-            valid = np.zeros_like(full, dtype=bool)
-            full[0, :len(bi)], valid[0, :len(bi)] = bi, True
-            keep = golden.SELECTORS["topk"](full, valid, regs, CONFIG)[0]
-            want = sum(int(k) << c for c, k in enumerate(keep))
-            got = await self.sink.recv()
-            assert got["mask"] == want, (f"row {r} {bi} block_k={regs.block_k} prune="
-                                         f"{regs.block_prune_enable}: mask {got['mask']:#x}, "
-                                         f"expected {want:#x}")
-            assert got["last_row"] == int(r == len(rows) - 1), f"row {r}: last_row"
+    def draw_registers(self, rows) -> Registers:
+        """block_k 0, 1, nb, above nb, the field's largest; pruning off one head in five."""
+        rng, c = self.rng, self.config
+        top = (1 << c.block_k_bits) - 1
+        nb = len(rng.choice(rows))
+        k = rng.choice([0, 1, nb, nb + 1, top, rng.randint(0, c.block_col_count)])
+        return Registers(seq_len=1, block_k=min(k, top), block_prune_enable=rng.random() < 0.8)
 
 
 @cocotb.test()
 async def masks_match_golden(dut):
     await past_time_zero()
-    tb = TopKSelectorTB(dut, seed=5)
+    tb = TopKSelectorTB(dut, CONFIG, seed=5)
     await start_clock_and_reset(dut)      # after the drivers: no input is X at reset
     for _ in range(25):
         await tb.check(*tb.random_head())

@@ -3,7 +3,6 @@ with random stalls on both streams, in amaranth.sim and as generated Verilog (Ic
 Verilator); its pace (a block a cycle) and latency."""
 import random
 
-import numpy as np
 import pytest
 
 import golden
@@ -13,52 +12,22 @@ from hdp_rtl.rtl.regfile import run_layout
 from hdp_rtl.rtl.selectors import SELECTOR_UNITS, build_selector
 from hdp_rtl.rtl.threshold_selector import ThresholdSelector
 from sim.runner import SIMULATORS, design_key, run_cocotb
-from unit_sim import recv_stream, run_sim
+from selector_bench import STALLS, check_masks as check_selector_masks, configs_for, golden_mask
+from selector_bench import random_rows, run_heads as run_selector
+from unit_sim import run_sim
 
-#: 8 blocks a row of 10-bit BI; 6 blocks a row of narrow (8-bit) BI; one block a row
-CONFIGS = {
-    "bcc8": HDPConfig(seq_max=32, head_dim=8, block_cols=4, int_lanes=4, mac_lanes=4,
-                      axis_elems=4, selector="threshold"),
-    "bcc6": HDPConfig(seq_max=12, head_dim=4, block_cols=2, int_bits=3, int_lanes=4,
-                      mac_lanes=4, axis_elems=4, selector="threshold"),
-    "bcc1": HDPConfig(seq_max=4, head_dim=4, block_cols=4, int_lanes=4, mac_lanes=4,
-                      axis_elems=4, selector="threshold"),
-}
-#: (idle on i_block, back-pressure on o_mask)
-STALLS = {"no-stall": (0.0, 0.0), "idle-backpressure": (0.3, 0.4), "heavy": (0.6, 0.8)}
-
-
-def golden_mask(bi, regs: Registers, config: HDPConfig) -> int:
-    """The mask of one block row of valid blocks ``bi`` (columns 0 .. len(bi) - 1)."""
-    full = np.zeros((1, config.block_col_count), dtype=np.int64)
-    valid = np.zeros_like(full, dtype=bool)
-    full[0, :len(bi)], valid[0, :len(bi)] = bi, True
-    keep = golden.SELECTORS["threshold"](full, valid, regs, config)[0]
-    return sum(int(k) << c for c, k in enumerate(keep))
+CONFIGS = configs_for("threshold")
+REGISTERS = ("block_prune_enable", "score_threshold")
 
 
 def random_heads(rng: random.Random, config: HDPConfig, count: int):
-    """Heads, each (registers, block rows): causal-like and full rows; random, tied,
-    all-equal and extreme importances; thresholds at the field's ends, one past the
-    rows' values, a value of a row and random; every fifth head with pruning off."""
-    bcc = config.block_col_count
+    """Heads, each (registers, block rows) (:func:`selector_bench.random_rows`);
+    thresholds at the field's ends, one past the rows' values, a value of a row and
+    random; every fifth head with pruning off."""
     lo, hi = -(1 << (config.sint_bits - 1)), (1 << (config.sint_bits - 1)) - 1
     heads = []
     for h in range(count):
-        rows = rng.randint(1, 6)
-        first = rng.randint(1, bcc)
-        sizes = [min(first + r, bcc) for r in range(rows)] if h % 2 else [first] * rows
-        bis = []
-        for nb in sizes:
-            kind = rng.randrange(4)
-            if kind == 0:
-                bis.append([rng.randint(lo, hi) for _ in range(nb)])
-            elif kind == 1:
-                bis.append([rng.randint(-2, 2) for _ in range(nb)])       # many ties
-            elif kind == 2:
-                bis.append([rng.choice([lo, hi])] * nb)                   # all equal
-            else:
-                bis.append([rng.choice([lo, lo + 1, 0, hi]) for _ in range(nb)])
+        bis = random_rows(rng, config, causal_like=bool(h % 2))
         values = [b for bi in bis for b in bi]
         threshold = rng.choice([lo, lo + 1, hi, min(hi, max(values) + 1), rng.choice(values),
                                 rng.randint(-3, 3), rng.randint(lo, hi)])
@@ -68,56 +37,13 @@ def random_heads(rng: random.Random, config: HDPConfig, count: int):
 
 
 def run_heads(dut, heads, *, seed: int, idle: float, backpressure: float):
-    """Each head's rows with its registers (set while the selector is idle, as a start
-    latches them); returns every mask, in order."""
-    rng = random.Random(seed)
-    taken = []                          # a mark per mask taken, as it is taken
-    masks = []
-
-    async def source(ctx):
-        sent = 0
-        for regs, rows in heads:
-            while len(taken) < sent:          # the head before is done
-                await ctx.tick()
-            ctx.set(dut.block_prune_enable, int(regs.block_prune_enable))
-            ctx.set(dut.score_threshold, regs.score_threshold)
-            sent += len(rows)
-            for r, bi in enumerate(rows):
-                for c, b in enumerate(bi):
-                    while idle and rng.random() < idle:
-                        ctx.set(dut.i_block.valid, 0)
-                        await ctx.tick()
-                    ctx.set(dut.i_block.payload, {"bi": b, "col": c, "last": int(c == len(bi) - 1),
-                                                  "last_row": int(r == len(rows) - 1)})
-                    ctx.set(dut.i_block.valid, 1)
-                    await ctx.tick().until(dut.i_block.ready)
-            ctx.set(dut.i_block.valid, 0)
-
-    async def sink(ctx):
-        masks.extend(await recv_stream(ctx, dut.o_mask, sum(len(r) for _, r in heads),
-                                       rng=rng, backpressure=backpressure))
-
-    async def count(ctx):
-        async for _, _, valid, ready in ctx.tick().sample(dut.o_mask.valid, dut.o_mask.ready):
-            if valid and ready:
-                taken.append(1)
-
-    run_sim(dut, source, sink, extra=[count], deadline_cycles=100_000)
-    return masks
+    return run_selector(dut, heads, registers=REGISTERS, seed=seed, idle=idle,
+                        backpressure=backpressure, deadline_cycles=100_000)
 
 
 def check_masks(got, heads, config):
-    i = 0
-    for h, (regs, rows) in enumerate(heads):
-        for r, bi in enumerate(rows):
-            want = golden_mask(bi, regs, config)
-            g = got[i]
-            i += 1
-            assert g.mask == want, (f"head {h} row {r} {bi} threshold={regs.score_threshold} "
-                                    f"prune={regs.block_prune_enable}: {g.mask:#x}, "
-                                    f"expected {want:#x}")
-            assert g.last_row == int(r == len(rows) - 1), f"head {h} row {r}: last_row"
-    assert i == len(got)
+    check_selector_masks(got, heads, config,
+                         describe=lambda regs: f"threshold={regs.score_threshold}")
 
 
 @pytest.mark.parametrize("stalls", STALLS, ids=list(STALLS))

@@ -12,59 +12,25 @@ from hdp_rtl.rtl.selectors import SELECTOR_UNITS, build_selector, selector_signa
 from hdp_rtl.rtl.topk import radix_passes, topk_row_cycles
 from hdp_rtl.rtl.topk_selector import TopKSelector
 from sim.runner import SIMULATORS, design_key, run_cocotb
-from unit_sim import recv_stream, run_sim
+from selector_bench import STALLS, check_masks, configs_for, golden_mask, random_rows
+from selector_bench import run_heads as run_selector
+from unit_sim import run_sim
 
-#: 8 blocks a row (n_max 8, 8 compared a cycle: one word a row); 6 blocks a row (n_max
-#: 8: the engine's row is wider than the mask); one block a row (n_max 1)
-CONFIGS = {
-    "bcc8": HDPConfig(seq_max=32, head_dim=8, block_cols=4, int_lanes=4, mac_lanes=4,
-                      axis_elems=4, selector="topk"),
-    "bcc6": HDPConfig(seq_max=12, head_dim=4, block_cols=2, int_bits=3, int_lanes=4,
-                      mac_lanes=4, axis_elems=4, selector="topk"),
-    "bcc1": HDPConfig(seq_max=4, head_dim=4, block_cols=4, int_lanes=4, mac_lanes=4,
-                      axis_elems=4, selector="topk"),
-}
-#: (idle on i_block, back-pressure on o_mask)
-STALLS = {"no-stall": (0.0, 0.0), "idle-backpressure": (0.3, 0.4), "heavy": (0.6, 0.8)}
-
-
-def golden_mask(bi, regs: Registers, config: HDPConfig) -> int:
-    """The mask of one block row of valid blocks ``bi`` (columns 0 .. len(bi) - 1)."""
-    full = np.zeros((1, config.block_col_count), dtype=np.int64)
-    valid = np.zeros_like(full, dtype=bool)
-    full[0, :len(bi)], valid[0, :len(bi)] = bi, True
-    keep = golden.SELECTORS["topk"](full, valid, regs, config)[0]
-    return sum(int(k) << c for c, k in enumerate(keep))
+#: (with topk: n_max 8, 8 compared a cycle: one word a row; bcc6's engine row is wider
+#: than the mask; bcc1's n_max is 1)
+CONFIGS = configs_for("topk")
+REGISTERS = ("block_prune_enable", "block_k")
 
 
 def random_heads(rng: random.Random, config: HDPConfig, count: int):
-    """Heads, each (registers, block rows): causal-like heads (row r has r + 1 valid
-    blocks, from a random first row) and full ones (every row nb blocks); random, tied,
-    all-equal and extreme importances; block_k 0, 1, 2, nb, nb + 1, block_col_count
-    and the field's largest value; every fifth head with pruning off and a small
-    block_k (which it must not read)."""
+    """Heads, each (registers, block rows) (:func:`selector_bench.random_rows`);
+    block_k 0, 1, 2, nb, nb + 1, block_col_count and the field's largest value; every
+    fifth head with pruning off and a small block_k (which it must not read)."""
     bcc = config.block_col_count
-    lo, hi = -(1 << (config.sint_bits - 1)), (1 << (config.sint_bits - 1)) - 1
     heads = []
     for h in range(count):
-        rows = rng.randint(1, 6)
-        if h % 2:
-            first = rng.randint(1, bcc)
-            sizes = [min(first + r, bcc) for r in range(rows)]
-        else:
-            sizes = [rng.randint(1, bcc)] * rows
-        bis = []
-        for nb in sizes:
-            kind = rng.randrange(4)
-            if kind == 0:
-                bis.append([rng.randint(lo, hi) for _ in range(nb)])
-            elif kind == 1:
-                bis.append([rng.randint(-2, 2) for _ in range(nb)])       # many ties
-            elif kind == 2:
-                bis.append([rng.choice([lo, hi])] * nb)                   # all equal
-            else:
-                bis.append([rng.choice([lo, lo + 1, 0, hi]) for _ in range(nb)])
-        nb = rng.choice(sizes)
+        bis = random_rows(rng, config, causal_like=bool(h % 2))
+        nb = len(bis[-1])
         prune = h % 5 != 4
         k = rng.choice([0, 1, 2, nb, nb + 1, bcc, (1 << config.block_k_bits) - 1,
                         rng.randint(0, bcc)] if prune else [0, 1, rng.randint(0, bcc)])
@@ -75,43 +41,9 @@ def random_heads(rng: random.Random, config: HDPConfig, count: int):
 
 
 def run_heads(dut, heads, *, seed: int, idle: float, backpressure: float):
-    """Each head's rows with its registers (set while the selector is idle, as a start
-    latches them); returns every mask, in order."""
-    rng = random.Random(seed)
-    taken = []                          # a mark per mask taken, as it is taken
-    masks = []
-
-    async def source(ctx):
-        sent = 0
-        for regs, rows in heads:
-            while len(taken) < sent:          # the head before is done
-                await ctx.tick()
-            ctx.set(dut.block_prune_enable, int(regs.block_prune_enable))
-            ctx.set(dut.block_k, regs.block_k)
-            await ctx.tick().repeat(2)
-            sent += len(rows)
-            for r, bi in enumerate(rows):
-                for c, b in enumerate(bi):
-                    while idle and rng.random() < idle:
-                        ctx.set(dut.i_block.valid, 0)
-                        await ctx.tick()
-                    ctx.set(dut.i_block.payload, {"bi": b, "col": c, "last": int(c == len(bi) - 1),
-                                                  "last_row": int(r == len(rows) - 1)})
-                    ctx.set(dut.i_block.valid, 1)
-                    await ctx.tick().until(dut.i_block.ready)
-            ctx.set(dut.i_block.valid, 0)
-
-    async def sink(ctx):
-        masks.extend(await recv_stream(ctx, dut.o_mask, sum(len(r) for _, r in heads),
-                                       rng=rng, backpressure=backpressure))
-
-    async def count(ctx):
-        async for _, _, valid, ready in ctx.tick().sample(dut.o_mask.valid, dut.o_mask.ready):
-            if valid and ready:
-                taken.append(1)
-
-    run_sim(dut, source, sink, extra=[count], deadline_cycles=400_000)
-    return masks
+    # (block_k is sampled by the engine a cycle after it is set: 2 cycles of settling)
+    return run_selector(dut, heads, registers=REGISTERS, seed=seed, idle=idle,
+                        backpressure=backpressure, settle=2)
 
 
 @pytest.mark.parametrize("stalls", STALLS, ids=list(STALLS))
@@ -123,16 +55,7 @@ def test_masks_match_golden(name, stalls):
     dut = TopKSelector.from_config(config)
     idle, backpressure = STALLS[stalls]
     got = run_heads(dut, heads, seed=len(name), idle=idle, backpressure=backpressure)
-    i = 0
-    for h, (regs, rows) in enumerate(heads):
-        for r, bi in enumerate(rows):
-            want = golden_mask(bi, regs, config)
-            g = got[i]
-            i += 1
-            assert g.mask == want, (f"head {h} row {r} {bi} block_k={regs.block_k} "
-                                    f"prune={regs.block_prune_enable}: {g.mask:#x}, "
-                                    f"expected {want:#x}")
-            assert g.last_row == int(r == len(rows) - 1), f"head {h} row {r}: last_row"
+    check_masks(got, heads, config, describe=lambda regs: f"block_k={regs.block_k}")
 
 
 def test_every_block_k_of_tied_rows():
