@@ -38,13 +38,14 @@ class HeadScorer(wiring.Component):
     end. ``head_importance`` is ``sum |S_int|``.
 
     Pipelined for the clock: the loop issues one chunk of ``int_lanes`` elements a
-    cycle; the chunk's integer parts (the read data, after the chunk multiplexer), the
-    products, the sums of groups of ``SUM_GROUP`` products (then of groups of those
-    sums, until one is left: ``levels`` = ceil(log_SUM_GROUP(int_lanes)) stages) and
-    the pair's ``S_int`` (stage B, after the sum over its chunks) are each registered,
-    with the pair's row, column and flags alongside. So a pair's ``S_int`` reaches
-    stage B (``s_valid``) ``3 + levels`` cycles after its last chunk was issued (5 in
-    the default preset, 4 in ``edge``). Stage B keeps the running max of the current
+    cycle; the integer parts of the words read (a copy of the block RAMs' read data),
+    the chunk's integer parts (after the chunk multiplexer), the products, the sums of
+    groups of ``SUM_GROUP`` products (then of groups of those sums, until one is left:
+    ``levels`` = ceil(log_SUM_GROUP(int_lanes)) stages) and the pair's ``S_int`` (stage
+    B, after the sum over its chunks) are each registered, with the pair's row, column
+    and flags alongside. So a pair's ``S_int`` reaches stage B (``s_valid``)
+    ``4 + levels`` cycles after its last chunk was issued (6 in the default preset, 5
+    in ``edge``). Stage B keeps the running max of the current
     block's pairs in the current row; stage M, the cycle after the block's last pair
     in the row, merges it with the block's max over the block row's earlier rows (a
     memory of one entry per block column, only when ``block_rows > 1``) and stores
@@ -67,8 +68,8 @@ class HeadScorer(wiring.Component):
     ----------
     queue_depth : int
         Places for blocks on their way out (output register and FIFO):
-        ``ceil((6 + levels) / chunks) + 1``, the cycles from a block's issue to its
-        place given back, plus one for a cycle of back-pressure (default 9, edge 2).
+        ``ceil((7 + levels) / chunks) + 1``, the cycles from a block's issue to its
+        place given back, plus one for a cycle of back-pressure (default 10, edge 2).
 
     Members
     -------
@@ -93,7 +94,7 @@ class HeadScorer(wiring.Component):
     hi_valid : Out(1)
         High from the end of a head (``busy`` low) until the next start.
     s_valid, s_row, s_col, s_int : Out
-        Monitor: one pulse per computed pair (no handshake), ``3 + levels`` cycles
+        Monitor: one pulse per computed pair (no handshake), ``4 + levels`` cycles
         after the pair's last chunk was issued.
 
     Throughput: ``head_dim / int_lanes`` cycles a valid pair, with no bubble between
@@ -116,9 +117,9 @@ class HeadScorer(wiring.Component):
         self.block_col_bits = W.index_bits(self.block_col_count)
         self.sint_bits = W.sint_bits(int_bits=int_bits, head_dim=head_dim)
         chunks = head_dim // int_lanes
-        # a block's place: claimed at issue, its block written 4 + levels cycles on,
+        # a block's place: claimed at issue, its block written 5 + levels cycles on,
         # sent a cycle later at best, the place usable again the cycle after that
-        self.queue_depth = W.ceil_div(6 + sum_levels(int_lanes), chunks) + 1
+        self.queue_depth = W.ceil_div(7 + sum_levels(int_lanes), chunks) + 1
         seq_bits = W.index_bits(seq_max)
         self.hi_bits = W.hi_bits(int_bits=int_bits, head_dim=head_dim, seq_max=seq_max)
         data_bits = int_bits + frac_bits
@@ -196,30 +197,45 @@ class HeadScorer(wiring.Component):
         def stage(name):
             return Signal(ctrl, name=name)
 
-        # stage 1: the chunk's integer parts, registered after the row buffers' read
-        c1 = stage("ctrl1")
-        ctrls = [c1]
+        # stage 0: the integer parts of the words read, copied as they leave the block
+        # RAMs (no output register there): the copy sits by the RAMs, and the route to
+        # the lanes, across the device, starts from a flip-flop (the RAM's 5.6 ns
+        # clock-to-out plus that route was the default core's critical path)
+        c0 = stage("ctrl0")
+        ctrls = [c0]
 
         def int_part(x):
             return x[F:].as_signed() if F else x
 
-        def pick(rd, lane):
-            # the chunk in the word read for it (the whole row with one-word rows)
-            elems = [int_part(Value.cast(rd.data[ch * L + lane])) for ch in range(per_word)]
-            return Array(elems)[chunk[:log_pw]] if per_word > 1 else elems[0]
+        def copy(rd, t):
+            word = Signal(data.ArrayLayout(signed(self.int_bits), self.word_elems),
+                          name=f"{t}_word")
+            m.d.sync += [word[e].eq(int_part(Value.cast(rd.data[e])))
+                         for e in range(self.word_elems)]
+            return word
 
+        q_word, k_word = copy(self.q_rd, "q"), copy(self.k_rd, "k")
+        sel = Signal(max(1, log_pw))      # the chunk's place in its word, a stage behind
+        if per_word > 1:
+            m.d.sync += sel.eq(chunk[:log_pw])
+
+        def pick(word, lane):
+            # the chunk in the word read for it (the whole row with one-word rows)
+            elems = [word[ch * L + lane] for ch in range(per_word)]
+            return Array(elems)[sel] if per_word > 1 else elems[0]
+
+        # stage 1: the chunk's integer parts; stage 2: the products (I x I: LUTs, not a DSP)
+        c1, c2 = stage("ctrl1"), stage("ctrl2")
+        ctrls += [c1, c2]
         products = []
-        c2 = stage("ctrl2")
-        ctrls.append(c2)
         for lane in range(L):
             qa = Signal(signed(self.int_bits), name=f"lane{lane}_q")
             ka = Signal(signed(self.int_bits), name=f"lane{lane}_k")
-            # stage 2: the products, registered (I x I: LUTs, not a DSP)
             prod = Signal(signed(2 * self.int_bits), name=f"lane{lane}_prod")
-            m.d.sync += [qa.eq(pick(self.q_rd, lane)), ka.eq(pick(self.k_rd, lane)),
+            m.d.sync += [qa.eq(pick(q_word, lane)), ka.eq(pick(k_word, lane)),
                          prod.eq(lut_multiply(qa, ka))]
             products.append(prod)
-        m.d.sync += c2.eq(c1)
+        m.d.sync += [c1.eq(c0), c2.eq(c1)]
 
         # stages 3...: sums of groups of SUM_GROUP terms, registered, until one is left
         terms = products
@@ -294,11 +310,11 @@ class HeadScorer(wiring.Component):
             m.d.comb += [self.q_rd.addr.eq(word_addr(q_row, next_word, words=words)),
                          self.k_rd.addr.eq(word_addr(k_col, next_word, words=words))]
         m.d.comb += [self.q_rd.en.eq(0), self.k_rd.en.eq(0)]
-        m.d.sync += [c1.valid.eq(issue), c1.first.eq(chunk == 0), c1.last_chunk.eq(last_chunk),
-                     c1.end.eq(end_of_block_row & last_chunk),
-                     c1.last.eq(last_row & last_col & last_chunk), c1.row.eq(row), c1.col.eq(col),
-                     c1.fresh.eq(fresh), c1.blk_first.eq(blk_first), c1.blk_last.eq(blk_last),
-                     c1.closes.eq(closes), c1.final.eq(last_row)]
+        m.d.sync += [c0.valid.eq(issue), c0.first.eq(chunk == 0), c0.last_chunk.eq(last_chunk),
+                     c0.end.eq(end_of_block_row & last_chunk),
+                     c0.last.eq(last_row & last_col & last_chunk), c0.row.eq(row), c0.col.eq(col),
+                     c0.fresh.eq(fresh), c0.blk_first.eq(blk_first), c0.blk_last.eq(blk_last),
+                     c0.closes.eq(closes), c0.final.eq(last_row)]
         hi_fresh = Signal()               # hi holds the last head's sum
         done = Signal()
         with m.If(self.start & ~self.busy):
