@@ -29,9 +29,9 @@ from pathlib import Path
 from amaranth.back import rtlil
 
 from ..config import PRESETS, HDPConfig
-from ..generate import UNITS, build_unit
+from ..generate import UNITS
 from .report import parse_nextpnr_log, parse_nextpnr_report
-from .unit_cost import ECP5_ABC, _yosys
+from .unit_cost import ECP5_ABC, STANDALONE_UNITS, _yosys, build_any_unit
 
 __all__ = ["DELAYS", "BUDGETS", "LIMIT_NS", "CHECK_CONFIGS", "CHECKED", "SELECTOR_CHECKED",
            "TimingPath", "analyse",
@@ -340,9 +340,10 @@ def place_and_route(workdir: Path, freq: float = 100.0, seed: int = 1) -> dict:
 #: name: not in ``UNITS`` (the ``hdp`` build's units), each checked as the selector of
 #: the config with that policy.
 SELECTOR_CHECKED = {"topk_selector": "topk", "threshold_selector": "threshold"}
-#: What the check can synthesise: every unit, the other policies' selectors, and the
-#: whole core (``top``), whose paths between units no unit's estimate contains.
-CHECKED = (*UNITS, *SELECTOR_CHECKED, "top")
+#: What the check can synthesise: every unit, the other policies' selectors, the units
+#: not (yet) in the core (``unit_cost.STANDALONE_UNITS``), and the whole core (``top``),
+#: whose paths between units no unit's estimate contains.
+CHECKED = (*UNITS, *SELECTOR_CHECKED, *STANDALONE_UNITS, "top")
 
 
 def estimate(name: str, config: HDPConfig, workdir: Path) -> dict:
@@ -356,7 +357,7 @@ def estimate(name: str, config: HDPConfig, workdir: Path) -> dict:
         from ..rtl.selectors import build_selector
         component = build_selector(config.replace(selector=SELECTOR_CHECKED[name]))
     else:
-        component = build_unit(name, config)
+        component = build_any_unit(name, config)
     return estimate_component(component, workdir, name)
 
 
@@ -445,6 +446,11 @@ BUDGETS: dict[str, dict[str, dict]] = {"default": {
     # before its compares were registered and ``last`` kept off the masks' fan-out)
     "threshold_selector": {"reg": 10.86, "port": 10.86, "fmax": None, "meets": None,
                            "synth_s": 7},
+    # the bit-serial scorer (LeOPArd's early termination, not in the core yet): 8.36
+    # (3), 6.44 at its first version (11.93 (9) before each add of its adder trees
+    # was kept on a carry chain); not placed and routed alone
+    "bitserial_scorer": {"reg": 10.86, "port": 10.86, "fmax": None, "meets": None,
+                         "synth_s": 16},
     # The whole core: its paths between units (docs/fpga.md "The whole design"). Went
     # 27.3 (26 LUT levels: the blocks_kept popcount) -> 16.0 -> 15.0 (the AXI write ->
     # start -> counter clears) ... -> 11.82 (5) at d48f46f (a softmax-internal path; the
