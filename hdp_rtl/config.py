@@ -106,6 +106,13 @@ class HDPConfig:
         ``key_importance`` and ``out_importance``). Without it (``edge``: it would take
         the UP5K to 97 % of its logic cells, where placement fails) those registers read
         0. Changes no result.
+    progressive_report : bool
+        Build the progressive-quantization flags (SpAtten's MSB pass, issue 12): the
+        ``pq_threshold`` register and, after a head, a flag per row whose largest kept
+        probability was below it (``pq_flags``, ``pq_count``;
+        ``HDPDriver.run_progressive_head`` recomputes those rows at full precision).
+        Without it (``edge``: the UP5K's logic cells are nearly all used) the four
+        ``pq_*`` registers are not in the map. Changes no result.
     selector : str
         The block-selection policy behind the selection seam: one of
         ``SELECTOR_NAMES`` (``"hdp"``: the top-k-free row-balanced rule; ``"topk"``:
@@ -143,6 +150,7 @@ class HDPConfig:
     counter_bits: int = 32
     perf_counters: bool = True
     importance_report: bool = True
+    progressive_report: bool = True
     selector: str = "hdp"
     pv_acc_ram: bool = False
     out_row_buffers: int = 2
@@ -170,7 +178,7 @@ class HDPConfig:
                 f"{self.frac_bits + self.prob_bits}, not {self.out_frac}")
         _check_int(self, "axis_elems", 1, self.head_dim, pow2=True)
         _check_int(self, "counter_bits", 8, 32)
-        for name in ("perf_counters", "importance_report"):
+        for name in ("perf_counters", "importance_report", "progressive_report"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if not isinstance(self.pv_acc_ram, bool):
@@ -403,12 +411,12 @@ PRESETS: dict[str, dict] = {
     # a logit gap of 5: the setting the MiniLM evaluation chose (docs/evaluation.md).
     "default": {},
     # Fits an iCE40 UP5K (5280 logic cells, 8 DSPs, 30 EBR) at 24 MHz: 64 tokens of 32
-    # dims on 2 lanes, 2 elements a beat, no performance counters and no importance
-    # report (docs/fpga.md).
+    # dims on 2 lanes, 2 elements a beat, no performance counters, no importance
+    # report and no progressive-quantization flags (docs/fpga.md).
     "edge": dict(seq_max=64, head_dim=32, block_rows=1, block_cols=4,
                  int_lanes=2, mac_lanes=2, exp_bits=10, prob_bits=10, counter_bits=20,
                  recip_guard_bits=8, axis_elems=2, pv_acc_ram=True, perf_counters=False,
-                 importance_report=False),
+                 importance_report=False, progressive_report=False),
     # Long sequences and wide heads.
     "server": dict(seq_max=1024, head_dim=128, block_rows=1, block_cols=8,
                    int_lanes=64, mac_lanes=64, exp_lut_bits=7, exp_bits=14,
@@ -464,6 +472,13 @@ class Registers:
         importance's): a block row keeps its valid blocks with ``BI >= score_threshold``
         and always its best one (the lowest column of the row's maximum). It must fit
         ``sint_bits`` signed bits; the other selectors ignore it.
+    pq_threshold : int
+        Builds with ``progressive_report`` only: an unsigned probability code
+        (``prob_bits`` fraction bits, ``2**prob_bits`` is 1.0); the core flags each row
+        with a kept pair whose largest probability is strictly below it
+        (:func:`golden.spatten.progressive_rows`). 0 flags no row, anything above
+        ``2**prob_bits`` every row with a kept pair. It must fit ``prob_bits + 1``
+        bits; it changes no result, and builds without the flags ignore it.
     """
 
     seq_len: int
@@ -478,6 +493,7 @@ class Registers:
     score_scale: int = 0
     block_k: int = 4
     score_threshold: int = 0
+    pq_threshold: int = 0
 
     def __post_init__(self):
         for name in ("causal", "head_prune_enable", "block_prune_enable", "approx_enable"):
@@ -491,6 +507,7 @@ class Registers:
         _check_int(self, "score_scale", 0)
         _check_int(self, "block_k", 0)
         _check_int(self, "score_threshold")
+        _check_int(self, "pq_threshold", 0)
 
     def check(self, config: HDPConfig) -> "Registers":
         """Raise :class:`ConfigError` when a value does not fit ``config``'s registers."""
@@ -506,6 +523,9 @@ class Registers:
         if config.selector == "threshold" and not lo <= self.score_threshold <= hi:
             raise ConfigError(f"score_threshold must fit in {config.sint_bits} signed bits "
                               f"({lo}..{hi}), not {self.score_threshold}")
+        if config.progressive_report and self.pq_threshold >> (config.prob_bits + 1):
+            raise ConfigError(f"pq_threshold must fit in prob_bits + 1 = {config.prob_bits + 1} "
+                              f"bits, not {self.pq_threshold}")
         return self
 
     def replace(self, **changes) -> "Registers":

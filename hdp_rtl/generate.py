@@ -29,6 +29,7 @@ UNITS = {
     "softmax": ("hdp_rtl.rtl.softmax", "Softmax"),
     "serializer": ("hdp_rtl.rtl.serializer", "OutputSerializer"),
     "importance": ("hdp_rtl.rtl.importance", "ImportanceUnit"),
+    "progressive": ("hdp_rtl.rtl.progressive", "ProgressiveFlags"),
 }
 
 

@@ -17,12 +17,13 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from .config import ConfigError, HDPConfig, Registers
-from .regmap import (COUNTERS, FLAG_FIELDS, INPUT_ORDER, ErrorCode, Register,
-                     registers_by_name)
+from .regmap import (COUNTERS, FLAG_FIELDS, INPUT_ORDER, PQ_ROWS_PER_WORD, ErrorCode,
+                     Register, registers_by_name)
 
 __all__ = ["HostBus", "BusError", "HDPError", "Status", "Counters", "HeadRun", "Importances",
-           "HDPDriver",
-           "register_writes", "pack_head", "pack_tensor", "unpack_output", "head_cycle_bound"]
+           "RowFlags", "ProgressiveRun", "HDPDriver",
+           "register_writes", "pack_head", "pack_tensor", "unpack_output", "head_cycle_bound",
+           "msb_only", "recompute_rows"]
 
 
 class HostBus(Protocol):
@@ -87,8 +88,9 @@ def register_writes(regs: Registers, config: HDPConfig, *,
     config has the register (selector ``topk``), as ``min(block_k, block_col_count)``:
     any value from a row's valid blocks up keeps the row whole; ``score_threshold``
     when the config has it (selector ``threshold``), as its field's two's complement.
-    ``key_index``
-    (the host's read index of :meth:`HDPDriver.importances`) is written 0.
+    ``pq_threshold`` is written when the config has it (``progressive_report``).
+    ``key_index`` and ``pq_index`` (the host's read indices of
+    :meth:`HDPDriver.importances` and :meth:`HDPDriver.progressive_flags`) are written 0.
 
     Raises
     ------
@@ -115,6 +117,9 @@ def register_writes(regs: Registers, config: HDPConfig, *,
         fields["block_k"] = {"block_k": min(regs.block_k, config.block_col_count)}
     if "score_threshold" in rmap:       # selector threshold; put keeps the field's bits
         fields["score_threshold"] = {"score_threshold": regs.score_threshold}
+    if "pq_threshold" in rmap:          # progressive_report builds
+        fields["pq_threshold"] = {"pq_threshold": regs.pq_threshold}
+        fields["pq_index"] = {"pq_index": 0}
     return sorted(((name, rmap[name].offset, rmap[name].word(**values) if rmap[name].fields
                     else 0) for name, values in fields.items()), key=lambda w: w[1])
 
@@ -254,6 +259,70 @@ class Importances:
 
     keys: np.ndarray
     out: int
+
+
+@dataclass(frozen=True, eq=False)
+class RowFlags:
+    """The progressive-quantization flags of one head, as the core reports them:
+    ``flags[r]`` is True when row ``r``'s largest kept probability was below
+    ``pq_threshold`` (:func:`golden.spatten.progressive_rows`), ``count`` the core's own
+    count of flagged rows (``pq_count``)."""
+
+    flags: np.ndarray
+    count: int
+
+
+@dataclass(frozen=True, eq=False)
+class ProgressiveRun:
+    """One head with SpAtten's progressive quantization
+    (:meth:`HDPDriver.run_progressive_head`).
+
+    Attributes
+    ----------
+    out : numpy.ndarray
+        ``seq_len x head_dim`` outputs: the recomputed rows' from the full-precision
+        pass, the others' from the MSB pass (``golden.spatten.progressive_head``'s).
+    redo : numpy.ndarray of bool
+        The rows the MSB pass flagged, which were recomputed.
+    count : int
+        The core's count of flagged rows (``pq_count`` after the MSB pass).
+    msb : HeadRun
+        The MSB pass (Q and K with their fraction bits zeroed).
+    lsb : HeadRun or None
+        The full-precision pass over the first ``recompute_rows(redo, causal)`` tokens
+        (None when no row was flagged).
+    """
+
+    out: np.ndarray
+    redo: np.ndarray
+    count: int
+    msb: HeadRun
+    lsb: HeadRun | None
+
+
+def msb_only(x, config: HDPConfig) -> np.ndarray:
+    """``x`` (Q or K, ``B``-bit integers) with its ``frac_bits`` fraction bits zeroed:
+    ``(x >> F) << F``, the integer part in the same format (still within the element
+    range). Scores of such Q and K are ``S_int * 2**(2F)``, the MSB pass
+    (:func:`golden.spatten.msb_scores`), whether ``approx_enable`` is set or not."""
+    F = config.frac_bits
+    return (np.asarray(x, dtype=np.int64) >> F) << F
+
+
+def recompute_rows(redo, causal: bool) -> int:
+    """Tokens of the full-precision pass that recomputes the flagged rows ``redo``.
+
+    0 when no row is flagged. Causal: the first ``r + 1`` tokens, ``r`` the last flagged
+    row (a causal head's row only sees keys up to itself, so rows ``0..r`` of the
+    shorter head are those of the whole head). Otherwise the whole head: every row sees
+    every key, and the core computes heads of ``seq_len`` queries on ``seq_len`` keys,
+    so no shorter head holds a row with all its keys (docs/interface.md, "Progressive
+    quantization").
+    """
+    rows = np.flatnonzero(np.asarray(redo, bool))
+    if rows.size == 0:
+        return 0
+    return int(rows[-1]) + 1 if causal else len(redo)
 
 
 # ---- the driver ------------------------------------------------------------------------
@@ -434,6 +503,75 @@ class HDPDriver:
         if "out_importance_hi" in self.registers:
             out |= await self.read_register("out_importance_hi") << 32
         return Importances(keys=keys, out=out)
+
+    async def progressive_flags(self, seq_len: int) -> RowFlags:
+        """The last head's progressive-quantization flags, read while the core is idle:
+        ``ceil(seq_len / 32)`` words of 32 rows (``pq_index`` written, then ``pq_flags``
+        read, per word) and ``pq_count``. They equal
+        :func:`golden.spatten.progressive_rows` of the head's probabilities, kept pairs
+        and ``pq_threshold``.
+
+        Raises
+        ------
+        ConfigError
+            When the config builds no flags (``progressive_report`` false).
+        """
+        if not self.config.progressive_report:
+            raise ConfigError("this core has no progressive-quantization flags "
+                              "(progressive_report is false)")
+        flags = np.zeros(seq_len, bool)
+        for word in range(-(-seq_len // PQ_ROWS_PER_WORD)):
+            await self.write_register("pq_index", word)
+            bits = await self.read_register("pq_flags")
+            rows = range(word * PQ_ROWS_PER_WORD, min(seq_len, (word + 1) * PQ_ROWS_PER_WORD))
+            flags[rows.start:rows.stop] = [(bits >> (r - rows.start)) & 1 for r in rows]
+        return RowFlags(flags=flags, count=await self.read_register("pq_count"))
+
+    async def run_progressive_head(self, q, k, v, regs: Registers, threshold: int
+                                   ) -> ProgressiveRun:
+        """One head with SpAtten's progressive quantization: ``golden.spatten.
+        progressive_head(q, k, v, config, regs, threshold)``, bit for bit.
+
+        1. The MSB pass: the head with Q and K's fraction bits zeroed (:func:`msb_only`;
+           V as it is) and ``pq_threshold = threshold``; its outputs, and the rows the
+           core flagged (:meth:`progressive_flags`).
+        2. When a row was flagged, the full-precision pass: the head as it is (``regs``,
+           with its ``approx_enable``) over its first :func:`recompute_rows` tokens (the
+           last flagged row's prefix when causal, else every token); the flagged rows'
+           outputs are taken from it. A row's softmax and output depend on its own
+           scores and V only, so each row is that of the pass it comes from.
+
+        ``regs`` must keep every valid pair (``block_prune_enable`` and
+        ``head_prune_enable`` off), as SpAtten's token and head pruning are the host's
+        (gather the alive tokens, skip pruned heads); its ``pq_threshold`` is not used.
+
+        Raises
+        ------
+        ConfigError
+            When the config builds no flags, or ``threshold`` does not fit ``pq_threshold``.
+        ValueError
+            When ``regs`` prunes blocks or heads.
+        """
+        if not self.config.progressive_report:
+            raise ConfigError("this core has no progressive-quantization flags "
+                              "(progressive_report is false)")
+        if regs.block_prune_enable or regs.head_prune_enable:
+            raise ValueError("a progressive head keeps every valid pair: turn "
+                             "block_prune_enable and head_prune_enable off")
+        n = regs.seq_len
+        q, k, v = (np.asarray(x, dtype=np.int64) for x in (q, k, v))
+        msb = await self.run_head(msb_only(q, self.config), msb_only(k, self.config), v,
+                                  regs.replace(pq_threshold=threshold))
+        flags = await self.progressive_flags(n)
+        redo = flags.flags
+        out, lsb = msb.out.copy(), None
+        m = recompute_rows(redo, bool(regs.causal))
+        if m:
+            lsb = await self.run_head(q[:m], k[:m], v[:m],
+                                      regs.replace(seq_len=m, pq_threshold=0))
+            rows = np.flatnonzero(redo)           # all below m
+            out[rows] = lsb.out[rows]
+        return ProgressiveRun(out=out, redo=redo, count=flags.count, msb=msb, lsb=lsb)
 
     async def wait_idle(self) -> Status:
         """Read ``status`` until ``busy`` is clear, at most ``busy_polls`` times.

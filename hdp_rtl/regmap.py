@@ -19,8 +19,8 @@ __all__ = ["Field", "Register", "ErrorCode", "register_map", "registers_by_name"
            "stream_format", "regmap_json", "regmap_c_header", "regmap_markdown",
            "errors_markdown", "COUNTERS", "FLAG_FIELDS", "AXIL_ADDR_BITS", "COUNTER_BASE",
            "INPUT_ORDER", "TENSOR_CODE", "INPUT_TIMEOUT_BITS", "BLOCK_K_OFFSET",
-           "SCORE_THRESHOLD_OFFSET",
-           "key_importance_bits", "out_importance_bits"]
+           "SCORE_THRESHOLD_OFFSET", "PQ_BASE", "PQ_ROWS_PER_WORD",
+           "key_importance_bits", "out_importance_bits", "pq_words", "pq_index_bits"]
 
 #: Byte-address width of the AXI4-Lite port (256 bytes of registers).
 AXIL_ADDR_BITS = 8
@@ -28,6 +28,12 @@ AXIL_ADDR_BITS = 8
 COUNTER_BASE = 0x40
 #: Offset of the first register of SpAtten's importances (after the counters).
 IMPORTANCE_BASE = 0x80
+#: Offset of the first register of the progressive-quantization flags (after the
+#: importances, whose ``out_importance_hi`` may sit at 0x8C); builds with
+#: ``HDPConfig.progressive_report`` only.
+PQ_BASE = 0x90
+#: Rows of one ``pq_flags`` word: row ``PQ_ROWS_PER_WORD * pq_index + i`` is bit ``i``.
+PQ_ROWS_PER_WORD = 32
 #: Width of the ``input_timeout`` field: up to 2**20 - 1 cycles (10.5 ms at 100 MHz).
 INPUT_TIMEOUT_BITS = 20
 #: Offset of ``block_k``, a register of the ``topk`` selector's configs only.
@@ -108,8 +114,8 @@ _ERROR_TEXT = {
                             "read-only or unaligned); answered SLVERR, nothing written", False),
     ErrorCode.FIELD_OVERFLOW: ("start refused: a write to head_threshold, "
                                "head_threshold_hi, delta, score_scale, input_timeout or "
-                               "block_k, score_threshold or key_index set a bit outside the "
-                               "register's field", True),
+                               "block_k, score_threshold, key_index, pq_threshold or pq_index "
+                               "set a bit outside the register's field", True),
     ErrorCode.START_WHILE_BUSY: ("a start while a head runs; ignored, the running head "
                                  "goes on", False),
     ErrorCode.INPUT_LANE: ("an input lane is not the sign extension of its element; "
@@ -265,7 +271,35 @@ def register_map(config: HDPConfig) -> list[Register]:
         regs.append(Register("out_importance_hi", base + 12, "ro",
                              "bits 32 and up of out_importance", (
             Field("out_importance_hi", 0, out_bits - 32, "unsigned"),)))
+    if config.progressive_report:       # SpAtten's progressive quantization: the MSB pass's
+        base, p1 = PQ_BASE, config.prob_bits + 1      # rows to recompute (docs/interface.md)
+        regs += [
+            Register("pq_threshold", base, "rw", "progressive quantization: a row whose "
+                     "largest kept probability is below this is flagged (2**prob_bits is "
+                     "1.0; 0: no row, above 2**prob_bits: every row with a kept pair)", (
+                Field("pq_threshold", 0, p1, "probability code"),)),
+            Register("pq_index", base + 4, "rw", "the word of row flags pq_flags reads: "
+                     f"rows {PQ_ROWS_PER_WORD} * pq_index and up", (
+                Field("pq_index", 0, pq_index_bits(config), "word"),)),
+            Register("pq_flags", base + 8, "ro", "bit i: row "
+                     f"{PQ_ROWS_PER_WORD} * pq_index + i of the last head was flagged (its "
+                     "largest kept probability < pq_threshold); 0 while busy and for rows "
+                     ">= seq_len", (
+                Field("pq_flags", 0, min(PQ_ROWS_PER_WORD, config.seq_max), "row bits"),)),
+            Register("pq_count", base + 12, "ro", "rows the last head flagged", (
+                Field("pq_count", 0, config.seq_len_bits, "rows"),)),
+        ]
     return regs
+
+
+def pq_words(config: HDPConfig) -> int:
+    """Words of row flags a head of ``seq_max`` tokens fills (``pq_index`` 0 .. this - 1)."""
+    return -(-config.seq_max // PQ_ROWS_PER_WORD)
+
+
+def pq_index_bits(config: HDPConfig) -> int:
+    """Bits of the ``pq_index`` field (at least 1)."""
+    return max(1, clog2(pq_words(config)))
 
 
 def key_importance_bits(config: HDPConfig) -> int:

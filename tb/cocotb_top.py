@@ -12,11 +12,12 @@ import numpy as np
 from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 
 import golden
+from golden.spatten import progressive_head, progressive_rows
 from golden.vectors import load_minilm_heads
-from hdp_host import HDPHost
+from hdp_host import QUIET_CYCLES, HDPHost
 from hdp_rtl.config import HDPConfig
-from hdp_rtl.host import BusError, HDPError, pack_head
-from hdp_rtl.regmap import FLAG_FIELDS, INPUT_ORDER, ErrorCode
+from hdp_rtl.host import BusError, HDPError, msb_only, pack_head, recompute_rows
+from hdp_rtl.regmap import FLAG_FIELDS, INPUT_ORDER, PQ_BASE, ErrorCode
 from port_monitors import AxisRules, CycleLog
 from streams import env_json, past_time_zero, start_clock_and_reset
 
@@ -164,6 +165,105 @@ async def spatten_importances(dut):
     # the host's reads past seq_len read 0 (not the longer head's sums)
     await host.driver.write_register("key_index", n)
     assert await host.driver.read_register("key_importance") == 0
+
+
+async def _check_flags(host: HDPHost, want, label: str) -> None:
+    """The core's flags and count of the last head are ``want`` (bool per row)."""
+    got = await host.driver.progressive_flags(len(want))
+    bad = np.flatnonzero(got.flags != want)
+    assert bad.size == 0, (f"{label}: {len(bad)} row flags differ, first row {bad[0]}: "
+                           f"{got.flags[bad[0]]}, expected {want[bad[0]]}")
+    assert got.count == int(np.sum(want)), f"{label}: pq_count {got.count}, expected {np.sum(want)}"
+
+
+@cocotb.test()
+async def progressive_quantization(dut):
+    """SpAtten's progressive quantization through the host driver, under random stalls:
+    the MSB pass (Q and K's fraction bits zeroed), the flags and their count, and the
+    full-precision pass over the flagged rows' prefix (causal) or the whole head, against
+    golden.spatten.progressive_head: thresholds flagging some rows (the MSB pass's median
+    row maximum), some but not the last (a causal head's second pass over a prefix),
+    every row (the full head) and none (the MSB pass alone), approximation on and off; flags of a head with block pruning and of a pruned head (no row has a
+    kept pair: none flagged); with HDP_HEADS >= 6 a head of more than 32 rows (two flag
+    words) before them (whose second word they read as 0). Without progressive_report
+    the registers are not there."""
+    host = await _setup(dut, seed=13)
+    drv = host.driver
+    if not CONFIG.progressive_report:     # not built: no register, a read is SLVERR
+        assert "pq_flags" not in drv.registers
+        await expect_raise(BusError, host.bus.read32(PQ_BASE + 8), "a read of pq_flags")
+        return
+    rng = np.random.default_rng(131)
+    one = 1 << CONFIG.prob_bits
+    # (Icarus, HDP_HEADS 3: about 1 s a head of 6 tokens)
+    n = min(CONFIG.seq_max, 8 if HEADS >= 6 else 6)
+
+    def row_maxima(q, k, v, regs):
+        """The MSB pass's row maxima (golden)."""
+        msb = golden.attention_head(msb_only(q, CONFIG), msb_only(k, CONFIG), v, CONFIG, regs)
+        return np.where(msb.keep, msb.probs, 0).max(axis=1)
+
+    def median_threshold(q, k, v, regs):
+        """The median distinct row maximum: the rows below it flagged, the others not
+        (when the rows' maxima differ)."""
+        maxima = np.unique(row_maxima(q, k, v, regs))
+        return int(maxima[len(maxima) // 2])
+
+    heads = []
+    for i, (causal, approx, kind) in enumerate([
+            (False, True, "median"), (True, False, "median"), (True, True, "prefix"),
+            (True, True, "all"), (False, False, "none")]):
+        size = {"all": max(2, n // 2), "none": 3}.get(kind, n)
+        q, k, v, regs = random_head(rng, size, peaked=i in (0, 2), causal=causal,
+                                    approx_enable=approx, block_prune_enable=False)
+        # prefix: the last row's maximum (strictly below it flagged: never the last row,
+        # so the second pass is a shorter head)
+        threshold = {"median": lambda: median_threshold(q, k, v, regs),
+                     "prefix": lambda: int(row_maxima(q, k, v, regs)[-1]),
+                     "all": lambda: one + 1, "none": lambda: 0}[kind]()
+        heads.append((q, k, v, regs, threshold, f"progressive {i} ({kind}, causal {causal})"))
+    if HEADS >= 6 and CONFIG.seq_max > 32:
+        q, k, v, regs = random_head(rng, min(CONFIG.seq_max, 40), causal=True,
+                                    block_prune_enable=False)
+        heads.append((q, k, v, regs, median_threshold(q, k, v, regs), "progressive, 2 words"))
+    shapes = set()                         # (causal, second pass shorter, some rows flagged)
+    for q, k, v, regs, threshold, label in heads:
+        size = regs.seq_len
+        out, _, _, redo = progressive_head(q, k, v, CONFIG, regs, threshold)
+        with host.bus.head(label, size):
+            run = await drv.run_progressive_head(q, k, v, regs, threshold)
+            await host.bus.wait_cycles(QUIET_CYCLES)
+            assert not host.bus.stray_output(), label
+        bad = np.flatnonzero(run.redo != redo)
+        assert bad.size == 0, f"{label}: flag of row {bad[0]} is {run.redo[bad[0]]}"
+        assert run.count == int(redo.sum()), f"{label}: pq_count {run.count}, expected {redo.sum()}"
+        bad = np.argwhere(run.out != out)
+        assert bad.size == 0, (f"{label}: {len(bad)} output words differ, first at {bad[0]}: "
+                               f"got {run.out[tuple(bad[0])]}, expected {out[tuple(bad[0])]}")
+        m = recompute_rows(redo, bool(regs.causal))
+        assert (run.lsb is None) == (m == 0) and (m == 0 or run.lsb.out.shape[0] == m), label
+        for part in (run.msb, run.lsb):
+            assert part is None or (part.status.done and not part.status.error), \
+                f"{label}: {part.status}"
+        dut._log.info("%s: n=%d, %d rows flagged, second pass over %d tokens", label, size,
+                      int(redo.sum()), m)
+        shapes.add((bool(regs.causal), 0 < m < size, 0 < redo.sum() < size))
+    # the protocol's cases were all drawn: a causal prefix, some rows of a full head
+    assert {(True, True, True), (False, False, True)} <= shapes, shapes
+    # any head's flags: with block pruning (golden.spatten.progressive_rows of its kept
+    # pairs), then a pruned head (no row has a kept pair)
+    q, k, v, regs = random_head(rng, n, peaked=True, pq_threshold=one // 2)
+    res = golden.attention_head(q, k, v, CONFIG, regs)
+    await host.check_head(q, k, v, regs, label="flags, block pruning")
+    await _check_flags(host, progressive_rows(res.probs, res.keep, one // 2),
+                       "flags, block pruning")
+    if CONFIG.seq_max > 32:                # the first word only (a longer head's 2nd: 0)
+        await drv.write_register("pq_index", 1)
+        assert await drv.read_register("pq_flags") == 0, f"pq_flags word 1 after {n} rows"
+    pruned = regs.replace(head_prune_enable=True, head_threshold=res.head_importance + 1,
+                          pq_threshold=one + 1)
+    await host.check_head(q, k, v, pruned, label="flags, pruned head")
+    await _check_flags(host, np.zeros(n, bool), "flags, pruned head")
 
 
 @cocotb.test()

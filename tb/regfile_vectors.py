@@ -35,25 +35,28 @@ def register_words(config: HDPConfig, regs: Registers) -> dict[str, int]:
         **({"block_k": rmap["block_k"].word(block_k=regs.block_k)} if "block_k" in rmap else {}),
         **({"score_threshold": rmap["score_threshold"].word(score_threshold=regs.score_threshold)}
            if "score_threshold" in rmap else {}),
+        **({"pq_threshold": rmap["pq_threshold"].word(pq_threshold=regs.pq_threshold)}
+           if "pq_threshold" in rmap else {}),
     }
 
 
 def run_fields(regs: Registers, config: HDPConfig) -> dict:
     """The register file's ``run`` struct (as :func:`sim.packing.unpack` gives it) after
-    an accepted start with ``regs`` (``block_k``, ``score_threshold`` when ``config``'s
-    map has them)."""
+    an accepted start with ``regs`` (``block_k``, ``score_threshold``, ``pq_threshold``
+    when ``config``'s map has them)."""
     rmap = registers_by_name(config)
     return {"seq_len": regs.seq_len, "flags": {f: int(getattr(regs, f)) for f in FLAG_FIELDS},
             "head_threshold": regs.head_threshold, "rho": regs.rho, "delta": regs.delta,
             "score_scale": regs.score_scale,
             **({"block_k": regs.block_k} if "block_k" in rmap else {}),
-            **({"score_threshold": regs.score_threshold} if "score_threshold" in rmap else {})}
+            **({"score_threshold": regs.score_threshold} if "score_threshold" in rmap else {}),
+            **({"pq_threshold": regs.pq_threshold} if "pq_threshold" in rmap else {})}
 
 
 def random_registers(config: HDPConfig, rng: random.Random) -> Registers:
     """Registers with every field drawn at random over its whole valid range
-    (``block_k`` and ``score_threshold`` over their fields when the config has the
-    register, else the default)."""
+    (``block_k``, ``score_threshold`` and ``pq_threshold`` over their fields when the
+    config has the register, else the default)."""
     regs = Registers(
         seq_len=rng.randint(1, config.seq_max),
         **{f: rng.random() < 0.5 for f in FLAG_FIELDS if f != "block_rule"},
@@ -68,6 +71,8 @@ def random_registers(config: HDPConfig, rng: random.Random) -> Registers:
     if "score_threshold" in registers_by_name(config):
         half = 1 << (config.sint_bits - 1)
         regs = regs.replace(score_threshold=rng.choice([-half, half - 1, rng.randrange(-half, half)]))
+    if "pq_threshold" in registers_by_name(config):
+        regs = regs.replace(pq_threshold=rng.getrandbits(config.prob_bits + 1))
     return regs
 
 

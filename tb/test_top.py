@@ -1,7 +1,8 @@
 """End-to-end regression of the generated top level (tb/cocotb_top.py): every case on
 Verilator for both presets and the MiniLM heads' own configs, a smoke test on Icarus
 (edge preset), the error codes on both simulators, the abort and input timeout on
-Icarus (Verilator runs them with every case), and the topk selector's build on both."""
+Icarus (Verilator runs them with every case), SpAtten's reports on Icarus (edge with
+them; Verilator runs them in the default case), and the topk selector's build on both."""
 import ast
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def test_case_lists_name_cocotb_tests():
     """A name the filter does not find would silently run nothing."""
     tree = ast.parse((Path(__file__).parent / "cocotb_top.py").read_text())
     tests = {f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)}
-    assert set(f"{ICARUS_CASES},{ERROR_CASES},{ABORT_CASES},{TOPK_CASES},{THRESHOLD_CASES}".split(",")) <= tests
+    assert set(f"{ICARUS_CASES},{ERROR_CASES},{ABORT_CASES},{TOPK_CASES},{THRESHOLD_CASES},"
+               f"{SPATTEN_CASES}".split(",")) <= tests
 
 
 def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = None,
@@ -66,12 +68,19 @@ def test_top_smoke_on_icarus():
     _run(HDPConfig.preset("edge"), "icarus", "top-edge", testcase=ICARUS_CASES, heads=3)
 
 
+#: SpAtten's reports (importances, progressive quantization's flags), which edge does
+#: not build: one Icarus build of edge with both (Verilator runs them in every case).
+EDGE_SPATTEN = HDPConfig.preset("edge").replace(importance_report=True, progressive_report=True)
+SPATTEN_CASES = "spatten_importances,progressive_quantization"
+
+
 @pytest.mark.sim
 @pytest.mark.slow
-def test_top_importances_on_icarus():
-    """SpAtten's importances (edge builds no importance unit: here with one)."""
-    _run(HDPConfig.preset("edge").replace(importance_report=True), "icarus",
-         "top-edge-importance", testcase="spatten_importances")
+def test_top_spatten_reports_on_icarus():
+    """SpAtten's importances and progressive quantization (the MSB pass, its flags, the
+    recompute) on an edge build with both; heads=3: no head of more than 32 rows, which
+    the default run on Verilator has."""
+    _run(EDGE_SPATTEN, "icarus", "top-edge-spatten", testcase=SPATTEN_CASES, heads=3)
 
 
 @pytest.mark.sim

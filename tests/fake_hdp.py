@@ -5,8 +5,10 @@ It models the register semantics of :mod:`hdp_rtl.rtl.regfile` (field bits store
 read back, out-of-field writes refusing the next start, the start checks in code order,
 errors 5 and 7, sticky latest-wins errors, clear before start, ``ctrl.abort``: a running
 head dropped with error 10, a no-op while idle; ``block_k`` and error 12 in ``topk``
-configs, ``score_threshold`` in ``threshold`` configs) and computes each head with the golden
-model, with errors 8 and 9 raised as the input unpacker does. Its own
+configs, ``score_threshold`` in ``threshold`` configs, the ``pq_*`` registers of the
+``progressive_report`` configs) and computes each head with the golden model, with
+errors 8 and 9 raised as the input unpacker does, and its progressive-quantization
+flags with ``golden.spatten.progressive_rows``. Its own
 lane decoding and encoding (``int.from_bytes``/``to_bytes``) are independent of the
 driver's NumPy packing.
 """
@@ -15,9 +17,11 @@ from __future__ import annotations
 from collections import deque
 
 import golden
+from golden.spatten import progressive_rows
 from hdp_rtl.config import RHO_ONE, HDPConfig, Registers
 from hdp_rtl.host import BusError
-from hdp_rtl.regmap import COUNTERS, FLAG_FIELDS, INPUT_ORDER, ErrorCode, register_map
+from hdp_rtl.regmap import (COUNTERS, FLAG_FIELDS, INPUT_ORDER, PQ_ROWS_PER_WORD, ErrorCode,
+                            register_map)
 
 __all__ = ["FakeHDP"]
 
@@ -50,6 +54,7 @@ class FakeHDP:
         self.output = deque()
         self.idle_after = 0             # status reads left before busy falls
         self.dropped = 0                # drop_streams calls
+        self.pq_rows = []               # the last head's flagged rows (bools)
 
     # ---- registers ----------------------------------------------------------------------
     def _raise(self, code: ErrorCode) -> None:
@@ -85,6 +90,14 @@ class FakeHDP:
             if not self.config.perf_counters:
                 return 0
             return self.counters[reg.name] % (1 << self.config.counter_bits)
+        if reg.name == "pq_flags":      # 0 while busy and past the head's rows
+            if self.busy:
+                return 0
+            first = self.value["pq_index"] * PQ_ROWS_PER_WORD
+            rows = self.pq_rows[first:first + PQ_ROWS_PER_WORD]
+            return sum(int(f) << i for i, f in enumerate(rows))
+        if reg.name == "pq_count":
+            return sum(self.pq_rows)
         return self.value[reg.name]
 
     def _status_word(self) -> int:
@@ -130,11 +143,14 @@ class FakeHDP:
             score_scale=self.value["score_scale"],
             **({"block_k": self.value["block_k"]} if "block_k" in self.value else {}),
             **({"score_threshold": self._field("score_threshold")}
-               if "score_threshold" in self.value else {}))
+               if "score_threshold" in self.value else {}),
+            **({"pq_threshold": self.value["pq_threshold"]}
+               if "pq_threshold" in self.value else {}))
         self.busy, self.done, self.head_pruned = True, False, False
         self.counters = {k: self.counters[k] if k == "heads_pruned" else 0 for k in COUNTERS}
         self.received.clear()
         self.idle_after = self.busy_reads
+        self.pq_rows = []
 
     def abort(self) -> None:
         """Drop the running head (the input taken and the output not yet received)."""
@@ -184,6 +200,8 @@ class FakeHDP:
         self.output.append(b"".join(int(x).to_bytes(out_lane, "little", signed=True)
                                     for x in res.out.flat))
         self.head_pruned = res.head_pruned
+        if "pq_threshold" in self.value:
+            self.pq_rows = progressive_rows(res.probs, res.keep, self.run.pq_threshold).tolist()
         self.counters.update(
             blocks_kept=res.blocks_kept, blocks_pruned=res.blocks_pruned,
             int_macs=res.int_macs, score_macs=res.score_macs, pv_macs=res.pv_macs,

@@ -208,6 +208,71 @@ def test_progressive_rows_flags_the_flat_row():
     assert probs[1].tolist() != p1[1].tolist()            # the LSBs changed row 1
 
 
+@pytest.mark.parametrize("approx", [False, True])
+def test_msb_pass_is_a_head_with_the_fraction_bits_zeroed(approx):
+    """The core's MSB pass: Q and K with their fraction bits zeroed (``(x >> F) << F``)
+    give full scores of exactly ``S_int << 2F`` (golden.spatten.msb_scores), whether the
+    approximation drops ``qf.kf`` or not, and a head of them has the MSB pass's
+    probabilities."""
+    rng = np.random.default_rng(7)
+    F = CFG.frac_bits
+    for _ in range(50):
+        n = int(rng.integers(1, CFG.seq_max + 1))
+        q, k, v = random_head(rng, n)
+        qm, km = (q >> F) << F, (k >> F) << F
+        assert qm.min() >= CFG.data_min and (golden.split(qm, CFG)[1] == 0).all()
+        s = golden.full_scores(qm, km, CFG, approx)
+        assert (s == golden.integer_scores(q >> F, k >> F) << (2 * F)).all()
+        assert (s == sp.msb_scores(q, k, CFG)).all()
+        causal = bool(rng.integers(2))
+        regs = regs_for(n, causal=causal, approx_enable=approx)
+        keep = golden.valid_mask(n, causal)
+        p1, _, _ = golden.softmax_rows(np.where(keep, s, 0), keep, CFG, regs.score_scale)
+        res = golden.attention_head(qm, km, v, CFG, regs)
+        assert (res.probs == p1).all() and (res.keep == keep).all()
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_progressive_head_is_the_msb_head_with_flagged_rows_from_a_full_one(causal):
+    """The host's recompute protocol (docs/interface.md): the MSB head's outputs, the
+    flagged rows' taken from a full-precision head over the first r + 1 tokens (causal;
+    r the last flagged row) or all of them, equal progressive_head bit for bit; in a
+    causal head a gathered head of the flagged rows alone would not."""
+    from hdp_rtl.host import msb_only, recompute_rows
+    rng = np.random.default_rng(11 + causal)
+    one = 1 << CFG.prob_bits
+    F = CFG.frac_bits
+    gathered_differs = False
+    for trial in range(60):
+        n = int(rng.integers(2, CFG.seq_max + 1))
+        q, k, v = random_head(rng, n)
+        regs = regs_for(n, causal=causal, approx_enable=bool(trial % 2))
+        threshold = int(rng.choice([0, one // 4, one // 2, 3 * one // 4, one + 1]))
+        out, probs, keep, redo = sp.progressive_head(q, k, v, CFG, regs, threshold)
+        msb = golden.attention_head(msb_only(q, CFG), msb_only(k, CFG), v, CFG, regs)
+        assert (msb_only(q, CFG) == (q >> F) << F).all()
+        assert (sp.progressive_rows(msb.probs, msb.keep, threshold) == redo).all()
+        got = msb.out.copy()
+        m = recompute_rows(redo, causal)
+        assert m == (0 if not redo.any() else (np.flatnonzero(redo)[-1] + 1 if causal else n))
+        if m:
+            full = golden.attention_head(q[:m], k[:m], v[:m], CFG, regs.replace(seq_len=m))
+            rows = np.flatnonzero(redo)
+            got[rows] = full.out[rows]
+            if causal and 0 < len(rows) < m:        # gathering the flagged rows only
+                g = golden.attention_head(q[rows], k[rows], v[rows], CFG,
+                                          regs.replace(seq_len=len(rows)))
+                gathered_differs |= not (g.out == out[rows]).all()
+        assert (got == out).all(), trial
+        if threshold > one:                         # every row recomputed: the full head
+            assert redo.all()
+            full = golden.attention_head(q, k, v, CFG, regs)
+            assert (out == full.out).all() and (probs == full.probs).all()
+        if threshold == 0:
+            assert not redo.any() and (out == msb.out).all()
+    assert gathered_differs or not causal
+
+
 # ---- quick-select latency --------------------------------------------------------------
 
 @lru_cache(maxsize=None)

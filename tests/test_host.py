@@ -12,8 +12,10 @@ import pytest
 import golden
 from fake_hdp import FakeHDP
 from hdp_rtl.config import ConfigError, HDPConfig, Registers
+from golden import spatten
 from hdp_rtl.host import (BusError, Counters, HDPDriver, HDPError, Status, head_cycle_bound,
-                          pack_head, pack_tensor, register_writes, unpack_output)
+                          msb_only, pack_head, pack_tensor, recompute_rows, register_writes,
+                          unpack_output)
 from hdp_rtl.regmap import COUNTERS, FLAG_FIELDS, ErrorCode, registers_by_name
 
 CONFIGS = {
@@ -58,7 +60,8 @@ def random_registers(rng, config, n):
         score_scale=int(rng.integers(1, 1 << config.score_scale_bits)),
         block_k=int(rng.integers(1, 2 * config.block_col_count + 2)),
         score_threshold=int(rng.integers(-(1 << (config.sint_bits - 1)),
-                                         1 << (config.sint_bits - 1))))
+                                         1 << (config.sint_bits - 1))),
+        pq_threshold=int(rng.integers(0, 1 << (config.prob_bits + 1))))
 
 
 def test_the_driver_needs_no_simulator():
@@ -139,6 +142,10 @@ def test_register_writes_decode_back_to_the_registers(name):
         # threshold only: signed, decoded back from the field's two's complement
         assert fields.get("score_threshold") == (regs.score_threshold
                                                  if cfg.selector == "threshold" else None)
+        # progressive_report only; the read index written 0
+        assert fields.get("pq_threshold") == (regs.pq_threshold
+                                              if cfg.progressive_report else None)
+        assert fields.get("pq_index") == (0 if cfg.progressive_report else None)
 
 
 def test_register_writes_split_the_threshold_and_encode_rho():
@@ -386,6 +393,74 @@ def test_driver_threshold_score_threshold():
         assert "score_threshold" not in hdp.registers
         with pytest.raises(BusError):
             await hdp.bus.write32(drv.registers["score_threshold"].offset, 1)
+    run(main())
+
+
+# ---- progressive quantization --------------------------------------------------------------
+
+def test_msb_only_and_recompute_rows():
+    cfg = SMALL
+    x = np.array([[cfg.data_min, -1, 0, 1, 3, 4, 5, cfg.data_max]])   # F = 2
+    assert msb_only(x, cfg).tolist() == [[cfg.data_min, -4, 0, 0, 0, 4, 4, cfg.data_max - 3]]
+    none, some = np.zeros(7, bool), np.array([0, 1, 0, 1, 0, 0, 0], bool)
+    assert (recompute_rows(none, True), recompute_rows(none, False)) == (0, 0)
+    assert (recompute_rows(some, True), recompute_rows(some, False)) == (4, 7)
+
+
+def test_driver_progressive_head_bit_exact():
+    """run_progressive_head (MSB pass, flags, full-precision prefix or head) equals
+    golden.spatten.progressive_head for causal and not, approximation on and off, over
+    thresholds from none to every row; the flags and their count as the core reports
+    them; the second pass only when a row is flagged, over the causal prefix; more than
+    32 rows (two flag words); refused when pruning is on, or without the flags."""
+    cfg = SMALL.replace(seq_max=40, progressive_report=True)
+    one = 1 << cfg.prob_bits
+
+    async def main():
+        core = FakeHDP(cfg)
+        drv = HDPDriver(core, cfg)
+        rng = np.random.default_rng(12)
+        seen = set()
+        for i in range(16):
+            n = int(rng.choice([1, 7, 33, cfg.seq_max]))
+            causal = i % 2 == 1
+            q, k, v, regs = small_head(rng, n, cfg, causal=causal, approx_enable=i % 4 < 2,
+                                       block_prune_enable=False)
+            regs = regs.replace(score_scale=int(rng.choice([1 << 12, 1 << 15, 1 << 18])))
+            # (and the MSB pass's median row maximum: some rows flagged, not all)
+            msb = golden.attention_head(msb_only(q, cfg), msb_only(k, cfg), v, cfg, regs)
+            median = int(np.median(np.where(msb.keep, msb.probs, 0).max(axis=1))) + 1
+            threshold = int(rng.choice([0, one // 3, one + 1, median, median]))
+            want_out, _, _, want_redo = spatten.progressive_head(q, k, v, cfg, regs, threshold)
+            got = await drv.run_progressive_head(q, k, v, regs, threshold)
+            assert np.array_equal(got.out, want_out), i
+            assert np.array_equal(got.redo, want_redo) and got.count == want_redo.sum(), i
+            m = recompute_rows(want_redo, causal)
+            assert (got.lsb is None) == (m == 0)
+            if got.lsb is not None:
+                assert got.lsb.out.shape[0] == m
+                flags = await drv.progressive_flags(m)     # the second pass flags nothing
+                assert flags.count == 0 and not flags.flags.any()
+            seen.add((causal, 0 < m < n, 0 < want_redo.sum() < n))
+        assert {(True, True, True), (False, False, True)} <= seen, seen
+        # the flags of a head as the core reports them
+        q, k, v, regs = small_head(rng, 37, cfg, block_prune_enable=False)
+        regs = regs.replace(score_scale=1 << 15, pq_threshold=one // 3)
+        res = golden.attention_head(q, k, v, cfg, regs)
+        await drv.run_head(q, k, v, regs)
+        flags = await drv.progressive_flags(37)
+        want = spatten.progressive_rows(res.probs, res.keep, one // 3)
+        assert np.array_equal(flags.flags, want) and flags.count == want.sum()
+        with pytest.raises(ValueError, match="block_prune_enable"):
+            await drv.run_progressive_head(q, k, v, regs.replace(block_prune_enable=True), 1)
+        with pytest.raises(ConfigError, match="pq_threshold"):
+            await drv.run_progressive_head(q, k, v, regs, 1 << (cfg.prob_bits + 1))
+        edge = HDPDriver(FakeHDP(SMALL), SMALL)           # no flags built: no registers
+        assert not {"pq_threshold", "pq_flags"} & set(edge.registers)
+        with pytest.raises(ConfigError, match="progressive_report"):
+            await edge.run_progressive_head(q, k, v, regs, 1)
+        with pytest.raises(ConfigError, match="progressive_report"):
+            await edge.progressive_flags(3)
     run(main())
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 from hdp_rtl.config import HDPConfig, PRESETS
-from hdp_rtl.regmap import (BLOCK_K_OFFSET, COUNTER_BASE, COUNTERS, SCORE_THRESHOLD_OFFSET,
-                            ErrorCode, register_map,
-                            regmap_c_header, regmap_json, stream_format)
+from hdp_rtl.regmap import (BLOCK_K_OFFSET, COUNTER_BASE, COUNTERS, IMPORTANCE_BASE, PQ_BASE,
+                            PQ_ROWS_PER_WORD, SCORE_THRESHOLD_OFFSET, ErrorCode, pq_words,
+                            register_map, regmap_c_header, regmap_json, stream_format)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -110,3 +110,43 @@ def test_score_threshold_only_in_threshold_configs(preset):
                for x in doc["registers"])
     assert f"#define HDP_SCORE_THRESHOLD_OFFSET 0x{SCORE_THRESHOLD_OFFSET:02X}u" in \
         regmap_c_header(thr)
+
+
+PQ_NAMES = ["pq_threshold", "pq_index", "pq_flags", "pq_count"]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_progressive_registers_only_with_progressive_report(preset):
+    """The progressive-quantization registers (issue 12) follow progressive_report (on
+    in every preset but edge): pq_threshold (rw, prob_bits + 1 bits: up to 2**prob_bits
+    + 1, which flags every row), pq_index (rw, a word of 32 rows, every word of a
+    seq_max head reachable), pq_flags (ro, 32 rows or seq_max), pq_count (ro, 0..seq_max),
+    after the importances (also after server's out_importance_hi); the map is otherwise
+    the same; in regs.json and the C header."""
+    cfg = HDPConfig.preset(preset)
+    on, off = cfg.replace(progressive_report=True), cfg.replace(progressive_report=False)
+    assert cfg.progressive_report == (preset != "edge")
+    names_off = [r.name for r in register_map(off)]
+    assert not set(PQ_NAMES) & set(names_off)
+    regs = register_map(on)
+    extra = [r for r in regs if r.name not in names_off]
+    assert [r.name for r in extra] == PQ_NAMES
+    assert [(r.offset, r.access) for r in extra] == [
+        (PQ_BASE, "rw"), (PQ_BASE + 4, "rw"), (PQ_BASE + 8, "ro"), (PQ_BASE + 12, "ro")]
+    assert max(r.offset for r in regs if r.offset < PQ_BASE) < PQ_BASE
+    assert min(r.offset for r in regs if r.name.startswith(("key_", "out_"))) == IMPORTANCE_BASE
+    assert len({r.offset for r in regs}) == len(regs)
+    thr, idx, flags, count = extra
+    assert thr.mask == (1 << (on.prob_bits + 1)) - 1 >= (1 << on.prob_bits) + 1
+    assert (1 << idx.field("pq_index").width) >= pq_words(on) == -(-on.seq_max // 32)
+    assert flags.mask == (1 << min(PQ_ROWS_PER_WORD, on.seq_max)) - 1
+    assert count.mask >= on.seq_max and count.mask >> 1 < on.seq_max
+    doc = json.loads(regmap_json(on))
+    header = regmap_c_header(on)
+    for r in extra:
+        assert any(x["name"] == r.name and x["offset"] == r.offset for x in doc["registers"])
+        assert f"#define HDP_{r.name.upper()}_OFFSET 0x{r.offset:02X}u" in header
+    # a small seq_max: one word of seq_max rows, the index still a 1-bit field
+    small = register_map(on.replace(seq_max=20, block_cols=1))
+    by = {r.name: r for r in small}
+    assert by["pq_flags"].mask == (1 << 20) - 1 and by["pq_index"].mask == 1

@@ -446,6 +446,10 @@ BUDGETS: dict[str, dict[str, dict]] = {"default": {
     # before its compares were registered and ``last`` kept off the masks' fan-out)
     "threshold_selector": {"reg": 10.86, "port": 10.86, "fmax": None, "meets": None,
                            "synth_s": 7},
+    # the progressive-quantization flags: 9.16 (4), 5.75 at their first version; not
+    # placed and routed alone
+    "progressive": {"reg": 10.86, "port": 10.86, "fmax": None, "meets": None,
+                    "synth_s": 4},
     # the bit-serial scorer (LeOPArd's early termination, not in the core yet): 8.36
     # (3), 6.44 at its first version (11.93 (9) before each add of its adder trees
     # was kept on a carry chain); not placed and routed alone

@@ -8,12 +8,15 @@ from ..regmap import COUNTERS, FLAG_FIELDS, ErrorCode, Register
 from .axil import RegBusSignature
 
 __all__ = ["RegisterFile", "run_layout", "status_layout", "ctrl_layout", "flags_layout",
-           "SELECTOR_REGISTERS"]
+           "SELECTOR_REGISTERS", "OPTIONAL_RUN_REGISTERS"]
 
 
 #: Registers only some selectors' configs have (``regmap.register_map``), latched into
 #: ``run`` when present.
 SELECTOR_REGISTERS = ("block_k", "score_threshold")
+#: Every register a head latches that only some configs have: the selectors', and
+#: ``pq_threshold`` of the builds with ``progressive_report``.
+OPTIONAL_RUN_REGISTERS = (*SELECTOR_REGISTERS, "pq_threshold")
 
 
 def _field_layout(reg: Register) -> data.StructLayout:
@@ -45,8 +48,8 @@ def run_layout(regs: dict) -> data.StructLayout:
     """The registers a head runs with, latched at its start, at their field widths."""
     threshold_bits = sum(f.width for name in ("head_threshold", "head_threshold_hi")
                          for f in regs[name].fields)
-    # a selector's own registers, when the config has them
-    fields = [regs[name].field(name) for name in SELECTOR_REGISTERS if name in regs]
+    # a selector's own registers and pq_threshold, when the config has them
+    fields = [regs[name].field(name) for name in OPTIONAL_RUN_REGISTERS if name in regs]
     extra = {f.name: signed(f.width) if f.signed else f.width for f in fields}
     return data.StructLayout({
         "seq_len": regs["seq_len"].field("seq_len").width,
@@ -78,7 +81,8 @@ class RegisterFile(wiring.Component):
       head's values) or pulses ``start`` with ``run`` latched (a selector's own
       registers, ``SELECTOR_REGISTERS``, too: ``block_k`` of the ``topk`` configs, whose
       0 with block pruning enabled is error 12; ``score_threshold`` of the
-      ``threshold`` configs). ``ctrl.abort`` pulses ``abort_req``
+      ``threshold`` configs; ``pq_threshold`` of the ``progressive_report`` configs).
+      ``ctrl.abort`` pulses ``abort_req``
       (the sequencer drops a running head and ignores it while idle).
     - ``error``/``error_code`` are sticky: the latest error wins; of two raised in the
       same cycle the bus's (5, or a refused start) wins over ``i_error``'s.
@@ -126,6 +130,11 @@ class RegisterFile(wiring.Component):
     key_importance, out_importance : In
         The importance unit's values, read by the registers of the same names
         (``out_importance_hi`` reads the bits from 32 on).
+    pq_index : Out(pq_index field)
+        Configs with the ``pq_*`` registers only: the ``pq_index`` register as written.
+    pq_flags, pq_count : In
+        Configs with the ``pq_*`` registers only: the progressive-quantization unit's
+        values, read by the registers of the same names.
     """
 
     #: Cycles from ``bus.rd_en`` to its ``rd_data``/``rd_error``.
@@ -148,6 +157,10 @@ class RegisterFile(wiring.Component):
             "key_index": Out(self.registers["key_index"].field("key_index").width),
             "key_importance": In(self.registers["key_importance"].field("key_importance").width),
             "out_importance": In(self._width("out_importance")),
+            **({"pq_index": Out(self.registers["pq_index"].field("pq_index").width),
+                "pq_flags": In(self.registers["pq_flags"].field("pq_flags").width),
+                "pq_count": In(self.registers["pq_count"].field("pq_count").width)}
+               if "pq_flags" in self.registers else {}),
         })
 
     def _width(self, name: str) -> int:
@@ -212,6 +225,8 @@ class RegisterFile(wiring.Component):
         m.d.comb += [self.abort_req.eq(ctrl_written & ctrl.abort),
                      self.input_timeout.eq(value["input_timeout"]),
                      self.key_index.eq(value["key_index"])]
+        if "pq_index" in regs:
+            m.d.comb += self.pq_index.eq(value["pq_index"])
 
         # ---- start checks, in the order of the error codes --------------------------------
         seq_len = value["seq_len"]
@@ -227,10 +242,14 @@ class RegisterFile(wiring.Component):
         ]
         if "block_k" in regs:
             checks.append((failing["block_k_zero"], ErrorCode.BLOCK_K_ZERO))
-        checks.sort(key=lambda c: int(c[1]))
+        # the lowest failing code wins: the conditions of a code are ORed first, so the
+        # priority chain is as long as the codes (6), not the checks (one per register)
+        by_code = {}
+        for cond, code in checks:
+            by_code.setdefault(int(code), []).append(cond)
         refused = Signal(4)
-        for cond, code in reversed(checks):    # the lowest failing code wins
-            with m.If(cond):
+        for code in sorted(by_code, reverse=True):
+            with m.If(Cat(*by_code[code]).any()):
                 m.d.comb += refused.eq(code)
 
         raised = Signal(4)
@@ -254,7 +273,8 @@ class RegisterFile(wiring.Component):
                 self.run.seq_len.eq(seq_len), self.run.flags.eq(value["flags"]),
                 self.run.head_threshold.eq(threshold), self.run.rho.eq(rho),
                 self.run.delta.eq(value["delta"]), self.run.score_scale.eq(value["score_scale"]),
-                *(self.run[name].eq(value[name]) for name in SELECTOR_REGISTERS if name in regs),
+                *(self.run[name].eq(value[name]) for name in OPTIONAL_RUN_REGISTERS
+                  if name in regs),
             ]
 
         # ---- reads ------------------------------------------------------------------------
@@ -277,6 +297,8 @@ class RegisterFile(wiring.Component):
                 return self.out_importance[:32]
             if r.name == "out_importance_hi":
                 return self.out_importance[32:]
+            if r.name in ("pq_flags", "pq_count"):
+                return getattr(self, r.name)
             return self.counters[counter_index[r.name]]      # zero-extended by the mux
 
         # Two stages (RD_LATENCY): in the cycle of rd_en each group of 8 words picks its
@@ -286,8 +308,14 @@ class RegisterFile(wiring.Component):
         readable = {r.offset // 4: r for r in regs.values() if r.access != "wo"}
         word_bits = max(readable).bit_length()
         lo_bits = min(3, word_bits)
-        words = [read_value(readable[i]) if i in readable else Const(0, 32)
-                 for i in range(1 << word_bits)]
+        # (a word no register has reads as any readable word of its group: rd_hit masks
+        # it, and a constant 0 there costs each group's mux a reset input)
+        def slot(i):
+            group = [j for j in range(i >> lo_bits << lo_bits, (i >> lo_bits) + 1 << lo_bits)
+                     if j in readable]
+            j = i if i in readable else (group[0] if group else None)
+            return read_value(readable[j]) if j is not None else Const(0, 32)
+        words = [slot(i) for i in range(1 << word_bits)]
         word = bus.rd_addr[2:2 + word_bits]
         aligned = (bus.rd_addr[:2] == 0) & (bus.rd_addr[2 + word_bits:] == 0)
         hit_map = Const(sum(1 << i for i in readable), 1 << word_bits)

@@ -83,6 +83,14 @@ class Softmax(wiring.Component):
     row_sum, row_sum_valid : Out
         Monitor: each row's sum of exponentials (one-cycle pulse, no handshake), rows in
         order, the cycle after the divider takes it.
+    row_max, row_max_valid : Out
+        Monitor: each row's largest probability (one-cycle pulse, no handshake), rows in
+        order, 2 cycles after the divider's last step for the row, before the row's
+        first probability leaves. The row's largest score has ``z = 0``, so its
+        exponential is ``T[0] = 2**exp_bits``, the row's largest, and its probability
+        ``round(2**exp_bits * recip / 2**(exp_bits + guard)) = round(recip / 2**guard)``
+        is the row's largest (``p`` does not fall as ``e`` grows): computed from the
+        reciprocal alone, with no pass over the row and no multiplier.
 
     Throughput: a row of ``k`` pairs is taken in ``k`` cycles; the exponential pass
     reads it in ``k`` cycles (``EXP_DEPTH`` more until its sum), the divider takes
@@ -108,6 +116,8 @@ class Softmax(wiring.Component):
         self.scale_bits, self.scale_frac = score_scale_bits, score_scale_frac
         self.exp_table = [int(x) for x in exp_table]
         assert len(self.exp_table) == 1 << exp_lut_bits
+        # (row_max: the row's largest score gets T[0], which must be 1.0)
+        assert self.exp_table[0] == 1 << exp_bits, "T[0] must be 2**exp_bits"
         self.seq_bits = W.index_bits(seq_max)
         self.sum_bits = W.exp_sum_bits(seq_max=seq_max, exp_bits=exp_bits)
         self.recip_bits = W.recip_bits(prob_bits=prob_bits, recip_guard_bits=recip_guard_bits)
@@ -117,6 +127,7 @@ class Softmax(wiring.Component):
             "o_prob": Out(stream.Signature(prob_layout(prob_value_bits=prob_bits + 1,
                                                        seq_bits=self.seq_bits))),
             "row_sum": Out(self.sum_bits), "row_sum_valid": Out(1),
+            "row_max": Out(prob_bits + 1), "row_max_valid": Out(1),
         })
 
     @classmethod
@@ -329,6 +340,15 @@ class Softmax(wiring.Component):
                 m.d.sync += [recips[deb].eq(nquot[:self.recip_bits]),
                              divided.bit_select(deb, 1).eq(~n_start_byp), deb.eq(deb + 1),
                              d_busy.eq(0)]
+
+        # ---- the row's largest probability, round(recip / 2^G) (docstring): from `quot`
+        # in the cycle after the divider's last step (it holds the reciprocal then, as
+        # `rec_eff` takes it), one adder, registered
+        d_final = Signal()
+        m.d.sync += d_final.eq(d_done)
+        rq = quot[:self.recip_bits]
+        m.d.sync += [self.row_max.eq((rq >> G) + rq[G - 1] if G else rq),
+                     self.row_max_valid.eq(d_final)]
 
         # ---- stage N: normalise pass on exps bank `neb` (credited): issue | RAM read |
         # e, col | partial products | sum -> FIFO (rounded) -> o_prob

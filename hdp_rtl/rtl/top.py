@@ -13,6 +13,7 @@ from .importance import ImportanceUnit
 from .head_scorer import HeadScorer
 from .mac_array import MacArray
 from .pair_generator import PairGenerator
+from .progressive import ProgressiveFlags
 from .regfile import RegisterFile
 from .rowstore import RowStore
 from .selectors import build_selector
@@ -38,6 +39,21 @@ def _watch_importance(m, importance, *, start, run, seq, mac, regs):
         importance.key_index.eq(regs.key_index),
         regs.key_importance.eq(importance.key_importance),
         regs.out_importance.eq(importance.out_importance),
+    ]
+
+
+def _watch_progressive(m, pq, *, start, run, seq, softmax, pairs, out, regs):
+    """SpAtten's progressive quantization: each computed row's largest probability from
+    the softmax, the rows in order from the serializer; the host reads the flags through
+    pq_index / pq_flags and their number at pq_count."""
+    m.d.comb += [
+        pq.start.eq(start), pq.seq_len.eq(run.seq_len), pq.busy.eq(seq.busy | start),
+        pq.threshold.eq(run.pq_threshold),
+        pq.row_max.eq(softmax.row_max), pq.row_max_valid.eq(softmax.row_max_valid),
+        pq.row_done.eq(out.row_done),
+        pq.zero_row.eq(pairs.o_zero_row.valid & out.i_zero_row.ready),
+        pq.index.eq(regs.pq_index),
+        regs.pq_flags.eq(pq.flags), regs.pq_count.eq(pq.count),
     ]
 
 
@@ -114,11 +130,14 @@ class HDPCoprocessor(wiring.Component):
         scorer = HeadScorer.from_config(cfg)
         selector = build_selector(cfg)
         # as many rows in flight as the softmax holds: 2 score banks and its exps banks
-        pairs = PairGenerator.from_config(cfg, rows_in_flight=2 + Softmax.EXP_BANKS)
+        rows_in_flight = 2 + Softmax.EXP_BANKS
+        pairs = PairGenerator.from_config(cfg, rows_in_flight=rows_in_flight)
         mac = MacArray.from_config(cfg)
         softmax = Softmax.from_config(cfg)
         out = OutputSerializer.from_config(cfg)
         importance = ImportanceUnit.from_config(cfg) if cfg.importance_report else None
+        progressive = (ProgressiveFlags.from_config(cfg, rows_in_flight=rows_in_flight)
+                       if cfg.progressive_report else None)
         # the datapath: every unit that holds a head's state, cleared by the sequencer's
         # `flush` (a register) when a head is aborted (the memories keep their words, as
         # after `rst`: nothing reads a word a head did not write)
@@ -126,6 +145,8 @@ class HDPCoprocessor(wiring.Component):
                         pairs=pairs, mac=mac, softmax=softmax, serializer=out)
         if importance is not None:
             datapath["importance"] = importance
+        if progressive is not None:
+            datapath["progressive"] = progressive
         after_rst = Signal(init=1)        # the cycle after `rst`: the datapath is cleared
         m.d.sync += after_rst.eq(0)
         dp_clear = Signal()
@@ -206,6 +227,9 @@ class HDPCoprocessor(wiring.Component):
         if importance is not None:
             _watch_importance(m, importance, start=start, run=run, seq=seq, mac=mac,
                               regs=regs)
+        if progressive is not None:
+            _watch_progressive(m, progressive, start=start, run=run, seq=seq, softmax=softmax,
+                               pairs=pairs, out=out, regs=regs)
 
         # what the counters count
         ev = counters.events

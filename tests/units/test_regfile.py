@@ -393,6 +393,30 @@ def test_counters_and_config_hash_readable(name):
     _run(config, bench)
 
 
+def test_progressive_registers():
+    """server (progressive_report): pq_index drives the unit's index as written,
+    pq_flags and pq_count read the unit's values; they are read-only."""
+    config = CONFIGS["server"]
+    rng = random.Random("pq")
+
+    async def bench(bus):
+        dut = bus.dut
+        assert len(dut.pq_flags) == 32 and len(dut.pq_count) == config.seq_len_bits
+        for _ in range(4):
+            index = rng.getrandbits(len(dut.pq_index))
+            assert await bus.write("pq_index", index) == (0, 0)
+            assert bus.ctx.get(dut.pq_index) == index
+            flags, count = rng.getrandbits(32), rng.randint(0, config.seq_max)
+            bus.ctx.set(dut.pq_flags, flags)
+            bus.ctx.set(dut.pq_count, count)
+            assert await bus.read("pq_flags") == (flags, 0)
+            assert await bus.read("pq_count") == (count, 0)
+        for name in ("pq_flags", "pq_count"):   # read-only: error 5
+            assert (await bus.write(name, 1))[0]
+
+    _run(config, bench)
+
+
 @pytest.mark.parametrize("preset,simulator", EDGE)
 def test_verilog(preset, simulator):
     run_unit_verilog("regfile", preset, simulator)

@@ -1,5 +1,6 @@
-"""Softmax unit: probabilities and row sums bit-exact to golden.softmax_rows, rows back
-to back, with random idle and back-pressure, in amaranth.sim and as generated Verilog."""
+"""Softmax unit: probabilities, row sums and row maxima bit-exact to golden.softmax_rows,
+rows back to back, with random idle and back-pressure, in amaranth.sim and as generated
+Verilog."""
 import random
 
 import numpy as np
@@ -15,7 +16,10 @@ from unit_sim import recv_stream, run_sim, send_stream
 CONFIGS = {"edge": HDPConfig.preset("edge"), "default": HDPConfig.preset("default"),
            # seq_max not a power of two: each bank is still 2**seq_bits deep
            "seq5": HDPConfig(seq_max=5, head_dim=8, int_lanes=2, mac_lanes=2, axis_elems=8,
-                             exp_bits=12, prob_bits=8, recip_guard_bits=8)}
+                             exp_bits=12, prob_bits=8, recip_guard_bits=8),
+           # no guard bits: the row maximum is the reciprocal itself
+           "guard0": HDPConfig(seq_max=5, head_dim=8, int_lanes=2, mac_lanes=2, axis_elems=8,
+                               exp_bits=12, prob_bits=8, recip_guard_bits=0)}
 
 
 def _rows(cfg, rng: random.Random, count: int):
@@ -51,7 +55,7 @@ def test_rows_match_golden(preset, scale):
     rows = _rows(cfg, rng, 8)
     want_p, want_sums = _golden(cfg, rows, value)
     dut = Softmax.from_config(cfg)
-    got, sums = [], []
+    got, sums, maxima, first_out = [], [], [], []
 
     async def source(ctx):
         ctx.set(dut.score_scale, value)
@@ -64,15 +68,25 @@ def test_rows_match_golden(preset, scale):
                                      backpressure=0.3))
 
     async def monitor(ctx):
-        async for _c, _r, valid, total in ctx.tick().sample(dut.row_sum_valid, dut.row_sum):
+        taken = 0
+        async for _c, _r, valid, total, mvalid, mx, pv, pr, plast in ctx.tick().sample(
+                dut.row_sum_valid, dut.row_sum, dut.row_max_valid, dut.row_max,
+                dut.o_prob.valid, dut.o_prob.ready, dut.o_prob.payload.last):
             if valid:
                 sums.append(total)
+            if mvalid:       # (with how many rows had left: the maximum comes first)
+                maxima.append(mx)
+                first_out.append(taken)
+            taken += pv and pr and plast
 
     run_sim(dut, source, sink, extra=[monitor], deadline_cycles=40_000)
     flat = [(p, c * 3 % cfg.seq_max, int(c == len(r) - 1))
             for r, ps in zip(rows, want_p) for c, p in enumerate(ps)]
     assert [(g.prob, g.col, g.last) for g in got] == flat
     assert sums == want_sums
+    # the row's largest probability, as the softmax produces it, before the row leaves
+    assert maxima == [max(ps) for ps in want_p]
+    assert all(left <= i for i, left in enumerate(first_out))
 
 
 @pytest.mark.parametrize("preset,simulator", EDGE_AND_DEFAULT)
