@@ -12,7 +12,17 @@ def test_eval_subcommand_is_registered():
     args = build_parser().parse_args(["eval", "--sweep", "--preset", "edge", "-o", "x"])
     assert args.sweep and args.preset == "edge" and args.output == "x" and callable(args.func)
     assert args.calibration == "cross"
-    assert args.sentences is None and args.pairs is None
+    assert args.sentences is None and args.pairs is None and args.methods is None
+    args = build_parser().parse_args(["eval", "--methods", "channels,dense"])
+    assert args.methods == "channels,dense"
+
+
+def test_methods_option_names_families():
+    from hdp_rtl.eval.cli import FAMILIES, _families
+    assert FAMILIES == S.FAMILIES
+    assert _families(None) == set(FAMILIES)
+    assert _families(" channels, hdp ") == {"channels", "hdp"}
+    assert _families("channels,nonsense") is None
 
 
 def test_sweep_settings_are_distinct_and_cover_the_brief():
@@ -25,7 +35,8 @@ def test_sweep_settings_are_distinct_and_cover_the_brief():
     assert {(p["int_bits"], p["frac_bits"]) for p in hdp} >= {(4, 4), (5, 3), (3, 5)}
     assert {p["approx"] for p in hdp} == {True, False}
     assert any(p.get("head_sparsity") for p in hdp)
-    assert {s.method for s in settings} == {"hdp", "spatten", "topk", "threshold"}
+    assert {s.method for s in settings} == {"dense", "hdp", "spatten", "topk", "threshold",
+                                            "channels"}
     assert S.hdp("x").p == {**S.DEFAULT_HDP}
     sp = [s.p for s in settings if s.method == "spatten"]
     assert {p["token_keep"] for p in sp} >= {0.9, 0.7, 0.5, 0.3, 1.0}
@@ -74,9 +85,13 @@ def test_tiny_end_to_end_run(tmp_path):
     md = (out / "results.md").read_text()
     assert "| setting | pruned |" in md and "top-k" in md and "HDP default" in md
     rows = json.loads((out / "results.json").read_text())["rows"]
-    assert {r["method"] for r in rows} == {"hdp", "topk", "threshold", "spatten"}
+    assert {r["method"] for r in rows} == {"dense", "hdp", "topk", "threshold", "spatten",
+                                           "channels"}
     assert json.loads((out / "results.json").read_text())["info"]["calibration"] == {
         "s": "2-fold cross-fitted"}
     assert "| tokens pruned |" in md and "SpAtten at HDP default" in md
     assert all(0.0 <= r["pruned"] <= 1.0 and -1 <= r["cos_mean"] <= 1 for r in rows)
     assert (out / "fidelity_s.png").stat().st_size > 1000
+    assert (out / "comparison_s.png").stat().st_size > 1000
+    assert "### One comparison" in md and "channel pruning, attention difference" in md
+    assert all(0.0 <= r["pruned_work"] <= 1.0 for r in rows)

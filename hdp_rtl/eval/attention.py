@@ -13,7 +13,9 @@ arrays (the softmax scale ``1/sqrt(d)`` is not yet applied to ``q``), and keeps 
 - :class:`FixedThreshold`: LeOPArd-style per-layer threshold on the exact logits.
 
 SpAtten's policy (cascade token and head pruning, progressive quantization, through the
-golden head) is :class:`hdp_rtl.eval.spatten.SpAttenAttention`.
+golden head) is :class:`hdp_rtl.eval.spatten.SpAttenAttention`; channel pruning of Q and
+K (a channel mask per head, through the golden head) is
+:class:`hdp_rtl.eval.channels.ChannelAttention`.
 """
 from __future__ import annotations
 
@@ -45,17 +47,25 @@ class PruneStats:
     token_layers_pruned: int = 0    # of them, tokens a layer did not compute (SpAtten)
     rows: int = 0                   # query rows computed by progressive quantization
     rows_redone: int = 0            # of them, rows recomputed with the LSBs
+    score_kept: float = 0.0         # kept pairs weighted by their score channels kept
+    qk_columns_skipped: int = 0     # (token, channel) entries of Q (and of K) not projected
     per_layer: dict = field(default_factory=dict)   # layer -> [valid, kept]
 
     def add(self, layer: int, valid: int, kept: int, head_pruned: bool = False,
-            blocks_total: int = 0, blocks_kept: int = 0, head_pairs: int | None = None) -> None:
+            blocks_total: int = 0, blocks_kept: int = 0, head_pairs: int | None = None,
+            score_frac: float = 1.0, qk_columns_skipped: int = 0) -> None:
         """One head: ``valid`` pairs, ``kept`` of them computed. A pruned head counts
         ``head_pairs`` of its pairs as pruned *by the head* (default all ``valid``; SpAtten
-        counts only the pairs of its alive tokens, the rest being pruned by tokens)."""
+        counts only the pairs of its alive tokens, the rest being pruned by tokens).
+        Channel pruning: each kept pair's score uses ``score_frac`` of the head's
+        channels (``P x V`` all of them), and ``qk_columns_skipped`` (token, channel)
+        entries of Q and of K need no projection."""
         self.heads += 1
         self.heads_pruned += int(head_pruned)
         self.pairs_valid += valid
         self.pairs_kept += kept
+        self.score_kept += kept * float(score_frac)
+        self.qk_columns_skipped += int(qk_columns_skipped)
         if head_pruned:
             self.pairs_head_pruned += valid if head_pairs is None else head_pairs
         self.blocks_total += blocks_total
@@ -78,7 +88,7 @@ class PruneStats:
         """Add ``other``'s counters to these (e.g. two calibration folds); returns self."""
         for name in ("heads", "heads_pruned", "pairs_valid", "pairs_kept", "pairs_head_pruned",
                      "blocks_total", "blocks_kept", "token_layers", "token_layers_pruned",
-                     "rows", "rows_redone"):
+                     "rows", "rows_redone", "score_kept", "qk_columns_skipped"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for layer, (valid, kept) in other.per_layer.items():
             acc = self.per_layer.setdefault(layer, [0, 0])
@@ -90,6 +100,17 @@ class PruneStats:
     def pruned(self) -> float:
         """Fraction of valid pairs pruned, by heads and blocks together."""
         return 1.0 - self.pairs_kept / self.pairs_valid if self.pairs_valid else 0.0
+
+    @property
+    def pruned_work(self) -> float:
+        """Fraction of the dense attention MACs skipped: a valid pair costs ``2 d`` MACs
+        when dense (``d`` for its score ``q.k``, ``d`` for its ``P x V``); a kept pair
+        costs ``d`` for ``P x V`` plus the kept channels of its score. Pair pruning
+        alone gives :attr:`pruned`; channel pruning alone ``(1 - kept channels / d) / 2``.
+        HDP's integer pass is counted for no method."""
+        if not self.pairs_valid:
+            return 0.0
+        return 1.0 - (self.pairs_kept + self.score_kept) / (2 * self.pairs_valid)
 
     @property
     def head_pruned(self) -> float:

@@ -11,7 +11,11 @@ import time
 
 from ..config import PRESETS, ConfigError
 
-__all__ = ["add_eval_parser", "run_eval"]
+__all__ = ["add_eval_parser", "run_eval", "FAMILIES"]
+
+#: ``--methods`` choices: the ``Setting.method`` families (hdp_rtl.eval.sweep.FAMILIES;
+#: repeated here so that the parser needs no NumPy).
+FAMILIES = ("dense", "hdp", "spatten", "threshold", "channels", "topk")
 
 
 def add_eval_parser(subparsers) -> None:
@@ -32,8 +36,11 @@ def add_eval_parser(subparsers) -> None:
                     help="HDPConfig preset the HDP head starts from (head_dim set to 32)")
     ev.add_argument("--sweep", action="store_true",
                     help="sweep rules, rho/delta, block shapes, bits, approximation, head "
-                         "thresholds, SpAtten and the baselines (else: the default and the "
-                         "baselines)")
+                         "thresholds, SpAtten, channel pruning and the baselines (else: the "
+                         "default, channel pruning at 50%% and the baselines)")
+    ev.add_argument("--methods", metavar="LIST",
+                    help="comma-separated method families to run, of " + ", ".join(FAMILIES)
+                         + " (default: all); baselines at HDP's sparsity need hdp")
     ev.add_argument("--calibration", choices=("cross", "in-sample"), default="cross",
                     help="calibrate thresholds and ratios on the other half of each input "
                          "set (cross, default: out of sample) or on the set itself "
@@ -50,6 +57,9 @@ def run_eval(args) -> int:
     if "numpy" not in sys.modules:        # one core: keep BLAS single-threaded
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+    families = _families(getattr(args, "methods", None))
+    if families is None:
+        return 2
     missing = [m for m in ("safetensors", "tokenizers", "matplotlib", "tqdm")
                if __import__("importlib").util.find_spec(m) is None]
     if missing:
@@ -87,13 +97,15 @@ def run_eval(args) -> int:
     for ds in datasets:
         ds.embed_dense(model)
     # offline calibration (head, logit and progressive-quantization thresholds, SpAtten's
-    # keep ratio) on the dense pass: each input gets the values of the other half of its
-    # set (out of sample), or of the whole set with --calibration in-sample
+    # keep ratio, channel masks) on the dense pass: each input gets the values of the
+    # other half of its set (out of sample), or of the whole set with --calibration
+    # in-sample
     cal = {ds.name: S.CrossCalibration(S.Calibration.collect(model, ds.ids),
                                        in_sample=args.calibration == "in-sample")
            for ds in datasets}
 
-    settings = S.sweep_settings() if args.sweep else S.quick_settings()
+    settings = [s for s in (S.sweep_settings() if args.sweep else S.quick_settings())
+                if s.method in families]
     n_inputs = sum(len(ds.ids) for ds in datasets)
     bar = tqdm(total=len(settings) * n_inputs, disable=args.no_progress, unit="input",
                dynamic_ncols=True)
@@ -121,7 +133,8 @@ def run_eval(args) -> int:
         chosen[ds.name] = best
         if best is not None and abs(best["pruned"] - marks.get("HDP default", -1)) > 1e-3:
             marks["best HDP"] = best["pruned"]
-        extra = [s for tag, sp in marks.items() if sp > 0 for s in S.baselines_at(sp, tag)]
+        extra = [s for tag, sp in marks.items() if sp > 0 for s in S.baselines_at(sp, tag)
+                 if s.method in families]
         bar.total += len(extra) * len(ds.ids)
         for setting in extra:
             do(setting, ds)
@@ -138,6 +151,20 @@ def run_eval(args) -> int:
                   f"{100 * best['pruned']:.1f}% pruned, cosine {best['cos_mean']:.4f}")
     print(f"results: {path}")
     return 0
+
+
+def _families(text):
+    """The method families of ``--methods`` (all without it); None (and a message) if
+    one is unknown."""
+    if not text:
+        return set(FAMILIES)
+    chosen = {t.strip() for t in text.split(",") if t.strip()}
+    unknown = chosen - set(FAMILIES)
+    if unknown or not chosen:
+        print(f"hdp-rtl eval: --methods takes {', '.join(FAMILIES)}, not {text!r}",
+              file=sys.stderr)
+        return None
+    return chosen
 
 
 def _config_text(cfg) -> str:
@@ -158,6 +185,8 @@ def _command_text(args) -> str:
         parts += ["--preset", args.preset]
     if args.sweep:
         parts.append("--sweep")
+    if getattr(args, "methods", None):
+        parts += ["--methods", args.methods]
     if args.calibration != "cross":
         parts += ["--calibration", args.calibration]
     if args.limit:

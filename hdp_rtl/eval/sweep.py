@@ -5,8 +5,18 @@ A :class:`Setting` names one attention method with its parameters; :func:`run` e
 model. :class:`Calibration` holds the dense model's Q and K of every layer, from which
 per-layer head thresholds (for a target fraction of pruned heads), per-layer
 LeOPArd-style logit thresholds (for a target pair sparsity), SpAtten's progressive
-quantization threshold (for a target fraction of recomputed rows) and SpAtten's token
-keep ratio (for a target pruned fraction) are set offline.
+quantization threshold (for a target fraction of recomputed rows), SpAtten's token
+keep ratio (for a target pruned fraction) and the channel masks of channel pruning (the
+same number of Q/K channels kept in every head, chosen by a criterion,
+:mod:`hdp_rtl.eval.channels`) are set offline.
+
+**One comparison.** :data:`METHODS` is the single list of the methods compared: dense,
+HDP's rules, SpAtten, the LeOPArd-style threshold, channel pruning and the top-k oracle,
+each a line made of the rows of some setting groups. The report puts every method in one
+table and one plot of fidelity against the *pruned attention work* (the fraction of the
+dense attention MACs, score ``q.k`` and ``P x V``, that a method skips:
+:attr:`hdp_rtl.eval.attention.PruneStats.pruned_work`), so that methods pruning pairs
+and methods pruning channels share an axis.
 
 **Out of sample.** :class:`CrossCalibration` splits an input set into two halves (first
 and second half of the file, so that adjacent paraphrase pairs stay together) and
@@ -24,16 +34,21 @@ from pathlib import Path
 import numpy as np
 
 import golden
+from golden.channels import mask_to_bits
 from hdp_rtl.config import BLOCK_RULE_DELTA, BLOCK_RULE_MEAN, DEFAULT_LOGIT_GAP, HDPConfig
 
 from .attention import Dense, FixedThreshold, HDPAttention, PruneStats, TopK
+from .channels import (CRITERIA, ChannelAttention, attention_difference, contribution_gram,
+                       select_channels, similarity_scores)
 from .metrics import fidelity
 from .model import dense_attention
 from .spatten import SpAttenAttention, msb_row_max, token_keep_for
 
 __all__ = ["Dataset", "Setting", "Calibration", "CrossCalibration", "DEFAULT_HDP",
-           "base_config", "hdp", "spatten", "sweep_settings", "quick_settings",
-           "baselines_at", "run", "choose_default", "read_lines", "repo_data"]
+           "Method", "METHODS", "FAMILIES", "base_config", "hdp", "spatten", "channels",
+           "dense", "sweep_settings", "quick_settings", "baselines_at", "run",
+           "choose_default", "read_lines", "repo_data", "uses_calibration",
+           "CHANNEL_KEEPS", "comparison_rows", "pruned_work"]
 
 #: The documented default of the evaluation (docs/evaluation.md): the delta rule with
 #: the host computing ``delta`` for a logit gap of 5 (``delta_for``), element-wise (1x1)
@@ -109,8 +124,8 @@ def read_pairs(path) -> list[tuple[str, str]]:
 
 @dataclass(frozen=True)
 class Setting:
-    """One attention method: ``method`` is dense, hdp, spatten, topk or threshold;
-    ``group`` is the line it belongs to in the plots."""
+    """One attention method: ``method`` is dense, hdp, spatten, topk, threshold or
+    channels; ``group`` is the line it belongs to in the plots."""
 
     label: str
     group: str
@@ -207,6 +222,36 @@ def describe_spatten(p: dict) -> str:
     return " ".join(parts)
 
 
+def dense() -> Setting:
+    """The dense float model itself (its row reuses the dense embeddings: fidelity 1)."""
+    return Setting("dense (float)", "dense", "dense")
+
+
+#: Kept Q/K channels of the channel-pruning sweep, of ``head_dim = 32``: 75, 62.5, 50
+#: and 37.5 %.
+CHANNEL_KEEPS = (24, 20, 16, 12)
+
+
+def channels(criterion: str, keep: int, group: str | None = None, label: str | None = None,
+             **kw) -> Setting:
+    """A channel-pruning setting (:class:`hdp_rtl.eval.channels.ChannelAttention`) on the
+    core at :data:`DEFAULT_HDP`'s bits and approximation: ``keep`` of the 32 Q/K channels
+    of every head, chosen by ``criterion`` (a key of
+    :data:`hdp_rtl.eval.channels.CRITERIA`) on the calibration inputs. ``hdp=True`` adds
+    HDP's default rule (the delta rule at :data:`DEFAULT_HDP`'s gap) on top."""
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown channel criterion {criterion!r}")
+    p = dict(criterion=criterion, keep=int(keep), int_bits=DEFAULT_HDP["int_bits"],
+             frac_bits=DEFAULT_HDP["frac_bits"], approx=DEFAULT_HDP["approx"])
+    p.update(kw)
+    on_top = " + HDP default" if p.get("hdp") else ""
+    if group is None:
+        group = ("channels + HDP default" if p.get("hdp")
+                 else f"channels: {CRITERIA[criterion]}")
+    label = label or f"channels {p['keep']}/32, {CRITERIA[criterion]}{on_top}"
+    return Setting(label, group, "channels", _params(**p))
+
+
 def base_config(preset: str = "default", seq_max: int = 256) -> HDPConfig:
     """The preset with MiniLM's head dimension 32 and at most ``seq_max`` tokens."""
     cfg = HDPConfig.preset(preset)
@@ -236,15 +281,19 @@ def quick_settings() -> list[Setting]:
     mean rule at rho 0 (the baselines, SpAtten included, follow at the default's
     sparsity: :func:`baselines_at`)."""
     return [
-        hdp("reference", prune=False),
+        dense(),
+        hdp("quantisation only", prune=False),
         hdp("HDP default", label="HDP default: " + describe(dict(DEFAULT_HDP))),
         hdp("mean rule 1x4", rule="mean", rho=0.0, block_rows=1, block_cols=4),
+        channels("attention", 16),
+        channels("similarity", 16),
     ]
 
 
 def sweep_settings() -> list[Setting]:
     """Every setting of ``--sweep`` (baselines at equal sparsity come after)."""
-    s = [hdp("reference", prune=False), hdp("reference", prune=False, approx=False)]
+    s = [dense(), hdp("quantisation only", prune=False),
+         hdp("reference", prune=False, approx=False)]
     for rho in (-0.5, -0.3, -0.15, 0.0, 0.2):
         s.append(hdp("mean rule 1x4", rule="mean", rho=rho, block_rows=1, block_cols=4))
     for rho in (-0.3, 0.0):
@@ -287,6 +336,11 @@ def sweep_settings() -> list[Setting]:
     for sp in (0.2, 0.4, 0.5, 0.6, 0.7):
         s.append(Setting(f"threshold sparsity {sp:.0%}", "threshold (LeOPArd)", "threshold",
                          _params(sparsity=sp)))
+    for criterion in CRITERIA:
+        for keep in CHANNEL_KEEPS:
+            s.append(channels(criterion, keep))
+    for keep in (24, 16):
+        s.append(channels("attention", keep, hdp=True))
     return s
 
 
@@ -302,6 +356,69 @@ def baselines_at(sparsity: float, tag: str) -> list[Setting]:
     ]
 
 
+# ---- the methods compared --------------------------------------------------------------
+
+#: The method families (``Setting.method``) ``hdp-rtl eval --methods`` can choose from.
+FAMILIES = ("dense", "hdp", "spatten", "threshold", "channels", "topk")
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method of the comparison: ``name`` in the comparison table and plot,
+    ``family`` the ``Setting.method`` of its rows, ``groups`` the setting groups whose
+    rows (of that family) make its line."""
+
+    name: str
+    family: str
+    groups: tuple
+
+    def holds(self, row) -> bool:
+        return row["method"] == self.family and row["group"] in self.groups
+
+
+#: The single list of methods compared side by side (one table and one plot per input
+#: set): dense, the core with nothing pruned, HDP's block rules, SpAtten, the LeOPArd-style
+#: threshold, channel pruning (both criteria, and with HDP's rule on top) and the top-k
+#: oracle. Every row of a method comes from the settings run (no run of its own).
+METHODS = (
+    Method("dense (float)", "dense", ("dense",)),
+    Method("quantisation only (core, nothing pruned)", "hdp", ("quantisation only",)),
+    Method("HDP delta rule 1x1 (the default's rule)", "hdp", ("HDP default", "delta rule 1x1")),
+    Method("HDP delta rule 1x4", "hdp", ("delta rule 1x4",)),
+    Method("HDP mean rule 1x1", "hdp", ("mean rule 1x1",)),
+    Method("HDP mean rule 1x4", "hdp", ("mean rule 1x4",)),
+    Method("SpAtten (cascade token pruning)", "spatten", ("SpAtten tokens",)),
+    Method("LeOPArd-style threshold", "threshold", ("threshold (LeOPArd)",)),
+    Method("channel pruning, attention difference", "channels",
+           ("channels: attention difference",)),
+    Method("channel pruning, channel similarity", "channels",
+           ("channels: channel similarity",)),
+    Method("channel pruning (attention difference) + HDP default", "channels",
+           ("channels + HDP default",)),
+    Method("top-k oracle", "topk", ("top-k oracle",)),
+)
+
+
+def comparison_rows(rows, dataset: str):
+    """``[(method, rows)]`` of :data:`METHODS` on ``dataset``: each method's rows sorted
+    by pruned attention work; methods without a row are left out. A row belongs to the
+    first method that holds it."""
+    out = []
+    taken = set()
+    for m in METHODS:
+        rs = [r for r in rows if r["dataset"] == dataset and m.holds(r) and id(r) not in taken]
+        taken.update(id(r) for r in rs)
+        if rs:
+            out.append((m, sorted(rs, key=lambda r: (pruned_work(r), r["label"]))))
+    return out
+
+
+def pruned_work(row) -> float:
+    """A row's pruned attention work (rows of runs before it existed: their pairs
+    pruned, which is the same number for pair pruning)."""
+    return row.get("pruned_work", row["pruned"])
+
+
 # ---- calibration ---------------------------------------------------------------------
 
 @dataclass
@@ -311,6 +428,7 @@ class Calibration:
 
     qk: list = field(default_factory=list)
     _cache: dict = field(default_factory=dict)
+    _inputs: dict = field(default_factory=dict)   # per-input statistics, shared by subsets
 
     @classmethod
     def collect(cls, model, id_lists) -> "Calibration":
@@ -340,8 +458,45 @@ class Calibration:
         return [per_input[0][0].shape[1] for per_input in self.qk]
 
     def subset(self, indices) -> "Calibration":
-        """A calibration on some of the inputs only (its own cache)."""
-        return Calibration(qk=[self.qk[i] for i in indices])
+        """A calibration on some of the inputs only (its own cache of thresholds; the
+        per-input channel statistics are shared, computed once per input)."""
+        return Calibration(qk=[self.qk[i] for i in indices], _inputs=self._inputs)
+
+    def _channel_stats(self, kind: str, per_input) -> tuple:
+        """``(stat, rows)`` of one input for every (layer, head): Gram matrices of the
+        channel contributions (``layers x heads x d x d``) for ``gram``, summed attention
+        differences (``layers x heads x d``) for ``attention``; ``rows``: its tokens."""
+        key = (kind, id(per_input))
+        if key not in self._inputs:
+            fn = contribution_gram if kind == "gram" else attention_difference
+            stat = np.asarray([[fn(q[h], k[h]) for h in range(q.shape[0])]
+                               for q, k in per_input])
+            self._inputs[key] = (stat, per_input[0][0].shape[1])
+        return self._inputs[key]
+
+    def channel_scores(self, criterion: str) -> np.ndarray:
+        """``layers x heads x d`` scores of the channel criterion ``criterion`` over the
+        calibration inputs (larger: keep first); :mod:`hdp_rtl.eval.channels`."""
+        if criterion not in CRITERIA:
+            raise ValueError(f"unknown channel criterion {criterion!r}")
+        key = ("channel scores", criterion)
+        if key not in self._cache:
+            kind = "attention" if criterion == "attention" else "gram"
+            stats = [self._channel_stats(kind, per_input) for per_input in self.qk]
+            total = sum(st for st, _ in stats)
+            if criterion == "similarity":
+                scores = np.asarray([[similarity_scores(g) for g in layer] for layer in total])
+            elif criterion == "magnitude":
+                scores = np.sqrt(np.clip(np.einsum("lhcc->lhc", total), 0.0, None))
+            else:
+                scores = total / sum(rows for _, rows in stats)
+            self._cache[key] = scores
+        return self._cache[key]
+
+    def channel_masks(self, criterion: str, keep: int) -> np.ndarray:
+        """``layers x heads x d`` bool: the ``keep`` channels of largest score in every
+        head (the same number in every head)."""
+        return select_channels(self.channel_scores(criterion), keep)
 
     def spatten_token_keep(self, target: float, head_keep: float = 1.0,
                            mode: str = "tokens") -> float:
@@ -446,6 +601,17 @@ def make_method(setting: Setting, base: HDPConfig, cal: Calibration | None):
     p = setting.p
     if setting.method == "dense":
         return Dense()
+    if setting.method == "channels":
+        cfg = hdp_config(base, p)
+        fields = dict(approx_enable=bool(p.get("approx", True)))
+        gap = None
+        if p.get("hdp"):
+            fields.update(block_prune_enable=True, block_rule=BLOCK_RULE_DELTA)
+            gap = float(p.get("gap", DEFAULT_HDP["gap"]))
+        else:
+            fields["block_prune_enable"] = False
+        return ChannelAttention(cfg, cal.channel_masks(p["criterion"], p["keep"]),
+                                logit_gap=gap, **fields)
     if setting.method == "topk":
         return TopK(p["keep"])
     if setting.method == "threshold":
@@ -491,41 +657,69 @@ def run(model, data: Dataset, setting: Setting, base: HDPConfig,
     """Embed ``data`` with ``setting``; pruning counters and fidelity vs the dense model.
 
     With a :class:`CrossCalibration`, each input is embedded by a method made from its
-    own calibration (the other fold's), and the counters of both are added up."""
+    own calibration (the other fold's), and the counters of both are added up. The
+    dense setting reuses ``data.dense`` (and counts every pair) instead of a model run."""
     t0 = time.perf_counter()
     methods = {}                      # id(calibration) -> (calibration, method)
     calibrated = []                   # the values a calibrated method was given, per fold
     embs = []
-    for i, ids in enumerate(data.ids):
-        c = cal.for_input(i) if isinstance(cal, CrossCalibration) else cal
-        if id(c) not in methods:
-            methods[id(c)] = (c, make_method(setting, base, c))
-            calibrated.append(_calibrated_values(methods[id(c)][1]))
-        embs.append(model.embed_ids(ids, methods[id(c)][1]))
+    if setting.method == "dense":     # the dense pass is already done: reuse it
+        st = PruneStats()
+        heads, layers = model.heads, len(model.layers)
+        for ids in data.ids:
+            for layer in range(layers):
+                for _ in range(heads):
+                    st.add(layer, len(ids) ** 2, len(ids) ** 2)
+        embs = list(data.dense)
         if progress is not None:
-            progress.update(1)
-    st = PruneStats()
-    for _, m in methods.values():
-        st.merge(m.stats)
+            progress.update(len(data.ids))
+    else:
+        for i, ids in enumerate(data.ids):
+            c = cal.for_input(i) if isinstance(cal, CrossCalibration) else cal
+            if id(c) not in methods:
+                methods[id(c)] = (c, make_method(setting, base, c))
+                calibrated.append(_calibrated_values(methods[id(c)][1]))
+            embs.append(model.embed_ids(ids, methods[id(c)][1]))
+            if progress is not None:
+                progress.update(1)
+        st = PruneStats()
+        for _, m in methods.values():
+            st.merge(m.stats)
     # whole-model multiply-accumulates saved: a pruned pair saves its score and P x V
-    # (2 * head_dim), a pruned (token, layer) its projections and feed-forward
+    # (2 * head_dim), a masked score channel of a kept pair one, a pruned (token, layer)
+    # its projections and feed-forward, a masked Q/K channel its Q and K projection
+    # columns (2 * hidden MACs a token)
     L0 = model.layers[0]
     per_token = sum(w.size for w in (L0.wq, L0.wk, L0.wv, L0.wo, L0.wi, L0.wo2))
     per_pair = 2 * model.head_dim
     token_layers = len(model.layers) * sum(len(i) for i in data.ids)
     macs = token_layers * per_token + st.pairs_valid * per_pair
     macs_saved = (st.token_layers_pruned * per_token
-                  + (st.pairs_valid - st.pairs_kept) * per_pair)
+                  + (st.pairs_valid - st.pairs_kept) * per_pair
+                  + (st.pairs_kept - st.score_kept) * model.head_dim
+                  + st.qk_columns_skipped * 2 * L0.wq.shape[0])
     row = dict(dataset=data.name, label=setting.label, group=setting.group,
                method=setting.method, params=dict(setting.p),
-               pruned=st.pruned, block_pruned=st.block_pruned, head_pruned=st.head_pruned,
+               pruned=st.pruned, pruned_work=st.pruned_work,
+               score_channels=st.score_kept / st.pairs_kept if st.pairs_kept else 1.0,
+               block_pruned=st.block_pruned, head_pruned=st.head_pruned,
                heads_pruned=st.heads_pruned_frac, tokens_pruned=st.tokens_pruned,
                model_macs_pruned=macs_saved / macs if macs else 0.0,
                lsb_rows=st.rows_redone_frac, calibrated=calibrated,
+               calibration=(cal.mode if isinstance(cal, CrossCalibration) else "given")
+               if uses_calibration(setting) else None,
                seconds=time.perf_counter() - t0,
                layer_pruned=[1 - kept / valid for _, (valid, kept) in sorted(st.per_layer.items())])
     row.update(fidelity(data.dense, np.stack(embs), data.pairs))
     return row
+
+
+def uses_calibration(setting: Setting) -> bool:
+    """Whether a setting has numbers calibrated on inputs (thresholds, ratios, masks)."""
+    p = setting.p
+    return (setting.method in ("threshold", "channels")
+            or (setting.method == "spatten" and ("pruned" in p or "pq_rows" in p))
+            or (setting.method == "hdp" and bool(p.get("head_sparsity"))))
 
 
 def _calibrated_values(method) -> dict:
@@ -536,6 +730,9 @@ def _calibrated_values(method) -> dict:
                    pq_threshold=method.pq_threshold)
     elif isinstance(method, FixedThreshold):
         out["logit_thresholds"] = [float(t) for t in method.thresholds]
+    elif isinstance(method, ChannelAttention):
+        # per layer, per head: the kept channels as a mask word (bit c keeps channel c)
+        out["channel_masks"] = [[mask_to_bits(m) for m in layer] for layer in method.masks]
     elif isinstance(method, HDPAttention) and method.head_thresholds is not None:
         out["head_thresholds"] = [float(t) for t in method.head_thresholds]
     return out
