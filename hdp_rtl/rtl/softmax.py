@@ -38,8 +38,8 @@ class Softmax(wiring.Component):
 
     Both passes are pipelined for timing (ECP5: >= 100 MHz). The exponential pass is a
     fixed-latency pipeline of ``EXP_DEPTH`` register stages behind each read (RAM read,
-    score, ``z``, three stages of ``z * score_scale`` (:meth:`_exp_product`: operands,
-    two 15 x 15 products, their sum, for the presets), table and shift amount, ``e``),
+    score, ``z``, four stages of ``z * score_scale`` (:meth:`_exp_product`: operands,
+    two 15 x 15 products, their copies, their sum, for the presets), table and shift amount, ``e``),
     tracked by a valid shift register; the row's max and each beat's ``col`` travel
     along. The normalise pass (RAM read, ``e`` and ``col``, partial products of ``e *
     recip`` (:meth:`_norm_product`), sum; rounded into an output FIFO of
@@ -98,11 +98,12 @@ class Softmax(wiring.Component):
     normalise pass ``k`` (without back-pressure), all overlapping other rows: in steady
     state a row leaves every ``max(k + 1, 12)`` cycles or better at the default preset
     (``k`` or ``k + 1`` for long rows: the two score banks; ``2k + 20`` before the rows
-    overlapped). From a row's first score to its last probability: ``3k + 26`` cycles at
-    the default preset when idle (``3k + ceil((recip_bits - 1) / 2) + 15``, as before).
+    overlapped). From a row's first score to its last probability: ``3k + 28`` cycles at
+    the default preset when idle (``3k + ceil((recip_bits - 1) / 2) + 17``: the divider's
+    ``+ 1`` and ``EXP_DEPTH`` 9).
     """
 
-    EXP_DEPTH = 8    # exponential pipeline: register stages from an issued read to e
+    EXP_DEPTH = 9    # exponential pipeline: register stages from an issued read to e
     FIFO_DEPTH = 8   # output FIFO; also the normalise credit (in flight + queued)
     EXP_BANKS = 4    # banks of exponentials (rows between EXP start and last NORM read)
     DSP_BITS = 16    # a product piece: one iCE40 SB_MAC16 (16 x 16), ECP5 MULT18X18D
@@ -241,7 +242,7 @@ class Softmax(wiring.Component):
             zero_at = ((((E + 1) << L) << 1) - 1) << (sh - 1)
         else:
             zero_at = -(-((E + 1) << L) >> -sh)
-        prod, past = self._exp_product(m, z, scale, zero_at)  # 3 stages after z
+        prod, past = self._exp_product(m, z, scale, zero_at)  # 4 stages after z
         ub = len(prod) - max(sh, 0) + 1
         if sh > 0:
             # u = round(prod / 2^sh) = (prod >> sh) + prod[sh - 1]; e = 0 once u >> L > E,
@@ -412,7 +413,7 @@ class Softmax(wiring.Component):
 
     @classmethod
     def _exp_product(cls, m, z, scale, zero_at):
-        """``(prod, past)``, registers 3 cycles after ``z``: ``past`` is high only when
+        """``(prod, past)``, registers 4 cycles after ``z``: ``past`` is high only when
         ``z * scale >= zero_at``, and when it is low ``prod`` is ``z * scale`` exactly
         (an unsigned product that is only exact below ``zero_at``: two DSPs of at most
         16 x 16 for the presets instead of four or five of a full product).
@@ -427,6 +428,10 @@ class Softmax(wiring.Component):
         of one multiplier picks that product. Stages: ops (``zl``; ``zh`` or ``zl``;
         the flag ``zh != 0 and shi != 0``) | the two products | their sum (a middle
         product of ``2**(clog2(zero_at) - w)`` or more is flagged instead of added).
+        The products are registered twice (the first register can sit by its DSP, whose
+        own registers yosys does not use), and the run-time side is copied once more for
+        the same reason: a DSP placed far from both was the critical path (docs/fpga.md,
+        fifth pass).
         The presets: ``w`` = 15, so 15 x 15 products (edge: ``z`` 22 bits, ``scale`` 20;
         a full product took five SB_MAC16, four MULT18X18D at the default preset).
         """
@@ -436,15 +441,22 @@ class Softmax(wiring.Component):
         if len(z) <= dsp and len(scale) <= dsp:          # one product fits a DSP
             zq, p = Signal.like(z, name="z_ops"), Signal(len(z) + len(scale), name="z_prod")
             prod = Signal(len(p), name="prod_z")
-            m.d.sync += [zq.eq(z), p.eq(zq * scale), prod.eq(p)]
+            p2 = Signal(len(p), name="z_prod2")
+            m.d.sync += [zq.eq(z), p.eq(zq * scale), p2.eq(p), prod.eq(p2)]
             return prod, Const(0)
         if w > dsp:                                       # no narrow operand: full product
-            return cls._pipelined_product(m, z, scale), Const(0)
+            full = cls._pipelined_product(m, z, scale)
+            prod = Signal(len(full), name="prod_z_full")
+            m.d.sync += prod.eq(full)
+            return prod, Const(0)
         zl, zh, sl, shi = z[:w], z[w:], scale[:w], scale[w:]
         # run-time register side (registered: stable during a head)
         shi_zero = Signal(name="scale_hi_zero")
+        b0 = Signal(max(len(sl), len(shi)), name="scale_mid0")
         b = Signal(max(len(sl), len(shi)), name="scale_mid")
-        m.d.sync += [shi_zero.eq(shi == 0), b.eq(Mux(shi == 0, sl, shi))]
+        sl_q = Signal(len(sl), name="scale_lo")
+        m.d.sync += [shi_zero.eq(shi == 0), b0.eq(Mux(shi == 0, sl, shi)), b.eq(b0),
+                     sl_q.eq(sl)]
         # ops: the low part, the middle product's z side, and zh * sh != 0
         zl_q = Signal(w, name="z_lo")
         a_q = Signal(max(w, len(zh)), name="z_mid")
@@ -455,7 +467,11 @@ class Softmax(wiring.Component):
         p_lo = Signal(w + len(sl), name="z_prod_lo")
         p_mid = Signal(len(a_q) + len(b), name="z_prod_mid")
         past_p = Signal(name="z_past_prod")
-        m.d.sync += [p_lo.eq(zl_q * sl), p_mid.eq(a_q * b), past_p.eq(past_q)]
+        m.d.sync += [p_lo.eq(zl_q * sl_q), p_mid.eq(a_q * b), past_p.eq(past_q)]
+        p_lo2, p_mid2 = Signal.like(p_lo, name="z_prod_lo2"), Signal.like(p_mid, name="z_prod_mid2")
+        past_p2 = Signal(name="z_past_prod2")
+        m.d.sync += [p_lo2.eq(p_lo), p_mid2.eq(p_mid), past_p2.eq(past_p)]
+        p_lo, p_mid, past_p = p_lo2, p_mid2, past_p2
         # the sum: p_lo < 2^2w, the middle term added up to 2^clog (past: flagged)
         keep = clog - w
         prod = Signal(max(len(p_lo), keep + w) + 1, name="prod_z")
