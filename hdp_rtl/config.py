@@ -113,6 +113,16 @@ class HDPConfig:
         ``HDPDriver.run_progressive_head`` recomputes those rows at full precision).
         Without it (``edge``: the UP5K's logic cells are nearly all used) the four
         ``pq_*`` registers are not in the map. Changes no result.
+    channel_pruning : bool
+        Build the run-time channel mask of Q and K (issue 13): the ``channel_drop``
+        register names how many of the ``head_dim`` channels, counted from the last,
+        take no part in the scores of a head (the host moves the kept channels to the
+        front, :meth:`hdp_rtl.host.HDPDriver.run_head`'s ``channel_mask``). The input
+        unpacker stores the dropped channels of Q as 0, and the lane chunks after the
+        last kept channel cost no cycle in the integer pass (chunks of ``int_lanes``)
+        nor in the MAC array's score operations (chunks of ``mac_lanes``). Without it
+        (``edge``: the UP5K's logic cells are nearly all used) the register is not in
+        the map. Changes no result with every channel kept.
     selector : str
         The block-selection policy behind the selection seam: one of
         ``SELECTOR_NAMES`` (``"hdp"``: the top-k-free row-balanced rule; ``"topk"``:
@@ -151,6 +161,7 @@ class HDPConfig:
     perf_counters: bool = True
     importance_report: bool = True
     progressive_report: bool = True
+    channel_pruning: bool = True
     selector: str = "hdp"
     pv_acc_ram: bool = False
     out_row_buffers: int = 2
@@ -178,7 +189,8 @@ class HDPConfig:
                 f"{self.frac_bits + self.prob_bits}, not {self.out_frac}")
         _check_int(self, "axis_elems", 1, self.head_dim, pow2=True)
         _check_int(self, "counter_bits", 8, 32)
-        for name in ("perf_counters", "importance_report", "progressive_report"):
+        for name in ("perf_counters", "importance_report", "progressive_report",
+                     "channel_pruning"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if not isinstance(self.pv_acc_ram, bool):
@@ -412,11 +424,11 @@ PRESETS: dict[str, dict] = {
     "default": {},
     # Fits an iCE40 UP5K (5280 logic cells, 8 DSPs, 30 EBR) at 24 MHz: 64 tokens of 32
     # dims on 2 lanes, 2 elements a beat, no performance counters, no importance
-    # report and no progressive-quantization flags (docs/fpga.md).
+    # report, no progressive-quantization flags and no channel mask (docs/fpga.md).
     "edge": dict(seq_max=64, head_dim=32, block_rows=1, block_cols=4,
                  int_lanes=2, mac_lanes=2, exp_bits=10, prob_bits=10, counter_bits=20,
                  recip_guard_bits=8, axis_elems=2, pv_acc_ram=True, perf_counters=False,
-                 importance_report=False, progressive_report=False),
+                 importance_report=False, progressive_report=False, channel_pruning=False),
     # Long sequences and wide heads.
     "server": dict(seq_max=1024, head_dim=128, block_rows=1, block_cols=8,
                    int_lanes=64, mac_lanes=64, exp_lut_bits=7, exp_bits=14,

@@ -74,8 +74,8 @@ def _registers(config: HDPConfig) -> dict[str, Register]:
 
 # ---- register words --------------------------------------------------------------------
 
-def register_writes(regs: Registers, config: HDPConfig, *,
-                    input_timeout: int = 0) -> list[tuple[str, int, int]]:
+def register_writes(regs: Registers, config: HDPConfig, *, input_timeout: int = 0,
+                    channel_drop: int = 0) -> list[tuple[str, int, int]]:
     """The ``(name, offset, word)`` writes that program ``regs``, in offset order.
 
     Every writable register is written, so no earlier write is left over (a register
@@ -89,6 +89,9 @@ def register_writes(regs: Registers, config: HDPConfig, *,
     any value from a row's valid blocks up keeps the row whole; ``score_threshold``
     when the config has it (selector ``threshold``), as its field's two's complement.
     ``pq_threshold`` is written when the config has it (``progressive_report``).
+    ``channel_drop`` (the channel mask's count of dropped channels, not a head's
+    register: :meth:`HDPDriver.run_head` computes it from the mask) is written when the
+    config has the register (``channel_pruning``), 0 (every channel kept) by default.
     ``key_index`` and ``pq_index`` (the host's read indices of
     :meth:`HDPDriver.importances` and :meth:`HDPDriver.progressive_flags`) are written 0.
 
@@ -117,6 +120,13 @@ def register_writes(regs: Registers, config: HDPConfig, *,
         fields["block_k"] = {"block_k": min(regs.block_k, config.block_col_count)}
     if "score_threshold" in rmap:       # selector threshold; put keeps the field's bits
         fields["score_threshold"] = {"score_threshold": regs.score_threshold}
+    if "channel_drop" in rmap:          # channel_pruning builds
+        if not 0 <= channel_drop <= config.head_dim:
+            raise ConfigError(f"channel_drop must be 0..head_dim = {config.head_dim}, "
+                              f"not {channel_drop}")
+        fields["channel_drop"] = {"channel_drop": channel_drop}
+    elif channel_drop:
+        raise ConfigError("this config has no channel mask (channel_pruning is off)")
     if "pq_threshold" in rmap:          # progressive_report builds
         fields["pq_threshold"] = {"pq_threshold": regs.pq_threshold}
         fields["pq_index"] = {"pq_index": 0}
@@ -365,10 +375,12 @@ class HDPDriver:
     async def read_register(self, name: str) -> int:
         return await self.bus.read32(self.registers[name].offset)
 
-    async def program(self, regs: Registers) -> None:
-        """Write the registers of one head and ``input_timeout`` (:func:`register_writes`)."""
+    async def program(self, regs: Registers, channel_drop: int = 0) -> None:
+        """Write the registers of one head and ``input_timeout`` (:func:`register_writes`;
+        ``channel_drop``: the channels dropped from the scores, counted from the last)."""
         for _, offset, word in register_writes(regs, self.config,
-                                               input_timeout=self.input_timeout):
+                                               input_timeout=self.input_timeout,
+                                               channel_drop=channel_drop):
             await self.bus.write32(offset, word)
 
     async def start(self) -> Status:
@@ -438,12 +450,23 @@ class HDPDriver:
                               f"has 0x{want:08X}: the core was generated from another config")
         return value
 
-    async def run_head(self, q, k, v, regs: Registers) -> HeadRun:
+    async def run_head(self, q, k, v, regs: Registers, channel_mask=None) -> HeadRun:
         """Program ``regs``, start, stream the head's K, Q and V (:func:`pack_head`), and
         return its outputs.
 
         ``q``, ``k``, ``v`` are ``seq_len x d`` integers in the ``B``-bit format
         (:func:`pack_tensor`).
+
+        ``channel_mask`` (``head_dim`` bools, or None: every channel) says which
+        channels of Q and K take part in the scores
+        (:func:`golden.channels.attention_head_channels`, bit for bit). The driver moves
+        the kept channels to the front, Q and K alike
+        (:func:`golden.channels.pack_kept_channels`: no score changes), and writes
+        ``channel_drop = head_dim - kept``: the core stores the dropped channels of Q as
+        0 and runs only the lane chunks that hold a kept channel, ``ceil(kept /
+        int_lanes)`` a pair in the integer pass and ``ceil(kept / mac_lanes)`` a score in
+        the MAC array (at least 1). Without a mask, ``channel_drop`` is written 0. A mask
+        that drops a channel needs a config with ``channel_pruning`` (ConfigError).
 
         Raises
         ------
@@ -455,8 +478,18 @@ class HDPDriver:
         for name, x in zip("qkv", (q, k, v)):
             if np.shape(x)[0] != regs.seq_len:
                 raise ValueError(f"{name} has {np.shape(x)[0]} rows, seq_len is {regs.seq_len}")
+        drop = 0
+        if channel_mask is not None:
+            from golden.channels import check_mask, pack_kept_channels
+            mask = check_mask(channel_mask, self.config)
+            # (zero-padded to head_dim first: a kept channel of the padding counts as
+            # kept, as in the golden model's counters)
+            q, k = (np.pad(np.asarray(x), ((0, 0), (0, self.config.head_dim - np.shape(x)[1])))
+                    for x in (q, k))
+            q, k, packed = pack_kept_channels(q, k, mask)
+            drop = self.config.head_dim - int(packed.sum())
         packets = pack_head(q, k, v, self.config)
-        await self.program(regs)
+        await self.program(regs, channel_drop=drop)
         await self.start()
         return await self.finish(packets, regs.seq_len)
 

@@ -19,7 +19,7 @@ __all__ = ["Field", "Register", "ErrorCode", "register_map", "registers_by_name"
            "stream_format", "regmap_json", "regmap_c_header", "regmap_markdown",
            "errors_markdown", "COUNTERS", "FLAG_FIELDS", "AXIL_ADDR_BITS", "COUNTER_BASE",
            "INPUT_ORDER", "TENSOR_CODE", "INPUT_TIMEOUT_BITS", "BLOCK_K_OFFSET",
-           "SCORE_THRESHOLD_OFFSET", "PQ_BASE", "PQ_ROWS_PER_WORD",
+           "SCORE_THRESHOLD_OFFSET", "CHANNEL_DROP_OFFSET", "kept_channels", "PQ_BASE", "PQ_ROWS_PER_WORD",
            "key_importance_bits", "out_importance_bits", "pq_words", "pq_index_bits"]
 
 #: Byte-address width of the AXI4-Lite port (256 bytes of registers).
@@ -41,6 +41,9 @@ BLOCK_K_OFFSET = 0x2C
 #: Offset of ``score_threshold``, a register of the ``threshold`` selector's configs only
 #: (not 0x2C: a host that writes ``block_k`` to a threshold build gets error 5).
 SCORE_THRESHOLD_OFFSET = 0x30
+#: Offset of ``channel_drop``, a register of the configs with
+#: ``HDPConfig.channel_pruning`` only.
+CHANNEL_DROP_OFFSET = 0x34
 
 #: The tensors of a head on ``s_axis``, in order. K comes first so that the integer pass
 #: (whose every row needs all of K) can start on Q's first row and run while the rest of
@@ -249,6 +252,14 @@ def register_map(config: HDPConfig) -> list[Register]:
                              "complement (bits above it: error 6)", (
             Field("score_threshold", 0, config.sint_bits, "two's complement",
                   signed=True),)))
+    if config.channel_pruning:          # the run-time channel mask of Q and K (issue 13)
+        regs.append(Register("channel_drop", CHANNEL_DROP_OFFSET, "rw",
+                             "channels of Q and K dropped from the scores, counted from the "
+                             "last: channels head_dim - channel_drop and up take no part "
+                             "(Q's are stored as 0, whole lane chunks are skipped); 0: all "
+                             "kept, head_dim or more: none", (
+            # (all 32 bits: any value is valid, so the register adds no start check)
+            Field("channel_drop", 0, 32, "channels"),)))
     for i, (name, text) in enumerate(COUNTERS.items()):
         regs.append(Register(name, COUNTER_BASE + 4 * i, "ro", text,
                              (Field(name, 0, config.counter_bits,
@@ -290,6 +301,12 @@ def register_map(config: HDPConfig) -> list[Register]:
                 Field("pq_count", 0, config.seq_len_bits, "rows"),)),
         ]
     return regs
+
+
+def kept_channels(channel_drop: int, head_dim: int) -> int:
+    """The channels a head keeps (``0 .. head_dim``) with ``channel_drop`` written: the
+    first ``head_dim - channel_drop`` (none for ``channel_drop >= head_dim``)."""
+    return max(0, int(head_dim) - int(channel_drop))
 
 
 def pq_words(config: HDPConfig) -> int:

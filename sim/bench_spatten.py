@@ -140,7 +140,7 @@ def _topk_table(rows: list[dict]) -> list[str]:
 
 def _selection_table(rows: list[dict]) -> list[str]:
     lines = ["| workload | block rows | radix passes a row: mean (max) | top-k select side a row "
-             "(`topk_row_cycles`) | of it, counting passes | SpAtten quick-select a row "
+             "(`select_plan`) | of it, counting passes | SpAtten quick-select a row "
              "(model) | rows paced, top-k: sum max(scorer, nb + 1, select) | int measured, "
              "top-k | rows paced, HDP: sum max(scorer, nb + 1) | int measured, HDP |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -192,9 +192,10 @@ def report(config: HDPConfig, preset: str, topk: list[dict], casc_rows: list[dic
         f"it grows). Cycles from the core's counters; `int` is the integer pass, where "
         f"both select.", "", *_topk_table(topk), "",
         "Selection a block row (from the golden head's block importances and the top-k "
-        "engine's rule: the radix passes it takes on each row, `topk_row_cycles(nb, "
-        "passes, 8)` for the select side, of which `passes (W + 5)` counting, W = "
-        "ceil(nb / 8); SpAtten's quick-select model, `golden.spatten.quickselect_cycles` "
+        "engine's rule, `hdp_rtl.rtl.topk.select_plan(row, block_k, sint_bits, 8)`, "
+        "equal to the RTL's cycles: radix-16 counting passes on the keys less the row's "
+        "minimum, each reading only the words that still hold a candidate, then a final "
+        "pass; `counting` is the counting passes' words and gaps; SpAtten's quick-select model, `golden.spatten.quickselect_cycles` "
         "with 8 comparators, mean of pivot seeds 0-4, counts its rounds only, no final "
         "pass). `rows paced` is the integer pass the block rows allow when each takes the "
         "longest of the scorer's cycles, the selector's `nb + 1` to take it and its select "

@@ -2,7 +2,8 @@
 HDP keeps, and what selecting those blocks costs a block row (``make bench``).
 
 Everything here is the golden model plus the top-k engine's cycle rule
-(:func:`hdp_rtl.rtl.topk.topk_row_cycles`); nothing runs a simulator.
+(:func:`hdp_rtl.rtl.topk.select_plan`, equal to the RTL's cycles); nothing runs a
+simulator.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 import golden
 from golden.spatten import quickselect_cycles
 from hdp_rtl.config import HDPConfig, Registers
-from hdp_rtl.rtl.topk import READ_STAGES, radix_passes, topk_row_cycles
+from hdp_rtl.rtl.topk import PASS_GAP, radix_passes, select_plan
 
 __all__ = ["keep_fraction", "block_k_for_keep", "radix_passes", "selection_rows",
            "selection_summary", "COMPARATORS"]
@@ -55,8 +56,9 @@ def block_k_for_keep(q, k, v, config: HDPConfig, regs: Registers, target: float)
 def selection_rows(res: golden.HeadResult, block_k: int, config: HDPConfig,
                    seeds: int = 5) -> list[dict]:
     """Per block row of a golden head (``res`` of the ``topk`` config): its valid
-    blocks ``nb``, the radix passes on its ``BI``, the select side's cycles
-    (:func:`topk_row_cycles`) and the counting part of them, and SpAtten's quick-select
+    blocks ``nb``, the counting passes on its ``BI``, the select side's cycles
+    (:func:`select_plan`) and the counting part of them (every pass but the final
+    one, with the gaps after them), and SpAtten's quick-select
     model on the same row (:func:`golden.spatten.quickselect_cycles`, the mean over
     pivot seeds ``0 .. seeds-1``; it counts its rounds only, no final pass).
     A head-pruned head has its rows too: the selector works through the integer pass,
@@ -70,13 +72,13 @@ def selection_rows(res: golden.HeadResult, block_k: int, config: HDPConfig,
         nb = len(vals)
         if not nb:
             continue
-        passes = radix_passes(vals, block_k, config.sint_bits)
-        words = -(-nb // p)
+        plan = select_plan(vals, block_k, config.sint_bits, p)
+        passes = plan["passes"]
         pairs = int(res.valid[br * config.block_rows:(br + 1) * config.block_rows].sum())
         rows.append({
             "nb": nb, "scorer": per_pair * pairs, "passes": passes,
-            "row_cycles": topk_row_cycles(nb, passes, p),
-            "counting": passes * (words + READ_STAGES + 1),
+            "row_cycles": plan["cycles"],
+            "counting": sum(plan["words"][:-1]) + passes * (PASS_GAP - 1),
             "quickselect": float(np.mean([quickselect_cycles(vals, block_k, p, s)
                                           for s in range(seeds)])),
         })

@@ -12,6 +12,7 @@ import numpy as np
 from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 
 import golden
+import golden.channels
 from golden.spatten import progressive_head, progressive_rows
 from golden.vectors import load_minilm_heads
 from hdp_host import QUIET_CYCLES, HDPHost
@@ -137,6 +138,51 @@ async def head_pruning_and_approximation(dut):
     for approx in (False, True):
         c = await host.check_head(q, k, v, dense.replace(approx_enable=approx), label=f"approx {approx}")
     dut._log.info("dense head of 9: %d cycles", c.cycles_total)
+
+
+def channel_masks(rng: np.random.Generator) -> list:
+    """The channel masks of ``channel_mask_heads``: every channel; half the channels,
+    scattered (packed: half the MAC array's chunks); a chunk and a part of the next (a
+    partial chunk, zeroed in Q by the core); one channel; none."""
+    d, L = CONFIG.head_dim, CONFIG.mac_lanes
+
+    def keep(count):
+        mask = np.zeros(d, bool)
+        mask[rng.choice(d, count, replace=False)] = True
+        return mask
+
+    return [("all", np.ones(d, bool)), ("half", keep(d // 2)),
+            ("partial", keep(min(d - 1, L + L // 2 + 1))), ("one", keep(1)),
+            ("none", np.zeros(d, bool))]
+
+
+@cocotb.test()
+async def channel_mask_heads(dut):
+    """The run-time channel mask (configs with channel_pruning; issue 13) through the
+    driver under random stalls: each head bit-exact with
+    golden.channels.attention_head_channels and its counters (int_macs and score_macs
+    count the kept channels); every channel kept is the dense head bit for bit; the MAC
+    array's busy cycles are kept pairs x (ceil(kept / mac_lanes) + head_dim /
+    mac_lanes): a score runs only the chunks of the kept channels, P x V all. A build
+    without channel_pruning runs the full mask only."""
+    host = await _setup(dut, seed=13)
+    rng = np.random.default_rng(13)
+    d, L = CONFIG.head_dim, CONFIG.mac_lanes
+    for i, (name, mask) in enumerate(channel_masks(rng)):
+        if not CONFIG.channel_pruning and not mask.all():
+            continue
+        n = min(CONFIG.seq_max, 6 + 3 * i)
+        q, k, v, regs = random_head(rng, n, causal=i % 2 == 1, block_prune_enable=i != 2)
+        label = f"channels {name} ({int(mask.sum())} kept)"
+        c = await host.check_head(q, k, v, regs, label=label, channel_mask=mask)
+        res = golden.channels.attention_head_channels(q, k, v, CONFIG, regs, mask)
+        if mask.all():
+            dense = golden.attention_head(q, k, v, CONFIG, regs)
+            assert (res.out == dense.out).all() and res.int_macs == dense.int_macs
+        if CONFIG.perf_counters and not res.head_pruned:
+            active = max(1, -(-int(mask.sum()) // L))
+            want = res.pairs_kept * (active + d // L)
+            assert c.mac_busy == want, f"{label}: mac_busy {c.mac_busy}, expected {want}"
 
 
 @cocotb.test()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 import golden
+from golden.channels import attention_head_channels
 from golden.spatten import head_importance_out, token_importance
 from axi_bus import AxiBus
 from hdp_rtl.config import HDPConfig, Registers
@@ -44,7 +45,8 @@ class HDPHost:
 
     async def check_head(self, q, k, v, regs: Registers, *, label: str,
                          error: ErrorCode = ErrorCode.NONE, packets=None,
-                         while_running=None, importances: bool = False) -> Counters:
+                         while_running=None, importances: bool = False,
+                         channel_mask=None) -> Counters:
         """Run a head and check it against ``golden.attention_head(q, k, v, ...)``.
 
         Parameters
@@ -61,6 +63,10 @@ class HDPHost:
             (``pack_head``: K, Q, V).
         while_running : async callable, optional
             Awaited once the head has started, before its input is sent.
+        channel_mask : array of bool, optional
+            The channels of Q and K that take part in the scores: run through
+            :meth:`HDPDriver.run_head`'s ``channel_mask`` and checked against
+            :func:`golden.channels.attention_head_channels`.
         importances : bool
             Also read SpAtten's importances (:meth:`HDPDriver.importances`) and check
             them against :func:`golden.spatten.token_importance` and
@@ -70,11 +76,14 @@ class HDPHost:
         -------
         Counters
         """
-        res = golden.attention_head(q, k, v, self.config, regs)
+        if channel_mask is None:
+            res = golden.attention_head(q, k, v, self.config, regs)
+        else:
+            res = attention_head_channels(q, k, v, self.config, regs, channel_mask)
         n = regs.seq_len
         with self.bus.head(label, n):
             if packets is None and while_running is None:
-                run = await self.driver.run_head(q, k, v, regs)
+                run = await self.driver.run_head(q, k, v, regs, channel_mask=channel_mask)
             else:
                 await self.driver.program(regs)
                 await self.driver.start()

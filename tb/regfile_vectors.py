@@ -18,8 +18,9 @@ RESERVED = 0x3C
 assert all(r.offset != RESERVED for r in registers_by_name(HDPConfig.preset("server")).values())
 
 
-def register_words(config: HDPConfig, regs: Registers) -> dict[str, int]:
-    """The word a host writes into each writable register for ``regs``."""
+def register_words(config: HDPConfig, regs: Registers, channel_drop: int = 0) -> dict[str, int]:
+    """The word a host writes into each writable register for ``regs`` (and
+    ``channel_drop`` when the config has it)."""
     rmap = registers_by_name(config)
     low = rmap["head_threshold"].field("head_threshold").width
     hi = rmap["head_threshold_hi"]
@@ -37,10 +38,12 @@ def register_words(config: HDPConfig, regs: Registers) -> dict[str, int]:
            if "score_threshold" in rmap else {}),
         **({"pq_threshold": rmap["pq_threshold"].word(pq_threshold=regs.pq_threshold)}
            if "pq_threshold" in rmap else {}),
+        **({"channel_drop": rmap["channel_drop"].word(channel_drop=channel_drop)}
+           if "channel_drop" in rmap else {}),
     }
 
 
-def run_fields(regs: Registers, config: HDPConfig) -> dict:
+def run_fields(regs: Registers, config: HDPConfig, channel_drop: int = 0) -> dict:
     """The register file's ``run`` struct (as :func:`sim.packing.unpack` gives it) after
     an accepted start with ``regs`` (``block_k``, ``score_threshold``, ``pq_threshold``
     when ``config``'s map has them)."""
@@ -50,7 +53,8 @@ def run_fields(regs: Registers, config: HDPConfig) -> dict:
             "score_scale": regs.score_scale,
             **({"block_k": regs.block_k} if "block_k" in rmap else {}),
             **({"score_threshold": regs.score_threshold} if "score_threshold" in rmap else {}),
-            **({"pq_threshold": regs.pq_threshold} if "pq_threshold" in rmap else {})}
+            **({"pq_threshold": regs.pq_threshold} if "pq_threshold" in rmap else {}),
+            **({"channel_drop": channel_drop} if "channel_drop" in rmap else {})}
 
 
 def random_registers(config: HDPConfig, rng: random.Random) -> Registers:

@@ -38,7 +38,7 @@ def test_case_lists_name_cocotb_tests():
     tree = ast.parse((Path(__file__).parent / "cocotb_top.py").read_text())
     tests = {f.name for f in tree.body if isinstance(f, ast.AsyncFunctionDef)}
     assert set(f"{ICARUS_CASES},{ERROR_CASES},{ABORT_CASES},{TOPK_CASES},{THRESHOLD_CASES},"
-               f"{SPATTEN_CASES}".split(",")) <= tests
+               f"{SPATTEN_CASES},{CHANNEL_CASES}".split(",")) <= tests
 
 
 def _run(config: HDPConfig, simulator: str, name: str, testcase: str | None = None,
@@ -139,3 +139,20 @@ def test_minilm_heads_on_their_own_configs(name):
     """On Verilator: a MiniLM head takes minutes on Icarus."""
     _run(_minilm_configs()[name], "verilator", f"top-minilm-{name}", testcase="minilm_heads",
          quick_build=True)    # `default`-sized models with 7-13 s of simulation
+
+
+#: The edge preset with the run-time channel mask (edge builds none): 16 lane chunks in
+#: the integer pass and in the MAC array, both skipped past the kept channels; with the
+#: counters, whose mac_busy shows the cycles saved.
+EDGE_CHANNELS = HDPConfig.preset("edge").replace(channel_pruning=True, perf_counters=True)
+CHANNEL_CASES = "channel_mask_heads"
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_channel_mask_top_on_icarus():
+    """The channel mask through the driver on Icarus (Verilator runs the same case on
+    the default preset, in test_top_against_golden): all kept (the dense head bit for
+    bit), half the chunks, a partial chunk, one channel, none; bit-exact with
+    golden.channels.attention_head_channels, the MAC array's busy cycles as documented."""
+    _run(EDGE_CHANNELS, "icarus", "top-edge-channels", testcase=CHANNEL_CASES)

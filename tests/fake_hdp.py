@@ -6,7 +6,8 @@ read back, out-of-field writes refusing the next start, the start checks in code
 errors 5 and 7, sticky latest-wins errors, clear before start, ``ctrl.abort``: a running
 head dropped with error 10, a no-op while idle; ``block_k`` and error 12 in ``topk``
 configs, ``score_threshold`` in ``threshold`` configs, the ``pq_*`` registers of the
-``progressive_report`` configs) and computes each head with the golden model, with
+``progressive_report`` configs, ``channel_drop`` of the ``channel_pruning`` configs:
+the last channels of Q and K dropped from the scores) and computes each head with the golden model, with
 errors 8 and 9 raised as the input unpacker does, and its progressive-quantization
 flags with ``golden.spatten.progressive_rows``. Its own
 lane decoding and encoding (``int.from_bytes``/``to_bytes``) are independent of the
@@ -16,12 +17,14 @@ from __future__ import annotations
 
 from collections import deque
 
-import golden
+import numpy as np
+
+from golden.channels import attention_head_channels
 from golden.spatten import progressive_rows
 from hdp_rtl.config import RHO_ONE, HDPConfig, Registers
 from hdp_rtl.host import BusError
 from hdp_rtl.regmap import (COUNTERS, FLAG_FIELDS, INPUT_ORDER, PQ_ROWS_PER_WORD, ErrorCode,
-                            register_map)
+                            kept_channels, register_map)
 
 __all__ = ["FakeHDP"]
 
@@ -146,6 +149,7 @@ class FakeHDP:
                if "score_threshold" in self.value else {}),
             **({"pq_threshold": self.value["pq_threshold"]}
                if "pq_threshold" in self.value else {}))
+        self.run_drop = self.value.get("channel_drop", 0)      # latched like the others
         self.busy, self.done, self.head_pruned = True, False, False
         self.counters = {k: self.counters[k] if k == "heads_pruned" else 0 for k in COUNTERS}
         self.received.clear()
@@ -195,7 +199,10 @@ class FakeHDP:
                  for i in range(0, len(self.received), lane)]
         tensors = {name: [elems[(t * n + r) * cfg.head_dim:(t * n + r + 1) * cfg.head_dim]
                           for r in range(n)] for t, name in enumerate(INPUT_ORDER)}
-        res = golden.attention_head(tensors["q"], tensors["k"], tensors["v"], cfg, self.run)
+        # the channel mask: the first head_dim - channel_drop channels kept
+        kept = kept_channels(self.run_drop, cfg.head_dim)
+        res = attention_head_channels(tensors["q"], tensors["k"], tensors["v"], cfg, self.run,
+                                      np.arange(cfg.head_dim) < kept)
         out_lane = cfg.out_lane_bits // 8
         self.output.append(b"".join(int(x).to_bytes(out_lane, "little", signed=True)
                                     for x in res.out.flat))

@@ -11,7 +11,7 @@ import golden
 from hdp_rtl.config import HDPConfig, Registers
 from hdp_rtl.eval.spatten import keep_counts
 from hdp_rtl.host import Counters
-from hdp_rtl.rtl.topk import topk_row_cycles
+from hdp_rtl.rtl.topk import RADIX_BITS, select_plan
 from sim import bench_spatten as sp
 from sim.cascade import synthetic_cascade
 from sim.topk_match import (block_k_for_keep, keep_fraction, radix_passes, selection_rows,
@@ -54,32 +54,30 @@ def test_block_k_for_keep_needs_topk():
 
 
 def _brute_passes(values, k, width):
-    """The bits on which the values differ, among the top ``p`` bits: ``p`` the fewest
-    after which the values matching the k-th largest key there are exactly the ones
-    still to keep (0 for k <= 0 or k >= n)."""
+    """The engine's counting passes from their definition: the keys are the values less
+    the row's minimum, cut into RADIX_BITS-bit digits below the span's top digit; the
+    passes are the fewest top digits ``j`` after which the keys whose top ``j`` digits
+    are at least the k-th largest key's are exactly ``k`` (every digit if never; 0 for
+    k <= 0, k >= n or equal values)."""
     n = len(values)
-    if k <= 0 or k >= n:
+    keys = sorted((v - min(values) for v in values), reverse=True)
+    if k <= 0 or k >= n or keys[0] == 0:
         return 0
-    keys = sorted((v + (1 << (width - 1)) for v in values), reverse=True)
+    digits = -(-keys[0].bit_length() // RADIX_BITS)
+    top = lambda x, j: x >> (RADIX_BITS * (digits - j))  # noqa: E731
     kth = keys[k - 1]
-    differ = 0
-    for x in keys:
-        differ |= x ^ keys[0]
-    top = lambda x, p: x >> (width - p)  # noqa: E731
-    p = next((p for p in range(1, width + 1)
-              if sum(1 for x in keys if top(x, p) == top(kth, p))
-              == k - sum(1 for x in keys if top(x, p) > top(kth, p))), width)
-    return bin(top(differ, p)).count("1")
+    return next((j for j in range(1, digits + 1)
+                 if sum(1 for x in keys if top(x, j) >= top(kth, j)) == k), digits)
 
 
 def test_radix_passes():
     assert radix_passes([3, 1, 2], 0, 4) == radix_passes([3, 1, 2], 3, 4) == 0
-    assert radix_passes([5] * 8, 3, 6) == 0                 # all equal: no bit differs
-    assert radix_passes(list(range(-8, 8)), 8, 4) == 1      # the sign bit splits them
-    assert radix_passes([4, 5, 4, 5], 1, 6) == 1            # one bit differs: one pass
+    assert radix_passes([5] * 8, 3, 6) == 0                 # all equal: no digit differs
+    assert radix_passes(list(range(-8, 8)), 8, 4) == 1      # one digit holds the span
+    assert radix_passes([0, 255, 16, 17], 2, 9) == 2        # 16 and 17 share the top digit
     rng = np.random.default_rng(1)
     for _ in range(300):
-        width = int(rng.integers(4, 9))
+        width = int(rng.integers(4, 15))
         n = int(rng.integers(1, 20))
         vals = [int(x) for x in rng.integers(-(1 << (width - 1)), 1 << (width - 1), n)]
         if rng.random() < 0.3:                              # rows sharing their high bits
@@ -97,8 +95,9 @@ def test_selection_rows():
     assert [r["nb"] for r in rows] == list(range(1, 13))    # causal, 1 x 1 blocks
     for r, bi in zip(rows, res.block_importance):
         passes = radix_passes([int(x) for x in bi[:r["nb"]]], 3, TOPK.sint_bits)
-        assert r["passes"] == passes and r["row_cycles"] == topk_row_cycles(r["nb"], passes, 8)
-        assert (passes == 0) == (r["nb"] <= 3)
+        plan = select_plan([int(x) for x in bi[:r["nb"]]], 3, TOPK.sint_bits, 8)
+        assert r["passes"] == passes == plan["passes"] and r["row_cycles"] == plan["cycles"]
+        assert r["nb"] > 3 or passes == 0
         assert r["scorer"] == 4 * r["nb"]                    # d / int_lanes = 4 a block
     s = selection_summary(rows)
     assert s["rows"] == 12

@@ -1,4 +1,5 @@
 """Properties of the golden model, checked with hypothesis on small random heads."""
+import pytest
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
@@ -138,3 +139,34 @@ def test_pruned_pairs_have_zero_probability_and_counters_add_up():
     assert res.score_macs == res.pv_macs == CFG.head_dim * res.keep.sum()
     assert res.int_macs == CFG.head_dim * res.valid.sum()
     assert res.blocks_kept + res.blocks_pruned == res.block_valid.sum()
+
+
+@pytest.mark.parametrize("preset", ["default", "edge"])
+def test_channel_mask_as_the_core_runs_it(preset):
+    """The core's form of a channel mask (docs/interface.md, channel mask): Q and K
+    packed (kept channels first, golden.channels.pack_kept_channels), Q's channels from
+    kept on zeroed (the unpacker), the scores summed over the first ceil(kept / lanes)
+    chunks only (the skipped chunks hold Q's zeros): the head of
+    golden.channels.attention_head_channels with the mask as it was, bit for bit, for
+    every kept count, scattered masks included."""
+    import golden.channels as ch
+    cfg = HDPConfig.preset(preset)
+    d, n = cfg.head_dim, 9
+    rng = np.random.default_rng(len(preset))
+    for kept in sorted({0, 1, cfg.mac_lanes - 1, cfg.mac_lanes + 1, d // 2, d - 1, d}):
+        mask = np.zeros(d, bool)
+        mask[rng.choice(d, kept, replace=False)] = True
+        xq, xk, xv = rng.standard_normal((3, n, d))
+        q, k, v, regs, _ = golden.prepare_head(xq, xk, xv, cfg, logit_gap=3.0,
+                                               causal=kept % 2 == 1)
+        want = ch.attention_head_channels(q, k, v, cfg, regs, mask)
+        pq, pk, packed = ch.pack_kept_channels(q, k, mask)
+        assert packed.sum() == kept and packed[:kept].all()
+        for lanes in (cfg.int_lanes, cfg.mac_lanes):
+            active = max(1, ch.active_chunks(packed, lanes))
+            cut = active * lanes                 # the chunks the core runs
+            zq = pq.copy()
+            zq[:, kept:] = 0
+            res = golden.attention_head(zq[:, :cut], pk[:, :cut], v, cfg, regs)
+            assert np.array_equal(res.out, want.out) and np.array_equal(res.s_int, want.s_int)
+            assert res.head_pruned == want.head_pruned

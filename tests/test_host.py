@@ -516,3 +516,40 @@ def test_driver_aborts_a_head_that_hangs():
         core.busy_reads = 1
         check_run(await drv.run_head(q, k, v, regs), q, k, v, regs)
     run(main())
+
+
+def test_driver_channel_mask():
+    """run_head's channel_mask: the kept channels packed to the front of Q and K and
+    channel_drop = head_dim - kept written (read back), each head bit-exact with
+    golden.channels.attention_head_channels (outputs, int_macs and score_macs) for every
+    channel, a scattered half, a partial chunk, one and none (inputs narrower than
+    head_dim); a head without a mask writes channel_drop 0 again; a build without
+    channel_pruning has no register and refuses a mask that drops a channel."""
+    from golden.channels import attention_head_channels
+    cfg = SMALL.replace(channel_pruning=True)
+    d = cfg.head_dim
+
+    async def main():
+        drv = HDPDriver(FakeHDP(cfg), cfg)
+        rng = np.random.default_rng(13)
+        masks = [np.ones(d, bool), np.arange(d) % 2 == 1, np.arange(d) < 3,
+                 np.arange(d) == 5, np.zeros(d, bool)]
+        for i, mask in enumerate(masks):
+            q, k, v, regs = small_head(rng, cfg.seq_max - i, cfg, causal=i % 2 == 1)
+            got = await drv.run_head(q, k, v, regs, channel_mask=mask)
+            want = attention_head_channels(q, k, v, cfg, regs, mask)
+            assert np.array_equal(got.out, want.out), i
+            assert (got.counters.int_macs, got.counters.score_macs) == \
+                (want.int_macs, want.score_macs)
+            assert await drv.read_register("channel_drop") == d - int(mask.sum())
+        await drv.run_head(q, k, v, regs)
+        assert await drv.read_register("channel_drop") == 0
+        with pytest.raises(ConfigError, match="channel_drop"):
+            register_writes(regs, cfg, channel_drop=d + 1)
+        plain = HDPDriver(FakeHDP(SMALL), SMALL)
+        assert "channel_drop" not in plain.registers
+        check_run(await plain.run_head(q, k, v, regs, channel_mask=np.ones(d, bool)),
+                  q, k, v, regs)
+        with pytest.raises(ConfigError, match="channel"):
+            await plain.run_head(q, k, v, regs, channel_mask=masks[1])
+    run(main())

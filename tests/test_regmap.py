@@ -150,3 +150,29 @@ def test_progressive_registers_only_with_progressive_report(preset):
     small = register_map(on.replace(seq_max=20, block_cols=1))
     by = {r.name: r for r in small}
     assert by["pq_flags"].mask == (1 << 20) - 1 and by["pq_index"].mask == 1
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_channel_drop_only_in_channel_pruning_configs(preset):
+    """channel_drop (rw, 32 bits: every value valid, no start check) at its own free
+    offset below the counters, in the builds with channel_pruning only (every preset but
+    edge), in regs.json and the C header; kept_channels reads it."""
+    from hdp_rtl.regmap import CHANNEL_DROP_OFFSET, kept_channels
+    on = HDPConfig.preset(preset).replace(channel_pruning=True)
+    off = on.replace(channel_pruning=False)
+    assert HDPConfig.preset(preset).channel_pruning == (preset != "edge")
+    assert "channel_drop" not in {r.name for r in register_map(off)}
+    extra = [r for r in register_map(on) if r.name not in {x.name for x in register_map(off)}]
+    assert [r.name for r in extra] == ["channel_drop"]
+    (reg,) = extra
+    assert reg.access == "rw" and reg.offset == CHANNEL_DROP_OFFSET < COUNTER_BASE
+    offsets = [r.offset for r in register_map(on.replace(selector="threshold"))]
+    assert len(offsets) == len(set(offsets))
+    f = reg.field("channel_drop")
+    assert (f.lsb, f.width, reg.mask) == (0, 32, 0xFFFF_FFFF)
+    assert [kept_channels(x, on.head_dim) for x in (0, 1, on.head_dim, (1 << f.width) - 1)] \
+        == [on.head_dim, on.head_dim - 1, 0, 0]
+    doc = json.loads(regmap_json(on))
+    assert any(x["name"] == "channel_drop" and x["offset"] == CHANNEL_DROP_OFFSET
+               for x in doc["registers"])
+    assert f"#define HDP_CHANNEL_DROP_OFFSET 0x{CHANNEL_DROP_OFFSET:02X}u" in regmap_c_header(on)

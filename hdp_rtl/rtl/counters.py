@@ -41,6 +41,9 @@ class PerfCounters(wiring.Component):
     counter_bits : int
         Width of every counter (``HDPConfig.counter_bits``). The values are this narrow:
         the register file zero-extends them, so no logic is spent on the high bits.
+    channel_count : bool
+        ``HDPConfig.channel_pruning``: ``int_macs`` and ``score_macs`` add ``channels``
+        (the head's kept channels) a pair instead of ``head_dim``.
     enabled : bool
         ``HDPConfig.perf_counters``: with ``False`` no counter is built and ``values``
         are 0 (synthesis then removes the register file's counter reads and every
@@ -57,14 +60,17 @@ class PerfCounters(wiring.Component):
     events : In(events_layout)
     values : Out(ArrayLayout(counter_bits, len(COUNTERS)))
         In ``COUNTERS`` order; ``blocks_pruned`` is the valid blocks less the kept ones.
+    channels : In(range(head_dim + 1))
+        With ``channel_count``: the head's kept channels, stable during a head.
     """
 
     #: Cycles from an event (or ``clear``) to the values that include it.
     LATENCY = 1
 
     def __init__(self, *, head_dim: int, block_col_count: int, counter_bits: int,
-                 enabled: bool = True):
+                 enabled: bool = True, channel_count: bool = False):
         self.head_dim = head_dim
+        self.channel_count = channel_count
         self.enabled = enabled
         self.kept_bits = block_col_count.bit_length()
         self.counter_bits = counter_bits
@@ -72,12 +78,14 @@ class PerfCounters(wiring.Component):
             "clear": In(1),
             "events": In(events_layout(kept_bits=self.kept_bits)),
             "values": Out(data.ArrayLayout(counter_bits, len(COUNTERS))),
+            **({"channels": In(range(head_dim + 1), init=head_dim)} if channel_count else {}),
         })
 
     @classmethod
     def from_config(cls, config):
         return cls(head_dim=config.head_dim, block_col_count=config.block_col_count,
-                   counter_bits=config.counter_bits, enabled=config.perf_counters)
+                   counter_bits=config.counter_bits, enabled=config.perf_counters,
+                   channel_count=config.channel_pruning)
 
     def elaborate(self, platform):
         m = Module()
@@ -85,6 +93,7 @@ class PerfCounters(wiring.Component):
             m.d.comb += self.values.eq(0)
             return m
         d = self.head_dim
+        kept = self.channels if self.channel_count else d    # Q/K channels a pair
         ev = Signal.like(self.events, name="events_q")
         clear = Signal(name="clear_q")
         m.d.sync += [ev.eq(self.events), clear.eq(self.clear)]
@@ -95,7 +104,7 @@ class PerfCounters(wiring.Component):
             "cycles_total": ev.busy, "cycles_load": ev.load, "cycles_int": ev.int,
             "cycles_attn": ev.attn, "cycles_out": ev.out,
             "words_in": ev.word_in, "words_out": ev.word_out,
-            "int_macs": Mux(ev.int_pair, d, 0), "score_macs": Mux(ev.score_op, d, 0),
+            "int_macs": Mux(ev.int_pair, kept, 0), "score_macs": Mux(ev.score_op, kept, 0),
             "pv_macs": Mux(ev.pv_op, d, 0), "mac_busy": ev.mac_busy,
             "blocks_kept": ev.blocks_kept, "heads_pruned": ev.head_pruned,
         }

@@ -64,12 +64,22 @@ class HeadScorer(wiring.Component):
     seq_max, head_dim, int_bits, frac_bits, int_lanes, block_rows, block_cols : int
         As in :class:`~hdp_rtl.config.HDPConfig`.
 
+    channel_skip : bool
+        ``HDPConfig.channel_pruning`` (with more than one chunk): build ``last_chunk_at``,
+        the run-time number of chunks a pair runs.
+
+    With ``channel_skip`` a pair runs the chunks ``0 .. last_chunk_at`` only (the
+    channel mask's kept channels fill the first chunks: the chunks after them hold
+    zeros of Q, whose products are 0): ``last_chunk_at + 1`` cycles a pair instead of
+    ``head_dim / int_lanes``, the same results.
+
     Attributes
     ----------
     queue_depth : int
         Places for blocks on their way out (output register and FIFO):
         ``ceil((7 + levels) / chunks) + 1``, the cycles from a block's issue to its
-        place given back, plus one for a cycle of back-pressure (default 10, edge 2).
+        place given back, plus one for a cycle of back-pressure (default 10, edge 2);
+        with ``channel_skip`` for pairs of one chunk (``chunks`` = 1).
 
     Members
     -------
@@ -96,6 +106,8 @@ class HeadScorer(wiring.Component):
     s_valid, s_row, s_col, s_int : Out
         Monitor: one pulse per computed pair (no handshake), ``4 + levels`` cycles
         after the pair's last chunk was issued.
+    last_chunk_at : In(range(chunks))
+        With ``channel_skip``: a pair's last chunk (run-time), stable during a head.
 
     Throughput: ``head_dim / int_lanes`` cycles a valid pair, with no bubble between
     pairs, rows or block rows while ``o_block`` keeps up and Q's rows come in time (a
@@ -105,7 +117,7 @@ class HeadScorer(wiring.Component):
 
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
                  int_lanes: int, block_rows: int, block_cols: int,
-                 word_elems: int | None = None):
+                 word_elems: int | None = None, channel_skip: bool = False):
         self.seq_max, self.head_dim = seq_max, head_dim
         self.word_elems = word_elems = word_elems or head_dim
         if word_elems % int_lanes or head_dim % word_elems:
@@ -117,9 +129,12 @@ class HeadScorer(wiring.Component):
         self.block_col_bits = W.index_bits(self.block_col_count)
         self.sint_bits = W.sint_bits(int_bits=int_bits, head_dim=head_dim)
         chunks = head_dim // int_lanes
+        self.channel_skip = channel_skip = channel_skip and chunks > 1
         # a block's place: claimed at issue, its block written 5 + levels cycles on,
         # sent a cycle later at best, the place usable again the cycle after that
-        self.queue_depth = W.ceil_div(7 + sum_levels(int_lanes), chunks) + 1
+        # (pairs of one chunk at the fewest with channel_skip)
+        self.queue_depth = W.ceil_div(7 + sum_levels(int_lanes),
+                                      1 if channel_skip else chunks) + 1
         seq_bits = W.index_bits(seq_max)
         self.hi_bits = W.hi_bits(int_bits=int_bits, head_dim=head_dim, seq_max=seq_max)
         data_bits = int_bits + frac_bits
@@ -136,6 +151,7 @@ class HeadScorer(wiring.Component):
             "head_importance": Out(self.hi_bits), "hi_valid": Out(1),
             "s_valid": Out(1), "s_row": Out(seq_bits), "s_col": Out(seq_bits),
             "s_int": Out(signed(self.sint_bits)),
+            **({"last_chunk_at": In(range(chunks), init=chunks - 1)} if channel_skip else {}),
         })
 
     @classmethod
@@ -143,7 +159,7 @@ class HeadScorer(wiring.Component):
         return cls(seq_max=config.seq_max, head_dim=config.head_dim, int_bits=config.int_bits,
                    frac_bits=config.frac_bits, int_lanes=config.int_lanes,
                    block_rows=config.block_rows, block_cols=config.block_cols,
-                   word_elems=config.row_word_elems)
+                   word_elems=config.row_word_elems, channel_skip=config.channel_pruning)
 
     def elaborate(self, platform):
         m = Module()
@@ -170,7 +186,7 @@ class HeadScorer(wiring.Component):
         n_m1 = Signal(idx)
         last_col, last_row, closes = Signal(), Signal(), Signal()
         chunk = Signal(range(max(2, chunks)))
-        last_chunk = chunk == chunks - 1
+        last_chunk = chunk == (self.last_chunk_at if self.channel_skip else chunks - 1)
         end_of_block_row = last_col & closes
 
         # The pair is its block's first (last) in this row; the block is fresh in this

@@ -96,6 +96,13 @@ class MacArray(wiring.Component):
     out_rows : int
         Places for output rows downstream (``HDPConfig.out_row_buffers``): the credits
         of a row's last probability.
+    channel_skip : bool
+        ``HDPConfig.channel_pruning`` (with more than one chunk): a score operation
+        runs the chunks ``0 .. score_last_chunk`` only (the channel mask's kept
+        channels fill the first chunks; Q is 0 in the others, so their products are):
+        ``score_last_chunk + 1`` cycles a score instead of ``head_dim / mac_lanes``,
+        the same scores; P x V runs every chunk. ``score_depth`` then covers scores of
+        one chunk.
 
     Members
     -------
@@ -116,6 +123,8 @@ class MacArray(wiring.Component):
         The consumer freed a row's place (one pulse per row, rows in order).
     busy_mac : Out(1)
         High in each cycle the lanes do useful work.
+    score_last_chunk : In(range(head_dim // mac_lanes))
+        With ``channel_skip``: a score's last chunk (run-time), stable during a head.
     score_depth : int
         Places for scores (attribute, not a port): the credits of ``i_pair``.
     acc_ram_hazard : Signal
@@ -130,7 +139,8 @@ class MacArray(wiring.Component):
 
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
                  mac_lanes: int, prob_bits: int, out_bits: int, out_frac: int,
-                 word_elems: int | None = None, acc_ram: bool = False, out_rows: int = 2):
+                 word_elems: int | None = None, acc_ram: bool = False, out_rows: int = 2,
+                 channel_skip: bool = False):
         self.seq_max, self.head_dim = seq_max, head_dim
         self.word_elems = word_elems = word_elems or head_dim
         if word_elems % mac_lanes or head_dim % word_elems:
@@ -144,6 +154,7 @@ class MacArray(wiring.Component):
         self.score_bits = W.score_bits(data_bits=self.B, head_dim=head_dim)
         self.acc_bits = W.pv_acc_bits(prob_bits=prob_bits, data_bits=self.B, seq_max=seq_max)
         chunks = head_dim // mac_lanes
+        self.channel_skip = channel_skip = channel_skip and chunks > 1
         self.acc_ram = acc_ram
         self.out_rows = out_rows
         if acc_ram and (chunks < ACC_RAM_MIN_CHUNKS or chunks & (chunks - 1)):
@@ -154,8 +165,10 @@ class MacArray(wiring.Component):
         #: Places for scores (the o_score register and a FIFO behind it): a credit is
         #: out from a pair's acceptance until its score is handed on, chunks + 6 cycles
         #: at best, while pairs are accepted every chunks cycles; one more absorbs a
-        #: cycle of o_score backpressure without a bubble.
-        self.score_depth = -(-(chunks + SCORE_LATENCY + 1) // chunks) + 1
+        #: cycle of o_score backpressure without a bubble. With channel_skip for scores
+        #: of one chunk (accepted every cycle).
+        fewest = 1 if channel_skip else chunks
+        self.score_depth = -(-(fewest + SCORE_LATENCY + 1) // fewest) + 1
         rd = RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=self.B,
                               word_elems=word_elems)
         super().__init__({
@@ -169,6 +182,7 @@ class MacArray(wiring.Component):
             "o_chunk": Out(out_chunk_signature(out_bits=out_bits, mac_lanes=mac_lanes)),
             "i_row_free": In(1),
             "busy_mac": Out(1),
+            **({"score_last_chunk": In(range(chunks), init=chunks - 1)} if channel_skip else {}),
         })
 
     @classmethod
@@ -177,7 +191,7 @@ class MacArray(wiring.Component):
                    frac_bits=config.frac_bits, mac_lanes=config.mac_lanes,
                    prob_bits=config.prob_bits, out_bits=config.out_bits, out_frac=config.out_frac,
                    word_elems=config.row_word_elems, acc_ram=config.pv_acc_ram,
-                   out_rows=config.out_row_buffers)
+                   out_rows=config.out_row_buffers, channel_skip=config.channel_pruning)
 
     def elaborate(self, platform):
         m = Module()
@@ -262,6 +276,14 @@ class MacArray(wiring.Component):
         with m.If(active):
             m.d.sync += [chunk.eq(Mux(last_chunk, 0, chunk + 1)),
                          last_chunk.eq(chunk == chunks - 2 if chunks > 1 else 1)]
+        if self.channel_skip:
+            # a score runs chunks 0 .. score_last_chunk: its first chunk is its last
+            # when that is 0 (a P x V operation has chunks > 1 chunks)
+            last_at = self.score_last_chunk
+            with m.If(advance):
+                m.d.sync += last_chunk.eq(pick_pair & (last_at == 0))
+            with m.Else():
+                m.d.sync += last_chunk.eq(chunk == Mux(is_pv, chunks - 2, last_at - 1))
         with m.If(advance):
             m.d.sync += active.eq(pick_pv | pick_pair)
             with m.If(pick_pv):

@@ -14,9 +14,10 @@ __all__ = ["RegisterFile", "run_layout", "status_layout", "ctrl_layout", "flags_
 #: Registers only some selectors' configs have (``regmap.register_map``), latched into
 #: ``run`` when present.
 SELECTOR_REGISTERS = ("block_k", "score_threshold")
-#: Every register a head latches that only some configs have: the selectors', and
-#: ``pq_threshold`` of the builds with ``progressive_report``.
-OPTIONAL_RUN_REGISTERS = (*SELECTOR_REGISTERS, "pq_threshold")
+#: Every register a head latches that only some configs have: the selectors',
+#: ``pq_threshold`` of the builds with ``progressive_report`` and ``channel_drop`` of
+#: the builds with ``channel_pruning``.
+OPTIONAL_RUN_REGISTERS = (*SELECTOR_REGISTERS, "pq_threshold", "channel_drop")
 
 
 def _field_layout(reg: Register) -> data.StructLayout:
@@ -81,7 +82,8 @@ class RegisterFile(wiring.Component):
       head's values) or pulses ``start`` with ``run`` latched (a selector's own
       registers, ``SELECTOR_REGISTERS``, too: ``block_k`` of the ``topk`` configs, whose
       0 with block pruning enabled is error 12; ``score_threshold`` of the
-      ``threshold`` configs; ``pq_threshold`` of the ``progressive_report`` configs).
+      ``threshold`` configs; ``pq_threshold`` of the ``progressive_report`` configs;
+      ``channel_drop`` of the ``channel_pruning`` configs).
       ``ctrl.abort`` pulses ``abort_req``
       (the sequencer drops a running head and ignores it while idle).
     - ``error``/``error_code`` are sticky: the latest error wins; of two raised in the

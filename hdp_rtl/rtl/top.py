@@ -57,6 +57,27 @@ def _watch_progressive(m, pq, *, start, run, seq, softmax, pairs, out, regs):
     ]
 
 
+def _channel_mask(m, cfg, drop, *, unpacker, scorer, mac, counters):
+    """The run-time channel mask (``channel_drop``, latched with the head): the channels
+    kept and the last chunk of a pair in the integer pass and of a score in the MAC
+    array, registered from ``run`` (stable during a head; ready the cycle after the
+    units' start, before Q's first beat and the first pair)."""
+    d = cfg.head_dim
+    log_d = d.bit_length() - 1
+    none = drop[log_d:].any()            # channel_drop >= head_dim
+    kept = Signal(range(d + 1), name="channels_kept")
+    m.d.sync += kept.eq(Mux(none, 0, d - drop[:log_d]) if log_d else ~none)
+    # the last kept channel (0 when none is kept: one chunk of zeros still runs)
+    last = Signal(max(1, log_d), name="channel_last")
+    if log_d:
+        m.d.sync += last.eq(Mux(none, 0, ~drop[:log_d]))
+    m.d.comb += [unpacker.q_kept.eq(kept), counters.channels.eq(kept)]
+    if scorer.channel_skip:
+        m.d.comb += scorer.last_chunk_at.eq(last >> (cfg.int_lanes.bit_length() - 1))
+    if mac.channel_skip:
+        m.d.comb += mac.score_last_chunk.eq(last >> (cfg.mac_lanes.bit_length() - 1))
+
+
 def _forward(m, outer, inner, names):
     """Join ``outer``'s ports to the same-named ports of submodule ``inner``."""
     for name in names:
@@ -223,6 +244,10 @@ class HDPCoprocessor(wiring.Component):
         wiring.connect(m, mac.o_chunk, out.i_chunk)
         m.d.comb += mac.i_row_free.eq(out.row_free)
         wiring.connect(m, pairs.o_zero_row, out.i_zero_row)
+
+        if cfg.channel_pruning:
+            _channel_mask(m, cfg, run.channel_drop, unpacker=unpacker, scorer=scorer,
+                          mac=mac, counters=counters)
 
         if importance is not None:
             _watch_importance(m, importance, start=start, run=run, seq=seq, mac=mac,

@@ -2,21 +2,31 @@
 issue 12; not yet behind the selection seam).
 
 Bit-exact with :func:`golden.spatten.topk_mask` (the lower index wins a tie). The
-k-th largest value is found by a radix select, most significant bit first, over a row
-stored in a two-bank memory of ``comparators`` values a word; a last pass in index
-order keeps the values above it and the first equal ones.
+k-th largest value is found by a radix-16 select, most significant digit first, over a
+row stored in a two-bank memory of ``comparators`` values a word, on the values less
+the row's minimum; each pass reads only the words that still hold a candidate, and a
+final pass over those keeps the values above the last bucket and the first equal ones.
+Cycles: :func:`select_plan` (the RTL's, cycle for cycle).
 """
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..widths import clog2
 from .arith import tree_sum
 from .bram import bram, registered_read_port
 
-__all__ = ["TopKEngine", "topk_value_layout", "topk_mask_layout", "topk_row_cycles",
-           "radix_passes",
-           "READ_STAGES"]
+
+def tree_or(values):
+    """The OR of ``values`` as a balanced tree."""
+    values = list(values)
+    while len(values) > 1:
+        values = [values[i] | values[i + 1] for i in range(0, len(values) - 1, 2)] + (
+            [values[-1]] if len(values) % 2 else [])
+    return values[0]
+
+__all__ = ["TopKEngine", "topk_value_layout", "topk_mask_layout", "select_plan",
+           "topk_select_cycles", "radix_passes", "RADIX_BITS", "PASS_GAP", "FINAL_TAIL"]
 
 
 def msb_onehot(x):
@@ -35,54 +45,85 @@ def topk_mask_layout(*, n_max: int) -> data.StructLayout:
     return data.StructLayout({"mask": n_max, "count": range(n_max + 1)})
 
 
-def topk_row_cycles(n: int, passes: int, comparators: int) -> int:
-    """Cycles the select side spends on a row of ``n`` values with ``passes`` counting
-    passes, from taking the stored row to the mask taken the cycle it is offered: a
-    take cycle, ``passes * (W + 5)`` (``W = ceil(n / P)`` reads, 4 pipeline stages, a
-    decision), the final pass's ``W + 4`` and the offer's cycle. ``passes`` counts the
-    passes run: one per bit on which the row's values differ (at most ``width``), up to
-    the one that leaves exactly the values to keep; 0 when ``k <= 0``, ``k >= n`` or
-    every value is equal."""
-    words = -(-n // comparators)
-    return 1 + passes * (words + READ_STAGES + 1) + words + READ_STAGES + 1
+#: Bits of a digit: a counting pass sorts the candidates into ``2**RADIX_BITS`` buckets.
+RADIX_BITS = 4
+
+#: Cycles from a pass's last word read to the next pass's first (4 idle read slots: the
+#: next pass reads only the words still holding a candidate, known 4 cycles after a
+#: word's read and chosen a cycle before its read; the pass's decision is in by the
+#: time the next one's first word is compared).
+PASS_GAP = 5
+
+#: Cycles from the final pass's last word issued to the mask taken (the word's read and
+#: key, its compares, the tie rule's counts, the mask's write, the offer's cycle).
+FINAL_TAIL = 6
+
+
+def select_plan(values, k: int, width: int, comparators: int) -> dict:
+    """The top-k engine's select side on one row, in Python, as the RTL runs it, cycle
+    for cycle: ``{"cycles", "passes", "words"}``. ``cycles`` counts from taking the
+    stored row to the mask taken the cycle it is offered; ``passes`` the counting
+    passes (at most ``ceil(width / RADIX_BITS)``); ``words`` the words each pass read,
+    the final pass last.
+
+    The keys are the values less the row's minimum (order-preserving, in ``[0,
+    span]``), cut into ``RADIX_BITS``-bit digits from bit 0 up; the first counting pass
+    takes the highest digit that is not 0 in ``span``. A pass reads the words that hold
+    a candidate (the first two: every word of the row); it drops the values below the
+    previous pass's bucket, keeps (in the mask) the values above it, and counts the
+    candidates left in each bucket of its own digit; its bucket is the one that holds
+    the ``need``-th largest of them. It stops when the candidates left are exactly the
+    ones to keep or no digit is left; ``k <= 0``, ``k >= n`` and a row of equal values
+    take no counting pass. A final pass reads the words still holding a candidate and
+    keeps the values above the last bucket and the first ``need`` in it."""
+    n, P, R = len(values), comparators, RADIX_BITS
+    if n == 0:
+        raise ValueError("a row has at least one value")
+    words = -(-n // P)
+    lo = min(int(v) for v in values)
+    keys = [int(v) - lo for v in values]
+    span = max(keys)
+    ngroups = -(-width // R)
+
+    def digit(x, g):
+        return (x >> (R * g)) & ((1 << R) - 1) if g < ngroups else 0
+
+    need = min(max(int(k), 0), n)
+    cand = [True] * n
+    gp, bp = -(-span.bit_length() // R), 0       # the digit above the top one: all 0
+    final = need in (0, n) or span == 0
+    issue, passes, read = 1, 0, []
+    while True:
+        live = sum(1 for w in range(words) if any(cand[w * P:(w + 1) * P]))
+        last = issue + live - 1
+        read.append(live)
+        if final:
+            return {"cycles": last + FINAL_TAIL, "passes": passes, "words": read}
+        cand = [c and digit(x, gp) == bp for c, x in zip(cand, keys)]
+        gp -= 1
+        at_least = [sum(1 for c, x in zip(cand, keys) if c and digit(x, gp) >= b)
+                    for b in range(1 << R)] + [0]
+        bp = max(b for b in range(1 << R) if at_least[b] >= need)
+        done = at_least[bp] == need              # the bucket's candidates: all kept
+        need -= at_least[bp + 1]
+        passes += 1
+        final = done or gp == 0
+        issue = last + PASS_GAP
+
+
+def topk_select_cycles(values, k: int, width: int, comparators: int) -> int:
+    """Cycles the select side spends on a row (:func:`select_plan`'s ``cycles``): a
+    take cycle, each pass's words read a word a cycle, ``PASS_GAP - 1`` idle cycles
+    between passes and ``FINAL_TAIL`` after the final pass's last word. With no
+    counting pass (``k <= 0``, ``k >= n``, equal values): ``W + 6``, ``W = ceil(n /
+    P)``."""
+    return select_plan(values, k, width, comparators)["cycles"]
 
 
 def radix_passes(values, k: int, width: int) -> int:
-    """Counting passes the top-k engine's radix select takes on one row (its rule in
-    Python): MSB first over the sign-flipped keys, a pass only on
-    the bits where the row's values differ (the others are known from the keys' OR and
-    AND), stopping once the candidates left are exactly the ones to keep; 0 when
-    ``k <= 0``, ``k >= n`` or every value is equal."""
-    n = len(values)
-    need, cand = min(max(int(k), 0), n), n
-    if need in (0, n):
-        return 0
-    keys = [int(v) + (1 << (width - 1)) for v in values]
-    any_one, all_one = 0, (1 << width) - 1
-    for x in keys:
-        any_one, all_one = any_one | x, all_one & x
-    differ = any_one ^ all_one
-    prefix, decided = all_one, ~differ            # the bits that agree are decided
-    passes = 0
-    for b in reversed(range(width)):
-        if not differ >> b & 1:
-            continue
-        passes += 1
-        c = sum(1 for x in keys if x & (decided | 1 << b) == prefix | 1 << b)
-        if c >= need:
-            prefix, cand = prefix | 1 << b, c
-        else:
-            need, cand = need - c, cand - c
-        decided |= 1 << b
-        if cand == need:
-            break
-    return passes
-
-
-#: Registered stages between a word's read and its use: the block RAM's read register,
-#: a copy of it (the RAM's clock-to-out, 5.6 ns on ECP5, stays off the compares), the
-#: lanes' compare bits, and their sums (counts and the tie rule's prefix counts).
-READ_STAGES = 4
+    """Counting passes the top-k engine takes on one row (:func:`select_plan`; they do
+    not depend on the comparators)."""
+    return select_plan(values, k, width, 1)["passes"]
 
 
 class TopKEngine(wiring.Component):
@@ -90,20 +131,26 @@ class TopKEngine(wiring.Component):
 
     The row streams into one bank of a memory (``n_max / comparators`` words of
     ``comparators`` values) while the row before it is selected from the other bank.
-    Selection is a radix select on the values' order-preserving unsigned keys (the
-    sign bit flipped): with the bits above ``b`` decided (``prefix``), one pass reads
-    the row, ``comparators`` values a cycle, and counts the ``c`` candidates (values
-    that match ``prefix`` on the decided bits) whose bit ``b`` is 1. With ``need`` of
-    the ``cand`` candidates still to keep, ``c >= need`` decides bit ``b`` = 1 (the
-    candidates become those ``c``), else 0 (``need -= c``, ``cand -= c``). Only the
-    bits on which the row's values differ get a pass: the OR and AND of the keys,
-    gathered as the row streams in, give the others (and their common value) for free.
-    It stops after the last such bit or as soon as ``cand == need`` (every candidate is
-    kept, so the remaining bits do not matter); ``k <= 0``, ``k >= n`` and a row of
-    equal values need no pass. A final pass
-    in index order then keeps the values whose decided bits are above ``prefix``, and
-    the first ``need`` that are equal: the lower index wins a tie, as in
-    :func:`golden.spatten.topk_mask`. Cycles: :func:`topk_row_cycles`.
+    Selection is a radix-``2**RADIX_BITS`` select, most significant digit first, on
+    keys that are the values less the row's minimum (order-preserving; the minimum and
+    maximum are gathered as the row streams in, the first digit counted is the
+    span's highest that is not 0, so a narrow row of either sign needs few digits).
+    The state is a candidate bit per value and the mask. A counting pass reads words,
+    ``comparators`` values a cycle; each value that is a candidate is compared with
+    the previous pass's bucket on the previous digit: above it, it is kept (its mask
+    bit set) and no candidate any more; below, dropped; in it, it stays a candidate
+    and is counted in every bucket ``b`` of its next digit with ``digit >= b``
+    (``R_b``, counted down from ``-need``). The pass's bucket is the highest ``b``
+    with ``R_b >= 0``; ``need`` becomes ``-R_{b+1}``. The first pass reads every word
+    of the row (the bucket "above the top digit" holds every value), each later pass
+    only the words its predecessor left a candidate in, from a list that predecessor
+    wrote (ping-pong in a small LUT RAM: no priority encoder on the address). It stops
+    when the bucket's candidates are exactly the ones to keep (``R_b == 0``) or the
+    last digit is decided; ``k <= 0``, ``k >= n`` and a row of equal values count
+    nothing. The final pass, over the words still holding a candidate, keeps the
+    values above the last bucket and the first ``need`` in it, in index order: the
+    lower index wins a tie, as in :func:`golden.spatten.topk_mask`. Cycles:
+    :func:`select_plan`.
 
     Parameters
     ----------
@@ -148,9 +195,11 @@ class TopKEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        P, width = self.comparators, self.width
+        P, width, R = self.comparators, self.width, RADIX_BITS
         words = self.n_max // P
         lane_bits = clog2(P)
+        ngroups = -(-width // R)
+        buckets = 1 << R
         n_shape = range(self.n_max + 1)
         # two banks: a row streams into bank `wbank` while the other one is read (the
         # read is always of the other bank: no collision, bram.py)
@@ -177,183 +226,221 @@ class TopKEngine(wiring.Component):
         c_first = Signal(init=1)          # the next value is a row's first
         k_left = Signal(signed(len(c_n) + 1))
         k_zero = Signal()
-        # the OR and AND of the row's keys: where they are equal every value agrees and
-        # a pass on that bit would decide nothing
-        c_or, c_and = Signal(width), Signal(width)
+        # the row's smallest and largest keys: the select side's keys are the values
+        # less the smallest (order-preserving), its first digit the span's highest
+        c_min, c_max = Signal(width), Signal(width)
         with m.If(taking_value):
             m.d.sync += c_n.eq(c_n + 1)
             with m.If(c_first):
                 m.d.sync += [c_k.eq(self.k), k_zero.eq(self.k == 0), k_left.eq(self.k - 1),
-                             c_first.eq(0), c_or.eq(key_in), c_and.eq(key_in)]
+                             c_first.eq(0), c_min.eq(key_in), c_max.eq(key_in)]
             with m.Else():
                 m.d.sync += [k_left.eq(k_left - 1),
-                             c_or.eq(c_or | key_in), c_and.eq(c_and & key_in)]
+                             c_min.eq(Mux(key_in < c_min, key_in, c_min)),
+                             c_max.eq(Mux(key_in > c_max, key_in, c_max))]
             with m.If(beat.last):
                 m.d.sync += [c_full.eq(1), c_first.eq(1)]
         k_ge_n = ~k_left[-1]
         c_kk = Mux(k_ge_n, c_n, c_k)      # min(k, n)
-        # the bits that differ, and the highest of them, registered in a row (no priority
-        # encoder on a path to the select side). The row's last value sets c_or / c_and
-        # with c_full; the select side takes the row a cycle later at the earliest (cycle
-        # T) and the next row's first value changes them at the end of T + 1: c_differ is
-        # the row's through T + 1, c_first_bit and c_same through T + 2.
-        c_differ = Signal(width)
-        c_first_bit = Signal(width)
-        c_same = Signal()                 # every value of the row is equal
-        m.d.sync += [c_differ.eq(c_or ^ c_and), c_first_bit.eq(msb_onehot(c_differ)),
-                     c_same.eq(c_differ == 0)]
 
         # ---- select side -------------------------------------------------------------------
         n = Signal(n_shape)
-        n_words = Signal(range(words + 1))
         count = Signal(n_shape)           # min(k, n): the mask's bits
-        need = Signal(n_shape)            # candidates still to keep
-        cand = Signal(n_shape)            # values matching `prefix` on the decided bits
-        prefix = Signal(width)
-        decided = Signal(width)           # the decided bits (from the msb)
-        bit = Signal(width)               # the bit this pass decides (one-hot)
-        # differing bits below `bit`, still to decide; the highest of them and whether
-        # there is one, registered (todo changes at most once a pass)
-        todo = Signal(width)
-        todo_next = Signal(width)
-        todo_left = Signal()
-        m.d.sync += [todo_next.eq(msb_onehot(todo)), todo_left.eq(todo.any())]
-        # a row taken 1 / 2 cycles ago: its bits that agree are decided (prefix: their
-        # common value, the AND's bits there), then its first bit to decide is loaded
-        load1, load2 = Signal(), Signal()
-        m.d.sync += [load1.eq(0), load2.eq(load1)]     # the take below sets load1
-        acc = Signal(n_shape)             # this pass's count
-        # final pass: equal values still to keep (below 0 once they are all kept)
-        room = Signal(signed(len(need) + 1))
+        s_min, s_max = Signal(width), Signal(width)
+        span = Signal(width)
+        neg_need = Signal(signed(len(n) + 1))   # -(candidates still to keep)
+        room = Signal(signed(len(n) + 1))       # final pass: equal values still to keep
+        # the digit the compares decide on (one-hot; digit ngroups is 0), the digit counted
+        # is the one below it
+        gp = Signal(ngroups + 1)
+        bp = Signal(R)                    # ... and its bucket
+        in_final = Signal()               # the pass now compared is the final one
+        cand = Signal(self.n_max)         # values still candidates
         mask = Signal(self.n_max)
+        # R_b = (candidates whose digit is >= b) - need, counted through a pass
+        acc = [Signal(signed(len(n) + 1), name=f"acc{b}") for b in range(buckets)]
 
-        # reads: `issuing` a word a cycle, then READ_STAGES registered stages (s1: the
-        # RAM's read register; d1: its copy; s2: the lanes' compare bits; s3: the sums)
-        issuing = Signal()
-        idx = Signal(range(words))
-        m.d.comb += [rd.en.eq(issuing),
-                     rd.addr.eq(Cat(idx, ~wbank))]
-        s1_valid, s1_last = Signal(), Signal()
-        s1_idx = Signal.like(idx)
-        m.d.sync += [s1_valid.eq(issuing), s1_last.eq(idx == n_words - 1), s1_idx.eq(idx)]
+        load1, load2 = Signal(), Signal()   # a row taken 1 / 2 cycles ago
+        m.d.sync += [load1.eq(0), load2.eq(load1)]
+        # the digits the span needs: the digit above the first one counted, one-hot
+        nonzero = [(span >> (R * g)).any() for g in range(ngroups)] + [Const(0)]
+        span_digits = Cat(~nonzero[0], *(nonzero[g - 1] & ~nonzero[g]
+                                         for g in range(1, ngroups + 1)))
+        with m.If(load1):
+            m.d.sync += span.eq(s_max - s_min)
+        with m.If(load2):
+            m.d.sync += gp.eq(span_digits)
+
+        # ---- reads: a word a cycle from a list of the words to read -----------------------
+        # A pass writes the words that still hold a candidate after its compares into one
+        # list (in word order), the next pass reads them from it (ping-pong); the first
+        # pass reads words 0 .. W - 1. No priority encoder on the way to the address.
+        # (the two lists: halves of a small memory, LUT RAM; a pass reads one half while
+        # its compares write the other)
+        lists = memory.Memory(shape=range(words), depth=2 * words, init=[])
+        m.submodules.lists = lists
+        list_rd = lists.read_port(domain="comb")
+        list_wr = lists.write_port()
+        rsel = Signal()                   # the list this pass reads
+        first = Signal()                  # the row's first pass: word w is entry w
+        ptr = Signal(range(words + 1))    # the next entry to read
+        last_entry = Signal(range(words)) # the list's last entry
+        wptr = Signal(range(words + 1))   # entries written for the next pass
+        issuing = Signal()                # a pass is choosing words
+        rd_en, rd_last = Signal(), Signal()
+        rd_idx = Signal(range(words))
+        m.d.comb += [rd.en.eq(rd_en), rd.addr.eq(Cat(rd_idx, ~wbank)),
+                     list_rd.addr.eq(Cat(ptr[:len(rd_idx)], rsel))]
+        gap = Signal(range(PASS_GAP))     # idle cycles left before the next pass
+        m.d.sync += rd_en.eq(0)
         with m.If(issuing):
-            m.d.sync += idx.eq(idx + 1)
-            with m.If(idx == n_words - 1):
-                m.d.sync += [issuing.eq(0), idx.eq(0)]
+            entry = list_rd.data
+            m.d.sync += [rd_en.eq(1), rd_idx.eq(Mux(first, ptr, entry)),
+                         rd_last.eq(ptr == last_entry), ptr.eq(ptr + 1)]
+            with m.If(ptr == last_entry):
+                m.d.sync += [issuing.eq(0), gap.eq(PASS_GAP - 2)]
 
-        # d1: the read word copied (a plain register)
-        d1_valid, d1_last = Signal(), Signal()
-        d1_idx = Signal.like(idx)
-        d1_data = Signal(P * width, reset_less=True)
-        m.d.sync += [d1_valid.eq(s1_valid), d1_last.eq(s1_last), d1_idx.eq(s1_idx),
-                     d1_data.eq(rd.data)]
-
+        # s1: the RAM's read register; the word's candidates and lanes in the row
+        s1_valid, s1_last = Signal(), Signal()
+        s1_idx = Signal.like(rd_idx)
+        m.d.sync += [s1_valid.eq(rd_en), s1_last.eq(rd_last), s1_idx.eq(rd_idx)]
+        # s2: the keys less the row's minimum
         s2_valid, s2_last = Signal(), Signal()
-        s2_hit = Signal(P)                # counting pass: candidate with bit `bit` set
-        s2_gt = Signal(P)                 # final pass: above `prefix` on the decided bits
-        s2_eq = Signal(P)                 #             equal to it
-        s2_idx = Signal.like(idx)
-        m.d.sync += [s2_valid.eq(d1_valid), s2_last.eq(d1_last), s2_idx.eq(d1_idx)]
+        s2_idx = Signal.like(rd_idx)
+        s2_cand = Signal(P)
+        s2_key = [Signal(width, name=f"s2_key{j}") for j in range(P)]
+        m.d.sync += [s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_idx.eq(s1_idx)]
+        cand_word = cand.word_select(s1_idx, P)
         for j in range(P):
-            key = d1_data[j * width:(j + 1) * width]
-            present = (d1_idx * P + j) < n     # lanes past the row's end hold stale words
-            m.d.sync += [
-                s2_hit[j].eq(present & ((key & (decided | bit)) == (prefix | bit))),
-                s2_gt[j].eq(present & ((key & decided) > prefix)),
-                s2_eq[j].eq(present & ((key & decided) == prefix)),
-            ]
+            present = (s1_idx * P + j) < n     # lanes past the row's end hold stale words
+            m.d.sync += [s2_cand[j].eq(cand_word[j] & present),
+                         s2_key[j].eq(rd.data[j * width:(j + 1) * width] - s_min)]
 
-        # s3: the sums, registered: the pass's count of hits, and for the tie rule each
-        # lane's count of equal values in the lanes below it (was on the mask's path)
-        lane_count = range(P + 1)
+        # s3: each lane against the last decision (above its bucket: kept; in it: still a
+        # candidate), and where its next digit is (>= b, b = 1 .. buckets - 1)
+        def digit(key, onehot):
+            padded = Cat(key, Const(0, R * (ngroups + 1) - width))
+            return Cat(*(Cat(*(onehot[g] & padded[R * g + i] for g in range(len(onehot)))).any()
+                         for i in range(R)))
+
         s3_valid, s3_last = Signal(), Signal()
-        s3_idx = Signal.like(idx)
-        s3_gt, s3_eq = Signal(P), Signal(P)
-        s3_hits, s3_eqs = Signal(lane_count), Signal(lane_count)
-        s3_below = [Signal(lane_count, name=f"s3_below{j}") for j in range(P)]
-        m.d.sync += [s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_idx.eq(s2_idx),
-                     s3_gt.eq(s2_gt), s3_eq.eq(s2_eq),
-                     s3_hits.eq(tree_sum(s2_hit[j] for j in range(P))),
-                     s3_eqs.eq(tree_sum(s2_eq[j] for j in range(P)))]
+        s3_word = Signal(words)           # one-hot s3's word
+        s3_eq, s3_above = Signal(P), Signal(P)
+        s3_ge = [Signal(buckets, name=f"s3_ge{j}") for j in range(P)]   # bit 0: 1
+        m.d.sync += [s3_valid.eq(s2_valid), s3_last.eq(s2_last), s3_word.eq(1 << s2_idx)]
         for j in range(P):
-            m.d.sync += s3_below[j].eq(tree_sum(s2_eq[i] for i in range(j)) if j else 0)
-        s3_word = Signal(words)           # one-hot s3_idx: the mask word it writes
-        m.d.sync += s3_word.eq(1 << s2_idx)
+            dprev = digit(s2_key[j], gp)
+            dcur = digit(s2_key[j], gp[1:])
+            m.d.sync += [s3_eq[j].eq(s2_cand[j] & (dprev == bp)),
+                         s3_above[j].eq(s2_cand[j] & (dprev > bp)),
+                         s3_ge[j].eq(Cat(Const(1), *(dcur >= b for b in range(1, buckets))))]
+        for w in range(words):
+            with m.If(s3_valid & s3_word[w]):
+                m.d.sync += cand.word_select(w, P).eq(s3_eq)
+        s3_idx = Signal.like(s2_idx)
+        m.d.sync += s3_idx.eq(s2_idx)
+        s3_live = s3_valid & s3_eq.any()
+        m.d.comb += [list_wr.addr.eq(Cat(wptr[:len(rd_idx)], ~rsel)),
+                     list_wr.data.eq(s3_idx), list_wr.en.eq(s3_live)]
+        with m.If(s3_live):
+            m.d.sync += wptr.eq(wptr + 1)
 
-        # the final pass's mask writes, off the FSM's state decode (`in_final`, a flag
-        # of its own) and off s3_idx's decode: the mask's enables were the deepest path
-        in_final = Signal()
-        deciding = Signal()               # the FSM is in DECIDE
-        keep = Signal(P)
-        # lane j keeps an equal value while fewer than `room` equal ones of this word's
-        # lower lanes came before it: the lower index wins a tie
-        m.d.comb += keep.eq(Cat(*(s3_gt[j] | (s3_eq[j] & (s3_below[j] < room))
-                                  for j in range(P))))
+        # s4: the counts of a bucket or above, the word's equal values, and for the tie
+        # rule each lane's count of equal values in the lanes below it
+        lane_count = range(P + 1)
+        s4_valid, s4_last = Signal(), Signal()
+        s4_word = Signal(words)
+        s4_eq, s4_above = Signal(P), Signal(P)
+        s4_hits = [Signal(lane_count, name=f"s4_hits{b}") for b in range(buckets)]
+        s4_eqs = Signal(lane_count)
+        s4_below = [Signal(lane_count, name=f"s4_below{j}") for j in range(P)]
+        m.d.sync += [s4_valid.eq(s3_valid), s4_last.eq(s3_last), s4_word.eq(s3_word),
+                     s4_eq.eq(s3_eq), s4_above.eq(s3_above),
+                     s4_eqs.eq(tree_sum(s3_eq[j] for j in range(P)))]
+        for b in range(buckets):
+            m.d.sync += s4_hits[b].eq(tree_sum(s3_eq[j] & s3_ge[j][b] for j in range(P)))
+        for j in range(P):
+            m.d.sync += s4_below[j].eq(tree_sum(s3_eq[i] for i in range(j)) if j else 0)
 
+        # the mask: values above the last bucket, and in the final pass the equal ones
+        # while fewer than `room` came before them (the lower index wins a tie)
+        keep = Cat(*(s4_above[j] | (in_final & s4_eq[j] & (s4_below[j] < room))
+                     for j in range(P)))
+        for w in range(words):
+            for j in range(P):
+                with m.If(s4_valid & s4_word[w] & keep[j]):
+                    m.d.sync += mask[w * P + j].eq(1)
+        with m.If(s4_valid & in_final):
+            m.d.sync += room.eq(room - s4_eqs)
+
+        # s5: the pass's counts, then its decision: the highest bucket b with R_b >= 0
+        acc_last = Signal()
+        m.d.sync += acc_last.eq(s4_valid & s4_last & ~in_final)
+        with m.If(s4_valid & ~in_final):
+            m.d.sync += [acc[b].eq(acc[b] + s4_hits[b]) for b in range(buckets)]
+        # the decision, in two registered steps (the next pass's first compare is 2 cycles
+        # after it): the bucket, one-hot, and whether it holds exactly the ones to keep;
+        # then the new need (R of the bucket above), bucket, digit and the counts' reset
+        ge = Cat(*(~a[-1] for a in acc), Const(0, 1))
+        chosen, chosen_zero = Signal(buckets), Signal(buckets)
+        d2, decided = Signal(), Signal()
+        m.d.sync += [d2.eq(acc_last), decided.eq(d2)]
+        with m.If(acc_last):
+            m.d.sync += [chosen.eq(Cat(*(ge[b] & ~ge[b + 1] for b in range(buckets)))),
+                         chosen_zero.eq(Cat(*(a == 0 for a in acc)))]
+        below_next = [acc[b + 1] if b + 1 < buckets else neg_need for b in range(buckets)]
+        new_neg_need = Signal.like(neg_need)
+        m.d.comb += new_neg_need.eq(
+            tree_or(below_next[b].as_unsigned() & chosen[b].replicate(len(neg_need))
+                    for b in range(buckets)))
+        done = (chosen & chosen_zero).any()
+        new_bp = Cat(*(Cat(*(chosen[b] for b in range(buckets) if b >> bit & 1)).any()
+                       for bit in range(R)))
+        with m.If(d2):
+            m.d.sync += [bp.eq(new_bp), gp.eq(gp[1:]), neg_need.eq(new_neg_need),
+                         in_final.eq(done | gp[1])]
+            m.d.sync += [a.eq(new_neg_need) for a in acc]
+        # the final pass's room: need, a cycle after the decision (its first tie-rule
+        # count is 2 cycles later)
+        with m.If(decided):
+            m.d.sync += room.eq(-neg_need)
+
+        # ---- the passes ------------------------------------------------------------------
         with m.FSM(name="topk"):
             with m.State("IDLE"):
                 with m.If(c_full):
-                    m.d.sync += [n.eq(c_n), n_words.eq((c_n + P - 1) >> lane_bits),
-                                 count.eq(c_kk), need.eq(c_kk), room.eq(c_kk), cand.eq(c_n),
-                                 wbank.eq(~wbank), c_full.eq(0), c_n.eq(0),
-                                 issuing.eq(1), load1.eq(1)]
-                    # k <= 0 or k >= n: nothing to decide
-                    with m.If(k_zero | k_ge_n):
-                        m.d.sync += in_final.eq(1)
-                        m.next = "FINAL"
+                    m.d.sync += [n.eq(c_n), count.eq(c_kk), room.eq(c_kk),
+                                 neg_need.eq(-c_kk), s_min.eq(c_min), s_max.eq(c_max),
+                                 bp.eq(0), cand.eq(~0),
+                                 wbank.eq(~wbank), c_full.eq(0), c_n.eq(0), load1.eq(1),
+                                 # the first pass reads every word: word 0 first
+                                 first.eq(1), ptr.eq(1), wptr.eq(0),
+                                 last_entry.eq((c_n - 1) >> lane_bits),
+                                 rd_en.eq(1), rd_idx.eq(0), rd_last.eq(c_n <= P),
+                                 issuing.eq(c_n > P), gap.eq(PASS_GAP - 2),
+                                 # k <= 0 or k >= n or equal values: nothing to decide
+                                 in_final.eq(k_zero | k_ge_n | (c_min == c_max))]
+                    m.d.sync += [a.eq(-c_kk) for a in acc]
+                    m.next = "PASS"
+            with m.State("PASS"):
+                # the next pass (counting or final: known by its first compare) starts
+                # PASS_GAP cycles after this one's last read; after the final one, the
+                # mask's last write lands the cycle after DRAIN
+                with m.If(~issuing):
+                    with m.If(gap != 0):
+                        m.d.sync += gap.eq(gap - 1)
+                    with m.Elif(in_final):
+                        m.next = "DRAIN"
                     with m.Else():
-                        m.next = "COUNT"
-            with m.State("COUNT"):
-                # a row of equal values: no bit to decide; this pass (its first s3 is 3
-                # cycles away) is the final one
-                with m.If(load2 & c_same):
-                    m.d.sync += in_final.eq(1)
-                    m.next = "FINAL"
-                with m.If(s3_valid):
-                    m.d.sync += acc.eq(acc + s3_hits)
-                    with m.If(s3_last):
-                        m.d.sync += deciding.eq(1)
-                        m.next = "DECIDE"
-            with m.State("DECIDE"):
-                m.d.sync += [issuing.eq(1), deciding.eq(0)]
-                # done when every candidate is kept (new cand == new need): acc == need
-                # (a 0 bit leaves cand - need as it was, above 0)
-                with m.If((acc == need) | ~todo_left):
-                    m.d.sync += in_final.eq(1)
-                    m.next = "FINAL"
-                with m.Else():
-                    m.next = "COUNT"
-            with m.State("FINAL"):
-                with m.If(s3_valid):
-                    m.d.sync += room.eq(room - s3_eqs)
-                    with m.If(s3_last):
-                        m.d.sync += in_final.eq(0)
-                        m.next = "OUT"
+                        # the list the last word's compares may still add to (this cycle)
+                        m.d.sync += [issuing.eq(1), ptr.eq(0), first.eq(0), rsel.eq(~rsel),
+                                     last_entry.eq(wptr + s3_live - 1), wptr.eq(0)]
+            with m.State("DRAIN"):
+                m.next = "OUT"
             with m.State("OUT"):
                 m.d.comb += self.o_mask.valid.eq(1)
                 with m.If(self.o_mask.ready):
-                    # cleared for the next row (acc is 0 after every DECIDE already)
                     m.d.sync += mask.eq(0)
                     m.next = "IDLE"
-        # a pass's decision and a new row's first bits, on flags of their own (the FSM's
-        # state decode on these registers' enables was the deepest path). The first
-        # word read reaches the compares (s2) in cycle T + 3, after both loads.
-        with m.If(load1):
-            # (the AND is 0 on the bits that differ)
-            m.d.sync += [prefix.eq(c_and), decided.eq(~c_differ),
-                         todo.eq(c_differ)]
-        with m.If(load2):
-            m.d.sync += [bit.eq(c_first_bit), todo.eq(todo & ~c_first_bit)]
-        with m.If(deciding):
-            ones = acc >= need
-            new_need = Mux(ones, need, need - acc)
-            m.d.sync += [need.eq(new_need), room.eq(new_need),
-                         cand.eq(Mux(ones, acc, cand - acc)), acc.eq(0),
-                         prefix.eq(Mux(ones, prefix | bit, prefix)),
-                         decided.eq(decided | bit), bit.eq(todo_next),
-                         todo.eq(todo & ~todo_next)]
-        for w in range(words):
-            with m.If(in_final & s3_valid & s3_word[w]):
-                m.d.sync += mask.word_select(w, P).eq(keep)
         m.d.comb += [self.o_mask.payload.mask.eq(mask), self.o_mask.payload.count.eq(count)]
         return m

@@ -61,9 +61,10 @@ class TopKSelector(wiring.Component):
 
     Cycles: a row of ``nb`` blocks is taken a block a cycle into one bank while the
     row before is selected from the other; its select side then takes
-    :func:`~hdp_rtl.rtl.topk.topk_row_cycles` ``(nb, passes, P)`` cycles from taking
-    the stored row to its mask taken (``passes`` 0 when ``k = 0`` or ``k >= nb``, at
-    most ``sint_bits``), the cycle after its last block at the earliest. Without
+    :func:`~hdp_rtl.rtl.topk.topk_select_cycles` ``(row, k, sint_bits, P)`` cycles from
+    taking the stored row to its mask taken (no counting pass when ``k = 0`` or ``k >=
+    nb``, at most ``ceil(sint_bits / 4)``), the cycle after its last block at the
+    earliest. Without
     back-pressure block rows follow each other every ``max(nb + 1, that)`` cycles.
     """
 

@@ -38,12 +38,20 @@ class InputUnpacker(wiring.Component):
     is offered on ``o_word`` in the cycle its last beat arrives (no added latency), and
     that beat is taken only when ``o_word`` is.
 
+    With ``channel_mask`` (``HDPConfig.channel_pruning``) the elements of Q's channels
+    ``q_kept`` and up are stored as 0 (the channel mask of the scores: a zero element
+    of Q makes every product of its channel 0, in the integer pass and in the MAC
+    array). Which lanes of a beat are zeroed is a register, set for the next beat from
+    the beat's place in its row, so the zeroing is one LUT on the data, after the port.
+
     Parameters
     ----------
     seq_max, head_dim, data_bits, axis_elems, in_lane_bits : int
         As in :class:`~hdp_rtl.config.HDPConfig`.
     word_elems : int
         ``HDPConfig.row_word_elems``, a multiple of ``axis_elems``.
+    channel_mask : bool
+        Build ``q_kept`` and the zeroing of Q's dropped channels.
 
     Members
     -------
@@ -66,11 +74,16 @@ class InputUnpacker(wiring.Component):
         A beat was taken this cycle.
     error : Out(4)
         An :class:`~hdp_rtl.regmap.ErrorCode` raised this cycle (0: none).
+    q_kept : In(range(head_dim + 1))
+        With ``channel_mask``: Q's channels kept (``0 .. head_dim``), stable from the
+        cycle after ``start`` to the end of the head's input.
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, data_bits: int, axis_elems: int,
-                 in_lane_bits: int, word_elems: int | None = None):
+                 in_lane_bits: int, word_elems: int | None = None,
+                 channel_mask: bool = False):
         self.seq_max, self.head_dim, self.B = seq_max, head_dim, data_bits
+        self.channel_mask = channel_mask
         self.elems, self.lane = axis_elems, in_lane_bits
         self.word_elems = word_elems = word_elems or head_dim
         if word_elems % axis_elems or head_dim % word_elems:
@@ -88,13 +101,15 @@ class InputUnpacker(wiring.Component):
             "int_ready": Out(1), "q_rows": Out(range(seq_max + 1)),
             "last_row": Out(1), "beat": Out(1), "error": Out(4),
         })
+        if channel_mask:
+            members["q_kept"] = In(range(head_dim + 1), init=head_dim)
         super().__init__(members)
 
     @classmethod
     def from_config(cls, config):
         return cls(seq_max=config.seq_max, head_dim=config.head_dim, data_bits=config.data_bits,
                    axis_elems=config.axis_elems, in_lane_bits=config.in_lane_bits,
-                   word_elems=config.row_word_elems)
+                   word_elems=config.row_word_elems, channel_mask=config.channel_pruning)
 
     def elaborate(self, platform):
         m = Module()
@@ -110,6 +125,8 @@ class InputUnpacker(wiring.Component):
         held = Signal(row_layout(head_dim=self.word_elems, data_bits=B))   # earlier beats
 
         elems = Cat(*(self.s_axis_tdata[j * lane:j * lane + B] for j in range(self.elems)))
+        if self.channel_mask:
+            elems = self._zero_dropped(m, elems, q_code, tensor)
         lane_ok = Signal()
         m.d.comb += lane_ok.eq(1)
         if lane > B:
@@ -161,3 +178,28 @@ class InputUnpacker(wiring.Component):
                     with m.If(phase == len(INPUT_ORDER) - 1):
                         m.d.sync += active.eq(0)
         return m
+
+    def _zero_dropped(self, m, elems, q_code, tensor):
+        """``elems`` with the lanes of Q's dropped channels (``q_kept`` and up) zeroed.
+        ``zero`` holds the current beat's lanes to zero (a register): the next beat's
+        are decided from the beat's place in the row ``pos`` (a register) and loaded
+        when a beat is taken."""
+        E, B, bpr = self.elems, self.B, self.head_dim // self.elems
+        pos = Signal(range(max(2, bpr)), name="beat_in_row")
+        zero = Signal(E, name="lanes_dropped")
+        zero_next, zero_first = Signal(E), Signal(E)
+        for j in range(E):
+            m.d.comb += [zero_next[j].eq((pos + 1) * E + j >= self.q_kept),
+                         zero_first[j].eq(j >= self.q_kept)]
+        last = (pos == bpr - 1) if bpr > 1 else 1
+        with m.If(self.start):
+            m.d.sync += pos.eq(0)
+        with m.Elif(self.beat):
+            m.d.sync += [pos.eq(Mux(last, 0, pos + 1)),
+                         zero.eq(Mux(last, zero_first, zero_next))]
+        with m.Else():
+            # (before a head's first beat: q_kept is stable from the cycle after start)
+            with m.If(pos == 0):
+                m.d.sync += zero.eq(zero_first)
+        is_q = tensor == q_code
+        return Cat(*(Mux(zero[j] & is_q, 0, elems[j * B:(j + 1) * B]) for j in range(E)))

@@ -77,19 +77,23 @@ def expected(cfg, q, k, n, causal):
     return scores, blocks, golden.head_importance(s_int, valid)
 
 
-def check_heads(cfg, heads, *, bp, seed, q_gap=0):
+def check_heads(cfg, heads, *, bp, seed, q_gap=0, active=None):
     """Run ``heads`` ((n, causal) each, on the first n rows of the same Q and K) one
     after another, with back-pressure ``bp`` on ``o_block``; check every S_int, block
     and head importance, and the throughput. With ``q_gap``, Q's rows come in one every
     ``q_gap`` cycles after the start (row 0 is in at start), and no row of Q may be read
-    before it is in."""
+    before it is in. With ``active`` (configs with ``channel_pruning``), a pair runs
+    that many chunks (``last_chunk_at``): the results are those of Q and K cut to the
+    first ``active * int_lanes`` channels, one pair every ``active`` cycles."""
     rng = np.random.default_rng(seed)
     lo, hi = -(1 << (cfg.data_bits - 1)), 1 << (cfg.data_bits - 1)
     rows = max(n for n, _ in heads)
     q, k = rng.integers(lo, hi, (2, rows, cfg.head_dim))
-    want = [expected(cfg, q, k, n, causal) for n, causal in heads]
+    kept = cfg.head_dim if active is None else active * cfg.int_lanes
+    want = [expected(cfg, q[:, :kept], k[:, :kept], n, causal) for n, causal in heads]
 
     scorer = HeadScorer.from_config(cfg)
+    assert active is None or scorer.channel_skip
     dut = WithRowBuffers(scorer, cfg, {"q": q, "k": k})
     got = [({}, [], {}, []) for _ in heads]    # scores, blocks, result, pulses
     head = [0]
@@ -101,6 +105,8 @@ def check_heads(cfg, heads, *, bp, seed, q_gap=0):
             ctx.set(scorer.seq_len, n)
             ctx.set(scorer.causal, int(causal))
             ctx.set(scorer.q_rows, 1 if q_gap else cfg.seq_max)
+            if active is not None:
+                ctx.set(scorer.last_chunk_at, active - 1)
             ctx.set(scorer.start, 1)
             await ctx.tick()
             ctx.set(scorer.start, 0)
@@ -137,7 +143,7 @@ def check_heads(cfg, heads, *, bp, seed, q_gap=0):
             deadline_cycles=sum(n * n for n, _ in heads) * cfg.head_dim // cfg.int_lanes * 2
             + 2000 * len(heads))
 
-    chunks = cfg.head_dim // cfg.int_lanes
+    chunks = cfg.head_dim // cfg.int_lanes if active is None else active
     for (n, causal), (scores, blocks, hi_want), (g_scores, g_blocks, result, pulses) in zip(
             heads, want, got):
         assert g_scores == scores
@@ -154,6 +160,26 @@ def check_heads(cfg, heads, *, bp, seed, q_gap=0):
                 r == n - 1 or r % br == br - 1)
             assert t1 - t0 == chunks or (bp > 0 and sends and t1 - t0 > chunks), (
                 r, c, t1 - t0)
+
+
+#: (config, n, causal, back-pressure, active chunks): the channel mask's skipping
+SKIP_CASES = [("edge", 20, True, 0.0, 1), ("edge", 13, False, 0.5, 5),
+              ("br2-bc4", 13, True, 0.5, 1), ("br2-bc4", 11, False, 0.0, 3),
+              ("words2-chunks2", 11, False, 0.5, 3)]
+
+
+@pytest.mark.parametrize("name,n,causal,bp,active", SKIP_CASES,
+                         ids=[f"{c}-n{n}-{'causal' if k else 'full'}-bp{bp}-a{a}"
+                              for c, n, k, bp, a in SKIP_CASES])
+def test_channel_skip_runs_active_chunks(name, n, causal, bp, active):
+    """With ``channel_pruning``, ``last_chunk_at = a - 1``: one pair every a cycles (not
+    head_dim / int_lanes), no bubble without back-pressure (``queue_depth`` covers pairs
+    of one chunk), every S_int, block and the head importance those of the first a
+    chunks' channels; two heads in a row, the second on all chunks again."""
+    cfg = CONFIGS[name].replace(channel_pruning=True)
+    check_heads(cfg, [(n, causal)], bp=bp, seed=n + active, active=active)
+    chunks = cfg.head_dim // cfg.int_lanes
+    check_heads(cfg, [(n, causal), (n, not causal)], bp=bp, seed=n, active=chunks)
 
 
 @pytest.mark.parametrize("preset,simulator", EDGE_AND_DEFAULT)

@@ -11,7 +11,7 @@ from amaranth.hdl import ResetInserter, Signal
 import golden
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.generate import build_unit
-from hdp_rtl.rtl.mac_array import ROW_LATENCY, MacArray
+from hdp_rtl.rtl.mac_array import ROW_LATENCY, SCORE_LATENCY, MacArray
 from cases import EDGE_AND_DEFAULT, run_unit_verilog
 from sim.runner import SIMULATORS, design_key, run_cocotb
 from rowbuf import WithRowBuffers
@@ -314,3 +314,108 @@ def test_reset_mid_row_restarts_the_accumulators(name):
             + 2000)
     assert got == want
 
+
+
+# ---- the channel mask: scores on the first chunks only (HDPConfig.channel_pruning) ------
+SKIP_CONFIGS = {
+    "default": HDPConfig.preset("default"),                           # 4 chunks, 1 word
+    "words2-chunks2": CONFIGS["words2-chunks2"],                      # 4 chunks, 2 words
+    "edge-channels": HDPConfig.preset("edge").replace(channel_pruning=True),  # 16, 16
+}
+
+
+def _skip_cases():
+    for name, cfg in SKIP_CONFIGS.items():
+        chunks = cfg.head_dim // cfg.mac_lanes
+        for active in sorted({1, 2, chunks // 2 + 1, chunks}):
+            yield name, active
+
+
+@pytest.mark.parametrize("name,active", list(_skip_cases()))
+def test_channel_skip_scores_take_active_chunks(name, active):
+    """With ``score_last_chunk = a - 1`` a score runs a chunks: pairs back to back give
+    a score every a cycles exactly (one a cycle for a = 1: ``score_depth`` covers it),
+    the lanes busy a cycles a pair, and the scores are those of Q and K cut to the
+    first a * mac_lanes channels, bit for bit (approximation on)."""
+    cfg = SKIP_CONFIGS[name]
+    assert cfg.channel_pruning
+    n = 12
+    q, k, v, _, _ = _case(cfg, n, seed=active)
+    mac = MacArray.from_config(cfg)
+    assert mac.channel_skip and mac.score_depth == 2 + SCORE_LATENCY + 1
+    dut = WithRowBuffers(mac, cfg, {"q": q, "k": k, "v": v})
+    pairs = [{"row": r, "col": c, "last": int(c == n - 1)} for r in range(3) for c in range(n)]
+    got = []
+    result = {}
+
+    async def bench(ctx):
+        ctx.set(mac.approx_enable, 1)
+        ctx.set(mac.score_last_chunk, active - 1)
+        ctx.set(mac.o_score.ready, 1)
+        busy = received = 0
+        for cycle in range(4 * len(pairs) * cfg.head_dim // cfg.mac_lanes + 50):
+            ctx.set(mac.i_pair.payload, pairs[min(received, len(pairs) - 1)])
+            ctx.set(mac.i_pair.valid, int(received < len(pairs)))
+            _, _, ready, valid, working, s_valid, score = await ctx.tick().sample(
+                mac.i_pair.ready, mac.i_pair.valid, mac.busy_mac, mac.o_score.valid,
+                mac.o_score.payload.score)
+            busy += working
+            received += ready and valid
+            if s_valid:
+                got.append((cycle, score))
+            if len(got) == len(pairs):
+                break
+        result["busy"] = busy
+
+    run_sim(dut, bench)
+    kept = active * cfg.mac_lanes
+    want = golden.full_scores(q[:, :kept], k[:, :kept], cfg, True)
+    assert [s for _, s in got] == [int(want[p["row"], p["col"]]) for p in pairs]
+    assert result["busy"] == len(pairs) * active
+    gaps = {b - a for (a, _), (b, _) in zip(got, got[1:])}
+    assert gaps == {active}, gaps
+    # the first score: issued at once, SCORE_LATENCY cycles after its last chunk
+    assert got[0][0] <= active + SCORE_LATENCY + 2
+
+
+@pytest.mark.parametrize("approx", [True, False], ids=["approx", "exact"])
+@pytest.mark.parametrize("name", ["words2-chunks2", "edge-channels"])
+def test_channel_skip_with_pv_and_stalls(name, approx):
+    """Scores on 1 and 3 chunks interleaved with P x V (every chunk) under random stalls
+    on every stream: scores of the cut channels, outputs of all of V, bit for bit."""
+    cfg = SKIP_CONFIGS[name]
+    for active in (1, 3):
+        n = 7
+        q, k, v, keep, p = _case(cfg, n, seed=active + 10 * approx)
+        kept = active * cfg.mac_lanes
+        want_s = golden.full_scores(q[:, :kept], k[:, :kept], cfg, approx)
+        want_out = golden.pv_output(p, v, cfg)
+        mac = MacArray.from_config(cfg)
+        dut = WithRowBuffers(mac, cfg, {"q": q, "k": k, "v": v})
+        rng = random.Random(active)
+        rows = [np.flatnonzero(keep[r]) for r in range(n)]
+        pairs = [{"row": r, "col": c, "last": int(c == rows[r][-1])}
+                 for r in range(n) for c in rows[r]]
+        probs = [{"prob": int(p[r, c]), "col": c, "last": int(c == rows[r][-1])}
+                 for r in range(n) for c in rows[r]]
+        got_s, got_out = [], []
+
+        async def feed(ctx):
+            ctx.set(mac.approx_enable, int(approx))
+            ctx.set(mac.score_last_chunk, active - 1)
+            await send_stream(ctx, mac.i_pair, pairs, rng=rng, idle=0.3)
+
+        async def pv(ctx):
+            await send_stream(ctx, mac.i_prob, probs, rng=random.Random(1), idle=0.3)
+
+        async def scores(ctx):
+            got_s.extend(await recv_stream(ctx, mac.o_score, len(pairs),
+                                           rng=random.Random(2), backpressure=0.3))
+
+        async def outs(ctx):
+            got_out.extend(await recv_rows(ctx, mac, n, rng=random.Random(3), hold=0.5))
+
+        run_sim(dut, feed, pv, scores, outs, deadline_cycles=len(pairs) * 4 * cfg.head_dim
+                // cfg.mac_lanes + 2000)
+        assert [g.score for g in got_s] == [int(want_s[x["row"], x["col"]]) for x in pairs]
+        assert got_out == want_out.tolist()

@@ -195,22 +195,24 @@ def test_run_latched_only_by_accepted_start(name):
 
     async def bench(bus):
         first, second = (random_registers(config, rng) for _ in range(2))
-        await bus.write_all(register_words(config, first))
+        # (channel_drop, a register of the channel_pruning configs: 0 .. head_dim)
+        d1, d2 = (rng.randint(0, config.head_dim) for _ in range(2))
+        await bus.write_all(register_words(config, first, d1))
         assert await bus.ctrl(start=1)
-        assert bus.run() == run_fields(first, config)
-        await bus.write_all(register_words(config, second))
-        assert bus.run() == run_fields(first, config)      # writes alone change nothing
+        assert bus.run() == run_fields(first, config, d1)
+        await bus.write_all(register_words(config, second, d2))
+        assert bus.run() == run_fields(first, config, d1)      # writes alone change nothing
         await bus.write("seq_len", 0)
         assert not await bus.ctrl(start=1)                  # refused: run unchanged
-        assert bus.run() == run_fields(first, config)
-        await bus.write_all(register_words(config, second))
+        assert bus.run() == run_fields(first, config, d1)
+        await bus.write_all(register_words(config, second, d2))
         bus.ctx.set(bus.dut.busy, 1)
         assert not await bus.ctrl(start=1)                  # while busy: ignored
         assert await bus.error() == ErrorCode.START_WHILE_BUSY
-        assert bus.run() == run_fields(first, config)
+        assert bus.run() == run_fields(first, config, d1)
         bus.ctx.set(bus.dut.busy, 0)
         assert await bus.ctrl(start=1)
-        assert bus.run() == run_fields(second, config)
+        assert bus.run() == run_fields(second, config, d2)
 
     _run(config, bench)
 

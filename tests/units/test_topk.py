@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from golden.spatten import quickselect_cycles, topk_mask
-from hdp_rtl.rtl.topk import READ_STAGES, TopKEngine, radix_passes, topk_row_cycles
+from hdp_rtl.rtl.topk import TopKEngine, select_plan, topk_select_cycles
 from sim.runner import SIMULATORS, run_cocotb
 from unit_sim import recv_stream, run_sim, send_stream
 
@@ -139,60 +139,86 @@ WIDTH, P = 16, 8
 
 
 @pytest.mark.parametrize("case", ["shared-high-bits", "all-equal", "all-distinct",
-                                  "one-low-bit", "negative-one-low-bit"])
+                                  "one-low-bit", "negative-one-low-bit", "both-signs"])
 @pytest.mark.parametrize("k", [1, 7, 32, 63])
-def test_skipped_bits(case, k):
-    """Bits on which every value agrees take no pass: measured cycles equal
-    :func:`topk_row_cycles` with the passes on differing bits only, at most one a
-    differing bit, and the mask stays golden's (64 values of 16 bits, 8 a cycle)."""
+def test_cycles_equal_the_plan(case, k):
+    """Measured cycles equal :func:`select_plan`'s, cycle for cycle, and the mask is
+    golden's (64 values of 16 bits, 8 a cycle): narrow rows need only the digits of
+    their span (the keys are the values less the row's minimum), rows of both signs
+    too; equal values need no counting pass."""
     n, rng = 64, random.Random(f"{case}-{k}")
-    if case == "shared-high-bits":        # keys differ in their 6 low bits only
-        vals, differing = rng.sample(range(1024, 1024 + 64), n), 6
+    if case == "shared-high-bits":        # span below 64: two digits
+        vals, digits = rng.sample(range(1024, 1024 + 64), n), 2
     elif case == "all-equal":
-        vals, differing = [-1234] * n, 0
+        vals, digits = [-1234] * n, 0
     elif case == "all-distinct":          # every bit differs (the sign bit too)
-        vals, differing = rng.sample(range(-(1 << 15), 1 << 15), n - 1) + [-1], WIDTH
+        vals, digits = rng.sample(range(-(1 << 15), 1 << 15), n - 1) + [-1], 4
     elif case == "one-low-bit":           # two values, ties on both
-        vals, differing = [rng.choice([5, 4]) for _ in range(n)], 1
-    else:
-        vals, differing = [rng.choice([-3, -4]) for _ in range(n)], 1
-    passes = radix_passes(vals, k, WIDTH)
-    assert passes <= differing
-    if case == "all-equal":
-        assert passes == 0
+        vals, digits = [rng.choice([5, 4]) for _ in range(n)], 1
+    elif case == "negative-one-low-bit":
+        vals, digits = [rng.choice([-3, -4]) for _ in range(n)], 1
+    else:                                 # around 0, span below 256: two digits
+        vals, digits = [rng.randint(-100, 100) for _ in range(n)], 2
+    plan = select_plan(vals, k, WIDTH, P)
+    assert plan["passes"] <= digits
     cycles, mask = measure_cycles(TopKEngine(n_max=n, width=WIDTH, comparators=P), vals, k)
     assert mask == golden_mask(vals, k)
-    assert cycles == topk_row_cycles(n, passes, P), (cycles, passes)
-    assert cycles <= topk_row_cycles(n, differing, P)
+    assert cycles == plan["cycles"], (cycles, plan)
 
+
+@pytest.mark.parametrize("n_max,width,comparators", SMALL, ids=lambda v: str(v))
+def test_cycles_of_random_rows(n_max, width, comparators):
+    """Random rows of every shape of the functional tests, n from 1 to n_max and k from
+    0 to beyond n: measured cycles equal :func:`topk_select_cycles`."""
+    rng = random.Random(n_max * width + comparators)
+    for vals, k in random_rows(rng, 25, n_max, width):
+        dut = TopKEngine(n_max=n_max, width=width, comparators=comparators)
+        cycles, mask = measure_cycles(dut, vals, k)
+        assert mask == golden_mask(vals, k)
+        assert cycles == topk_select_cycles(vals, k, width, comparators), (vals, k)
+
+
+# ---- against SpAtten's quick-select model ------------------------------------------------
 
 CYCLE_CASES = [(n, k) for n in (64, 128, 256) for k in (n // 8, n // 4, n // 2)]
 
 
 def test_cycles_vs_spatten(capsys):
-    """Cycles of rows of random 16-bit values (n_max = n, 8 comparators): measured,
-    bounded by :func:`topk_row_cycles` with the Python pass count and by the
-    ``width``-pass worst case; printed beside SpAtten's quick-select model (mean of 20
-    pivot seeds; the model counts no final pass)."""
-    rng = np.random.default_rng(12)
-    lines = ["| n | k | passes | counting cycles (passes x (W+5)) | row cycles (take to mask) "
-             "| worst case (16 passes) | SpAtten quick-select, mean of 20 seeds |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for n, k in CYCLE_CASES:
-        vals = [int(x) for x in rng.integers(-(1 << 15), 1 << 15, n)]
-        cycles, mask = measure_cycles(TopKEngine(n_max=n, width=WIDTH, comparators=P), vals, k)
-        assert mask == golden_mask(vals, k)
-        passes = radix_passes(vals, k, WIDTH)
-        # the row is taken the cycle after its last value is written (c_full)
-        want = topk_row_cycles(n, passes, P)
-        assert cycles == want, (n, k, cycles, want)
-        assert cycles <= topk_row_cycles(n, WIDTH, P)
-        qs = np.mean([quickselect_cycles(vals, k, comparators=P, rng=s) for s in range(20)])
-        words = n // P
-        lines.append(f"| {n} | {k} | {passes} | {passes * (words + READ_STAGES + 1)} | {cycles} | "
-                     f"{topk_row_cycles(n, WIDTH, P)} | {qs:.1f} |")
+    """The side-by-side table's rows (sim/topk_bench.py, one row a case and data:
+    random full-range values of the default preset's 14-bit block importances, and
+    MiniLM block rows; 8 comparators, ``n_max`` = n): measured cycles equal
+    :func:`select_plan`'s, masks golden's; printed beside SpAtten's quick-select model
+    (mean of 20 pivot seeds; it counts no final pass, the engine's cycles include it
+    and the take and offer cycles)."""
+    from sim.topk_bench import bench_rows, table
+    rows = bench_rows(per_case=1, seeds=20)
+    for r in rows:
+        dut = TopKEngine(n_max=r["n"], width=r["width"], comparators=P)
+        cycles, mask = measure_cycles(dut, r["values"], r["k"])
+        assert mask == golden_mask(r["values"], r["k"])
+        assert cycles == r["engine"], (r["n"], r["k"], r["data"], cycles, r["engine"])
     with capsys.disabled():
-        print("\n" + "\n".join(lines))
+        print("\n" + table(rows))
+
+
+#: The table's cases where the engine is still above SpAtten's model (docs/units.md
+#: "Top-k engine", Open): expected to fail, strictly, so a fix shows.
+ABOVE_THE_MODEL = {(64, 8, "random"), (64, 8, "MiniLM"), (64, 16, "random"),
+                   (64, 32, "MiniLM"), (128, 16, "random"), (128, 16, "MiniLM"),
+                   (256, 32, "random"), (256, 32, "MiniLM"), (256, 64, "MiniLM")}
+
+
+@pytest.mark.parametrize("data", ["random", "MiniLM"])
+@pytest.mark.parametrize("n,k", CYCLE_CASES, ids=lambda v: str(v))
+def test_not_above_spatten(n, k, data, request):
+    """The engine's cycles on the table's row (:func:`select_plan`, equal to the RTL's:
+    above) are no more than SpAtten's quick-select model's mean."""
+    if (n, k, data) in ABOVE_THE_MODEL:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="above SpAtten's model"))
+    from sim.topk_bench import bench_rows
+    r = next(r for r in bench_rows(per_case=1, seeds=20)
+             if (r["n"], r["k"], r["data"]) == (n, k, data))
+    assert r["engine"] <= r["spatten"], (r["engine"], r["spatten"], r["words"])
 
 
 # ---- the generated Verilog ---------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 import golden
 from hdp_rtl.config import SELECTOR_NAMES, HDPConfig, Registers
 from hdp_rtl.rtl.selectors import SELECTOR_UNITS, build_selector, selector_signature
-from hdp_rtl.rtl.topk import radix_passes, topk_row_cycles
+from hdp_rtl.rtl.topk import select_plan, topk_select_cycles
 from hdp_rtl.rtl.topk_selector import TopKSelector
 from sim.runner import SIMULATORS, design_key, run_cocotb
 from selector_bench import STALLS, check_masks, configs_for, golden_mask, random_rows
@@ -133,8 +133,8 @@ def measure(dut, rows, k):
 @pytest.mark.parametrize("nb", [1, 8, 16, 32, 64])
 def test_cycles_a_block_row(nb, capsys):
     """Rows of ``nb`` random blocks (the default preset's 14-bit importances, 8 compared
-    a cycle): a row's mask comes ``nb + topk_row_cycles(nb, passes, 8) - 1`` cycles after
-    its first block, and rows follow each other every ``max(nb + 1, row cycles)``
+    a cycle): a row's mask comes ``nb + topk_select_cycles(row, k, 14, 8) - 1`` cycles
+    after its first block, and rows follow each other every ``max(nb + 1, row cycles)``
     cycles or sooner (the next row streams in while one is selected)."""
     config = HDPConfig.preset("default").replace(selector="topk")
     rng = random.Random(nb)
@@ -143,17 +143,21 @@ def test_cycles_a_block_row(nb, capsys):
     k = max(1, nb // 4)
     dut = TopKSelector(block_col_count=64, sint_bits=config.sint_bits)
     firsts, outs = measure(dut, rows, k)
-    passes = [radix_passes(bi, k, config.sint_bits) for bi in rows]
+    plans = [select_plan(bi, k, config.sint_bits, 8) for bi in rows]
+    passes = [p["passes"] for p in plans]
     latency = outs[0] - firsts[0]
-    assert latency == nb + topk_row_cycles(nb, passes[0], 8) - 1, (latency, passes[0])
+    assert latency == nb + plans[0]["cycles"] - 1, (latency, plans[0])
     period = (outs[-1] - outs[0]) / (len(rows) - 1)
-    bound = max(max(nb + 1, topk_row_cycles(nb, p, 8)) for p in passes)
-    assert period <= bound, (period, bound)
+    # rows are taken every max(nb + 1, select side) cycles or sooner; a mask comes its
+    # own row's select cycles after the take, which differ row to row
+    takes = (outs[-1] - plans[-1]["cycles"] - outs[0] + plans[0]["cycles"]) / (len(rows) - 1)
+    bound = max(max(nb + 1, p["cycles"]) for p in plans)
+    assert takes <= bound, (takes, bound)
     with capsys.disabled():
         print(f"\nnb {nb}, k {k}: passes {passes}, first block to mask {latency} cycles "
               f"(BlockSelector 2 nb + 5 = {2 * nb + 5}), a row every {period:.1f} cycles "
-              f"(BlockSelector nb + 1 = {nb + 1}); worst case ({config.sint_bits} passes) "
-              f"{topk_row_cycles(nb, config.sint_bits, 8)} a row")
+              f"(BlockSelector nb + 1 = {nb + 1}); select side "
+              f"{[p['cycles'] for p in plans]}")
 
 
 # ---- the generated Verilog ---------------------------------------------------------------

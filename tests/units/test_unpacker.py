@@ -206,6 +206,41 @@ def test_back_pressure_holds_the_last_beat(name):
     run_sim(dut, bench, deadline_cycles=1_000)
 
 
+@pytest.mark.parametrize("name", ["edge", "bpr1", "words2x2", "row-word"])
+def test_channel_mask_zeroes_dropped_channels_of_q(name):
+    """With channel_pruning, Q's channels q_kept and up are stored as 0 (K and V as they
+    come), under stalls, for three heads back to back with different q_kept (a partial
+    beat, none kept, every channel), q_kept changing only between heads."""
+    config = CONFIGS[name].replace(channel_pruning=True)
+    d = config.head_dim
+    rng = random.Random(name)
+    kept_of = [min(d - 1, config.axis_elems + 1), 0, d]
+    heads = [_head(config, n, rng) for n in (min(config.seq_max, 5), 3, 2)]
+    unit = Unpacker(config)
+    got = []
+
+    async def source(ctx):
+        for x, kept in zip(heads, kept_of):
+            await ctx.tick().until(~unit.dut.s_axis_tready)
+            ctx.set(unit.dut.q_kept, kept)
+            await unit.start(ctx, len(x[0]))
+            await send_stream(ctx, unit.s_axis, [b for t in x for b in input_beats(config, t)],
+                              rng=rng, idle=0.3)
+
+    async def sink(ctx):
+        total = sum(3 * len(x[0]) for x in heads) * config.row_words
+        got.extend(await recv_stream(ctx, unit.dut.o_word, total, rng=rng, backpressure=0.4))
+
+    run_sim(unit.dut, source, sink, extra=[unit.monitor], deadline_cycles=20_000)
+    want = []
+    for x, kept in zip(heads, kept_of):
+        x = x.copy()
+        x[INPUT_ORDER.index("q")][:, kept:] = 0
+        want += _words(config, x)
+    assert unit.words(got) == want
+    assert unit.errors() == []
+
+
 @pytest.mark.parametrize("preset,simulator", EDGE)
 def test_verilog(preset, simulator):
     run_unit_verilog("unpacker", preset, simulator)
