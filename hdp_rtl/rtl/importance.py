@@ -80,11 +80,12 @@ class ImportanceUnit(wiring.Component):
 
     def out_latency(self) -> int:
         """Cycles from an output chunk to its magnitudes in ``out_importance``: the
-        magnitudes' register, the sum's stages, the total's register."""
+        chunk's register, the magnitudes' register, the sum's stages, the total's
+        register."""
         stages, terms = 0, self.mac_lanes
         while terms > 1:
             terms, stages = -(-terms // 4), stages + 1
-        return 2 + stages
+        return 3 + stages
 
     @classmethod
     def from_config(cls, config):
@@ -142,14 +143,19 @@ class ImportanceUnit(wiring.Component):
         m.d.comb += self.key_importance.eq(Mux(self.busy | outside, 0, rd.data))
 
     def _output(self, m):
-        # |out| of each lane registered (a chunk not sent counts 0), their sum over
-        # registered groups of 4 (a 16-term sum in one cycle was 13 LUT levels), then
-        # the running total
+        # the chunk registered first: the MAC array saturates it combinationally, and
+        # that plus |out|'s carry chain was the default core's critical path (9.80 ns,
+        # docs/fpga.md, build 7); then |out| of each lane registered (a chunk not sent
+        # counts 0), their sum over registered groups of 4 (a 16-term sum in one cycle
+        # was 13 LUT levels), then the running total
+        chunk = Signal(self.chunk_out.shape(), name="chunk_r")
+        chunk_valid = Signal(name="chunk_valid_r")
+        m.d.sync += [chunk.eq(self.chunk_out), chunk_valid.eq(self.chunk_valid)]
         mags = []
         for lane in range(self.mac_lanes):
-            out = self.chunk_out[lane]
+            out = chunk[lane]
             mag = Signal(len(out), name=f"mag{lane}")
-            m.d.sync += mag.eq(Mux(self.chunk_valid, Mux(out < 0, -out, out), 0))
+            m.d.sync += mag.eq(Mux(chunk_valid, Mux(out < 0, -out, out), 0))
             mags.append(mag)
         chunk_sum, _ = registered_sum(m, mags, group=4, name="mag_sum")
         total = Signal(self.out_imp_bits)
