@@ -65,6 +65,29 @@ def test_choose_default_picks_most_pruning_above_the_bar():
     assert S.choose_default(rows, "p", min_cos=0.9999) is None
 
 
+def test_choose_out_of_sample_reports_each_half_with_the_others_choice():
+    # inputs 0, 1 (fold 0) and 2, 3 (fold 1); (valid, kept, cosine) per input
+    def row(label, per, **p):
+        return dict(dataset="p", method="hdp", label=label, per_input=per,
+                    params={"rule": "delta", **p})
+    rows = [row("mild", [(10, 6, 0.999)] * 4),
+            # the most pruning at 0.99 on fold 1 only: chosen for fold 0, reported there
+            row("fold-1 winner", [(10, 2, 0.95), (10, 2, 0.96), (10, 3, 0.995), (10, 3, 0.995)]),
+            row("1x4", [(10, 1, 0.999)] * 4, block_rows=1, block_cols=4),
+            dict(dataset="p", method="topk", label="oracle", params={},
+                 per_input=[(10, 0, 1.0)] * 4)]
+    fold = [0, 0, 1, 1]
+    got = S.choose_out_of_sample(rows[:2], "p", fold)
+    assert got["chosen"] == ["fold-1 winner", "mild"]
+    assert got["pruned"] == pytest.approx(1 - (2 + 2 + 6 + 6) / 40)
+    assert got["cos_mean"] == pytest.approx((0.95 + 0.96 + 0.999 + 0.999) / 4)
+    assert got["cos_min"] == 0.95
+    # blocks of >= 4 pairs only; the top-k oracle is never a candidate
+    assert S.choose_out_of_sample(rows, "p", fold, min_pairs=4)["chosen"] == ["1x4", "1x4"]
+    assert S.choose_out_of_sample(rows, "p", fold, min_cos=0.9999) is None
+    assert S.choose_out_of_sample(rows, "p", [0, 0, 0, 0]) is None
+
+
 def test_tiny_end_to_end_run(tmp_path):
     pytest.importorskip("safetensors")
     pytest.importorskip("tokenizers")

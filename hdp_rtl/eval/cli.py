@@ -143,12 +143,20 @@ def run_eval(args) -> int:
     info = dict(command=_command_text(args), preset=args.preset, config=_config_text(base),
                 total_seconds=time.perf_counter() - t0, files=files,
                 calibration={ds.name: cal[ds.name].mode for ds in datasets})
-    path = write_report(args.output, rows, info, datasets, chosen)
+    # the same choice made out of sample: on each half, the setting the other half picks
+    oos = {ds.name: {m: S.choose_out_of_sample(rows, ds.name, cal[ds.name].fold, min_pairs=m)
+                     for m in (1, 4)} for ds in datasets}
+    path = write_report(args.output, rows, info, datasets, chosen, oos)
     for ds in datasets:
         best = chosen[ds.name]
         if best:
             print(f"{ds.name}: best HDP at mean cosine >= 0.99: {best['label']}: "
                   f"{100 * best['pruned']:.1f}% pruned, cosine {best['cos_mean']:.4f}")
+        for m, got in oos[ds.name].items():
+            if got:
+                print(f"{ds.name}: chosen out of sample (blocks >= {m} pairs): "
+                      f"{' / '.join(got['chosen'])}: {100 * got['pruned']:.1f}% pruned, "
+                      f"cosine {got['cos_mean']:.4f}")
     print(f"results: {path}")
     return 0
 

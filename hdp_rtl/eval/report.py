@@ -163,9 +163,28 @@ def comparison_plot(rows, dataset: str, path, title: str) -> None:
               "threshold) on exact scores, the rest on the quantised core")
 
 
-def write_report(out_dir, rows, info: dict, datasets, chosen: dict) -> Path:
+def _out_of_sample_lines(choices: dict) -> list[str]:
+    """Lines for :func:`hdp_rtl.eval.sweep.choose_out_of_sample`'s results, by the
+    smallest block size allowed."""
+    lines = []
+    for min_pairs, got in sorted(choices.items()):
+        what = "any block shape" if min_pairs == 1 else f"blocks of >= {min_pairs} pairs"
+        if got is None:
+            lines.append(f"- {what}: no setting reaches mean cosine >= 0.99 on a half.")
+            continue
+        lines.append(
+            f"- {what}: **{100 * got['pruned']:.1f}% pruned at mean cosine "
+            f"{got['cos_mean']:.4f}** (min {got['cos_min']:.4f}); chosen on the second half "
+            f"for the first: {got['chosen'][0]}; on the first for the second: "
+            f"{got['chosen'][1]}.")
+    return lines
+
+
+def write_report(out_dir, rows, info: dict, datasets, chosen: dict,
+                 out_of_sample: dict | None = None) -> Path:
     """``results.md``, ``results.json``, ``comparison_<dataset>.png``,
-    ``fidelity_<dataset>.png`` and ``macs_<dataset>.png`` in ``out_dir``."""
+    ``fidelity_<dataset>.png`` and ``macs_<dataset>.png`` in ``out_dir``.
+    ``out_of_sample``: per dataset, ``{min block pairs: choose_out_of_sample(...)}``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps({"info": info, "rows": rows}, indent=1) + "\n")
@@ -201,6 +220,11 @@ def write_report(out_dir, rows, info: dict, datasets, chosen: dict) -> Path:
                    f"{100 * best['pruned']:.1f}% pruned at {best['cos_mean']:.4f}.", ""]
         else:
             md += ["No HDP block setting reached mean cosine >= 0.99.", ""]
+        if out_of_sample and out_of_sample.get(ds.name):
+            md += ["The same choice out of sample (the HDP setting that prunes the most at "
+                   "mean cosine >= 0.99 on one half of the set, reported on the other "
+                   "half; the halves as in the calibration):", "",
+                   *_out_of_sample_lines(out_of_sample[ds.name]), ""]
         md += ["### One comparison", "",
                "Every method of the single method list, by pruned attention work; "
                "*calibrated*: where its thresholds, ratios or channel masks come from "

@@ -40,7 +40,7 @@ from hdp_rtl.config import BLOCK_RULE_DELTA, BLOCK_RULE_MEAN, DEFAULT_LOGIT_GAP,
 from .attention import Dense, FixedThreshold, HDPAttention, PruneStats, TopK
 from .channels import (CRITERIA, ChannelAttention, attention_difference, contribution_gram,
                        select_channels, similarity_scores)
-from .metrics import fidelity
+from .metrics import cosines, fidelity
 from .model import dense_attention
 from .spatten import SpAttenAttention, msb_row_max, token_keep_for
 
@@ -48,7 +48,7 @@ __all__ = ["Dataset", "Setting", "Calibration", "CrossCalibration", "DEFAULT_HDP
            "Method", "METHODS", "FAMILIES", "base_config", "hdp", "spatten", "channels",
            "dense", "sweep_settings", "quick_settings", "baselines_at", "run",
            "choose_default", "read_lines", "repo_data", "uses_calibration",
-           "CHANNEL_KEEPS", "comparison_rows", "pruned_work"]
+           "CHANNEL_KEEPS", "comparison_rows", "pruned_work", "choose_out_of_sample"]
 
 #: The documented default of the evaluation (docs/evaluation.md): the delta rule with
 #: the host computing ``delta`` for a logit gap of 5 (``delta_for``), element-wise (1x1)
@@ -663,6 +663,7 @@ def run(model, data: Dataset, setting: Setting, base: HDPConfig,
     methods = {}                      # id(calibration) -> (calibration, method)
     calibrated = []                   # the values a calibrated method was given, per fold
     embs = []
+    per_pairs = []                    # (valid, kept) pairs of each input
     if setting.method == "dense":     # the dense pass is already done: reuse it
         st = PruneStats()
         heads, layers = model.heads, len(model.layers)
@@ -670,6 +671,7 @@ def run(model, data: Dataset, setting: Setting, base: HDPConfig,
             for layer in range(layers):
                 for _ in range(heads):
                     st.add(layer, len(ids) ** 2, len(ids) ** 2)
+            per_pairs.append((layers * heads * len(ids) ** 2,) * 2)
         embs = list(data.dense)
         if progress is not None:
             progress.update(len(data.ids))
@@ -679,7 +681,10 @@ def run(model, data: Dataset, setting: Setting, base: HDPConfig,
             if id(c) not in methods:
                 methods[id(c)] = (c, make_method(setting, base, c))
                 calibrated.append(_calibrated_values(methods[id(c)][1]))
-            embs.append(model.embed_ids(ids, methods[id(c)][1]))
+            m = methods[id(c)][1]
+            before = (m.stats.pairs_valid, m.stats.pairs_kept)
+            embs.append(model.embed_ids(ids, m))
+            per_pairs.append((m.stats.pairs_valid - before[0], m.stats.pairs_kept - before[1]))
             if progress is not None:
                 progress.update(1)
         st = PruneStats()
@@ -711,6 +716,10 @@ def run(model, data: Dataset, setting: Setting, base: HDPConfig,
                seconds=time.perf_counter() - t0,
                layer_pruned=[1 - kept / valid for _, (valid, kept) in sorted(st.per_layer.items())])
     row.update(fidelity(data.dense, np.stack(embs), data.pairs))
+    # each input's (valid pairs, kept pairs, cosine): settings chosen on one half of a
+    # set are reported on the other (:func:`choose_out_of_sample`)
+    row["per_input"] = [(v, k, float(c)) for (v, k), c
+                        in zip(per_pairs, cosines(data.dense, np.stack(embs)))]
     return row
 
 
@@ -738,10 +747,53 @@ def _calibrated_values(method) -> dict:
     return out
 
 
+def _block_settings(rows, dataset: str, min_pairs: int = 1):
+    """HDP block-pruning rows of ``dataset`` (no head pruning) whose blocks hold at
+    least ``min_pairs`` pairs."""
+    return [r for r in rows if r["dataset"] == dataset and r["method"] == "hdp"
+            and r["params"].get("prune", True) and not r["params"].get("head_sparsity")
+            and r["params"].get("block_rows", 1) * r["params"].get("block_cols", 1) >= min_pairs]
+
+
+def _on_inputs(row, inputs) -> tuple[float, float, float]:
+    """(pruned pairs, mean cosine, min cosine) of a row on some of its inputs."""
+    per = [row["per_input"][i] for i in inputs]
+    valid, kept = sum(p[0] for p in per), sum(p[1] for p in per)
+    cos = [p[2] for p in per]
+    return (1 - kept / valid if valid else 0.0), float(np.mean(cos)), float(np.min(cos))
+
+
+def choose_out_of_sample(rows, dataset: str, fold, min_cos: float = 0.99,
+                         min_pairs: int = 1):
+    """The HDP setting chosen without the inputs it is reported on (2-fold): on each
+    fold's inputs, the block-pruning setting (blocks of at least ``min_pairs`` pairs)
+    that prunes the most pairs of the *other* fold at mean cosine >= ``min_cos`` there.
+    ``fold[i]`` is input ``i``'s fold (:attr:`CrossCalibration.fold`). Returns
+    ``{"chosen": [label of fold 0, label of fold 1], "pruned", "cos_mean", "cos_min"}``
+    over all inputs, each reported by its fold's choice; ``None`` if a fold's other half
+    has no setting at ``min_cos`` (or there is one fold)."""
+    cands = [r for r in _block_settings(rows, dataset, min_pairs) if "per_input" in r]
+    folds = sorted(set(fold))
+    if len(folds) < 2 or not cands:
+        return None
+    chosen, per = [], []
+    for f in folds:
+        mine = [i for i, g in enumerate(fold) if g == f]
+        other = [i for i, g in enumerate(fold) if g != f]
+        ok = [r for r in cands if _on_inputs(r, other)[1] >= min_cos]
+        if not ok:
+            return None
+        best = max(ok, key=lambda r: (_on_inputs(r, other)[0], r["label"]))
+        chosen.append(best["label"])
+        per += [best["per_input"][i] for i in mine]
+    valid, kept = sum(p[0] for p in per), sum(p[1] for p in per)
+    cos = [p[2] for p in per]
+    return {"chosen": chosen, "pruned": 1 - kept / valid, "cos_mean": float(np.mean(cos)),
+            "cos_min": float(np.min(cos)), "min_pairs": min_pairs}
+
+
 def choose_default(rows, dataset: str, min_cos: float = 0.99):
     """The HDP block-pruning setting (no head pruning) of ``dataset`` that prunes the
     most pairs at mean cosine >= ``min_cos``; ``None`` if none does."""
-    ok = [r for r in rows if r["dataset"] == dataset and r["method"] == "hdp"
-          and r["params"].get("prune", True) and not r["params"].get("head_sparsity")
-          and r["cos_mean"] >= min_cos]
+    ok = [r for r in _block_settings(rows, dataset) if r["cos_mean"] >= min_cos]
     return max(ok, key=lambda r: r["pruned"]) if ok else None
