@@ -259,6 +259,7 @@ def plots(rows: list[dict], out: Path, prefix: str = "bench") -> list[Path]:
 def main(argv=None) -> int:
     from hdp_rtl.rtl.top import HDPCoprocessor
     from hdp_rtl.verilog import convert
+    from sim import bench_methods as bm
     from sim import bench_spatten as sp
 
     p = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.split("\n")[0])
@@ -266,6 +267,8 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer, shorter heads")
     p.add_argument("--no-spatten", action="store_true",
                    help="leave out SpAtten's rows (the top-k build and the cascade)")
+    p.add_argument("--no-methods", action="store_true",
+                   help="leave out the other methods' rows (the threshold build, channels)")
     p.add_argument("-o", "--output", default="build/bench")
     p.add_argument("--doc", help="also write the report into this markdown file")
     args = p.parse_args(argv)
@@ -283,6 +286,13 @@ def main(argv=None) -> int:
         casc, source = sp.cascade(config, args.quick)
         casc_jobs = sp.cascade_jobs(config, casc)
         print(f"bench: SpAtten's golden side {time.perf_counter() - t0:.0f} s ({source})")
+    methods = not args.no_methods
+    method_jobs, th_jobs = [], []
+    if methods:                       # matched thresholds, channel masks
+        t0 = time.perf_counter()
+        method_jobs = bm.channel_jobs(config, all_heads, MODES["dense"])
+        th_jobs = bm.threshold_jobs(config, all_heads, MODES["pruned"])
+        print(f"bench: the other methods' golden side {time.perf_counter() - t0:.0f} s")
     print(f"bench: {len(jobs)} heads on Verilator, preset {args.preset}"
           + (f", {len(casc_jobs)} cascade heads; {len(topk_jobs)} on the topk build"
              if spatten else ""))
@@ -290,9 +300,9 @@ def main(argv=None) -> int:
     convert(HDPCoprocessor(config), "hdp_coprocessor")     # what `hdp-rtl generate` does
     gen_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    results = _simulate(config, f"bench-{args.preset}", jobs + (casc_jobs if spatten else []),
-                        out)
-    bench_results = [r for r in results if r["mode"] != "cascade"]
+    results = _simulate(config, f"bench-{args.preset}",
+                        jobs + (casc_jobs if spatten else []) + method_jobs, out)
+    bench_results = [r for r in results if r["mode"] in MODES]
     sim_s = sum(r["wall_s"] for r in bench_results)
     rows = [_row(config, r) for r in bench_results]
     cycles = sum(r["total"] for r in rows)
@@ -319,6 +329,14 @@ def main(argv=None) -> int:
         (out / "spatten_rows.json").write_text(json.dumps(
             {"topk": topk_rows, "cascade": casc_rows}, indent=1))
         full = text + "\n" + sp_text
+    if methods:
+        th_results = _simulate(bm.threshold_config(config), f"bench-{args.preset}-threshold",
+                               th_jobs, out, "_threshold")
+        m_rows = bm.method_rows(config, rows, topk_rows if spatten else [],
+                                th_results + [r for r in results if r["mode"] == "channels"])
+        m_text = bm.report(config, args.preset, m_rows, cmd)
+        (out / "method_rows.json").write_text(json.dumps(m_rows, indent=1))
+        full = full + "\n" + m_text
     (out / "report.md").write_text(full)
     print(full)
     print(f"total {time.perf_counter() - t0:.0f} s; plots: "
@@ -328,6 +346,8 @@ def main(argv=None) -> int:
         if spatten:
             _write_doc_section(Path(args.doc), f"bench-{args.preset}-spatten", sp_text,
                                sp_images)
+        if methods:
+            _write_doc_section(Path(args.doc), f"bench-{args.preset}-methods", m_text, [])
     return 0
 
 

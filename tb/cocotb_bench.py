@@ -33,8 +33,10 @@ async def bench(dut):
         q, k, v = (jobs[f"{i}_{t}"] for t in "qkv")
         regs = Registers(**job["regs"])
         start = time.perf_counter()
+        mask = job.get("channel_mask")
         counters = await host.check_head(q, k, v, regs, label=job["label"],
-                                         importances=job.get("importances", False))
+                                         importances=job.get("importances", False),
+                                         channel_mask=None if mask is None else np.array(mask))
         results.append({**job, "counters": dataclasses.asdict(counters),
                         "wall_s": time.perf_counter() - start})
         with open(os.environ["HDP_BENCH_OUT"], "w") as f:   # partial results survive a crash
