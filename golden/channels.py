@@ -3,7 +3,8 @@ Hwang 2024), bit-exact on this core.
 
 A run-time **channel mask** per head says which of the ``head_dim`` channels of Q and K
 take part in the scores: channel ``c`` is kept when ``mask[c]`` is True. A masked channel
-contributes nothing to the integer scores ``S_int`` (so nothing to ``BI`` and ``HI``
+contributes nothing to the integer pass's pair scores (``S_int``, or ``S_sel`` with
+``unbiased_selection``: :func:`golden.selection_scores`; so nothing to ``BI`` and ``HI``
 either) nor to the full scores of the kept pairs; V and ``P x V`` are not affected (the
 mask is on the Q/K channels only). The paper prunes the same number of channels in every
 head of a layer ("equal proportion", to avoid channel misalignment); that is a property
@@ -12,13 +13,16 @@ of the masks a host writes, not of the computation, so it is not enforced here.
 **Definition.** The core computes the head of :func:`golden.attention_head` on
 ``Q`` and ``K`` with the masked channels set to 0 (:func:`apply_channel_mask`). That is
 the same as summing over the kept channels only (:func:`masked_integer_scores`,
-:func:`masked_full_scores`): a zero element splits into integer part 0 and fraction part
-0 (:func:`golden.split`), so each of the four products of a masked channel,
-``qi*ki``, ``qi*kf``, ``qf*ki`` and ``qf*kf``, is 0; zeroing the channel of Q alone or
-of K alone gives the same scores (tested). What the hardware saves: a lane chunk whose
-channels are all masked does no work, in the integer pass (chunks of ``int_lanes``) and
-in the score operations of the MAC array (chunks of ``mac_lanes``); ``P x V`` runs every
-chunk. Because ``q.k`` does not change when the channels of Q and K are permuted
+:func:`masked_selection_scores`, :func:`masked_full_scores`): a zero element splits into
+integer part 0 and fraction part 0 (:func:`golden.split`), so each of the four products
+of a masked channel, ``qi*ki``, ``qi*kf``, ``qf*ki`` and ``qf*kf``, is 0, and so is the
+selection score's ``(2*qi + 1)*ki``, whose ``ki`` is 0. Zeroing the channel of Q alone
+or of K alone gives the same ``S_int`` and full scores (tested), but not the same
+``S_sel``: with Q's channel alone zeroed, ``(2*0 + 1)*ki = ki`` remains, so the core
+zeroes both (the input unpacker stores the masked channels of Q and K as 0). What the
+hardware saves: a lane chunk whose channels are all masked does no work, in the integer
+pass (chunks of ``int_lanes``) and in the score operations of the MAC array (chunks of
+``mac_lanes``); ``P x V`` runs every chunk. Because ``q.k`` does not change when the channels of Q and K are permuted
 together, a host can first move the kept channels to the front
 (:func:`pack_kept_channels`, bit-exact), so that ``k`` kept channels occupy
 ``ceil(k / lanes)`` chunks (:func:`active_chunks`).
@@ -36,12 +40,12 @@ import numpy as np
 
 from hdp_rtl.config import ConfigError, HDPConfig, Registers
 
-from .model import HeadResult, attention_head, full_scores, integer_scores
+from .model import HeadResult, attention_head, full_scores, integer_scores, selection_scores
 
 __all__ = [
     "full_mask", "mask_from_bits", "mask_to_bits", "check_mask", "apply_channel_mask",
-    "masked_integer_scores", "masked_full_scores", "attention_head_channels",
-    "active_chunks", "pack_kept_channels",
+    "masked_integer_scores", "masked_selection_scores", "masked_full_scores",
+    "attention_head_channels", "active_chunks", "pack_kept_channels",
 ]
 
 I64 = np.int64
@@ -93,6 +97,15 @@ def masked_integer_scores(qi, ki, mask, matmul=None):
     return integer_scores(qi[:, m], ki[:, m], matmul)
 
 
+def masked_selection_scores(qi, ki, mask, config: HDPConfig, matmul=None):
+    """The integer pass's pair scores (:func:`golden.selection_scores`: ``S_int``, or
+    ``S_sel = sum (2 qi + 1) ki`` with ``config.unbiased_selection``) summed over the
+    kept channels only."""
+    qi, ki = np.asarray(qi, dtype=I64), np.asarray(ki, dtype=I64)
+    m = np.asarray(mask, bool)[:qi.shape[1]]
+    return selection_scores(qi[:, m], ki[:, m], config, matmul)
+
+
 def masked_full_scores(q, k, mask, config: HDPConfig, approx: bool, matmul=None):
     """The full scores (:func:`golden.full_scores`) summed over the kept channels only."""
     q, k = np.asarray(q, dtype=I64), np.asarray(k, dtype=I64)
@@ -109,8 +122,8 @@ def attention_head_channels(q, k, v, config: HDPConfig, regs: Registers, mask, *
     head's; the work counters count the kept channels only: ``int_macs = kept * valid
     pairs``, ``score_macs = kept * kept pairs`` (``pv_macs`` stays ``head_dim * kept
     pairs``). With every channel kept the result is :func:`golden.attention_head`'s bit
-    for bit; with none, ``S_int`` and the scores are all 0 (each row's softmax is then
-    uniform over its kept pairs).
+    for bit; with none, the pair scores ``s_int`` (``S_int`` or ``S_sel``) and the
+    scores are all 0 (each row's softmax is then uniform over its kept pairs).
     """
     m = check_mask(mask, config)
     res = attention_head(apply_channel_mask(q, m), apply_channel_mask(k, m), v, config, regs,

@@ -21,8 +21,9 @@ from .selectors import SELECTORS
 
 __all__ = [
     "HeadResult", "quantize", "dequantize", "split", "valid_mask", "integer_scores",
-    "block_importance", "head_importance", "expand_blocks", "full_scores", "exp_table",
-    "softmax_rows", "pv_output", "attention_head", "prepare_head",
+    "selection_scores", "block_importance", "head_importance", "expand_blocks",
+    "full_scores", "exp_table", "softmax_rows", "pv_output", "attention_head",
+    "prepare_head",
 ]
 
 I64 = np.int64
@@ -82,6 +83,22 @@ def integer_scores(qi, ki, matmul=None):
     return matmul(np.asarray(qi, dtype=I64), np.asarray(ki, dtype=I64).T)
 
 
+def selection_scores(qi, ki, config: HDPConfig, matmul=None):
+    """The integer pass's pair scores, which every selection step uses (every pair;
+    mask separately).
+
+    ``S_int`` (:func:`integer_scores`), or with ``config.unbiased_selection``
+    ``S_sel[r, c] = sum_d (2 qi[r, d] + 1) * ki[c, d] = 2 S_int[r, c] + sum_d ki[c, d]``:
+    the floor ``qi = q >> F`` biases the integer parts by -1/2; the score of the
+    intervals' midpoints, ``sum_d (2qi+1)(2ki+1) = 2 S_sel + sum_d (2qi+1)``, differs
+    from ``2 S_sel`` by a term constant in a query row, which changes no comparison
+    within the row (docs/algorithm.md).
+    """
+    if not config.unbiased_selection:
+        return integer_scores(qi, ki, matmul)
+    return integer_scores(2 * np.asarray(qi, dtype=I64) + 1, ki, matmul)
+
+
 def _pad_to_blocks(a, config: HDPConfig, fill):
     n = a.shape[0]
     br, bc = config.block_rows, config.block_cols
@@ -94,7 +111,8 @@ def _pad_to_blocks(a, config: HDPConfig, fill):
 def block_importance(s_int, valid, config: HDPConfig):
     """``(BI, block_valid)`` over the ``Br x Bc`` blocks of the ``n x n`` scores.
 
-    ``BI[R, C]`` is the (signed) maximum of ``S_int`` over the valid pairs of block
+    ``s_int`` is the integer pass's pair score (:func:`selection_scores`).
+    ``BI[R, C]`` is the (signed) maximum of it over the valid pairs of block
     (R, C), and 0 for a block with no valid pair (``block_valid`` False). The last
     block row and column are ragged when ``n`` is not a multiple of the block shape.
     """
@@ -107,7 +125,8 @@ def block_importance(s_int, valid, config: HDPConfig):
 
 
 def head_importance(s_int, valid) -> int:
-    """``HI = sum |S_int|`` over the valid pairs."""
+    """``HI = sum |s_int|`` over the valid pairs, ``s_int`` the integer pass's pair score
+    (:func:`selection_scores`: ``S_int``, or ``S_sel`` with ``unbiased_selection``)."""
     return int(np.abs(np.where(valid, s_int, 0)).sum())
 
 
@@ -199,7 +218,9 @@ class HeadResult:
     """Everything the golden model computes for one head (all integer arrays)."""
 
     out: np.ndarray            # n x d output in the output format
-    s_int: np.ndarray          # n x n integer scores (0 where invalid)
+    # n x n: the integer pass's pair scores (0 where invalid), from which the block and
+    # head importances come: S_int, or S_sel with unbiased_selection (selection_scores)
+    s_int: np.ndarray
     valid: np.ndarray          # n x n valid pairs
     block_importance: np.ndarray  # block rows x block cols
     block_valid: np.ndarray
@@ -252,7 +273,9 @@ def attention_head(q, k, v, config: HDPConfig, regs: Registers, *,
     heads are zero-padded, which changes no score) in the ``B``-bit format. Every
     integer matrix product is ``matmul(a, b)`` (default :func:`golden.int64_matmul`;
     :func:`golden.float64_matmul` is faster and as exact). The blocks are selected by
-    ``golden.SELECTORS[config.selector]``.
+    ``golden.SELECTORS[config.selector]``, on the block importances of the integer
+    pass's pair scores (:func:`selection_scores`: ``S_int``, or ``S_sel`` with
+    ``config.unbiased_selection``), which also give the head importance.
     """
     regs.check(config)
     n = regs.seq_len
@@ -261,7 +284,7 @@ def attention_head(q, k, v, config: HDPConfig, regs: Registers, *,
     qi, _ = split(q, config)
     ki, _ = split(k, config)
     valid = valid_mask(n, bool(regs.causal))
-    s_int = np.where(valid, integer_scores(qi, ki, matmul), 0)
+    s_int = np.where(valid, selection_scores(qi, ki, config, matmul), 0)
     bi, bvalid = block_importance(s_int, valid, config)
     hi = head_importance(s_int, valid)
     pruned = bool(regs.head_prune_enable and hi < regs.head_threshold)

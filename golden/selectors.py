@@ -9,8 +9,9 @@ named by ``config.selector`` (one of :data:`hdp_rtl.config.SELECTOR_NAMES`) as::
 with
 
 - ``bi``: int64 block importances, ``block rows x block cols``: the (signed) maximum of
-  the integer scores ``S_int`` over each block's valid pairs, 0 for a block without one
-  (:func:`golden.block_importance`);
+  the integer pass's pair scores (``S_int``, or ``S_sel`` with ``unbiased_selection``:
+  :func:`golden.selection_scores`) over each block's valid pairs, 0 for a block without
+  one (:func:`golden.block_importance`);
 - ``bvalid``: bool, same shape: the blocks holding at least one valid pair (inside
   ``seq_len``, and on or below the diagonal when causal);
 - ``regs``: the run-time :class:`hdp_rtl.config.Registers` (rule, ``rho``, ``delta``,

@@ -138,6 +138,17 @@ class HDPConfig:
         Output rows held between the MAC array and ``m_axis``, in the serializer's
         block RAM (1, 2 or 4): with 1, a row with few kept pairs waits for the previous
         row's beats; more cost RAM depth only. Changes no result.
+    unbiased_selection : bool
+        Score the integer pass with the selection score ``S_sel = sum_d (2 qi + 1) ki
+        = 2 S_int + sum_d ki`` instead of ``S_int = sum_d qi ki`` (docs/algorithm.md,
+        "Unbiased selection scores"): ``qi = q >> F`` is a floor, so the integer parts
+        are biased by -1/2 and ``S_int`` mis-ranks keys; ``S_sel`` is, within a query
+        row, an affine function of the score of the interval midpoints. Block and head
+        importances, the ``delta``, ``score_threshold`` and ``head_threshold`` registers
+        are then in ``S_sel`` units (a step is worth half a logit step of ``S_int``:
+        :func:`delta_for`); the widths do not change (``widths.pair_score_max``). On in
+        every preset: it costs a few LUTs (the head scorer of ``edge``: 370 -> 373
+        iCE40 LUTs, docs/units.md). The scores of kept pairs do not change.
     """
 
     seq_max: int = 256
@@ -165,6 +176,7 @@ class HDPConfig:
     selector: str = "hdp"
     pv_acc_ram: bool = False
     out_row_buffers: int = 2
+    unbiased_selection: bool = True
 
     def __post_init__(self):
         _check_int(self, "seq_max", 1, 4096)
@@ -190,7 +202,7 @@ class HDPConfig:
         _check_int(self, "axis_elems", 1, self.head_dim, pow2=True)
         _check_int(self, "counter_bits", 8, 32)
         for name in ("perf_counters", "importance_report", "progressive_report",
-                     "channel_pruning"):
+                     "channel_pruning", "unbiased_selection"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if not isinstance(self.pv_acc_ram, bool):
@@ -242,8 +254,11 @@ class HDPConfig:
 
     @property
     def sint_bits(self) -> int:
-        """Signed width of ``S_int`` (sum of ``d`` products of two I-bit numbers)."""
-        return W.sint_bits(int_bits=self.int_bits, head_dim=self.head_dim)
+        """Signed width of the integer pass's pair score and of a block importance:
+        ``S_int`` (sum of ``d`` products of two I-bit numbers), or ``S_sel`` with
+        ``unbiased_selection``."""
+        return W.sint_bits(int_bits=self.int_bits, head_dim=self.head_dim,
+                           unbiased=self.unbiased_selection)
 
     @property
     def score_bits(self) -> int:
@@ -280,13 +295,16 @@ class HDPConfig:
 
     @property
     def hi_bits(self) -> int:
-        """Unsigned width of the head importance (sum of |S_int| over seq_max**2 pairs)."""
-        return W.hi_bits(int_bits=self.int_bits, head_dim=self.head_dim, seq_max=self.seq_max)
+        """Unsigned width of the head importance (sum of the pair score's magnitude,
+        ``|S_int|`` or ``|S_sel|``, over seq_max**2 pairs)."""
+        return W.hi_bits(int_bits=self.int_bits, head_dim=self.head_dim, seq_max=self.seq_max,
+                         unbiased=self.unbiased_selection)
 
     @property
     def delta_bits(self) -> int:
-        """Unsigned width of the ``delta`` register (an S_int difference)."""
-        return W.delta_bits(int_bits=self.int_bits, head_dim=self.head_dim)
+        """Unsigned width of the ``delta`` register (a difference of pair scores)."""
+        return W.delta_bits(int_bits=self.int_bits, head_dim=self.head_dim,
+                            unbiased=self.unbiased_selection)
 
     @property
     def softmax_product_bits(self) -> int:
@@ -460,7 +478,9 @@ class Registers:
     head_prune_enable : bool
         Prune the head when its importance is below ``head_threshold``.
     head_threshold : int
-        Unsigned head-importance threshold.
+        Unsigned head-importance threshold, in the units of the head importance (the
+        sum of ``|S_int|``, or of ``|S_sel|`` with ``unbiased_selection``, over the
+        valid pairs).
     block_prune_enable : bool
         Prune blocks by ``block_rule``; off keeps every valid block.
     block_rule : int
@@ -468,7 +488,8 @@ class Registers:
     rho : int
         Signed Q1.8 fraction, -256..256, for the mean rule.
     delta : int
-        Unsigned integer-score margin for the delta rule.
+        Unsigned margin for the delta rule, in the units of the block importance
+        (``S_int``, or ``S_sel`` with ``unbiased_selection``: :func:`delta_for`).
     approx_enable : bool
         Drop the ``qf*kf`` term of the scores of kept pairs.
     score_scale : int
@@ -480,10 +501,11 @@ class Registers:
         block pruning enabled it must be >= 1 (the core refuses a start with 0, error
         12); the other selectors ignore it.
     score_threshold : int
-        Selector ``threshold`` only: signed, in integer-score units (the block
-        importance's): a block row keeps its valid blocks with ``BI >= score_threshold``
-        and always its best one (the lowest column of the row's maximum). It must fit
-        ``sint_bits`` signed bits; the other selectors ignore it.
+        Selector ``threshold`` only: signed, in the block importance's units
+        (``S_int``, or ``S_sel`` with ``unbiased_selection``): a block row keeps its
+        valid blocks with ``BI >= score_threshold`` and always its best one (the lowest
+        column of the row's maximum). It must fit ``sint_bits`` signed bits; the other
+        selectors ignore it.
     pq_threshold : int
         Builds with ``progressive_report`` only: an unsigned probability code
         (``prob_bits`` fraction bits, ``2**prob_bits`` is 1.0); the core flags each row
@@ -573,9 +595,15 @@ def delta_for(config: HDPConfig, logit_gap: float, q_exp: int, k_exp: int,
     """The ``delta`` register that prunes blocks whose best pair trails the row's best
     by more than ``logit_gap`` in natural-log units (probability ratio ``exp(-gap)``).
 
-    One ``S_int`` step is worth ``2**(q_exp + k_exp) / sqrt(d)`` of logit.
+    One ``S_int`` step is worth ``2**(q_exp + k_exp) / sqrt(d)`` of logit. With
+    ``unbiased_selection`` the block importances are ``S_sel = sum_d (2 qi + 1) ki``,
+    which is ``2 S_mid`` less a term constant in a query row (``S_mid``: the score of
+    the integer parts' interval midpoints ``qi + 1/2``, ``ki + 1/2``, on ``S_int``'s
+    scale), so a step of ``S_sel`` is worth half that.
     """
     d = head_dim or config.head_dim
     unit = 2.0 ** (q_exp + k_exp) / math.sqrt(d)
+    if config.unbiased_selection:
+        unit /= 2
     value = math.ceil(logit_gap / unit)
     return min(max(value, 0), (1 << config.delta_bits) - 1)

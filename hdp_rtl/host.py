@@ -462,8 +462,8 @@ class HDPDriver:
         (:func:`golden.channels.attention_head_channels`, bit for bit). The driver moves
         the kept channels to the front, Q and K alike
         (:func:`golden.channels.pack_kept_channels`: no score changes), and writes
-        ``channel_drop = head_dim - kept``: the core stores the dropped channels of Q as
-        0 and runs only the lane chunks that hold a kept channel, ``ceil(kept /
+        ``channel_drop = head_dim - kept``: the core stores the dropped channels of Q and
+        K as 0 and runs only the lane chunks that hold a kept channel, ``ceil(kept /
         int_lanes)`` a pair in the integer pass and ``ceil(kept / mac_lanes)`` a score in
         the MAC array (at least 1). Without a mask, ``channel_drop`` is written 0. A mask
         that drops a channel needs a config with ``channel_pruning`` (ConfigError).

@@ -198,6 +198,8 @@ def register_map(config: HDPConfig) -> list[Register]:
     """Every register at its byte offset; widths follow ``config``."""
     codes = "; ".join(f"{int(c)}: {c.name.lower()}" for c in ErrorCode if c)
     key_bits, out_bits = key_importance_bits(config), out_importance_bits(config)
+    # the integer pass's pair score, the unit of the selection registers
+    score = "S_sel" if config.unbiased_selection else "S_int"
     regs = [
         Register("ctrl", 0x00, "wo", "write 1 to start a head, 2 to clear the error, 4 to "
                  "abort the running head", (
@@ -219,7 +221,8 @@ def register_map(config: HDPConfig) -> list[Register]:
         Register("flags", 0x0C, "rw", "run-time switches; other bits are reserved (error 3)", tuple(
             Field(name, i, 1, f"Registers.{name}") for i, name in enumerate(FLAG_FIELDS)),
             overflow_error=ErrorCode.FLAGS_RESERVED),
-        Register("head_threshold", 0x10, "rw", "head pruned when HI < this (low 32 bits)", (
+        Register("head_threshold", 0x10, "rw",
+                 f"head pruned when HI < this (HI: the sum of abs({score}); low 32 bits)", (
             Field("head_threshold", 0, min(32, config.hi_bits), "unsigned"),)),
         Register("head_threshold_hi", 0x14, "rw", "bits 32 and up of head_threshold", (
             Field("head_threshold_hi", 0, config.hi_bits - 32, "unsigned"),)
@@ -227,7 +230,8 @@ def register_map(config: HDPConfig) -> list[Register]:
         Register("rho", 0x18, "rw",
                  f"mean rule: Q1.8 signed, -{RHO_ONE}..{RHO_ONE} (others: error 4)", (
             Field("rho", 0, 32, "two's complement", signed=True),)),
-        Register("delta", 0x1C, "rw", "delta rule margin in integer-score units", (
+        Register("delta", 0x1C, "rw", f"delta rule margin in {score} units (the block "
+                 "importance's: hdp_rtl.config.delta_for)", (
             Field("delta", 0, config.delta_bits, "unsigned"),)),
         Register("score_scale", 0x20, "rw",
                  f"softmax scale, unsigned with {config.score_scale_frac} fraction bits", (
@@ -248,15 +252,17 @@ def register_map(config: HDPConfig) -> list[Register]:
         # negative value sets bits above it: error 6, as any bit outside a field)
         regs.append(Register("score_threshold", SCORE_THRESHOLD_OFFSET, "rw",
                              "selector threshold: a block row keeps its blocks with "
-                             f"BI >= this and its best; {config.sint_bits}-bit two's "
-                             "complement (bits above it: error 6)", (
+                             f"BI >= this and its best; in {score} units, "
+                             f"{config.sint_bits}-bit two's complement (bits above it: "
+                             "error 6)", (
             Field("score_threshold", 0, config.sint_bits, "two's complement",
                   signed=True),)))
     if config.channel_pruning:          # the run-time channel mask of Q and K (issue 13)
         regs.append(Register("channel_drop", CHANNEL_DROP_OFFSET, "rw",
                              "channels of Q and K dropped from the scores, counted from the "
                              "last: channels head_dim - channel_drop and up take no part "
-                             "(Q's are stored as 0, whole lane chunks are skipped); 0: all "
+                             "(Q's and K's are stored as 0, whole lane chunks are skipped); "
+                             "0: all "
                              "kept, head_dim or more: none", (
             # (all 32 bits: any value is valid, so the register adds no start check)
             Field("channel_drop", 0, 32, "channels"),)))

@@ -6,7 +6,8 @@ agree on every width by construction. ``docs/algorithm.md`` gives the reason for
 """
 from __future__ import annotations
 
-__all__ = ["clog2", "bits_for", "index_bits", "ceil_div", "data_range", "sint_bits",
+__all__ = ["clog2", "bits_for", "index_bits", "ceil_div", "data_range", "pair_score_max",
+           "sint_bits",
            "score_bits", "hi_bits", "delta_bits", "exp_sum_bits", "recip_bits",
            "pv_acc_bits", "out_shift", "lane_bits"]
 
@@ -35,9 +36,27 @@ def data_range(data_bits: int) -> tuple[int, int]:
     return -(1 << (data_bits - 1)), (1 << (data_bits - 1)) - 1
 
 
-def sint_bits(*, int_bits: int, head_dim: int) -> int:
-    """Signed width of ``S_int``: a sum of ``head_dim`` products of two I-bit numbers."""
-    return 2 * int_bits + clog2(head_dim)
+def pair_score_max(*, int_bits: int, head_dim: int, unbiased: bool = False) -> int:
+    """The largest ``|score|`` of a pair in the integer pass: a sum of ``head_dim``
+    products of I-bit integer parts (``-2**(I-1) .. 2**(I-1) - 1``).
+
+    ``S_int = sum qi*ki``: each product is at most ``2**(2I-2)`` in magnitude (both
+    factors ``-2**(I-1)``). With ``unbiased`` (``S_sel = sum (2qi+1)*ki``), ``2qi+1``
+    is odd with ``|2qi+1| <= 2**I - 1``, so each product is at most
+    ``(2**I - 1) * 2**(I-1)`` (either sign: ``2qi+1`` and ``ki`` reach their extremes of
+    both signs)."""
+    per_product = (((1 << int_bits) - 1) << (int_bits - 1) if unbiased
+                   else 1 << (2 * int_bits - 2))
+    return head_dim * per_product
+
+
+def sint_bits(*, int_bits: int, head_dim: int, unbiased: bool = False) -> int:
+    """Signed width of the integer pass's pair score (``S_int``, or ``S_sel`` with
+    ``unbiased``): holds ``-pair_score_max .. pair_score_max``. Both are
+    ``2I + log2(head_dim)`` bits for a power-of-two ``head_dim``: ``S_sel``'s bound is
+    below ``2**(2I-1) * head_dim``."""
+    return bits_for(pair_score_max(int_bits=int_bits, head_dim=head_dim,
+                                   unbiased=unbiased)) + 1
 
 
 def score_bits(*, data_bits: int, head_dim: int) -> int:
@@ -45,14 +64,16 @@ def score_bits(*, data_bits: int, head_dim: int) -> int:
     return 2 * data_bits + clog2(head_dim)
 
 
-def hi_bits(*, int_bits: int, head_dim: int, seq_max: int) -> int:
-    """Unsigned width of the head importance (sum of |S_int| over seq_max**2 pairs)."""
-    return bits_for(head_dim * (1 << (2 * int_bits - 2)) * seq_max * seq_max)
+def hi_bits(*, int_bits: int, head_dim: int, seq_max: int, unbiased: bool = False) -> int:
+    """Unsigned width of the head importance (sum of the pair score's magnitude over
+    seq_max**2 pairs)."""
+    return bits_for(pair_score_max(int_bits=int_bits, head_dim=head_dim, unbiased=unbiased)
+                    * seq_max * seq_max)
 
 
-def delta_bits(*, int_bits: int, head_dim: int) -> int:
-    """Unsigned width of the ``delta`` register (an S_int difference)."""
-    return sint_bits(int_bits=int_bits, head_dim=head_dim) + 1
+def delta_bits(*, int_bits: int, head_dim: int, unbiased: bool = False) -> int:
+    """Unsigned width of the ``delta`` register (a difference of two pair scores)."""
+    return sint_bits(int_bits=int_bits, head_dim=head_dim, unbiased=unbiased) + 1
 
 
 def exp_sum_bits(*, seq_max: int, exp_bits: int) -> int:

@@ -75,7 +75,7 @@ def main(argv=None) -> None:
             qi, ki = golden.split(q, config)[0], golden.split(k, config)[0]
             n = len(q)
             fields["head_threshold"] = golden.head_importance(
-                golden.integer_scores(qi, ki), golden.valid_mask(n, False)) + 1
+                golden.selection_scores(qi, ki, config), golden.valid_mask(n, False)) + 1
         q, k, v, regs, exps = golden.prepare_head(xq, xk, xv, config, logit_gap=gap, **fields)
         res = golden.attention_head(q, k, v, config, regs)
         heads.append(HeadVector(

@@ -6,7 +6,10 @@ against the RTL cycle for cycle (``test_cycles_vs_spatten`` runs this module's r
 Data: ``random``, values drawn uniformly over the full range of the default preset's
 block importances (``sint_bits`` = 14); ``MiniLM``, block rows of the stored MiniLM
 heads (``tests/data/minilm_heads.npz``) run through the golden model at ``default``
-(1 x 1 blocks: a block row of a 64-token head is 64 importances). The stored heads have
+with ``S_int`` block importances (``unbiased_selection`` off, as the tables of
+docs/units.md were measured; the preset's ``S_sel`` rows span about twice as wide:
+docs/units.md "Top-k engine", Open) (1 x 1 blocks: a block row of a 64-token head is
+64 importances). The stored heads have
 64 tokens at most, so a MiniLM row of 128 (256) is 2 (4) consecutive block rows of one
 head end to end.
 
@@ -37,11 +40,11 @@ def _width() -> int:
 
 @lru_cache(maxsize=1)
 def minilm_rows() -> tuple:
-    """The 64-block rows (each a tuple of ``BI``) of the stored MiniLM heads of 64
-    tokens at ``default`` with the ``topk`` selector, head by head."""
+    """The 64-block rows (each a tuple of ``BI``, ``S_int``) of the stored MiniLM heads
+    of 64 tokens at ``default`` with the ``topk`` selector, head by head."""
     import golden
     from golden.vectors import load_minilm_heads
-    config = HDPConfig.preset("default").replace(selector="topk")
+    config = HDPConfig.preset("default").replace(selector="topk", unbiased_selection=False)
     heads = []
     for head in load_minilm_heads():
         if head.regs.seq_len < 64:

@@ -1,6 +1,6 @@
-"""Head scorer Verilog: every S_int, block importance and HI against the golden model,
-with Q's rows arriving while the loop runs (one every ``beats_per_row`` cycles, as from
-the input unpacker)."""
+"""Head scorer Verilog: every pair score (S_int, or S_sel with unbiased_selection), block
+importance and HI against the golden model, with Q's rows arriving while the loop runs
+(one every ``beats_per_row`` cycles, as from the input unpacker)."""
 import cocotb
 import numpy as np
 from cocotb.triggers import RisingEdge
@@ -50,7 +50,7 @@ class ScorerTB:
         qi, _ = golden.split(q, CONFIG)
         ki, _ = golden.split(k, CONFIG)
         valid = golden.valid_mask(n, causal)
-        s_int = np.where(valid, golden.integer_scores(qi, ki), 0)
+        s_int = np.where(valid, golden.selection_scores(qi, ki, CONFIG), 0)
         bi, bvalid = golden.block_importance(s_int, valid, CONFIG)
         rows = bvalid.shape[0]
         for R in range(rows):

@@ -19,6 +19,7 @@ from hdp_rtl.config import ConfigError, HDPConfig, PRESETS, Registers, delta_for
     (dict(seq_max="64"), "seq_max must be an integer, not '64'"),
     (dict(counter_bits=7), "counter_bits must be >= 8, not 7"),
     (dict(counter_bits=33), "counter_bits must be <= 32, not 33"),
+    (dict(unbiased_selection=1), "unbiased_selection must be true or false, not 1"),
 ])
 def test_invalid_configs_name_the_field(changes, message):
     with pytest.raises(ConfigError) as err:
@@ -76,6 +77,7 @@ def test_presets_and_unknown_preset():
         cfg = HDPConfig.preset(name)
         assert cfg.data_bits == cfg.int_bits + cfg.frac_bits
     assert HDPConfig.preset("edge").seq_max < HDPConfig.preset("default").seq_max
+    assert all(HDPConfig.preset(p).unbiased_selection for p in PRESETS)
     with pytest.raises(ConfigError, match="preset must be one of default, edge, server, not 'big'"):
         HDPConfig.preset("big")
 
@@ -107,9 +109,18 @@ def test_unknown_field_in_file(tmp_path):
 
 
 def test_derived_widths_hold_their_extremes():
-    cfg = HDPConfig.preset("default")
+    cfg = HDPConfig.preset("default").replace(unbiased_selection=False)
     most = cfg.head_dim * 2 ** (2 * cfg.int_bits - 2)          # (-8)*(-8)*d
     assert most < 2 ** (cfg.sint_bits - 1)
+    # S_sel: (2*(-8) + 1)*(-8)*d, or its negation, fits the same width (widths.py)
+    unbiased = cfg.replace(unbiased_selection=True)
+    sel = cfg.head_dim * (2 ** cfg.int_bits - 1) * 2 ** (cfg.int_bits - 1)
+    assert sel > most and sel < 2 ** (unbiased.sint_bits - 1)
+    assert unbiased.sint_bits == cfg.sint_bits and unbiased.delta_bits == cfg.delta_bits
+    assert sel * cfg.seq_max ** 2 < 2 ** unbiased.hi_bits
+    ragged = unbiased.replace(seq_max=100)       # hi_bits is exact: one more bit here
+    assert ragged.hi_bits == (sel * 100 ** 2).bit_length() == ragged.replace(
+        unbiased_selection=False).hi_bits + 1
     assert cfg.head_dim * 2 ** (2 * cfg.data_bits - 2) < 2 ** (cfg.score_bits - 1)
     assert most * cfg.seq_max ** 2 < 2 ** cfg.hi_bits
     assert cfg.seq_max * 2 ** cfg.exp_bits < 2 ** cfg.exp_sum_bits
@@ -121,5 +132,7 @@ def test_scale_helpers():
     assert score_scale_for(cfg, 0, 0) == round(2 ** -8 * 1.4426950408889634 / 8 * 2 ** 26)
     with pytest.raises(ConfigError, match="score_scale"):
         score_scale_for(cfg, 8, 8)
-    # one S_int step is 2**(0+0)/sqrt(64) = 1/8 of logit: a gap of 3 needs 24 steps
-    assert delta_for(cfg, 3.0, 0, 0) == 24
+    # one S_int step is 2**(0+0)/sqrt(64) = 1/8 of logit: a gap of 3 needs 24 steps;
+    # one S_sel step (the default's selection score) is 1/16: 48 steps
+    assert delta_for(cfg.replace(unbiased_selection=False), 3.0, 0, 0) == 24
+    assert delta_for(cfg, 3.0, 0, 0) == 48

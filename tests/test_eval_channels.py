@@ -42,7 +42,8 @@ CONFIGS = [HDPConfig.preset("default"), HDPConfig.preset("edge"), EVAL_CFG]
 @pytest.mark.parametrize("seed", range(6))
 def test_masked_channels_contribute_nothing(seed):
     """Zeroing the masked channels of Q and K is summing over the kept channels only, and
-    zeroing them in Q alone or in K alone gives the same scores."""
+    zeroing them in Q alone or in K alone gives the same S_int and full scores; the
+    selection score S_sel needs K's zeroed (Q's alone leaves K's masked channels' sum)."""
     rng = np.random.default_rng(seed)
     cfg = CONFIGS[seed % 3]
     n = int(rng.integers(1, 40))
@@ -62,6 +63,17 @@ def test_masked_channels_contribute_nothing(seed):
         for approx in (False, True):
             np.testing.assert_array_equal(golden.full_scores(a, b, cfg, approx),
                                           gch.masked_full_scores(q, k, mask, cfg, approx))
+    unbiased = cfg.replace(unbiased_selection=True)
+    s_sel = gch.masked_selection_scores(qi, ki, mask, unbiased)
+    np.testing.assert_array_equal(s_sel, np.einsum("rd,cd->rc", 2 * qi[:, mask] + 1,
+                                                   ki[:, mask]))
+    for a, b in ((qm, km), (q, km)):
+        ai, _ = golden.split(a, cfg)
+        bi, _ = golden.split(b, cfg)
+        np.testing.assert_array_equal(golden.selection_scores(ai, bi, unbiased), s_sel)
+    qmi, _ = golden.split(qm, cfg)
+    np.testing.assert_array_equal(golden.selection_scores(qmi, ki, unbiased),
+                                  s_sel + ki[:, ~mask].sum(axis=1)[None, :])
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -78,8 +90,8 @@ def test_channel_head_is_the_head_on_zeroed_channels(seed):
     for f in ("out", "s_int", "scores", "probs", "keep", "block_keep", "exps"):
         np.testing.assert_array_equal(getattr(res, f), getattr(ref, f), err_msg=f)
     np.testing.assert_array_equal(
-        res.s_int, np.where(res.valid, gch.masked_integer_scores(
-            golden.split(q, cfg)[0], golden.split(k, cfg)[0], mask), 0))
+        res.s_int, np.where(res.valid, gch.masked_selection_scores(
+            golden.split(q, cfg)[0], golden.split(k, cfg)[0], mask, cfg), 0))
     kept = int(mask.sum())
     assert res.int_macs == kept * res.pairs_valid and res.score_macs == kept * res.pairs_kept
     assert res.pv_macs == cfg.head_dim * res.pairs_kept

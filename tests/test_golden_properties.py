@@ -144,9 +144,9 @@ def test_pruned_pairs_have_zero_probability_and_counters_add_up():
 @pytest.mark.parametrize("preset", ["default", "edge"])
 def test_channel_mask_as_the_core_runs_it(preset):
     """The core's form of a channel mask (docs/interface.md, channel mask): Q and K
-    packed (kept channels first, golden.channels.pack_kept_channels), Q's channels from
-    kept on zeroed (the unpacker), the scores summed over the first ceil(kept / lanes)
-    chunks only (the skipped chunks hold Q's zeros): the head of
+    packed (kept channels first, golden.channels.pack_kept_channels), Q's and K's
+    channels from kept on zeroed (the unpacker), the scores summed over the first
+    ceil(kept / lanes) chunks only (the skipped chunks hold zeros): the head of
     golden.channels.attention_head_channels with the mask as it was, bit for bit, for
     every kept count, scattered masks included."""
     import golden.channels as ch
@@ -165,8 +165,88 @@ def test_channel_mask_as_the_core_runs_it(preset):
         for lanes in (cfg.int_lanes, cfg.mac_lanes):
             active = max(1, ch.active_chunks(packed, lanes))
             cut = active * lanes                 # the chunks the core runs
-            zq = pq.copy()
+            zq, zk = pq.copy(), pk.copy()
             zq[:, kept:] = 0
-            res = golden.attention_head(zq[:, :cut], pk[:, :cut], v, cfg, regs)
+            zk[:, kept:] = 0
+            res = golden.attention_head(zq[:, :cut], zk[:, :cut], v, cfg, regs)
             assert np.array_equal(res.out, want.out) and np.array_equal(res.s_int, want.s_int)
             assert res.head_pruned == want.head_pruned
+
+
+# ---- the selection score (unbiased_selection) ---------------------------------------------
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 8), st.integers(1, 12), st.integers(1, 12), st.integers(1, 16),
+       st.integers(0, 2**32 - 1))
+def test_selection_score_is_twice_s_int_plus_the_key_sum(int_bits, rows, cols, d, seed):
+    """S_sel = sum (2qi+1) ki = 2 S_int + sum_d ki; the midpoints' score sum (2qi+1)(2ki+1)
+    is 2 S_sel plus a term of the row alone; S_sel fits sint_bits, its extremes included;
+    with the option off the selection score is S_int."""
+    rng = np.random.default_rng(seed)
+    lo, hi = -(1 << (int_bits - 1)), 1 << (int_bits - 1)
+    qi, ki = rng.integers(lo, hi, (rows, d)), rng.integers(lo, hi, (cols, d))
+    qi[0], ki[0] = lo, hi - 1          # 2qi+1 = -(2**I - 1) against the largest ki
+    on = HDPConfig(head_dim=16, int_lanes=16, mac_lanes=16, int_bits=int_bits,
+                   unbiased_selection=True)
+    off = on.replace(unbiased_selection=False)
+    s_int = golden.integer_scores(qi, ki)
+    s_sel = golden.selection_scores(qi, ki, on)
+    np.testing.assert_array_equal(s_sel, 2 * s_int + ki.sum(axis=1)[None, :])
+    np.testing.assert_array_equal(golden.selection_scores(qi, ki, off), s_int)
+    mid = (2 * qi + 1) @ (2 * ki + 1).T
+    np.testing.assert_array_equal(mid - 2 * s_sel, np.broadcast_to(
+        (2 * qi + 1).sum(axis=1)[:, None], mid.shape))
+    assert np.abs(s_sel).max() <= 16 * ((1 << int_bits) - 1) << (int_bits - 1)
+    half = 1 << (on.sint_bits - 1)
+    extreme = 16 * ((1 << int_bits) - 1) * (1 << (int_bits - 1))   # (2*lo+1)*lo*d
+    assert -half <= -extreme and extreme < half
+
+
+@settings(max_examples=40, deadline=None)
+@given(heads(peaked=True), registers, st.booleans())
+def test_the_option_selects_on_the_selection_score(xs, fields, head_prune):
+    """With unbiased_selection, block importance, head importance, the selection and
+    ``s_int`` are those of S_sel; without it, of S_int, as before the option. The
+    scores of the kept pairs are the same full scores either way."""
+    on = CFG.replace(unbiased_selection=True)
+    for cfg in (on, on.replace(unbiased_selection=False)):
+        q, k, v, regs, _ = golden.prepare_head(*xs, cfg, **fields)
+        n = regs.seq_len
+        qi, ki = golden.split(q, cfg)[0], golden.split(k, cfg)[0]
+        valid = golden.valid_mask(n, bool(regs.causal))
+        s_int = golden.integer_scores(qi, ki)
+        s = 2 * s_int + ki.sum(axis=1)[None, :] if cfg.unbiased_selection else s_int
+        s = np.where(valid, s, 0)
+        if head_prune:
+            regs = regs.replace(head_prune_enable=True,
+                                head_threshold=golden.head_importance(s, valid))
+        res = golden.attention_head(q, k, v, cfg, regs)
+        np.testing.assert_array_equal(res.s_int, s)
+        bi, bvalid = golden.block_importance(s, valid, cfg)
+        np.testing.assert_array_equal(res.block_importance, bi)
+        assert res.head_importance == int(np.abs(s).sum()) and not res.head_pruned
+        keep = golden.SELECTORS[cfg.selector](bi, bvalid, regs, cfg)
+        np.testing.assert_array_equal(res.block_keep, keep)
+        full = golden.full_scores(q, k, cfg, bool(regs.approx_enable))
+        np.testing.assert_array_equal(res.scores, np.where(res.keep, full, 0))
+
+
+@pytest.mark.parametrize("q_exp,k_exp,head_dim", [(0, 0, 64), (-2, 1, 32), (3, -4, 17)])
+def test_delta_for_halves_the_unit_with_the_selection_score(q_exp, k_exp, head_dim):
+    """A step of S_sel is worth half a logit step of S_int, so the same gap needs
+    twice the steps (to the ceiling): delta = ceil(gap / (unit / 2)); saturated to
+    delta_bits either way."""
+    import math
+    from hdp_rtl.config import delta_for
+    on = HDPConfig.preset("default").replace(unbiased_selection=True)
+    off = on.replace(unbiased_selection=False)
+    unit = 2.0 ** (q_exp + k_exp) / math.sqrt(head_dim)
+    for gap in (0.0, 0.3, 1.0, 2.5, 4.5, 5.0, 7.77):
+        got = delta_for(on, gap, q_exp, k_exp, head_dim=head_dim)
+        assert got == min(math.ceil(gap / (unit / 2)), (1 << on.delta_bits) - 1)
+        assert delta_for(off, gap, q_exp, k_exp, head_dim=head_dim) == min(
+            math.ceil(gap / unit), (1 << off.delta_bits) - 1)
+        assert got in (2 * delta_for(off, gap, q_exp, k_exp, head_dim=head_dim) - 1,
+                       2 * delta_for(off, gap, q_exp, k_exp, head_dim=head_dim)) or \
+            got == (1 << on.delta_bits) - 1
+    assert delta_for(on, 1e9, 0, 0) == (1 << on.delta_bits) - 1

@@ -6,9 +6,9 @@ import pytest
 import golden
 from hdp_rtl.config import HDPConfig, Registers
 
-# I=4, F=4: x = xi*16 + xf
+# I=4, F=4: x = xi*16 + xf; selection on S_int (S_sel: test_selection_score_by_hand)
 CFG = HDPConfig(seq_max=8, head_dim=2, int_lanes=1, mac_lanes=1, axis_elems=1,
-                block_rows=2, block_cols=2)
+                block_rows=2, block_cols=2, unbiased_selection=False)
 
 
 def test_split_floors_negative_numbers():
@@ -95,6 +95,21 @@ def test_head_pruning_threshold():
     assert pruned.head_pruned and not pruned.out.any() and not pruned.probs.any()
     assert pruned.score_macs == pruned.pv_macs == pruned.blocks_kept == 0
     assert pruned.int_macs == 2 * 4
+
+
+def test_selection_score_by_hand():
+    """With unbiased_selection the head scores (2qi+1).ki: qi = identity, so row 0
+    weighs ki by [3, 1] and row 1 by [1, 3]; ki = [[2, 0], [1, 1]]."""
+    q, k, v = _tiny_head()
+    cfg = CFG.replace(unbiased_selection=True)
+    qi, ki = golden.split(q, cfg)[0], golden.split(k, cfg)[0]
+    assert golden.selection_scores(qi, ki, cfg).tolist() == [[6, 4], [2, 4]]
+    assert golden.selection_scores(qi, ki, CFG).tolist() == [[2, 1], [0, 1]]
+    base = Registers(seq_len=2, head_prune_enable=True, score_scale=1 << 10)
+    kept = golden.attention_head(q, k, v, cfg, base.replace(head_threshold=16))
+    assert kept.head_importance == 16 and not kept.head_pruned
+    assert kept.s_int.tolist() == [[6, 4], [2, 4]] and kept.block_importance.tolist() == [[6]]
+    assert golden.attention_head(q, k, v, cfg, base.replace(head_threshold=17)).head_pruned
 
 
 def test_exp_table_and_single_pair_row():

@@ -170,7 +170,8 @@ class HDPAttention(_Method):
     ``logit_gap`` (natural-log units) makes the host compute the ``delta`` register per
     head from the tensors' scales (:func:`hdp_rtl.config.delta_for`); otherwise the
     ``delta`` register field is used as given. ``head_thresholds`` (one per layer, in
-    units of ``|S_int|`` per valid pair) enable head pruning with
+    units of the pair score's magnitude per valid pair: ``|S_int|``, or ``|S_sel|`` with
+    ``unbiased_selection``; ``Calibration.head_thresholds``) enable head pruning with
     ``head_threshold = ceil(t * seq_len**2)`` (saturated to the register): the host
     knows ``seq_len``. The head is :func:`golden.attention_head` with
     :func:`golden.float64_matmul`, which raises rather than lose exactness.

@@ -525,8 +525,10 @@ class Calibration:
         return int(m[idx]) + 1 if rows > 0 else 0
 
     def head_importance_per_pair(self, config: HDPConfig) -> np.ndarray:
-        """``HI / n**2`` of every (layer, input, head) at ``config``'s I and F."""
-        key = ("hi", config.int_bits, config.frac_bits)
+        """``HI / n**2`` of every (layer, input, head) at ``config``'s I and F, on the
+        integer pass's pair scores (``S_int``, or ``S_sel`` with ``unbiased_selection``:
+        :func:`golden.selection_scores`), the scale of the ``head_threshold`` register."""
+        key = ("hi", config.int_bits, config.frac_bits, config.unbiased_selection)
         if key not in self._cache:
             rows = []
             for layer in range(self.layers):
@@ -537,14 +539,15 @@ class Calibration:
                     for h in range(q.shape[0]):
                         qi, _ = golden.split(golden.quantize(q[h], config)[0], config)
                         ki, _ = golden.split(golden.quantize(k[h], config)[0], config)
-                        s = golden.integer_scores(qi, ki, golden.float64_matmul)
+                        s = golden.selection_scores(qi, ki, config, golden.float64_matmul)
                         vals.append(np.abs(s).sum() / (n * n))
                 rows.append(vals)
             self._cache[key] = np.asarray(rows)
         return self._cache[key]
 
     def head_thresholds(self, config: HDPConfig, head_sparsity: float) -> np.ndarray:
-        """Per-layer ``|S_int|``-per-pair thresholds pruning ``head_sparsity`` of the
+        """Per-layer thresholds of ``HI / n**2`` (:meth:`head_importance_per_pair`, so in
+        the units of ``config``'s pair scores) pruning ``head_sparsity`` of the
         calibration heads (the host writes ``ceil(t * n**2)`` to ``head_threshold``)."""
         hi = self.head_importance_per_pair(config)
         return np.quantile(hi, head_sparsity, axis=1, method="higher") + 1e-9

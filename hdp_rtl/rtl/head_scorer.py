@@ -29,13 +29,17 @@ class HeadScorer(wiring.Component):
     """Runs the pair loop of one head on the integer parts of Q and K.
 
     For every valid pair (``r, c < seq_len`` and, when ``causal``, ``c <= r``), block
-    row by block row, row by row, column by column, ``S_int = sum_d qi*ki`` is
-    computed with ``int_lanes`` ``I x I`` multipliers, ``head_dim / int_lanes`` cycles a
-    pair. A block's importance is the max of ``S_int`` over its valid pairs; it is
-    final once its pairs in its block row's last row (the longest row) are done, and
-    it is sent on ``o_block`` then, while that row goes on: block importances stream
-    out as the pairs are computed, with no copy of a block row and no wait at its
-    end. ``head_importance`` is ``sum |S_int|``.
+    row by block row, row by row, column by column, the pair score ``S_int = sum_d
+    qi*ki`` is computed with ``int_lanes`` ``I x I`` multipliers, ``head_dim /
+    int_lanes`` cycles a pair; with ``unbiased`` it is the selection score ``S_sel =
+    sum_d (2*qi + 1)*ki`` instead (``golden.selection_scores``: each lane multiplies
+    ``(I + 1) x I`` with the new low bit of ``2*qi + 1`` constant, and the sums keep
+    their widths). Below, ``S_int`` names whichever of the two the unit computes.
+    A block's importance is the max of ``S_int`` over its valid pairs; it is final
+    once its pairs in its block row's last row (the longest row) are done, and it is
+    sent on ``o_block`` then, while that row goes on: block importances stream out as
+    the pairs are computed, with no copy of a block row and no wait at its end.
+    ``head_importance`` is ``sum |S_int|``.
 
     Pipelined for the clock: the loop issues one chunk of ``int_lanes`` elements a
     cycle; the integer parts of the words read (a copy of the block RAMs' read data),
@@ -67,11 +71,14 @@ class HeadScorer(wiring.Component):
     channel_skip : bool
         ``HDPConfig.channel_pruning`` (with more than one chunk): build ``last_chunk_at``,
         the run-time number of chunks a pair runs.
+    unbiased : bool
+        ``HDPConfig.unbiased_selection``: compute ``S_sel`` instead of ``S_int``.
 
     With ``channel_skip`` a pair runs the chunks ``0 .. last_chunk_at`` only (the
     channel mask's kept channels fill the first chunks: the chunks after them hold
-    zeros of Q, whose products are 0): ``last_chunk_at + 1`` cycles a pair instead of
-    ``head_dim / int_lanes``, the same results.
+    zeros of Q and K, whose products are 0, ``(2*0 + 1)*0`` included):
+    ``last_chunk_at + 1`` cycles a pair instead of ``head_dim / int_lanes``, the same
+    results.
 
     Attributes
     ----------
@@ -117,7 +124,8 @@ class HeadScorer(wiring.Component):
 
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
                  int_lanes: int, block_rows: int, block_cols: int,
-                 word_elems: int | None = None, channel_skip: bool = False):
+                 word_elems: int | None = None, channel_skip: bool = False,
+                 unbiased: bool = False):
         self.seq_max, self.head_dim = seq_max, head_dim
         self.word_elems = word_elems = word_elems or head_dim
         if word_elems % int_lanes or head_dim % word_elems:
@@ -127,7 +135,8 @@ class HeadScorer(wiring.Component):
         self.int_lanes, self.block_rows, self.block_cols = int_lanes, block_rows, block_cols
         self.block_col_count = W.ceil_div(seq_max, block_cols)
         self.block_col_bits = W.index_bits(self.block_col_count)
-        self.sint_bits = W.sint_bits(int_bits=int_bits, head_dim=head_dim)
+        self.unbiased = unbiased
+        self.sint_bits = W.sint_bits(int_bits=int_bits, head_dim=head_dim, unbiased=unbiased)
         chunks = head_dim // int_lanes
         self.channel_skip = channel_skip = channel_skip and chunks > 1
         # a block's place: claimed at issue, its block written 5 + levels cycles on,
@@ -136,7 +145,8 @@ class HeadScorer(wiring.Component):
         self.queue_depth = W.ceil_div(7 + sum_levels(int_lanes),
                                       1 if channel_skip else chunks) + 1
         seq_bits = W.index_bits(seq_max)
-        self.hi_bits = W.hi_bits(int_bits=int_bits, head_dim=head_dim, seq_max=seq_max)
+        self.hi_bits = W.hi_bits(int_bits=int_bits, head_dim=head_dim, seq_max=seq_max,
+                                 unbiased=unbiased)
         data_bits = int_bits + frac_bits
         super().__init__({
             "start": In(1), "busy": Out(1),
@@ -159,7 +169,8 @@ class HeadScorer(wiring.Component):
         return cls(seq_max=config.seq_max, head_dim=config.head_dim, int_bits=config.int_bits,
                    frac_bits=config.frac_bits, int_lanes=config.int_lanes,
                    block_rows=config.block_rows, block_cols=config.block_cols,
-                   word_elems=config.row_word_elems, channel_skip=config.channel_pruning)
+                   word_elems=config.row_word_elems, channel_skip=config.channel_pruning,
+                   unbiased=config.unbiased_selection)
 
     def elaborate(self, platform):
         m = Module()
@@ -247,9 +258,12 @@ class HeadScorer(wiring.Component):
         for lane in range(L):
             qa = Signal(signed(self.int_bits), name=f"lane{lane}_q")
             ka = Signal(signed(self.int_bits), name=f"lane{lane}_k")
+            # (2*qa + 1)*ka, like qa*ka, fits 2I signed bits: |2qa+1| <= 2**I - 1
+            # (widths.pair_score_max)
             prod = Signal(signed(2 * self.int_bits), name=f"lane{lane}_prod")
+            qf = Cat(Const(1, 1), qa).as_signed() if self.unbiased else qa
             m.d.sync += [qa.eq(pick(q_word, lane)), ka.eq(pick(k_word, lane)),
-                         prod.eq(lut_multiply(qa, ka))]
+                         prod.eq(lut_multiply(qf, ka))]
             products.append(prod)
         m.d.sync += [c1.eq(c0), c2.eq(c1)]
 

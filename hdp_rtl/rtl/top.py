@@ -71,7 +71,7 @@ def _channel_mask(m, cfg, drop, *, unpacker, scorer, mac, counters):
     last = Signal(max(1, log_d), name="channel_last")
     if log_d:
         m.d.sync += last.eq(Mux(none, 0, ~drop[:log_d]))
-    m.d.comb += [unpacker.q_kept.eq(kept), counters.channels.eq(kept)]
+    m.d.comb += [unpacker.qk_kept.eq(kept), counters.channels.eq(kept)]
     if scorer.channel_skip:
         m.d.comb += scorer.last_chunk_at.eq(last >> (cfg.int_lanes.bit_length() - 1))
     if mac.channel_skip:

@@ -38,11 +38,15 @@ class InputUnpacker(wiring.Component):
     is offered on ``o_word`` in the cycle its last beat arrives (no added latency), and
     that beat is taken only when ``o_word`` is.
 
-    With ``channel_mask`` (``HDPConfig.channel_pruning``) the elements of Q's channels
-    ``q_kept`` and up are stored as 0 (the channel mask of the scores: a zero element
-    of Q makes every product of its channel 0, in the integer pass and in the MAC
-    array). Which lanes of a beat are zeroed is a register, set for the next beat from
-    the beat's place in its row, so the zeroing is one LUT on the data, after the port.
+    With ``channel_mask`` (``HDPConfig.channel_pruning``) the elements of Q's and K's
+    channels ``qk_kept`` and up are stored as 0 (the channel mask of the scores: a zero
+    element of Q makes every product ``q*k`` of its channel 0, in the integer pass and
+    in the MAC array; the unbiased selection score's ``(2*qi + 1)*ki`` needs K's to be
+    0 too, and K takes part in nothing else, so K's are zeroed in every build). Which
+    lanes of a beat are zeroed is a register, set for the next beat from the beat's
+    place in its row, so the zeroing is one LUT on the data, after the port; a head's
+    first beat (K's first, which can come the cycle ``qk_kept`` becomes valid) takes
+    its lanes from a compare of ``qk_kept`` instead.
 
     Parameters
     ----------
@@ -51,7 +55,7 @@ class InputUnpacker(wiring.Component):
     word_elems : int
         ``HDPConfig.row_word_elems``, a multiple of ``axis_elems``.
     channel_mask : bool
-        Build ``q_kept`` and the zeroing of Q's dropped channels.
+        Build ``qk_kept`` and the zeroing of Q's and K's dropped channels.
 
     Members
     -------
@@ -74,9 +78,9 @@ class InputUnpacker(wiring.Component):
         A beat was taken this cycle.
     error : Out(4)
         An :class:`~hdp_rtl.regmap.ErrorCode` raised this cycle (0: none).
-    q_kept : In(range(head_dim + 1))
-        With ``channel_mask``: Q's channels kept (``0 .. head_dim``), stable from the
-        cycle after ``start`` to the end of the head's input.
+    qk_kept : In(range(head_dim + 1))
+        With ``channel_mask``: Q's and K's channels kept (``0 .. head_dim``), stable
+        from the cycle after ``start`` to the end of the head's input.
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, data_bits: int, axis_elems: int,
@@ -102,7 +106,7 @@ class InputUnpacker(wiring.Component):
             "last_row": Out(1), "beat": Out(1), "error": Out(4),
         })
         if channel_mask:
-            members["q_kept"] = In(range(head_dim + 1), init=head_dim)
+            members["qk_kept"] = In(range(head_dim + 1), init=head_dim)
         super().__init__(members)
 
     @classmethod
@@ -126,7 +130,7 @@ class InputUnpacker(wiring.Component):
 
         elems = Cat(*(self.s_axis_tdata[j * lane:j * lane + B] for j in range(self.elems)))
         if self.channel_mask:
-            elems = self._zero_dropped(m, elems, q_code, tensor)
+            elems = self._zero_dropped(m, elems, TENSOR_CODE["v"], tensor)
         lane_ok = Signal()
         m.d.comb += lane_ok.eq(1)
         if lane > B:
@@ -179,27 +183,27 @@ class InputUnpacker(wiring.Component):
                         m.d.sync += active.eq(0)
         return m
 
-    def _zero_dropped(self, m, elems, q_code, tensor):
-        """``elems`` with the lanes of Q's dropped channels (``q_kept`` and up) zeroed.
-        ``zero`` holds the current beat's lanes to zero (a register): the next beat's
-        are decided from the beat's place in the row ``pos`` (a register) and loaded
-        when a beat is taken."""
+    def _zero_dropped(self, m, elems, v_code, tensor):
+        """``elems`` with the lanes of Q's and K's dropped channels (``qk_kept`` and up)
+        zeroed. ``zero`` holds the current beat's lanes to zero (a register): the next
+        beat's are decided from the beat's place in the row ``pos`` (a register) and
+        loaded when a beat is taken. A head's first beat (K's, in the cycle after
+        ``start`` at the earliest, when ``qk_kept`` has only just become valid) takes
+        its lanes from ``qk_kept`` directly (``first``)."""
         E, B, bpr = self.elems, self.B, self.head_dim // self.elems
         pos = Signal(range(max(2, bpr)), name="beat_in_row")
         zero = Signal(E, name="lanes_dropped")
         zero_next, zero_first = Signal(E), Signal(E)
         for j in range(E):
-            m.d.comb += [zero_next[j].eq((pos + 1) * E + j >= self.q_kept),
-                         zero_first[j].eq(j >= self.q_kept)]
+            m.d.comb += [zero_next[j].eq((pos + 1) * E + j >= self.qk_kept),
+                         zero_first[j].eq(j >= self.qk_kept)]
         last = (pos == bpr - 1) if bpr > 1 else 1
+        first = Signal(init=1, name="first_beat")    # no beat taken yet in this head
         with m.If(self.start):
-            m.d.sync += pos.eq(0)
+            m.d.sync += [pos.eq(0), first.eq(1)]
         with m.Elif(self.beat):
-            m.d.sync += [pos.eq(Mux(last, 0, pos + 1)),
+            m.d.sync += [pos.eq(Mux(last, 0, pos + 1)), first.eq(0),
                          zero.eq(Mux(last, zero_first, zero_next))]
-        with m.Else():
-            # (before a head's first beat: q_kept is stable from the cycle after start)
-            with m.If(pos == 0):
-                m.d.sync += zero.eq(zero_first)
-        is_q = tensor == q_code
-        return Cat(*(Mux(zero[j] & is_q, 0, elems[j * B:(j + 1) * B]) for j in range(E)))
+        lanes = Mux(first, zero_first, zero)
+        is_qk = tensor != v_code           # (V is never masked: P x V uses every channel)
+        return Cat(*(Mux(lanes[j] & is_qk, 0, elems[j * B:(j + 1) * B]) for j in range(E)))

@@ -1,5 +1,6 @@
-"""Head scorer: every S_int, block importance and the head importance against the golden
-model, with back-pressure on the block stream, in amaranth.sim and as generated Verilog."""
+"""Head scorer: every pair score (S_int, or S_sel with unbiased_selection), block importance
+and the head importance against the golden model, with back-pressure on the block stream,
+in amaranth.sim and as generated Verilog."""
 import random
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 import golden
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.rtl.head_scorer import HeadScorer
-from cases import EDGE_AND_DEFAULT, run_unit_verilog
+from cases import EDGE, EDGE_AND_DEFAULT, run_unit_verilog
 from rowbuf import WithRowBuffers
 from unit_sim import recv_stream, run_sim
 
@@ -29,6 +30,13 @@ CONFIGS = {
     # rows of 2 row-buffer words of 2 chunks each: a pair reads its second words halfway
     "words2-chunks2": HDPConfig(seq_max=12, head_dim=8, block_cols=2, int_lanes=2,
                                 mac_lanes=4, axis_elems=2),
+    # S_int (unbiased_selection off; the configs above score S_sel), and S_sel at I = 2,
+    # its narrowest: 2qi+1 in -3..3
+    "edge-biased": HDPConfig.preset("edge").replace(unbiased_selection=False),
+    "br2-bc4-biased": HDPConfig(seq_max=16, head_dim=8, block_rows=2, block_cols=4, int_lanes=2,
+                                mac_lanes=2, axis_elems=2, unbiased_selection=False),
+    "one-chunk-i2": HDPConfig(seq_max=12, head_dim=4, block_rows=1, block_cols=2, int_lanes=4,
+                              mac_lanes=4, axis_elems=4, int_bits=2),
 }
 # (config, n, causal, back-pressure on o_block)
 CASES = [("edge", 9, False, 0.5), ("edge", 64, True, 0.5), ("edge", 1, False, 0.5),
@@ -37,7 +45,9 @@ CASES = [("edge", 9, False, 0.5), ("edge", 64, True, 0.5), ("edge", 1, False, 0.
          ("one-chunk", 12, True, 0.9), ("br4-bc2", 13, True, 0.5), ("br4-bc2", 16, False, 0.9),
          ("br4-bc2", 16, True, 0.0), ("br2-bc1", 8, True, 0.0), ("br2-bc1", 7, False, 0.5),
          ("br2-bc1", 3, True, 0.0),   # (seed 3: the forwarding of the same cycle matters)
-         ("words2-chunks2", 11, True, 0.5), ("words2-chunks2", 12, False, 0.9)]
+         ("words2-chunks2", 11, True, 0.5), ("words2-chunks2", 12, False, 0.9),
+         ("edge-biased", 23, True, 0.5), ("br2-bc4-biased", 13, False, 0.5),
+         ("one-chunk-i2", 12, False, 0.5)]
 
 
 @pytest.mark.parametrize("name,n,causal,bp", CASES,
@@ -68,7 +78,7 @@ def expected(cfg, q, k, n, causal):
     qi, _ = golden.split(q[:n], cfg)
     ki, _ = golden.split(k[:n], cfg)
     valid = golden.valid_mask(n, causal)
-    s_int = np.where(valid, golden.integer_scores(qi, ki), 0)
+    s_int = np.where(valid, golden.selection_scores(qi, ki, cfg), 0)
     bi, bvalid = golden.block_importance(s_int, valid, cfg)
     blocks = [(int(bi[R, C]), C, int(C == np.flatnonzero(bvalid[R]).max()),
                int(R == bvalid.shape[0] - 1))
@@ -165,7 +175,7 @@ def check_heads(cfg, heads, *, bp, seed, q_gap=0, active=None):
 #: (config, n, causal, back-pressure, active chunks): the channel mask's skipping
 SKIP_CASES = [("edge", 20, True, 0.0, 1), ("edge", 13, False, 0.5, 5),
               ("br2-bc4", 13, True, 0.5, 1), ("br2-bc4", 11, False, 0.0, 3),
-              ("words2-chunks2", 11, False, 0.5, 3)]
+              ("words2-chunks2", 11, False, 0.5, 3), ("edge-biased", 13, False, 0.5, 5)]
 
 
 @pytest.mark.parametrize("name,n,causal,bp,active", SKIP_CASES,
@@ -185,3 +195,10 @@ def test_channel_skip_runs_active_chunks(name, n, causal, bp, active):
 @pytest.mark.parametrize("preset,simulator", EDGE_AND_DEFAULT)
 def test_verilog(preset, simulator):
     run_unit_verilog("head_scorer", preset, simulator)
+
+
+@pytest.mark.parametrize("preset,simulator", EDGE)
+def test_verilog_biased(preset, simulator):
+    """The presets score S_sel (``unbiased_selection``); ``edge``'s head scorer with
+    S_int instead, on both simulators."""
+    run_unit_verilog("head_scorer", preset, simulator, unbiased_selection=False)
