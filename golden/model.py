@@ -320,7 +320,7 @@ def prepare_head(xq, xk, xv, config: HDPConfig, logit_gap: float | None = DEFAUL
     ``out`` of :func:`attention_head` is then in units of ``2**(v_exp - out_frac)``.
     ``score_scale`` is computed from the scales and the real head dimension unless
     given; ``delta`` is computed for the natural-log gap ``logit_gap`` (default
-    ``DEFAULT_LOGIT_GAP`` = 5, :func:`hdp_rtl.config.delta_for`) unless ``logit_gap`` is
+    ``DEFAULT_LOGIT_GAP`` = 4.5, :func:`hdp_rtl.config.delta_for`) unless ``logit_gap`` is
     None or ``delta`` is given; other registers default as in :class:`Registers`.
     """
     q, eq = quantize(xq, config)

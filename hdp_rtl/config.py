@@ -438,7 +438,8 @@ class HDPConfig:
 
 PRESETS: dict[str, dict] = {
     # BERT-like heads up to 256 tokens; element-wise (1x1) blocks with the delta rule at
-    # a logit gap of 5: the setting the MiniLM evaluation chose (docs/evaluation.md).
+    # DEFAULT_LOGIT_GAP on unbiased selection scores: the setting the MiniLM evaluation
+    # chose (docs/evaluation.md).
     "default": {},
     # Fits an iCE40 UP5K (5280 logic cells, 8 DSPs, 30 EBR) at 24 MHz: 64 tokens of 32
     # dims on 2 lanes, 2 elements a beat, no performance counters, no importance
@@ -460,9 +461,10 @@ BLOCK_RULE_MEAN = 0
 BLOCK_RULE_DELTA = 1
 
 #: The logit gap the host turns into ``delta`` (``delta_for``) by default: blocks whose
-#: best pair trails the row's best by more than 5 (probability ratio e^-5) are pruned;
-#: chosen on all-MiniLM-L6-v2 (docs/evaluation.md).
-DEFAULT_LOGIT_GAP = 5.0
+#: best pair trails the row's best by more than 4.5 (probability ratio e^-4.5) are
+#: pruned; chosen on all-MiniLM-L6-v2 with unbiased selection scores, out of sample
+#: (docs/evaluation.md). It was 5 with the floored ``S_int``.
+DEFAULT_LOGIT_GAP = 4.5
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ COMPARISON_COLUMNS = ("method", "setting", "attention work pruned", "pairs prune
                       "Spearman", "NN agree", "calibrated")
 
 #: Groups that are reference points, not lines of the plots.
-REFERENCE_GROUPS = ("reference", "quantisation only", "dense")
+REFERENCE_GROUPS = ("reference", "quantisation only", "quantisation only, approximation on",
+                    "dense")
 
 
 def _pct(x) -> str:

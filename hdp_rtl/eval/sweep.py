@@ -51,14 +51,16 @@ __all__ = ["Dataset", "Setting", "Calibration", "CrossCalibration", "DEFAULT_HDP
            "CHANNEL_KEEPS", "comparison_rows", "pruned_work", "choose_out_of_sample"]
 
 #: The documented default of the evaluation (docs/evaluation.md): the delta rule with
-#: the host computing ``delta`` for a logit gap of 5 (``delta_for``), element-wise (1x1)
-#: blocks, I=4/F=4, approximation on. It prunes >= 50% of the pairs of 100-250-token
-#: inputs at mean embedding cosine >= 0.99. The `default` preset and `prepare_head`
-#: carry the same choice (block shape and ``DEFAULT_LOGIT_GAP``).
+#: the host computing ``delta`` for the logit gap ``DEFAULT_LOGIT_GAP`` (``delta_for``),
+#: element-wise (1x1) blocks, I=4/F=4, unbiased selection scores
+#: (``HDPConfig.unbiased_selection``) and the approximation off (on this MAC array it
+#: saves no area, docs/fpga.md, and costs fidelity). It prunes >= 55% of the pairs of
+#: 150-250-token inputs at mean embedding cosine >= 0.99, chosen out of sample. The
+#: `default` preset and `prepare_head` carry the same choice.
 _D = HDPConfig.preset("default")
 DEFAULT_HDP = dict(rule="delta", gap=DEFAULT_LOGIT_GAP, block_rows=_D.block_rows,
                    block_cols=_D.block_cols, int_bits=_D.int_bits, frac_bits=_D.frac_bits,
-                   approx=True)
+                   approx=False, unbiased=_D.unbiased_selection)
 
 
 # ---- data ------------------------------------------------------------------------------
@@ -159,6 +161,16 @@ def hdp(group: str, label: str | None = None, **kw) -> Setting:
     return Setting(label or describe(p), group, "hdp", _params(**p))
 
 
+def _score_parts(p: dict) -> list[str]:
+    """Label parts for the score options that differ from :data:`DEFAULT_HDP`'s."""
+    parts = []
+    if p.get("approx", DEFAULT_HDP["approx"]) != DEFAULT_HDP["approx"]:
+        parts.append("approx" if p["approx"] else "exact")
+    if p.get("unbiased", DEFAULT_HDP["unbiased"]) != DEFAULT_HDP["unbiased"]:
+        parts.append("unbiased selection" if p["unbiased"] else "floor selection")
+    return parts
+
+
 def describe(p: dict) -> str:
     """A short label of HDP parameters."""
     parts = []
@@ -173,8 +185,7 @@ def describe(p: dict) -> str:
     if "block_rows" in p:
         parts.append(f"{p['block_rows']}x{p['block_cols']}")
     parts.append(f"I{p['int_bits']}F{p['frac_bits']}")
-    if not p.get("approx", True):
-        parts.append("exact")
+    parts += _score_parts(p)
     if p.get("head_sparsity"):
         parts.append(f"heads {p['head_sparsity']:.0%}")
     return " ".join(parts)
@@ -189,7 +200,8 @@ def spatten(group: str, label: str | None = None, **kw) -> Setting:
     threshold as a probability in 0..1); ``pool`` is ``alive`` (default) or ``frozen``;
     ``mode`` is ``tokens`` (default) or ``keys`` (the key-only variant)."""
     p = dict(token_keep=1.0, head_keep=1.0, int_bits=DEFAULT_HDP["int_bits"],
-             frac_bits=DEFAULT_HDP["frac_bits"], approx=DEFAULT_HDP["approx"])
+             frac_bits=DEFAULT_HDP["frac_bits"], approx=DEFAULT_HDP["approx"],
+             unbiased=DEFAULT_HDP["unbiased"])
     p.update(kw)
     if "pruned" in p:
         p.pop("token_keep", None)
@@ -215,8 +227,7 @@ def describe_spatten(p: dict) -> str:
         parts.append(f"{p['pool']} states")
     if (p["int_bits"], p["frac_bits"]) != (DEFAULT_HDP["int_bits"], DEFAULT_HDP["frac_bits"]):
         parts.append(f"I{p['int_bits']}F{p['frac_bits']}")
-    if not p.get("approx", True):
-        parts.append("exact")
+    parts += _score_parts(p)
     if len(parts) == 1:
         parts.append("no pruning")
     return " ".join(parts)
@@ -242,7 +253,8 @@ def channels(criterion: str, keep: int, group: str | None = None, label: str | N
     if criterion not in CRITERIA:
         raise ValueError(f"unknown channel criterion {criterion!r}")
     p = dict(criterion=criterion, keep=int(keep), int_bits=DEFAULT_HDP["int_bits"],
-             frac_bits=DEFAULT_HDP["frac_bits"], approx=DEFAULT_HDP["approx"])
+             frac_bits=DEFAULT_HDP["frac_bits"], approx=DEFAULT_HDP["approx"],
+             unbiased=DEFAULT_HDP["unbiased"])
     p.update(kw)
     on_top = " + HDP default" if p.get("hdp") else ""
     if group is None:
@@ -269,6 +281,8 @@ def hdp_config(base: HDPConfig, p: dict) -> HDPConfig:
     score step worth ``2**(2*(8-B))`` times more, so ``score_scale_frac`` drops by as
     much to keep the ``score_scale`` register in its 20 bits."""
     changes = {k: p[k] for k in ("int_bits", "frac_bits", "block_rows", "block_cols") if k in p}
+    if "unbiased" in p:
+        changes["unbiased_selection"] = bool(p["unbiased"])
     cfg = base.replace(**changes)
     narrow = 8 - cfg.data_bits
     if narrow > 0 and cfg.data_bits < base.data_bits:
@@ -293,15 +307,24 @@ def quick_settings() -> list[Setting]:
 def sweep_settings() -> list[Setting]:
     """Every setting of ``--sweep`` (baselines at equal sparsity come after)."""
     s = [dense(), hdp("quantisation only", prune=False),
-         hdp("reference", prune=False, approx=False)]
+         hdp("quantisation only, approximation on", prune=False, approx=True)]
     for rho in (-0.5, -0.3, -0.15, 0.0, 0.2):
         s.append(hdp("mean rule 1x4", rule="mean", rho=rho, block_rows=1, block_cols=4))
     for rho in (-0.3, 0.0):
         s.append(hdp("mean rule 1x1", rule="mean", rho=rho, block_rows=1, block_cols=1))
-    for gap in (3.0, 4.0, 4.5, 5.0, 5.5, 6.0, 8.0):
+    for gap in (3.0, 4.0, 4.25, 4.5, 4.75, 5.0, 5.5, 6.0, 8.0):
         s.append(hdp("delta rule 1x1", gap=gap))
-    for gap in (3.0, 3.5, 4.0, 5.0, 6.0, 8.0):
+    # the earlier default's scores (floor integer parts, approximation on) and each
+    # change alone (docs/evaluation.md, recommendations 4 and 5)
+    for gap in (4.5, 5.0):
+        s.append(hdp("delta 1x1 floor selection, approx", gap=gap, unbiased=False, approx=True))
+        s.append(hdp("delta 1x1 floor selection", gap=gap, unbiased=False))
+        s.append(hdp("delta 1x1 approx", gap=gap, approx=True))
+    for gap in (3.0, 3.5, 3.75, 4.0, 5.0, 6.0, 8.0):
         s.append(hdp("delta rule 1x4", gap=gap, block_rows=1, block_cols=4))
+    for gap in (3.75, 4.0):
+        s.append(hdp("delta 1x4 I5F3", gap=gap, block_rows=1, block_cols=4, int_bits=5,
+                     frac_bits=3))
     for br, bc in ((1, 2), (2, 2), (1, 8), (4, 4)):
         for gap in (4.0, 5.0):
             s.append(hdp(f"delta rule {br}x{bc}", gap=gap, block_rows=br, block_cols=bc))
@@ -310,9 +333,8 @@ def sweep_settings() -> list[Setting]:
     for ib, fb in ((3, 5), (5, 3), (6, 2), (4, 3), (5, 4), (6, 4)):
         for gap in (4.5, 5.0):
             s.append(hdp(f"delta 1x1 I{ib}F{fb}", gap=gap, int_bits=ib, frac_bits=fb))
-    s.append(hdp("delta rule 1x1 exact", approx=False))
-    s.append(hdp("mean rule 1x4 exact", rule="mean", rho=0.0, block_rows=1, block_cols=4,
-                 approx=False))
+    s.append(hdp("mean rule 1x4 approx", rule="mean", rho=0.0, block_rows=1, block_cols=4,
+                 approx=True))
     for hs in (0.03, 0.10, 0.25):
         s.append(hdp("head pruning only", prune=False, head_sparsity=hs))
         s.append(hdp("default + head pruning", head_sparsity=hs))
@@ -330,7 +352,7 @@ def sweep_settings() -> list[Setting]:
     for rows in (0.1, 0.3):
         s.append(spatten("SpAtten PQ only", pq_rows=rows))
         s.append(spatten("SpAtten tokens 30% + PQ", token_keep=0.3, pq_rows=rows))
-    s.append(spatten("SpAtten tokens exact", token_keep=0.3, approx=False))
+    s.append(spatten("SpAtten tokens approx", token_keep=0.3, approx=True))
     for keep in (0.8, 0.6, 0.5, 0.4, 0.3):
         s.append(Setting(f"top-k keep {keep:.0%}", "top-k oracle", "topk", _params(keep=keep)))
     for sp in (0.2, 0.4, 0.5, 0.6, 0.7):
@@ -606,7 +628,7 @@ def make_method(setting: Setting, base: HDPConfig, cal: Calibration | None):
         return Dense()
     if setting.method == "channels":
         cfg = hdp_config(base, p)
-        fields = dict(approx_enable=bool(p.get("approx", True)))
+        fields = dict(approx_enable=bool(p.get("approx", DEFAULT_HDP["approx"])))
         gap = None
         if p.get("hdp"):
             fields.update(block_prune_enable=True, block_rule=BLOCK_RULE_DELTA)
@@ -631,13 +653,13 @@ def make_method(setting: Setting, base: HDPConfig, cal: Calibration | None):
         elif "pq" in p:
             pq = int(round(p["pq"] * (1 << cfg.prob_bits)))
         return SpAttenAttention(cfg, token_keep=token_keep, head_keep=p.get("head_keep", 1.0),
-                                pq_threshold=pq, approx=bool(p.get("approx", True)),
+                                pq_threshold=pq, approx=bool(p.get("approx", DEFAULT_HDP["approx"])),
                                 pool=p.get("pool", "alive"), mode=p.get("mode", "tokens"),
                                 layers=cal.layers if cal is not None else 6)
     if setting.method != "hdp":
         raise ValueError(f"unknown method {setting.method!r}")
     cfg = hdp_config(base, p)
-    fields = dict(approx_enable=bool(p.get("approx", True)))
+    fields = dict(approx_enable=bool(p.get("approx", DEFAULT_HDP["approx"])))
     gap = None
     if p.get("prune", True) is False:
         fields["block_prune_enable"] = False
