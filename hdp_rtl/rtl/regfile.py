@@ -253,6 +253,8 @@ class RegisterFile(wiring.Component):
         for code in sorted(by_code, reverse=True):
             with m.If(Cat(*by_code[code]).any()):
                 m.d.comb += refused.eq(code)
+        # "some check fails", as one OR beside the priority chain (for the latch's enable)
+        refused_any = Cat(*(cond for cond, _ in checks)).any()
 
         raised = Signal(4)
         with m.If(bus.wr_en & ~wr_hit):
@@ -263,9 +265,15 @@ class RegisterFile(wiring.Component):
             m.d.comb += raised.eq(refused)
         with m.Else():                         # an accepted start raises nothing
             m.d.comb += raised.eq(self.i_error)
+        # the latch's enable is "something is raised", ORed from the conditions
+        # themselves: through the priority mux and a test of its result (raised != 0)
+        # the address decode reached the enable in 12 LUT levels (10.92 ns estimated)
+        bad_write = bus.wr_en & ~wr_hit
+        any_raised = (bad_write | (start_req & (self.busy | refused_any))
+                      | self.i_error.any())
         with m.If(clear):
             m.d.sync += [error.eq(0), error_code.eq(0)]
-        with m.If(raised != 0):
+        with m.If(any_raised):
             m.d.sync += [error.eq(1), error_code.eq(raised)]
 
         threshold = Cat(value["head_threshold"], value["head_threshold_hi"])
