@@ -24,7 +24,7 @@ import golden
 from hdp_rtl.config import HDPConfig, Registers
 from hdp_rtl.host import Counters
 
-from .topk_match import keep_fraction
+from .topk_match import hdp_matched, keep_fraction
 
 __all__ = ["threshold_config", "threshold_for_keep", "threshold_jobs", "channel_mask_for",
            "channel_jobs", "method_rows", "report"]
@@ -63,9 +63,7 @@ def threshold_jobs(config: HDPConfig, heads, pruned: dict) -> list[tuple]:
     ``(label, q, k, v, register dict)``; ``pruned`` the HDP pruned mode's fields)."""
     th = threshold_config(config)
     jobs = []
-    for label, q, k, v, base in heads:
-        regs = Registers(**{**base, **pruned})
-        target = keep_fraction(q, k, v, config, regs)
+    for label, q, k, v, regs, target in hdp_matched(config, heads, pruned):
         t, keep = threshold_for_keep(q, k, v, th, regs, target)
         jobs.append((q, k, v, {
             "label": f"{label} [threshold {t}]", "workload": label, "mode": "threshold",

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 import golden
-from hdp_rtl.config import HDPConfig, Registers
+from hdp_rtl.config import HDPConfig
 from hdp_rtl.host import Counters
 
-from .topk_match import block_k_for_keep, keep_fraction, selection_rows, selection_summary
+from .topk_match import block_k_for_keep, hdp_matched, selection_rows, selection_summary
 
 __all__ = ["topk_config", "topk_jobs", "cascade", "cascade_jobs", "topk_rows",
            "cascade_rows", "report", "plot"]
@@ -44,9 +44,7 @@ def topk_jobs(config: HDPConfig, heads, pruned: dict) -> list[tuple]:
     register fields, kept as they are but for ``block_k``."""
     tk = topk_config(config)
     jobs = []
-    for label, q, k, v, base in heads:
-        regs = Registers(**{**base, **pruned})
-        target = keep_fraction(q, k, v, config, regs)
+    for label, q, k, v, regs, target in hdp_matched(config, heads, pruned):
         block_k, keep = block_k_for_keep(q, k, v, tk, regs, target)
         regs = dataclasses.replace(regs, block_k=block_k)
         res = golden.attention_head(q, k, v, tk, regs, matmul=golden.float64_matmul)

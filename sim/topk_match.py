@@ -16,7 +16,7 @@ from golden.spatten import quickselect_cycles
 from hdp_rtl.config import HDPConfig, Registers
 from hdp_rtl.rtl.topk import PASS_GAP, radix_passes, select_plan
 
-__all__ = ["keep_fraction", "block_k_for_keep", "radix_passes", "selection_rows",
+__all__ = ["keep_fraction", "hdp_matched", "block_k_for_keep", "radix_passes", "selection_rows",
            "selection_summary", "COMPARATORS"]
 
 #: Values the top-k selector compares a cycle (``TopKSelector.from_config``'s default);
@@ -28,6 +28,16 @@ def keep_fraction(q, k, v, config: HDPConfig, regs: Registers) -> float:
     """Kept pairs / valid pairs of the golden head (0 for a head-pruned head)."""
     res = golden.attention_head(q, k, v, config, regs, matmul=golden.float64_matmul)
     return res.pairs_kept / res.pairs_valid
+
+
+def hdp_matched(config: HDPConfig, heads, pruned: dict):
+    """For each bench head ``(label, q, k, v, register dict)``: ``(label, q, k, v, regs,
+    target)`` with ``regs`` the head's registers under HDP's pruned-mode ``pruned``
+    fields and ``target`` the fraction of pairs HDP's rule keeps there (the golden
+    model): what another policy's register is matched to."""
+    for label, q, k, v, base in heads:
+        regs = Registers(**{**base, **pruned})
+        yield label, q, k, v, regs, keep_fraction(q, k, v, config, regs)
 
 
 def block_k_for_keep(q, k, v, config: HDPConfig, regs: Registers, target: float):
