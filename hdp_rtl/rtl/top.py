@@ -61,17 +61,19 @@ def _channel_mask(m, cfg, drop, *, unpacker, scorer, mac, counters):
     """The run-time channel mask (``channel_drop``, latched with the head): the channels
     kept and the last chunk of a pair in the integer pass and of a score in the MAC
     array, registered from ``run`` (stable during a head; ready the cycle after the
-    units' start, before Q's first beat and the first pair)."""
+    units' start, before Q's first beat and the first pair). The unpacker takes its own
+    copy at start, straight from ``run``."""
     d = cfg.head_dim
     log_d = d.bit_length() - 1
     none = drop[log_d:].any()            # channel_drop >= head_dim
+    kept_now = Mux(none, 0, d - drop[:log_d]) if log_d else ~none
     kept = Signal(range(d + 1), name="channels_kept")
-    m.d.sync += kept.eq(Mux(none, 0, d - drop[:log_d]) if log_d else ~none)
+    m.d.sync += kept.eq(kept_now)
     # the last kept channel (0 when none is kept: one chunk of zeros still runs)
     last = Signal(max(1, log_d), name="channel_last")
     if log_d:
         m.d.sync += last.eq(Mux(none, 0, ~drop[:log_d]))
-    m.d.comb += [unpacker.qk_kept.eq(kept), counters.channels.eq(kept)]
+    m.d.comb += [unpacker.qk_kept.eq(kept_now), counters.channels.eq(kept)]   # (taken at start)
     if scorer.channel_skip:
         m.d.comb += scorer.last_chunk_at.eq(last >> (cfg.int_lanes.bit_length() - 1))
     if mac.channel_skip:

@@ -44,9 +44,9 @@ class InputUnpacker(wiring.Component):
     in the MAC array; the unbiased selection score's ``(2*qi + 1)*ki`` needs K's to be
     0 too, and K takes part in nothing else, so K's are zeroed in every build). Which
     lanes of a beat are zeroed is a register, set for the next beat from the beat's
-    place in its row, so the zeroing is one LUT on the data, after the port; a head's
-    first beat (K's first, which can come the cycle ``qk_kept`` becomes valid) takes
-    its lanes from a compare of ``qk_kept`` instead.
+    place in its row, and for a head's first beat at ``start``, so the zeroing is one
+    LUT on the data, after the port (a compare there put a carry chain between the port
+    and the far block RAM: the routed ``default``'s critical path).
 
     Parameters
     ----------
@@ -79,8 +79,8 @@ class InputUnpacker(wiring.Component):
     error : Out(4)
         An :class:`~hdp_rtl.regmap.ErrorCode` raised this cycle (0: none).
     qk_kept : In(range(head_dim + 1))
-        With ``channel_mask``: Q's and K's channels kept (``0 .. head_dim``), stable
-        from the cycle after ``start`` to the end of the head's input.
+        With ``channel_mask``: Q's and K's channels kept (``0 .. head_dim``), valid in
+        the cycle of ``start`` (it is taken then).
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, data_bits: int, axis_elems: int,
@@ -185,25 +185,24 @@ class InputUnpacker(wiring.Component):
 
     def _zero_dropped(self, m, elems, v_code, tensor):
         """``elems`` with the lanes of Q's and K's dropped channels (``qk_kept`` and up)
-        zeroed. ``zero`` holds the current beat's lanes to zero (a register): the next
-        beat's are decided from the beat's place in the row ``pos`` (a register) and
-        loaded when a beat is taken. A head's first beat (K's, in the cycle after
-        ``start`` at the earliest, when ``qk_kept`` has only just become valid) takes
-        its lanes from ``qk_kept`` directly (``first``)."""
+        zeroed. ``kept`` is ``qk_kept`` taken at ``start``; ``zero`` holds the current
+        beat's lanes to zero (a register): the first beat's are loaded at ``start``, the
+        next beat's from the beat's place in the row ``pos`` (a register) when a beat is
+        taken. Only registers and ``tensor`` reach the data's LUT."""
         E, B, bpr = self.elems, self.B, self.head_dim // self.elems
         pos = Signal(range(max(2, bpr)), name="beat_in_row")
+        kept = Signal.like(self.qk_kept, name="qk_kept_head")
         zero = Signal(E, name="lanes_dropped")
         zero_next, zero_first = Signal(E), Signal(E)
         for j in range(E):
-            m.d.comb += [zero_next[j].eq((pos + 1) * E + j >= self.qk_kept),
-                         zero_first[j].eq(j >= self.qk_kept)]
+            m.d.comb += [zero_next[j].eq((pos + 1) * E + j >= kept),
+                         zero_first[j].eq(j >= kept)]
         last = (pos == bpr - 1) if bpr > 1 else 1
-        first = Signal(init=1, name="first_beat")    # no beat taken yet in this head
         with m.If(self.start):
-            m.d.sync += [pos.eq(0), first.eq(1)]
+            m.d.sync += [pos.eq(0), kept.eq(self.qk_kept),
+                         zero.eq(Cat(*(j >= self.qk_kept for j in range(E))))]
         with m.Elif(self.beat):
-            m.d.sync += [pos.eq(Mux(last, 0, pos + 1)), first.eq(0),
+            m.d.sync += [pos.eq(Mux(last, 0, pos + 1)),
                          zero.eq(Mux(last, zero_first, zero_next))]
-        lanes = Mux(first, zero_first, zero)
         is_qk = tensor != v_code           # (V is never masked: P x V uses every channel)
-        return Cat(*(Mux(lanes[j] & is_qk, 0, elems[j * B:(j + 1) * B]) for j in range(E)))
+        return Cat(*(Mux(zero[j] & is_qk, 0, elems[j * B:(j + 1) * B]) for j in range(E)))
