@@ -22,7 +22,7 @@ from .selectors import SELECTORS
 __all__ = [
     "HeadResult", "quantize", "dequantize", "split", "valid_mask", "integer_scores",
     "selection_scores", "block_importance", "head_importance", "expand_blocks",
-    "full_scores", "exp_table", "softmax_rows", "pv_output", "attention_head",
+    "full_scores", "approximated", "exp_table", "softmax_rows", "pv_output", "attention_head",
     "prepare_head",
 ]
 
@@ -137,6 +137,12 @@ def expand_blocks(block_mask, n: int, config: HDPConfig):
 
 
 # ---- scores of kept pairs (MAC array with approximation unit) --------------------------
+
+def approximated(config: HDPConfig, regs: Registers) -> bool:
+    """Whether the scores of kept pairs drop ``qf.kf``: ``approx_enable`` set, in a
+    build with the approximation unit (``HDPConfig.approximation``)."""
+    return bool(regs.approx_enable) and config.approximation
+
 
 def full_scores(q, k, config: HDPConfig, approx: bool, matmul=None):
     """``S = S_int*2^2F + (qi.kf + qf.ki)*2^F (+ qf.kf unless approx)`` for every pair."""
@@ -298,8 +304,7 @@ def attention_head(q, k, v, config: HDPConfig, regs: Registers, *,
     else:
         block_keep = SELECTORS[config.selector](bi, bvalid, regs, config)
         keep = expand_blocks(block_keep, n, config) & valid
-        approx = bool(regs.approx_enable)
-        scores = np.where(keep, full_scores(q, k, config, approx, matmul), 0)
+        scores = np.where(keep, full_scores(q, k, config, approximated(config, regs), matmul), 0)
         probs, exps, sums = softmax_rows(scores, keep, config, regs.score_scale)
         out = pv_output(probs, v, config, matmul)
     kept = int(keep.sum())

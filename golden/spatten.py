@@ -36,7 +36,7 @@ import numpy as np
 
 from hdp_rtl.config import HDPConfig, Registers
 
-from .model import (_as_head, full_scores, integer_scores, pv_output, softmax_rows, split,
+from .model import (_as_head, approximated, full_scores, integer_scores, pv_output, softmax_rows, split,
                     valid_mask)
 
 __all__ = [
@@ -254,7 +254,7 @@ def progressive_probs(q, k, keep, threshold: int, config: HDPConfig, regs: Regis
     Pass 1 (MSBs): :func:`golden.softmax_rows` of :func:`msb_scores` over ``keep``.
     Rows flagged by :func:`progressive_rows` are recomputed in pass 2 (MSBs + LSBs):
     :func:`golden.softmax_rows` of :func:`golden.full_scores` (with ``qf.kf`` dropped
-    when ``regs.approx_enable``) over the flagged rows' kept pairs only. The softmax is
+    when :func:`golden.approximated`) over the flagged rows' kept pairs only. The softmax is
     per row, so a recomputed row equals that row of the full-precision head.
 
     Returns
@@ -269,7 +269,7 @@ def progressive_probs(q, k, keep, threshold: int, config: HDPConfig, regs: Regis
     p1, _, _ = softmax_rows(s1, keep, config, regs.score_scale)
     redo = progressive_rows(p1, keep, threshold)
     keep2 = keep & redo[:, None]
-    s2 = np.where(keep2, full_scores(q, k, config, bool(regs.approx_enable), matmul), 0)
+    s2 = np.where(keep2, full_scores(q, k, config, approximated(config, regs), matmul), 0)
     p2, _, _ = softmax_rows(s2, keep2, config, regs.score_scale)
     return np.where(redo[:, None], p2, p1), redo
 

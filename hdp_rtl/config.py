@@ -149,6 +149,14 @@ class HDPConfig:
         :func:`delta_for`); the widths do not change (``widths.pair_score_max``). On in
         every preset: it costs a few LUTs (the head scorer of ``edge``: 370 -> 373
         iCE40 LUTs, docs/units.md). The scores of kept pairs do not change.
+    approximation : bool
+        Build the approximation unit: the ``approx_enable`` flag then drops ``qf.kf``
+        from the scores of kept pairs (the spec's step 3). Off in every preset: a MAC
+        lane's one multiplier computes the whole ``B x B`` product, the exact score, so
+        the unit saves no area here; it costs an ``F x F`` product in LUTs a lane (35
+        LUT4 on ECP5, 560 at ``default``) and loses fidelity (docs/evaluation.md).
+        Without it ``approx_enable`` is ignored and every score is exact
+        (:func:`golden.approximated`).
     """
 
     seq_max: int = 256
@@ -177,6 +185,7 @@ class HDPConfig:
     pv_acc_ram: bool = False
     out_row_buffers: int = 2
     unbiased_selection: bool = True
+    approximation: bool = False
 
     def __post_init__(self):
         _check_int(self, "seq_max", 1, 4096)
@@ -202,7 +211,7 @@ class HDPConfig:
         _check_int(self, "axis_elems", 1, self.head_dim, pow2=True)
         _check_int(self, "counter_bits", 8, 32)
         for name in ("perf_counters", "importance_report", "progressive_report",
-                     "channel_pruning", "unbiased_selection"):
+                     "channel_pruning", "unbiased_selection", "approximation"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, not {getattr(self, name)!r}")
         if not isinstance(self.pv_acc_ram, bool):
@@ -493,7 +502,8 @@ class Registers:
         Unsigned margin for the delta rule, in the units of the block importance
         (``S_int``, or ``S_sel`` with ``unbiased_selection``: :func:`delta_for`).
     approx_enable : bool
-        Drop the ``qf*kf`` term of the scores of kept pairs.
+        Drop the ``qf*kf`` term of the scores of kept pairs; only in builds with the
+        approximation unit (``HDPConfig.approximation``), ignored by the others.
     score_scale : int
         Unsigned fixed-point factor (``score_scale_frac`` fraction bits) from a score
         step to a step of ``log2`` of the unnormalised probability.
@@ -525,7 +535,7 @@ class Registers:
     block_rule: int = BLOCK_RULE_DELTA
     rho: int = 0
     delta: int = 8
-    approx_enable: bool = True
+    approx_enable: bool = False
     score_scale: int = 0
     block_k: int = 4
     score_threshold: int = 0

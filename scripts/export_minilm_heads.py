@@ -31,18 +31,24 @@ INPUTS = {
 }
 
 #: (name, input, layer, head, preset, config overrides, register fields, logit gap)
+#: Every head but the "-exact" one runs on a build with the approximation unit
+#: (``HDPConfig.approximation``, in no preset) with ``approx_enable`` set.
+_APPROX = dict(approximation=True)
 HEADS = [
-    ("short-L0H0-delta", "short", 0, 0, "edge", {}, dict(block_rule=1, delta=1), None),
-    ("long-L2H5-delta", "long", 2, 5, "edge", {}, dict(block_rule=1), 4.0),
+    ("short-L0H0-delta", "short", 0, 0, "edge", _APPROX,
+     dict(block_rule=1, delta=1, approx_enable=True), None),
+    ("long-L2H5-delta", "long", 2, 5, "edge", _APPROX, dict(block_rule=1, approx_enable=True),
+     4.0),
     ("long-L5H11-mean-exact", "long", 5, 11, "edge", {},
      dict(block_rule=0, rho=0, approx_enable=False), None),
-    ("short-L3H2-noprune", "short", 3, 2, "edge", {}, dict(block_prune_enable=False), None),
-    ("long-L1H7-headpruned", "long", 1, 7, "edge", {},
-     dict(head_prune_enable=True, head_threshold=None), 6.0),
-    ("long-L4H3-2x2-causal", "long", 4, 3, "edge", dict(block_rows=2, block_cols=2),
-     dict(block_rule=1, causal=True), 5.0),
-    ("long-L0H9-1x1-mean", "long", 0, 9, "edge", dict(block_rows=1, block_cols=1),
-     dict(block_rule=0, rho=-77), None),
+    ("short-L3H2-noprune", "short", 3, 2, "edge", _APPROX,
+     dict(block_prune_enable=False, approx_enable=True), None),
+    ("long-L1H7-headpruned", "long", 1, 7, "edge", _APPROX,
+     dict(head_prune_enable=True, head_threshold=None, approx_enable=True), 6.0),
+    ("long-L4H3-2x2-causal", "long", 4, 3, "edge", dict(block_rows=2, block_cols=2, **_APPROX),
+     dict(block_rule=1, causal=True, approx_enable=True), 5.0),
+    ("long-L0H9-1x1-mean", "long", 0, 9, "edge", dict(block_rows=1, block_cols=1, **_APPROX),
+     dict(block_rule=0, rho=-77, approx_enable=True), None),
 ]
 
 

@@ -111,7 +111,8 @@ def _predicates(name: str, of: str, preds: Mapping[str, Callable], **kw) -> Grou
 DRAWN = frozenset({
     "seq_max", "head_dim", "int_bits", "frac_bits", "block_rows", "block_cols", "int_lanes",
     "mac_lanes", "exp_lut_bits", "exp_bits", "prob_bits", "recip_guard_bits",
-    "score_scale_bits", "score_scale_frac", "out_bits", "out_frac", "axis_elems", "selector"})
+    "score_scale_bits", "score_scale_frac", "out_bits", "out_frac", "axis_elems", "selector",
+    "approximation"})
 _UNDRAWN = tuple(f for f in dataclasses.fields(HDPConfig) if f.name not in DRAWN)
 
 
@@ -179,6 +180,8 @@ CONFIG_GROUPS = (
         "out_frac 0": lambda c: c.out_frac == 0,
         "out_shift 0 (every fraction bit out)": lambda c: c.out_shift == 0}),
     Group("selector", "configs", SELECTOR_NAMES, lambda c: c.selector),
+    Group("approximation unit", "configs", ("built", "not built"),
+          lambda c: "built" if c.approximation else "not built"),
     Group("head_threshold_hi", "configs", ("no field (hi_bits <= 32)", "a field (hi_bits > 32)"),
           lambda c: "a field (hi_bits > 32)" if c.hi_bits > 32 else "no field (hi_bits <= 32)",
           excluded={"a field (hi_bits > 32)":
@@ -401,9 +404,11 @@ HEAD_GROUPS = (
                                          block_rule=BLOCK_RULE_DELTA, delta=0)}),
     Group("causal", "heads", ("off", "on"), lambda h: "on" if h.regs.causal else "off",
           steers={"off": _fields(causal=False), "on": _fields(causal=True)}),
+    # (approx_enable of the builds with the approximation unit; the others ignore it)
     Group("approximation", "heads", ("off", "on"),
-          lambda h: "on" if h.regs.approx_enable else "off",
-          steers={"off": _fields(approx_enable=False), "on": _fields(approx_enable=True)}),
+          lambda h: ("on" if h.regs.approx_enable else "off") if h.config.approximation else None,
+          steers={v: Steer("registers", lambda rng, ctx, v=v: dict(approx_enable=v == "on")
+                           if ctx["config"].approximation else None) for v in ("off", "on")}),
     Group("head pruning", "heads", ("off", "kept, threshold < HI", "kept, threshold = HI",
                                     "pruned, threshold = HI + 1", "pruned, threshold > HI + 1"),
           _head_pruning,

@@ -52,6 +52,17 @@ def _selector(seed: int) -> str:
     return "topk" if u < TOPK_P else "threshold" if u >= 1 - THRESHOLD_P else "hdp"
 
 
+#: How often a seed's config builds the approximation unit (``HDPConfig.approximation``,
+#: which no preset builds; before it was a field every config had the unit).
+APPROXIMATION_P = 0.5
+
+
+def _approximation(seed: int) -> bool:
+    """Whether seed ``seed``'s config builds the approximation unit, from a stream of its
+    own (like :func:`_selector`)."""
+    return random.Random(f"{seed} approximation").random() < APPROXIMATION_P
+
+
 def random_config(seed: int) -> HDPConfig:
     """A valid config drawn from ``seed`` (retries invalid draws deterministically)."""
     rng = random.Random(seed)
@@ -77,6 +88,7 @@ def random_config(seed: int) -> HDPConfig:
                 out_bits=out_bits,
                 out_frac=rng.randint(0, min(out_bits - 1, frac_bits + prob_bits)),
                 axis_elems=_pow2_upto(rng, head_dim), selector=_selector(seed),
+                approximation=_approximation(seed),
                 **_retired_draws(rng))
         except ConfigError:
             continue

@@ -23,7 +23,7 @@ from sim.regress_log import Batch, record, reproduce_command
 #: (ragged), 6-bit elements in 8-bit lanes (error 8 possible).
 REACH_ALL = HDPConfig(seq_max=10, head_dim=8, int_bits=3, frac_bits=3, block_rows=2,
                       block_cols=4, int_lanes=4, mac_lanes=2, axis_elems=4, exp_bits=10,
-                      prob_bits=10, out_bits=16, out_frac=8)
+                      prob_bits=10, out_bits=16, out_frac=8, approximation=True)
 #: ... and on the topk selector, for the bins of the topk selector (block_k, error 12);
 #: blocks of 1 x 2 so that a row of 10 tokens has 5 (block_k between 1 and nb)
 REACH_TOPK = REACH_ALL.replace(block_cols=2, selector="topk")
@@ -72,7 +72,7 @@ def test_head_bins_follow_registers_and_outcome():
     c = REACH_ALL
     cov = Coverage()
     regs = Registers(seq_len=c.seq_max, block_rule=0, rho=-256, causal=True,
-                     head_prune_enable=True, head_threshold=11)
+                     head_prune_enable=True, head_threshold=11, approx_enable=True)
     cov.sample_head(c, regs, "peaked", c.seq_max, 3, Outcome(10, True, 0), 0.2)
     regs = Registers(seq_len=1, block_rule=1, delta=(1 << c.delta_bits) - 1,
                      head_prune_enable=True, head_threshold=7, approx_enable=False)

@@ -227,7 +227,7 @@ def test_the_option_selects_on_the_selection_score(xs, fields, head_prune):
         assert res.head_importance == int(np.abs(s).sum()) and not res.head_pruned
         keep = golden.SELECTORS[cfg.selector](bi, bvalid, regs, cfg)
         np.testing.assert_array_equal(res.block_keep, keep)
-        full = golden.full_scores(q, k, cfg, bool(regs.approx_enable))
+        full = golden.full_scores(q, k, cfg, golden.approximated(cfg, regs))
         np.testing.assert_array_equal(res.scores, np.where(res.keep, full, 0))
 
 

@@ -36,7 +36,8 @@ class MacArrayHarness(BeatsHarness):
         m = harness_module()
         cfg = self.config
         m.submodules.dut = dut = MacArray.from_config(cfg)
-        m.d.comb += dut.approx_enable.eq(any_const(1))
+        if dut.approximation:
+            m.d.comb += dut.approx_enable.eq(any_const(1))
         drive_any(m, dut.q_rd.data, dut.k_rd.data, dut.v_rd.data,
                   dut.i_pair.valid, dut.i_pair.payload, dut.i_prob.valid, dut.i_prob.payload,
                   dut.o_score.ready, dut.i_row_free)

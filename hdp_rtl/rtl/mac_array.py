@@ -55,10 +55,10 @@ class MacArray(wiring.Component):
 
     Each lane has one hard multiplier, ``q x k`` for a score and ``p x v`` for P x V:
     ``q.k`` is the exact score ``S_int*2^2F + (qi.kf + qf.ki)*2^F + qf.kf``. With
-    ``approx_enable`` the approximation unit subtracts ``qf.kf``, an ``F x F`` product
-    built in LUTs (:func:`~.arith.lut_multiply`), which gives the spec's approximate
-    score. So a lane costs one DSP whatever the mode; the approximation changes the
-    result, not the multiplier count.
+    ``approximation`` built and ``approx_enable`` set, the approximation unit subtracts
+    ``qf.kf``, an ``F x F`` product built in LUTs (:func:`~.arith.lut_multiply`), which
+    gives the spec's approximate score. A lane costs one DSP whatever the mode: the
+    approximation only adds LUTs and changes the result, so the presets leave it out.
     P x V accumulates ``head_dim`` sums of ``p * v`` in rotating accumulators: a ring
     of ``head_dim / mac_lanes`` stages of ``mac_lanes`` sums that moves by one stage a
     P x V chunk (operations run their chunks in order, back to back), so its head is
@@ -96,6 +96,9 @@ class MacArray(wiring.Component):
     out_rows : int
         Places for output rows downstream (``HDPConfig.out_row_buffers``): the credits
         of a row's last probability.
+    approximation : bool
+        Build the approximation unit (``HDPConfig.approximation``) and its
+        ``approx_enable`` port; without it every score is exact.
     channel_skip : bool
         ``HDPConfig.channel_pruning`` (with more than one chunk): a score operation
         runs the chunks ``0 .. score_last_chunk`` only (the channel mask's kept
@@ -107,7 +110,7 @@ class MacArray(wiring.Component):
     Members
     -------
     approx_enable : In(1)
-        Run-time register, stable during a head.
+        With ``approximation``: run-time register, stable during a head.
     q_rd, k_rd, v_rd : In(RowReadSignature)
         Row-buffer read ports (one cycle latency).
     i_pair : In(stream.Signature(pair_layout))
@@ -140,8 +143,9 @@ class MacArray(wiring.Component):
     def __init__(self, *, seq_max: int, head_dim: int, int_bits: int, frac_bits: int,
                  mac_lanes: int, prob_bits: int, out_bits: int, out_frac: int,
                  word_elems: int | None = None, acc_ram: bool = False, out_rows: int = 2,
-                 channel_skip: bool = False):
+                 channel_skip: bool = False, approximation: bool = False):
         self.seq_max, self.head_dim = seq_max, head_dim
+        self.approximation = approximation and frac_bits > 0
         self.word_elems = word_elems = word_elems or head_dim
         if word_elems % mac_lanes or head_dim % word_elems:
             raise ValueError(f"word_elems must be a multiple of mac_lanes ({mac_lanes}) "
@@ -172,7 +176,7 @@ class MacArray(wiring.Component):
         rd = RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=self.B,
                               word_elems=word_elems)
         super().__init__({
-            "approx_enable": In(1),
+            **({"approx_enable": In(1)} if self.approximation else {}),
             "q_rd": In(rd), "k_rd": In(rd), "v_rd": In(rd),
             "i_pair": In(stream.Signature(pair_layout(seq_bits=self.seq_bits))),
             "o_score": Out(stream.Signature(score_layout(score_bits=self.score_bits,
@@ -191,7 +195,8 @@ class MacArray(wiring.Component):
                    frac_bits=config.frac_bits, mac_lanes=config.mac_lanes,
                    prob_bits=config.prob_bits, out_bits=config.out_bits, out_frac=config.out_frac,
                    word_elems=config.row_word_elems, acc_ram=config.pv_acc_ram,
-                   out_rows=config.out_row_buffers, channel_skip=config.channel_pruning)
+                   out_rows=config.out_row_buffers, channel_skip=config.channel_pruning,
+                   approximation=config.approximation)
 
     def elaborate(self, platform):
         m = Module()
@@ -351,7 +356,7 @@ class MacArray(wiring.Component):
             prod = Signal(signed(len(a) + len(b)), name=f"lane{lane}_prod")
             products.append(prod)
             m.d.sync += [a.eq(Mux(sel_p, s0_p, 0) | q), b.eq(v | k), prod.eq(a * b)]
-            if F:
+            if self.approximation:
                 # the approximation unit drops qf x kf from q x k = qi.ki 2^2F +
                 # (qi.kf + qf.ki) 2^F + qf.kf: an F x F product, small enough for LUTs,
                 # registered as 0 without the approximation (unused for P x V)
@@ -362,7 +367,7 @@ class MacArray(wiring.Component):
                              fine.eq(Mux(self.approx_enable, lut_multiply(qf, kf), 0))]
 
         # stage 3, scores: the sums of groups of SUM_GROUP lanes, registered
-        terms = [p - f for p, f in zip(products, fines)] if F else products
+        terms = [p - f for p, f in zip(products, fines)] if fines else products
         groups = [Signal(signed(self.score_bits), name=f"group{j}")
                   for j in range(-(-L // SUM_GROUP))]
         for j, group in enumerate(groups):

@@ -20,7 +20,7 @@ from .selectors import build_selector
 from .sequencer import Sequencer
 from .serializer import OutputSerializer
 from .softmax import Softmax
-from .unpacker import InputUnpacker, axis_members
+from .unpacker import InputUnpacker, axis_members, kept_channels_of
 
 __all__ = ["HDPCoprocessor"]
 
@@ -61,19 +61,18 @@ def _channel_mask(m, cfg, drop, *, unpacker, scorer, mac, counters):
     """The run-time channel mask (``channel_drop``, latched with the head): the channels
     kept and the last chunk of a pair in the integer pass and of a score in the MAC
     array, registered from ``run`` (stable during a head; ready the cycle after the
-    units' start, before Q's first beat and the first pair). The unpacker takes its own
-    copy at start, straight from ``run``."""
+    units' start, before Q's first beat and the first pair). The unpacker registers its
+    own from ``run``."""
     d = cfg.head_dim
     log_d = d.bit_length() - 1
     none = drop[log_d:].any()            # channel_drop >= head_dim
-    kept_now = Mux(none, 0, d - drop[:log_d]) if log_d else ~none
     kept = Signal(range(d + 1), name="channels_kept")
-    m.d.sync += kept.eq(kept_now)
+    m.d.sync += kept.eq(kept_channels_of(drop, d))
     # the last kept channel (0 when none is kept: one chunk of zeros still runs)
     last = Signal(max(1, log_d), name="channel_last")
     if log_d:
         m.d.sync += last.eq(Mux(none, 0, ~drop[:log_d]))
-    m.d.comb += [unpacker.qk_kept.eq(kept_now), counters.channels.eq(kept)]   # (taken at start)
+    m.d.comb += [unpacker.channel_drop.eq(drop), counters.channels.eq(kept)]
     if scorer.channel_skip:
         m.d.comb += scorer.last_chunk_at.eq(last >> (cfg.int_lanes.bit_length() - 1))
     if mac.channel_skip:
@@ -239,8 +238,9 @@ class HDPCoprocessor(wiring.Component):
         m.d.comb += [pairs.causal.eq(flags.causal), pairs.go.eq(seq.go),
                      pairs.prune_head.eq(seq.prune_head), pairs.row_done.eq(out.row_done)]
         wiring.connect(m, pairs.o_pair, mac.i_pair)
-        m.d.comb += [mac.approx_enable.eq(flags.approx_enable),
-                     softmax.score_scale.eq(run.score_scale)]
+        m.d.comb += softmax.score_scale.eq(run.score_scale)
+        if mac.approximation:
+            m.d.comb += mac.approx_enable.eq(flags.approx_enable)
         wiring.connect(m, mac.o_score, softmax.i_score)
         wiring.connect(m, softmax.o_prob, mac.i_prob)
         wiring.connect(m, mac.o_chunk, out.i_chunk)

@@ -7,7 +7,7 @@ from .. import widths as W
 from ..regmap import INPUT_ORDER, TENSOR_CODE, ErrorCode
 from .rowmem import row_layout
 
-__all__ = ["InputUnpacker", "word_write_layout", "axis_members"]
+__all__ = ["InputUnpacker", "word_write_layout", "axis_members", "kept_channels_of"]
 
 
 def axis_members(prefix: str, *, width: int, flow) -> dict:
@@ -16,6 +16,14 @@ def axis_members(prefix: str, *, width: int, flow) -> dict:
     back = Out if flow is In else In
     return {f"{prefix}_tdata": flow(width), f"{prefix}_tvalid": flow(1),
             f"{prefix}_tready": back(1), f"{prefix}_tlast": flow(1)}
+
+
+def kept_channels_of(drop, head_dim: int):
+    """The channels kept (``0 .. head_dim``) for a ``channel_drop`` register value
+    ``drop`` (:func:`hdp_rtl.regmap.kept_channels`), as an expression."""
+    log_d = head_dim.bit_length() - 1
+    none = drop[log_d:].any()            # channel_drop >= head_dim
+    return Mux(none, 0, head_dim - drop[:log_d]) if log_d else ~none
 
 
 def word_write_layout(*, seq_bits: int, words: int, word_elems: int,
@@ -39,14 +47,15 @@ class InputUnpacker(wiring.Component):
     that beat is taken only when ``o_word`` is.
 
     With ``channel_mask`` (``HDPConfig.channel_pruning``) the elements of Q's and K's
-    channels ``qk_kept`` and up are stored as 0 (the channel mask of the scores: a zero
+    channels ``head_dim - channel_drop`` and up are stored as 0 (the channel mask of the scores: a zero
     element of Q makes every product ``q*k`` of its channel 0, in the integer pass and
     in the MAC array; the unbiased selection score's ``(2*qi + 1)*ki`` needs K's to be
     0 too, and K takes part in nothing else, so K's are zeroed in every build). Which
     lanes of a beat are zeroed is a register, set for the next beat from the beat's
-    place in its row, and for a head's first beat at ``start``, so the zeroing is one
-    LUT on the data, after the port (a compare there put a carry chain between the port
-    and the far block RAM: the routed ``default``'s critical path).
+    place in its row; a head's first beat (which can come the cycle after ``start``)
+    takes its lanes from a register loaded every cycle from ``channel_drop``. So the
+    zeroing is one LUT on the data, after the port (a compare there put a carry chain
+    between the port and the far block RAM: the routed ``default``'s critical path).
 
     Parameters
     ----------
@@ -55,7 +64,7 @@ class InputUnpacker(wiring.Component):
     word_elems : int
         ``HDPConfig.row_word_elems``, a multiple of ``axis_elems``.
     channel_mask : bool
-        Build ``qk_kept`` and the zeroing of Q's and K's dropped channels.
+        Build ``channel_drop`` and the zeroing of Q's and K's dropped channels.
 
     Members
     -------
@@ -78,9 +87,10 @@ class InputUnpacker(wiring.Component):
         A beat was taken this cycle.
     error : Out(4)
         An :class:`~hdp_rtl.regmap.ErrorCode` raised this cycle (0: none).
-    qk_kept : In(range(head_dim + 1))
-        With ``channel_mask``: Q's and K's channels kept (``0 .. head_dim``), valid in
-        the cycle of ``start`` (it is taken then).
+    channel_drop : In(32)
+        With ``channel_mask``: the ``channel_drop`` register (Q's and K's channels
+        ``head_dim - channel_drop`` and up are dropped: :func:`kept_channels_of`),
+        stable from the cycle of ``start`` to the end of the head's input.
     """
 
     def __init__(self, *, seq_max: int, head_dim: int, data_bits: int, axis_elems: int,
@@ -106,7 +116,7 @@ class InputUnpacker(wiring.Component):
             "last_row": Out(1), "beat": Out(1), "error": Out(4),
         })
         if channel_mask:
-            members["qk_kept"] = In(range(head_dim + 1), init=head_dim)
+            members["channel_drop"] = In(32)
         super().__init__(members)
 
     @classmethod
@@ -184,25 +194,35 @@ class InputUnpacker(wiring.Component):
         return m
 
     def _zero_dropped(self, m, elems, v_code, tensor):
-        """``elems`` with the lanes of Q's and K's dropped channels (``qk_kept`` and up)
-        zeroed. ``kept`` is ``qk_kept`` taken at ``start``; ``zero`` holds the current
-        beat's lanes to zero (a register): the first beat's are loaded at ``start``, the
-        next beat's from the beat's place in the row ``pos`` (a register) when a beat is
-        taken. Only registers and ``tensor`` reach the data's LUT."""
-        E, B, bpr = self.elems, self.B, self.head_dim // self.elems
+        """``elems`` with the lanes of Q's and K's dropped channels zeroed. ``kept`` and
+        ``lanes_first`` (a head's first beat's lanes to zero) are registered from
+        ``channel_drop`` every cycle, ready the cycle after ``start``; ``zero`` holds
+        the next beats' lanes, loaded when a beat is taken from the beat's place in the
+        row ``pos`` (a register). Only registers and ``tensor`` reach the data's LUT."""
+        E, B, bpr, d = self.elems, self.B, self.head_dim // self.elems, self.head_dim
+        drop = self.channel_drop
+        log_d = d.bit_length() - 1
         pos = Signal(range(max(2, bpr)), name="beat_in_row")
-        kept = Signal.like(self.qk_kept, name="qk_kept_head")
+        kept = Signal(range(d + 1), name="qk_kept")
+        m.d.sync += kept.eq(kept_channels_of(drop, d))
+        # lane j of the first beat is dropped when j >= d - drop: drop >= d - j, a
+        # compare with a constant (no subtraction on the way)
+        none = drop[log_d:].any()
+        first_lanes = Signal(E, name="lanes_first")
+        m.d.sync += first_lanes.eq(Cat(*(none | (drop[:log_d] >= d - j) if log_d else none
+                                         for j in range(E))))
         zero = Signal(E, name="lanes_dropped")
         zero_next, zero_first = Signal(E), Signal(E)
         for j in range(E):
             m.d.comb += [zero_next[j].eq((pos + 1) * E + j >= kept),
                          zero_first[j].eq(j >= kept)]
         last = (pos == bpr - 1) if bpr > 1 else 1
+        first = Signal(init=1, name="first_beat")    # no beat taken yet in this head
         with m.If(self.start):
-            m.d.sync += [pos.eq(0), kept.eq(self.qk_kept),
-                         zero.eq(Cat(*(j >= self.qk_kept for j in range(E))))]
+            m.d.sync += [pos.eq(0), first.eq(1)]
         with m.Elif(self.beat):
-            m.d.sync += [pos.eq(Mux(last, 0, pos + 1)),
+            m.d.sync += [pos.eq(Mux(last, 0, pos + 1)), first.eq(0),
                          zero.eq(Mux(last, zero_first, zero_next))]
+        lanes = Mux(first, first_lanes, zero)
         is_qk = tensor != v_code           # (V is never masked: P x V uses every channel)
-        return Cat(*(Mux(zero[j] & is_qk, 0, elems[j * B:(j + 1) * B]) for j in range(E)))
+        return Cat(*(Mux(lanes[j] & is_qk, 0, elems[j * B:(j + 1) * B]) for j in range(E)))

@@ -33,13 +33,21 @@ CONFIGS = {
     # the accumulators in block RAM: edge (8 chunks), and 4 chunks, the fewest allowed
     # (a word is read again 4 cycles after its last read, a cycle after its write-back),
     # on rows of 2 row-buffer words
-    "edge-accram": HDPConfig.preset("edge").replace(pv_acc_ram=True),
+    # (and the approximation unit, which no preset builds: its Verilog on both simulators)
+    "edge-accram": HDPConfig.preset("edge").replace(pv_acc_ram=True, approximation=True),
     "accram-chunks4": HDPConfig(seq_max=16, head_dim=16, int_lanes=8, mac_lanes=4,
                                 axis_elems=4, pv_acc_ram=True),
     # one place for output rows downstream: a row's last probability waits for the row
     # before it to be freed
     "edge-1row": HDPConfig.preset("edge").replace(out_row_buffers=1),
 }
+
+
+def _set_approx(ctx, mac, approx: bool):
+    """``approx_enable`` of a build with the approximation unit (the others have none
+    and are exact)."""
+    if mac.approximation:
+        ctx.set(mac.approx_enable, int(approx))
 
 
 def _case(cfg, n, seed):
@@ -58,7 +66,9 @@ def _case(cfg, n, seed):
 @pytest.mark.parametrize("approx", [True, False], ids=["approx", "exact"])
 @pytest.mark.parametrize("name", CONFIGS)
 def test_scores_and_pv_match_golden(name, approx):
-    cfg = CONFIGS[name]
+    """``approx``: the build with the approximation unit, switched on; ``exact``: the
+    build without it (the presets')."""
+    cfg = CONFIGS[name].replace(approximation=approx)
     n = min(cfg.seq_max, 7)
     q, k, v, keep, p = _case(cfg, n, seed=len(name) + approx)
     want_s = golden.full_scores(q, k, cfg, approx)
@@ -73,7 +83,7 @@ def test_scores_and_pv_match_golden(name, approx):
     got_s, got_out = [], []
 
     async def set_regs(ctx):
-        ctx.set(mac.approx_enable, int(approx))
+        _set_approx(ctx, mac, approx)
         await send_stream(ctx, mac.i_pair, pairs, rng=rng, idle=0.3)
 
     async def pv(ctx):
@@ -155,6 +165,7 @@ def _golden_bench(cfg, n, seed, approx=True):
              for r in range(n) for c in cols[r]]
     probs = [{"prob": int(p[r, c]), "col": int(c), "last": int(c == cols[r][-1])}
              for r in range(n) for c in cols[r]]
+    approx = approx and mac.approximation
     want_s = [(int(golden.full_scores(q, k, cfg, approx)[x["row"], x["col"]]), x["col"],
                x["last"]) for x in pairs]
     return mac, dut, pairs, probs, want_s, golden.pv_output(p, v, cfg).tolist()
@@ -172,7 +183,7 @@ def test_full_outputs_stop_the_issue_not_the_pipeline(name):
     got_s, got_out, seen = [], [], {}
 
     async def feed(ctx):
-        ctx.set(mac.approx_enable, 1)
+        _set_approx(ctx, mac, True)
         await send_stream(ctx, mac.i_pair, pairs, rng=random.Random(0))
 
     async def pv(ctx):
@@ -336,7 +347,7 @@ def test_channel_skip_scores_take_active_chunks(name, active):
     """With ``score_last_chunk = a - 1`` a score runs a chunks: pairs back to back give
     a score every a cycles exactly (one a cycle for a = 1: ``score_depth`` covers it),
     the lanes busy a cycles a pair, and the scores are those of Q and K cut to the
-    first a * mac_lanes channels, bit for bit (approximation on)."""
+    first a * mac_lanes channels, bit for bit."""
     cfg = SKIP_CONFIGS[name]
     assert cfg.channel_pruning
     n = 12
@@ -349,7 +360,7 @@ def test_channel_skip_scores_take_active_chunks(name, active):
     result = {}
 
     async def bench(ctx):
-        ctx.set(mac.approx_enable, 1)
+        _set_approx(ctx, mac, True)
         ctx.set(mac.score_last_chunk, active - 1)
         ctx.set(mac.o_score.ready, 1)
         busy = received = 0
@@ -369,7 +380,7 @@ def test_channel_skip_scores_take_active_chunks(name, active):
 
     run_sim(dut, bench)
     kept = active * cfg.mac_lanes
-    want = golden.full_scores(q[:, :kept], k[:, :kept], cfg, True)
+    want = golden.full_scores(q[:, :kept], k[:, :kept], cfg, mac.approximation)
     assert [s for _, s in got] == [int(want[p["row"], p["col"]]) for p in pairs]
     assert result["busy"] == len(pairs) * active
     gaps = {b - a for (a, _), (b, _) in zip(got, got[1:])}
@@ -382,8 +393,9 @@ def test_channel_skip_scores_take_active_chunks(name, active):
 @pytest.mark.parametrize("name", ["words2-chunks2", "edge-channels"])
 def test_channel_skip_with_pv_and_stalls(name, approx):
     """Scores on 1 and 3 chunks interleaved with P x V (every chunk) under random stalls
-    on every stream: scores of the cut channels, outputs of all of V, bit for bit."""
-    cfg = SKIP_CONFIGS[name]
+    on every stream: scores of the cut channels, outputs of all of V, bit for bit;
+    with the approximation unit built, switched on and off."""
+    cfg = SKIP_CONFIGS[name].replace(approximation=True)
     for active in (1, 3):
         n = 7
         q, k, v, keep, p = _case(cfg, n, seed=active + 10 * approx)
@@ -401,7 +413,7 @@ def test_channel_skip_with_pv_and_stalls(name, approx):
         got_s, got_out = [], []
 
         async def feed(ctx):
-            ctx.set(mac.approx_enable, int(approx))
+            _set_approx(ctx, mac, approx)
             ctx.set(mac.score_last_chunk, active - 1)
             await send_stream(ctx, mac.i_pair, pairs, rng=rng, idle=0.3)
 

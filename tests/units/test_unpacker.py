@@ -208,9 +208,10 @@ def test_back_pressure_holds_the_last_beat(name):
 
 @pytest.mark.parametrize("name", ["edge", "bpr1", "words2x2", "row-word"])
 def test_channel_mask_zeroes_dropped_channels_of_q_and_k(name):
-    """With channel_pruning, Q's and K's channels qk_kept and up are stored as 0 (V as it
-    comes), under stalls, for three heads back to back with different qk_kept (a partial
-    beat, none kept, every channel), qk_kept changing only between heads."""
+    """With channel_pruning, Q's and K's channels head_dim - channel_drop and up are
+    stored as 0 (V as it comes), under stalls, for three heads back to back with
+    different channel_drop (a partial beat, none kept - a drop above head_dim -, every
+    channel), channel_drop changing only between heads."""
     config = CONFIGS[name].replace(channel_pruning=True)
     d = config.head_dim
     rng = random.Random(name)
@@ -222,7 +223,7 @@ def test_channel_mask_zeroes_dropped_channels_of_q_and_k(name):
     async def source(ctx):
         for x, kept in zip(heads, kept_of):
             await ctx.tick().until(~unit.dut.s_axis_tready)
-            ctx.set(unit.dut.qk_kept, kept)
+            ctx.set(unit.dut.channel_drop, config.head_dim - kept + (kept == 0) * 5)
             await unit.start(ctx, len(x[0]))
             await send_stream(ctx, unit.s_axis, [b for t in x for b in input_beats(config, t)],
                               rng=rng, idle=0.3)
