@@ -219,7 +219,10 @@ def register_map(config: HDPConfig) -> list[Register]:
             Field("seq_len", 0, config.seq_len_bits, "tokens"),),
             overflow_error=ErrorCode.SEQ_LEN_TOO_BIG),
         Register("flags", 0x0C, "rw", "run-time switches; other bits are reserved (error 3)", tuple(
-            Field(name, i, 1, f"Registers.{name}") for i, name in enumerate(FLAG_FIELDS)),
+            Field(name, i, 1, f"Registers.{name}" + (
+                "" if name != "approx_enable" or config.approximation
+                else " (no approximation unit in this config: ignored, scores exact)"))
+            for i, name in enumerate(FLAG_FIELDS)),
             overflow_error=ErrorCode.FLAGS_RESERVED),
         Register("head_threshold", 0x10, "rw",
                  f"head pruned when HI < this (HI: the sum of abs({score}); low 32 bits)", (

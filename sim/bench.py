@@ -2,8 +2,8 @@
 
 ``python -m sim.bench [--preset default] [--quick] [-o build/bench] [--doc FILE]``
 builds the top once, runs a fixed set of workloads in dense mode (both prunings off),
-pruned mode (block pruning, approximation on) and pruned mode without the
-approximation, checks every head against the golden model (through the host driver,
+pruned mode (block pruning, exact scores) and, in builds with the approximation unit,
+pruned mode with the approximation, checks every head against the golden model (through the host driver,
 :mod:`hdp_rtl.host`, in ``tb/cocotb_bench.py``), and reports per head:
 cycles by stage, the MAC-bound ideal for the work actually done
 (``int_macs / int_lanes + (score_macs + pv_macs) / mac_lanes``), MAC-array utilisation
@@ -33,9 +33,17 @@ __all__ = ["workloads", "main"]
 
 MODES = {
     "dense": dict(block_prune_enable=False, head_prune_enable=False, approx_enable=False),
-    "pruned": dict(block_prune_enable=True, approx_enable=True),
-    "pruned, exact": dict(block_prune_enable=True, approx_enable=False),
+    "pruned": dict(block_prune_enable=True, approx_enable=False),
+    # (builds with the approximation unit only, HDPConfig.approximation: no preset)
+    "pruned, approximated": dict(block_prune_enable=True, approx_enable=True),
 }
+
+
+def modes(config: HDPConfig) -> dict:
+    """The modes ``config``'s build runs: :data:`MODES`, less the approximated one
+    without the approximation unit (it would repeat ``pruned``)."""
+    return {m: f for m, f in MODES.items()
+            if config.approximation or m != "pruned, approximated"}
 
 
 def _float_head(rng, n, d, peak: float):
@@ -101,11 +109,11 @@ def heads(config: HDPConfig, quick: bool):
             yield label, qi, ki, vi, dataclasses.asdict(regs)
 
 
-def _jobs(all_heads) -> list[tuple]:
-    """(q, k, v, meta) of every head in every mode."""
+def _jobs(config: HDPConfig, all_heads) -> list[tuple]:
+    """(q, k, v, meta) of every head in every mode of ``config``."""
     return [(qi, ki, vi, {"label": f"{label} [{mode}]", "workload": label, "mode": mode,
                           "regs": {**base, **fields}})
-            for label, qi, ki, vi, base in all_heads for mode, fields in MODES.items()]
+            for label, qi, ki, vi, base in all_heads for mode, fields in modes(config).items()]
 
 
 def _simulate(config: HDPConfig, name: str, jobs: list[tuple], out: Path, suffix: str = ""):
@@ -223,10 +231,11 @@ def plots(rows: list[dict], out: Path, prefix: str = "bench") -> list[Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for mode, marker in (("pruned", "o"), ("pruned, exact", "s"), ("dense", "^")):
+    for mode, marker in (("pruned", "o"), ("pruned, approximated", "s"), ("dense", "^")):
         pts = [(r["keep"], r["total"] / next(d["total"] for d in rows if d["workload"] ==
                 r["workload"] and d["mode"] == "dense")) for r in rows if r["mode"] == mode]
-        ax.scatter(*zip(*pts), marker=marker, label=mode)
+        if pts:
+            ax.scatter(*zip(*pts), marker=marker, label=mode)
     ideal = [(r["keep"], r["ideal"] / next(d["total"] for d in rows if d["workload"] ==
               r["workload"] and d["mode"] == "dense")) for r in rows if r["mode"] == "pruned"]
     ax.scatter(*zip(*ideal), marker="x", color="k", label="MAC-bound ideal")
@@ -278,7 +287,7 @@ def main(argv=None) -> int:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     all_heads = list(heads(config, args.quick))
-    jobs = _jobs(all_heads)
+    jobs = _jobs(config, all_heads)
     spatten = not args.no_spatten
     if spatten:                       # the golden side first: block_k matching, cascade
         t0 = time.perf_counter()

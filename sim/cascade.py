@@ -30,7 +30,7 @@ MINILM_TEXT = ("data/paragraphs.txt", 3)
 
 class Cascade(SpAttenAttention):
     """:class:`SpAttenAttention` (SpAtten's policy: a pruned token is no query and no
-    key in any later layer; block and head pruning off, the core's approximation on)
+    key in any later layer; block and head pruning off, exact scores)
     that also keeps what the benchmark reports: ``records``, one a layer, and
     ``core_heads``, the integer heads ``(layer, head, q, k, v, regs)`` of each layer's
     first and last alive head, to run on the core. ``seeds``: pivot seeds of SpAtten's

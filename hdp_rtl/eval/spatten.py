@@ -170,7 +170,7 @@ class SpAttenAttention(_Method):
     name = "spatten"
 
     def __init__(self, config: HDPConfig, *, token_keep: float = 1.0, head_keep: float = 1.0,
-                 pq_threshold: int | None = None, approx: bool = True, pool: str = "alive",
+                 pq_threshold: int | None = None, approx: bool = False, pool: str = "alive",
                  mode: str = "tokens", layers: int = 6):
         super().__init__()
         if pool not in ("frozen", "alive"):

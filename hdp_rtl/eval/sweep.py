@@ -283,6 +283,8 @@ def hdp_config(base: HDPConfig, p: dict) -> HDPConfig:
     changes = {k: p[k] for k in ("int_bits", "frac_bits", "block_rows", "block_cols") if k in p}
     if "unbiased" in p:
         changes["unbiased_selection"] = bool(p["unbiased"])
+    # a setting with the approximation on needs a build with the approximation unit
+    changes["approximation"] = bool(p.get("approx", DEFAULT_HDP["approx"]))
     cfg = base.replace(**changes)
     narrow = 8 - cfg.data_bits
     if narrow > 0 and cfg.data_bits < base.data_bits:
