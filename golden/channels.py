@@ -89,28 +89,29 @@ def apply_channel_mask(x, mask):
     return x
 
 
+def _kept_columns(a, b, mask):
+    """``a`` and ``b`` (rows of channels) cut to the channels ``mask`` keeps."""
+    a, b = np.asarray(a, dtype=I64), np.asarray(b, dtype=I64)
+    m = np.asarray(mask, bool)[:a.shape[1]]
+    return a[:, m], b[:, m]
+
+
 def masked_integer_scores(qi, ki, mask, matmul=None):
     """``S_int[r, c] = sum over kept channels d of qi[r, d] * ki[c, d]``: the sum over the
     kept channels only (:func:`golden.integer_scores` of the kept columns)."""
-    qi, ki = np.asarray(qi, dtype=I64), np.asarray(ki, dtype=I64)
-    m = np.asarray(mask, bool)[:qi.shape[1]]
-    return integer_scores(qi[:, m], ki[:, m], matmul)
+    return integer_scores(*_kept_columns(qi, ki, mask), matmul)
 
 
 def masked_selection_scores(qi, ki, mask, config: HDPConfig, matmul=None):
     """The integer pass's pair scores (:func:`golden.selection_scores`: ``S_int``, or
     ``S_sel = sum (2 qi + 1) ki`` with ``config.unbiased_selection``) summed over the
     kept channels only."""
-    qi, ki = np.asarray(qi, dtype=I64), np.asarray(ki, dtype=I64)
-    m = np.asarray(mask, bool)[:qi.shape[1]]
-    return selection_scores(qi[:, m], ki[:, m], config, matmul)
+    return selection_scores(*_kept_columns(qi, ki, mask), config, matmul)
 
 
 def masked_full_scores(q, k, mask, config: HDPConfig, approx: bool, matmul=None):
     """The full scores (:func:`golden.full_scores`) summed over the kept channels only."""
-    q, k = np.asarray(q, dtype=I64), np.asarray(k, dtype=I64)
-    m = np.asarray(mask, bool)[:q.shape[1]]
-    return full_scores(q[:, m], k[:, m], config, approx, matmul)
+    return full_scores(*_kept_columns(q, k, mask), config, approx, matmul)
 
 
 def attention_head_channels(q, k, v, config: HDPConfig, regs: Registers, mask, *,
