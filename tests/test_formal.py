@@ -23,6 +23,11 @@ from hdp_rtl.formal.checks import CHECKS                         # noqa: E402
 from hdp_rtl.formal.common import (Check, Cover, UpDown, Assert, drive_any,  # noqa: E402
                                    harness_module, stream_rules)
 from hdp_rtl.formal.run import run_checks                        # noqa: E402
+from hdp_rtl.formal.checks import TINY                           # noqa: E402
+from hdp_rtl.formal.pair_generator import PairGeneratorHarness  # noqa: E402
+from hdp_rtl.formal.serializer import SerializerHarness, serializer_for  # noqa: E402
+from hdp_rtl.rtl.pair_generator import PairGenerator             # noqa: E402
+from hdp_rtl.rtl.serializer import OutputSerializer              # noqa: E402
 
 
 class StreamReg(wiring.Component):
@@ -82,6 +87,44 @@ def test_checks_can_fail(tmp_path, broken):
         assert "o: valid held while stalled" in results["prove"].detail, results["prove"]
     else:
         assert results["prove"].status == "PASS", results["prove"]
+
+
+class TlastEveryRow(OutputSerializer):
+    """A broken serializer: ``tlast`` on every row's last beat, not only the head's."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.m_axis_tlast.eq(self.state["last_beat"])
+        return m
+
+
+class ZeroRowAhead(PairGenerator):
+    """A broken pair generator: a zero row carries the next row's index."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.o_zero_row.payload.row.eq(self.state["head"].row + 1)
+        return m
+
+
+MUTANTS = {
+    "serializer_tlast_every_row": (
+        lambda: SerializerHarness(params=serializer_for(TINY), unit=TlastEveryRow),
+        "tlast exactly on the head's last beat"),
+    "pair_generator_zero_row_ahead": (
+        lambda: PairGeneratorHarness(TINY, unit=ZeroRowAhead), "zero rows in row order"),
+}
+
+
+@pytest.mark.parametrize("name", list(MUTANTS))
+def test_unit_proofs_can_fail(tmp_path, name):
+    """The k-induction proofs of the units' beats and rows (``serializer_beats``,
+    ``pair_generator_rows``) find a broken unit, and name the property it breaks."""
+    build, message = MUTANTS[name]
+    # (deep enough for the base case to reach the bug: a counterexample from reset)
+    (result,) = run_checks([Check(name, build, {"prove": 12})], tmp_path, jobs=1, echo=None)
+    assert result.status == "FAIL", result
+    assert message in result.detail, result
 
 
 QUICK = [c for c in CHECKS if c.quick]

@@ -1,11 +1,14 @@
 """Every formal check, with its configuration, sby tasks and depths."""
 from ..config import HDPConfig
 from ..regmap import AXIL_ADDR_BITS
+from ..rtl.softmax import Softmax
 from .axil import AxiLiteHarness
 from .block_selector import BlockSelectorHarness
 from .common import Check
 from .head_scorer import HeadScorerHarness
 from .mac_array import MacArrayHarness
+from .pair_generator import PairGeneratorHarness
+from .serializer import SerializerHarness, serializer_for
 from .softmax import SoftmaxHarness
 from .top import TopBusHarness, TopHeadHarness
 
@@ -24,6 +27,9 @@ TINY = EDGE.replace(seq_max=4, head_dim=2, block_cols=2, int_lanes=1, mac_lanes=
                     axis_elems=1, int_bits=2, frac_bits=2, exp_lut_bits=2, exp_bits=4,
                     prob_bits=4, recip_guard_bits=0, score_scale_bits=6, score_scale_frac=6,
                     out_bits=8, out_frac=4)
+
+#: The top's rows between the pair generator and the serializer (``top.py``).
+ROWS_IN_FLIGHT = 2 + Softmax.EXP_BANKS
 
 CHECKS = [
     Check("axil", lambda: AxiLiteHarness(addr_width=AXIL_ADDR_BITS), {"prove": 4, "cover": 8},
@@ -64,12 +70,53 @@ CHECKS = [
                                                    hazard=True),
           {"bmc": 24, "cover": 24}, description="MAC array (tiny, 4 chunks, P x V accumulators "
           "in block RAM): stream rules, no accumulator word read as it is written"),
+    Check("pair_generator_rows", lambda: PairGeneratorHarness(TINY, rows_in_flight=ROWS_IN_FLIGHT),
+          {"prove": 4, "cover": 30},
+          description="pair generator (tiny): rows 0..N-1 in order, each a zero row or pairs "
+          "ending in last, after go, row credits"),
+    Check("pair_generator_rows_br2",
+          lambda: PairGeneratorHarness(TINY, block_rows=2, rows_in_flight=ROWS_IN_FLIGHT),
+          {"prove": 4, "cover": 30},
+          description="pair generator (tiny, 2 rows a block row): as pair_generator_rows"),
+    Check("pair_generator_rows_edge",
+          lambda: PairGeneratorHarness(EDGE, rows_in_flight=ROWS_IN_FLIGHT, cover_rows=2),
+          {"prove": 4, "cover": 30},
+          description="pair generator (edge, 16 block columns): as pair_generator_rows"),
+    Check("pair_generator_rows_segments",
+          lambda: PairGeneratorHarness(EDGE, block_cols=2, rows_in_flight=ROWS_IN_FLIGHT,
+                                       cover_rows=2),
+          {"prove": 4, "cover": 30},
+          description="pair generator (edge with 32 block columns: 2 segments of 16): as "
+          "pair_generator_rows"),
+    Check("serializer_beats", lambda: SerializerHarness(params=serializer_for(TINY)),
+          {"prove": 4, "cover": 24},
+          description="output serializer (tiny), its input contract assumed: N*bpr beats, "
+          "tlast on the last, done, row_free/row_done once a row"),
+    Check("serializer_beats_words",
+          lambda: SerializerHarness(params=serializer_for(TINY, head_dim=4, mac_lanes=2,
+                                                          axis_elems=1, buffers=4)),
+          {"prove": 4, "cover": 32},
+          description="output serializer (tiny, 2 beats a RAM word, 4 row buffers): as "
+          "serializer_beats"),
+    Check("serializer_beats_gather",
+          lambda: SerializerHarness(params=serializer_for(TINY, head_dim=4, mac_lanes=1,
+                                                          axis_elems=2, buffers=1)),
+          {"prove": 4, "cover": 40},
+          description="output serializer (tiny, 2 chunks gathered a RAM word, 1 row buffer): "
+          "as serializer_beats"),
+    Check("serializer_beats_edge",
+          lambda: SerializerHarness(params=serializer_for(EDGE), cover_rows=2),
+          {"prove": 4, "cover": 64},
+          description="output serializer (edge, 16 beats a row): as serializer_beats"),
     Check("top_axil", lambda: TopBusHarness(EDGE, m_axis=False), {"prove": 4, "cover": 8},
           description="top (edge), free ports: AXI4-Lite rules on the top's port"),
     Check("top_bus", lambda: TopBusHarness(TINY), {"bmc": 48, "cover": 48}, quick=False,
           description="top (tiny), free AXI4-Lite and s_axis: AXI4-Lite rules, m_axis rules"),
     Check("top_head", lambda: TopHeadHarness(TINY), {"bmc": 60, "cover": 80}, quick=False,
           description="top (tiny), one head of any N: N*bpr beats, tlast on the last"),
+    Check("top_head_contracts", lambda: TopHeadHarness(TINY, contracts=True), {"bmc": 60},
+          quick=False, description="top (tiny), the top_head host: the serializer's and the "
+          "pair generator's input contracts (their proofs' assumptions) hold in the core"),
     Check("top_reset", lambda: TopHeadHarness(TINY, reset_midway=True),
           {"bmc": 70, "cover": 64}, quick=False, timeout=1800,
           description="top (tiny), rst free (mid-head too), host restarts: the head after "

@@ -6,6 +6,8 @@ from ..regmap import FLAG_FIELDS, register_map
 from ..rtl.regfile import RegisterFile
 from ..rtl.top import HDPCoprocessor
 from .axil import axil_rules
+from .pair_generator import PairGeneratorContract
+from .serializer import SerializerContract
 from .common import (Assert, Assume, Cover, any_const, any_seq, drive_any, harness_module,
                      stream_rules)
 
@@ -117,11 +119,17 @@ class TopHeadHarness(Elaboratable):
     high (AXI). The properties above then hold for the head started after the last
     reset; also asserted: no B response without a write of the host since that reset.
     Covered: a head's last beat after a reset in the middle of an earlier head.
+
+    With ``contracts``, the input contracts of the serializer and of the pair generator
+    (:class:`.serializer.SerializerContract`, :class:`.pair_generator.PairGeneratorContract`,
+    which their k-induction proofs assume) are asserted where the units sit in the core.
     """
 
-    def __init__(self, config, *, reset_midway: bool = False):
+    def __init__(self, config, *, reset_midway: bool = False, contracts: bool = False):
         self.config = config
         self.reset_midway = reset_midway
+        self.contracts = contracts
+        assert not (reset_midway and contracts)
 
     def elaborate(self, platform):
         cfg = self.config
@@ -136,7 +144,13 @@ class TopHeadHarness(Elaboratable):
         else:
             m = harness_module()
             rst = Const(0)
-        m.submodules.dut = dut = HDPCoprocessor(cfg)
+        dut = HDPCoprocessor(cfg)
+        if self.contracts:
+            # elaborated here, so that the units' ports are known (dut.units)
+            m.submodules.dut = dut.elaborate(platform)
+            dut._MustUse__silence = True
+        else:
+            m.submodules.dut = dut
         bpr = cfg.beats_per_row
         rmap = {r.name: r for r in register_map(cfg)}
 
@@ -222,6 +236,13 @@ class TopHeadHarness(Elaboratable):
             m.d.comb += Cover(fire & dut.m_axis_tlast & mid_head,
                               "a head's last beat after a reset in the middle of a head")
         else:
+            if self.contracts:
+                # the units' input contracts, assumed by their k-induction proofs
+                # (serializer_beats, pair_generator_rows): here asserted, so that each
+                # pair makes an assume-guarantee proof
+                SerializerContract(m, dut.units["serializer"], n=n, kind=Assert)
+                PairGeneratorContract(m, dut.units["pairs"], n=n,
+                                      causal=flags[FLAG_FIELDS.index("causal")], kind=Assert)
             m.d.comb += [
                 Cover(fire & dut.m_axis_tlast & ~head_prune, "a kept head's last beat sent"),
                 Cover(fire & dut.m_axis_tlast & head_prune & (n == 2),

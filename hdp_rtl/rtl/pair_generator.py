@@ -134,6 +134,7 @@ class PairGenerator(wiring.Component):
         # its row_done start at flip-flops.
         head = Signal(entry, name="out_head")
         second = Signal(entry, name="out_second")
+        queue = dict(head=head, second=second)          # (for self.state, below)
         out_count = Signal(range(3))
         push = Signal()
         pop = Signal()
@@ -340,4 +341,10 @@ class PairGenerator(wiring.Component):
         with m.If(self.go & ~walking & ~prep_busy & ~scanning):
             m.d.sync += [walking.eq(1), prow.eq(0), pruned.eq(self.prune_head),
                          credits.eq(self.rows_in_flight), has_credit.eq(1)]
+        # the state the formal harness's invariants name (hdp_rtl/formal/pair_generator.py)
+        self.state = dict(queue, out_count=out_count, out_space=out_space,
+                          walking=walking, prow=prow, prep_busy=prep_busy, p1_valid=p1_valid,
+                          p2_valid=p2_valid, p3_valid=p3_valid, hold_valid=hold_valid,
+                          row1=row1, scanning=scanning, idle=idle, srow=srow, credits=credits,
+                          has_credit=has_credit, row_done=row_done)
         return m

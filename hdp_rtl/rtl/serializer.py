@@ -207,4 +207,8 @@ class OutputSerializer(wiring.Component):
             m.d.sync += [zero.eq(1), busy.eq(1)]
         with m.If(self.start):
             m.d.sync += rows_sent.eq(0)
+        # the state the formal harness's invariants name (hdp_rtl/formal/serializer.py)
+        self.state = dict(rows_sent=rows_sent, beat_idx=beat_idx, last_beat=last_beat,
+                          on_last_row=on_last_row, waiting=waiting, pending=pending,
+                          have=have, zero=zero, busy=busy, row_written=row_written)
         return m

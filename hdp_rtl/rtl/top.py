@@ -165,6 +165,8 @@ class HDPCoprocessor(wiring.Component):
         # after `rst`: nothing reads a word a head did not write)
         datapath = dict(unpacker=unpacker, rows=rows, scorer=scorer, selector=selector,
                         pairs=pairs, mac=mac, softmax=softmax, serializer=out)
+        # (the units, for the formal harnesses that check the contracts between them)
+        self.units = dict(datapath, sequencer=seq, regs=regs)
         if importance is not None:
             datapath["importance"] = importance
         if progressive is not None:

@@ -1,0 +1,172 @@
+"""Formal harness of :class:`~hdp_rtl.rtl.pair_generator.PairGenerator`: its rows, in
+order and at most N a head, proven by k-induction."""
+from amaranth.hdl import Elaboratable, Mux, Signal
+
+from ..rtl.pair_generator import PairGenerator
+from .common import (Assert, Assume, Cover, UpDown, any_const, any_seq, drive_any,
+                     harness_module, stream_rules)
+
+__all__ = ["PairGeneratorHarness", "PairGeneratorContract"]
+
+
+class PairGeneratorContract:
+    """What the pair generator's environment must guarantee for
+    :class:`PairGeneratorHarness`'s properties: ``Assume`` in the unit's proof, ``Assert``
+    where it sits in the top (``top_head``). ``n`` and ``causal`` are the head's; the
+    harness drives ``seq_len`` and ``causal`` itself when ``kind`` is ``Assume``.
+
+    - ``start`` at most once; ``seq_len`` = N and ``causal`` held from the cycle after it;
+    - ``go`` at most once, after the start;
+    - ``row_done`` only for a row sent (a zero row or a row's last pair) and not yet done;
+      a zero row's may come in the cycle it is taken.
+
+    Also counts the rows sent (``row``) and done (``done``), and asserts both outputs'
+    stream rules (with ``kind`` ``Assume``: what the consumers may rely on).
+    """
+
+    def __init__(self, m, dut, *, n, causal, kind, name="pg"):
+        seq_max = dut.seq_max
+        self.started = started = Signal(name=f"{name}_started")
+        with m.If(dut.start):
+            m.d.sync += started.eq(1)
+        self.went = went = Signal(name=f"{name}_went")
+        with m.If(dut.go):
+            m.d.sync += went.eq(1)
+        zero, pair = dut.o_zero_row, dut.o_pair
+        self.zfire = zfire = stream_rules(m, zero.valid, zero.ready, zero.payload, output=True,
+                                          name=f"{name}_o_zero_row")
+        self.pfire = pfire = stream_rules(m, pair.valid, pair.ready, pair.payload, output=True,
+                                          name=f"{name}_o_pair")
+        self.row = UpDown(m, up=zfire | (pfire & pair.payload.last), down=0, max=seq_max,
+                          name=f"{name}_rows_sent")
+        self.done = UpDown(m, up=dut.row_done, down=0, max=seq_max, name=f"{name}_rows_done")
+        m.d.comb += [
+            kind(~(dut.start & started), f"{name}: one start"),
+            kind(~dut.go | (started & ~went), f"{name}: go once, after the start"),
+            kind(~dut.row_done | (self.done.value < self.row.value + zfire),
+                 f"{name}: row_done only for a row sent and not done"),
+        ]
+        if kind is Assert:
+            m.d.comb += [
+                kind(~started | (dut.seq_len == n), f"{name}: seq_len = N from after start"),
+                kind(~started | (dut.causal == causal), f"{name}: causal held from after start"),
+            ]
+
+
+class PairGeneratorHarness(Elaboratable):
+    """One head: ``start`` once (any cycle), ``seq_len`` = N (any 1..seq_max) from the
+    cycle after it, ``causal`` any; any masks at any time (their values and number do
+    not matter to the rows); ``go`` once, any cycle after the start, with any
+    ``prune_head``; any back-pressure on ``o_pair`` and ``o_zero_row``; ``row_done``
+    (assumed) only for a row sent and not yet done (a zero row's in the cycle it is
+    taken, as the serializer gives it).
+
+    Asserted: ``o_pair`` and ``o_zero_row`` stream rules; nothing before ``go``; the rows
+    leave in order, 0, 1, ..., each as one zero row or as pairs of its index ending with
+    one ``last`` (a zero row never inside a row of pairs), and only rows < N; at most
+    ``rows_in_flight`` rows started (a pair or zero row sent) and not done.
+
+    Invariants over the generator's state (``PairGenerator.state``) make it inductive:
+    the rows issued (``prow``) = rows sent + rows ending in the output queue + the row
+    scanned + the row in preparation; the row indices along the queue, the scan and the
+    preparation; the credits = ``rows_in_flight`` - rows loaded and not done.
+    """
+
+    def __init__(self, config, *, rows_in_flight: int = 6, cover_rows: int = 4,
+                 unit=PairGenerator, **overrides):
+        self.config = config
+        self.unit = unit                 # (a mutant, in tests)
+        self.rows_in_flight = rows_in_flight
+        self.cover_rows = cover_rows     # the covered head's N (at most seq_max)
+        # seq_max, block_rows, block_cols: instead of the config's
+        self.params = dict(seq_max=config.seq_max, block_rows=config.block_rows,
+                           block_cols=config.block_cols, rows_in_flight=rows_in_flight)
+        self.params.update(overrides)
+
+    def elaborate(self, platform):
+        m = harness_module()
+        dut = self.unit(**self.params)
+        m.submodules.dut = dut.elaborate(platform)
+        dut._MustUse__silence = True
+        st = dut.state
+        R = self.rows_in_flight
+        seq_max = self.params["seq_max"]
+
+        n = Signal(len(dut.seq_len), name="n")
+        causal = Signal(name="causal")
+        m.d.comb += [n.eq(any_const(len(n))), causal.eq(any_const(1))]
+        m.d.comb += Assume((n >= 1) & (n <= seq_max), "N in 1..seq_max")
+        drive_any(m, dut.start, dut.i_mask.valid, dut.i_mask.payload, dut.go, dut.prune_head,
+                  dut.o_pair.ready, dut.o_zero_row.ready, dut.row_done)
+        c = PairGeneratorContract(m, dut, n=n, causal=causal, kind=Assume)
+        # seq_len and causal: the head's from the cycle after start, free before
+        m.d.comb += [dut.seq_len.eq(Mux(c.started, n, any_seq(len(n)))),
+                     dut.causal.eq(Mux(c.started, causal, any_seq(1)))]
+        started, went = c.started, c.went
+        zero, pair = dut.o_zero_row, dut.o_pair
+        zfire, pfire, row, done = c.zfire, c.pfire, c.row, c.done
+        row_end = zfire | (pfire & pair.payload.last)
+        in_row = Signal(name="inside_a_row")     # a pair of the row sent, not its last
+        with m.If(pfire):
+            m.d.sync += in_row.eq(~pair.payload.last)
+        with m.If(zero.valid | pair.valid):
+            m.d.comb += [Assert(went, "nothing before go"),
+                         Assert(row.value < n, "only rows < N")]
+        with m.If(zero.valid):
+            m.d.comb += [Assert(zero.payload.row == row.value, "zero rows in row order"),
+                         Assert(~in_row, "no zero row inside a row of pairs")]
+        with m.If(pair.valid):
+            m.d.comb += Assert(pair.payload.row == row.value, "pairs in row order")
+        m.d.comb += Assert(row.value + in_row <= done.value + R,
+                           "at most rows_in_flight rows started and not done")
+
+        # ---- invariants over the generator's state (for the induction) -------------------
+        head, second, count = st["head"], st["second"], st["out_count"]
+        head_ends = head.zero | head.last
+        second_ends = second.zero | second.last
+        q_end = Signal(range(3), name="queue_row_ends")
+        m.d.comb += q_end.eq(Mux(count != 0, head_ends, 0) + Mux(count == 2, second_ends, 0))
+        scan, prep = st["scanning"], st["prep_busy"]
+        loaded = row.value + q_end + scan
+        pipe = [st["p1_valid"], st["p2_valid"], st["p3_valid"], st["hold_valid"]]
+        m.d.comb += [
+            Assert(count <= 2, "inv: queue count"),
+            Assert(st["out_space"] == (count != 2), "inv: out_space"),
+            Assert(st["idle"] == ~scan, "inv: idle = not scanning"),
+            Assert((count == 0) | (head.row == row.value), "inv: queue head is the next row"),
+            Assert((count != 2) | (second.row == head.row + head_ends), "inv: queue second"),
+            Assert((count != 1) | head_ends | (scan & (st["srow"] == head.row)),
+                   "inv: a queued row's pairs continue in the scan"),
+            Assert((count != 2) | second_ends | (scan & (st["srow"] == second.row)),
+                   "inv: a queued row's pairs continue in the scan (second)"),
+            Assert((count != 2) | head_ends | ~second.zero,
+                   "inv: no zero entry after a row's pair that is not its last"),
+            Assert(~(head.zero & head.last) & ~(second.zero & second.last),
+                   "inv: a zero entry is no pair"),
+            Assert(~in_row | (count != 0) | scan, "inv: a row under way is queued or scanned"),
+            Assert(~in_row | (count == 0) | ~head.zero, "inv: no zero row inside a row"),
+            Assert(~scan | (st["srow"] == row.value + q_end), "inv: the scanned row"),
+            Assert(prep == (pipe[0] | pipe[1] | pipe[2] | pipe[3]), "inv: prep_busy"),
+            Assert(sum(pipe) <= 1, "inv: one row in preparation"),
+            Assert(~prep | (st["row1"] == loaded), "inv: the row in preparation"),
+            Assert(st["prow"] == loaded + prep, "inv: rows issued"),
+            Assert(st["prow"] <= n, "inv: at most N rows issued"),
+            Assert(~st["walking"] | (st["prow"] < n), "inv: walking only with rows left"),
+            Assert(went | ((st["prow"] == 0) & ~st["walking"] & ~prep & ~scan & (count == 0)),
+                   "inv: idle before go"),
+            Assert(~went | (st["credits"] + loaded == R + done.value - st["row_done"]),
+                   "inv: credits"),
+            Assert(~went | (st["has_credit"] == (st["credits"] != 0)), "inv: has_credit"),
+            Assert(~went | started, "inv: go after the start"),
+            Assert(done.value <= row.value, "inv: done <= sent"),
+            Assert(~st["row_done"] | (done.value != 0), "inv: a registered row_done was done"),
+        ]
+        zeros = UpDown(m, up=zfire, down=0, max=seq_max, name="zero_rows_sent")
+        rows = min(seq_max, self.cover_rows)
+        m.d.comb += [
+            Cover(row_end & (row.value == n - 1) & (n == rows) & (zeros.value != 0) & ~zfire,
+                  f"a head of {rows} rows sent, zero rows and rows of pairs"),
+            Cover(pfire & pair.payload.last & in_row & (n == rows),
+                  "a row of several pairs sent"),
+        ]
+        return m
