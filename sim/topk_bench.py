@@ -5,13 +5,12 @@ against the RTL cycle for cycle (``test_cycles_vs_spatten`` runs this module's r
 
 Data: ``random``, values drawn uniformly over the full range of the default preset's
 block importances (``sint_bits`` = 14); ``MiniLM``, block rows of the stored MiniLM
-heads (``tests/data/minilm_heads.npz``) run through the golden model at ``default``
-with ``S_int`` block importances (``unbiased_selection`` off, as the tables of
-docs/units.md were measured; the preset's ``S_sel`` rows span about twice as wide:
-docs/units.md "Top-k engine", Open) (1 x 1 blocks: a block row of a 64-token head is
-64 importances). The stored heads have
-64 tokens at most, so a MiniLM row of 128 (256) is 2 (4) consecutive block rows of one
-head end to end.
+heads (``tests/data/minilm_heads.npz``) run through the golden model at ``default``:
+the preset's ``S_sel`` block importances (``unbiased_selection`` on, what the core
+selects on), and ``MiniLM S_int``, the same heads' ``S_int`` ones (``unbiased_selection``
+off: about half the span) (1 x 1 blocks: a block row of a 64-token head is 64
+importances). The stored heads have 64 tokens at most, so a MiniLM row of 128 (256)
+is 2 (4) consecutive block rows of one head end to end.
 
 ``python -m sim.topk_bench [rows]``: the table, means over ``rows`` rows a case.
 """
@@ -26,25 +25,29 @@ from golden.spatten import quickselect_cycles
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.rtl.topk import select_plan
 
-__all__ = ["COMPARATORS", "CASES", "minilm_rows", "bench_rows", "table", "summary"]
+__all__ = ["COMPARATORS", "CASES", "DATA", "minilm_rows", "bench_rows", "table", "summary"]
 
 #: Values compared a cycle, by the engine and by SpAtten's model.
 COMPARATORS = 8
 #: (n, k) of the comparison.
 CASES = [(n, k) for n in (64, 128, 256) for k in (n // 8, n // 4, n // 2)]
+#: The rows of each case: random, MiniLM ``S_sel`` (the preset's), MiniLM ``S_int``.
+DATA = ("random", "MiniLM", "MiniLM S_int")
 
 
 def _width() -> int:
     return HDPConfig.preset("default").sint_bits
 
 
-@lru_cache(maxsize=1)
-def minilm_rows() -> tuple:
-    """The 64-block rows (each a tuple of ``BI``, ``S_int``) of the stored MiniLM heads
-    of 64 tokens at ``default`` with the ``topk`` selector, head by head."""
+@lru_cache(maxsize=2)
+def minilm_rows(unbiased: bool = True) -> tuple:
+    """The 64-block rows (each a tuple of ``BI``: ``S_sel`` with ``unbiased``, else
+    ``S_int``) of the stored MiniLM heads of 64 tokens at ``default`` with the ``topk``
+    selector, head by head."""
     import golden
     from golden.vectors import load_minilm_heads
-    config = HDPConfig.preset("default").replace(selector="topk", unbiased_selection=False)
+    config = HDPConfig.preset("default").replace(selector="topk",
+                                                 unbiased_selection=unbiased)
     heads = []
     for head in load_minilm_heads():
         if head.regs.seq_len < 64:
@@ -57,11 +60,11 @@ def minilm_rows() -> tuple:
     return tuple(heads)
 
 
-def _minilm(n: int, count: int) -> list[list[int]]:
+def _minilm(n: int, count: int, unbiased: bool = True) -> list[list[int]]:
     """``count`` MiniLM rows of ``n``: ``n / 64`` consecutive block rows of a head."""
     per = n // 64
     out = []
-    for rows in minilm_rows():
+    for rows in minilm_rows(unbiased):
         for i in range(0, len(rows) - per + 1, per):
             out.append([v for r in rows[i:i + per] for v in r])
     step = max(1, len(out) // count)
@@ -78,7 +81,8 @@ def bench_rows(per_case: int = 1, seeds: int = 20) -> list[dict]:
     for n, k in CASES:
         random_rows = [[int(x) for x in rng.integers(-(1 << (width - 1)), 1 << (width - 1), n)]
                        for _ in range(per_case)]
-        for data, rows in (("random", random_rows), ("MiniLM", _minilm(n, per_case))):
+        for data, rows in (("random", random_rows), ("MiniLM", _minilm(n, per_case)),
+                           ("MiniLM S_int", _minilm(n, per_case, unbiased=False))):
             for vals in rows:
                 plan = select_plan(vals, k, width, COMPARATORS)
                 qs = float(np.mean([quickselect_cycles(vals, k, COMPARATORS, s)

@@ -4,7 +4,9 @@ issue 12; not yet behind the selection seam).
 Bit-exact with :func:`golden.spatten.topk_mask` (the lower index wins a tie). The
 k-th largest value is found by a radix-16 select, most significant digit first, over a
 row stored in a two-bank memory of ``comparators`` values a word, on the values less
-the row's minimum; each pass reads only the words that still hold a candidate, and a
+the row's minimum, shifted left so that the span's bits are a whole number of digits
+(the first digit holds the span's 4 highest bits); each pass reads only the words that
+still hold a candidate, and a
 final pass over those keeps the values above the last bucket and the first equal ones.
 Cycles: :func:`select_plan` (the RTL's, cycle for cycle).
 """
@@ -48,11 +50,11 @@ def topk_mask_layout(*, n_max: int) -> data.StructLayout:
 #: Bits of a digit: a counting pass sorts the candidates into ``2**RADIX_BITS`` buckets.
 RADIX_BITS = 4
 
-#: Cycles from a pass's last word read to the next pass's first (4 idle read slots: the
-#: next pass reads only the words still holding a candidate, known 4 cycles after a
-#: word's read and chosen a cycle before its read; the pass's decision is in by the
-#: time the next one's first word is compared).
-PASS_GAP = 5
+#: Cycles from a pass's last word read to the next pass's first (3 idle read slots: the
+#: pass's decision, its bucket a cycle after its last count, is in by the time the next
+#: pass's first word is compared; the next pass reads only the words still holding a
+#: candidate, its first entry chosen the cycle the last word's entry is written).
+PASS_GAP = 4
 
 #: Cycles from the final pass's last word issued to the mask taken (the word's read and
 #: key, its compares, the tie rule's counts, the mask's write, the offer's cycle).
@@ -67,8 +69,10 @@ def select_plan(values, k: int, width: int, comparators: int) -> dict:
     the final pass last.
 
     The keys are the values less the row's minimum (order-preserving, in ``[0,
-    span]``), cut into ``RADIX_BITS``-bit digits from bit 0 up; the first counting pass
-    takes the highest digit that is not 0 in ``span``. A pass reads the words that hold
+    span]``), shifted left by ``-len(span) % RADIX_BITS`` bits (``len``: the bit length)
+    so that the span's top digit holds its ``RADIX_BITS`` highest bits, cut into
+    ``RADIX_BITS``-bit digits from bit 0 up; the first counting pass takes the highest
+    digit that is not 0 in the (shifted) ``span``. A pass reads the words that hold
     a candidate (the first two: every word of the row); it drops the values below the
     previous pass's bucket, keeps (in the mask) the values above it, and counts the
     candidates left in each bucket of its own digit; its bucket is the one that holds
@@ -82,6 +86,10 @@ def select_plan(values, k: int, width: int, comparators: int) -> dict:
     words = -(-n // P)
     lo = min(int(v) for v in values)
     keys = [int(v) - lo for v in values]
+    # shifted left so the span's bits are a whole number of digits: its top digit
+    # holds its 4 highest bits (the first pass sorts into 16 buckets, not 2)
+    shift = -max(keys).bit_length() % R
+    keys = [x << shift for x in keys]
     span = max(keys)
     ngroups = -(-width // R)
 
@@ -134,7 +142,9 @@ class TopKEngine(wiring.Component):
     Selection is a radix-``2**RADIX_BITS`` select, most significant digit first, on
     keys that are the values less the row's minimum (order-preserving; the minimum and
     maximum are gathered as the row streams in, the first digit counted is the
-    span's highest that is not 0, so a narrow row of either sign needs few digits).
+    span's highest that is not 0, so a narrow row of either sign needs few digits),
+    shifted left by 0 .. ``RADIX_BITS - 1`` bits so that the span's bits are a whole
+    number of digits: the first pass sorts into 16 buckets whatever the span.
     The state is a candidate bit per value and the mask. A counting pass reads words,
     ``comparators`` values a cycle; each value that is a candidate is compared with
     the previous pass's bucket on the previous digit: above it, it is kept (its mask
@@ -246,8 +256,13 @@ class TopKEngine(wiring.Component):
         # ---- select side -------------------------------------------------------------------
         n = Signal(n_shape)
         count = Signal(n_shape)           # min(k, n): the mask's bits
-        s_min, s_max = Signal(width), Signal(width)
-        span = Signal(width)
+        s_min = Signal(width)
+        span = Signal(width)              # the row's largest key less its smallest
+        # the keys less the row's minimum are shifted left by `shift` (0 .. R - 1): the
+        # span's bits are then a whole number of digits, its top digit its R highest
+        # bits (a narrow row's first pass sorts into 2**R buckets, not 2)
+        shift = Signal(range(R))
+        kw = min(width + R - 1, R * ngroups)   # bits of a shifted key
         neg_need = Signal(signed(len(n) + 1))   # -(candidates still to keep)
         room = Signal(signed(len(n) + 1))       # final pass: equal values still to keep
         # the digit the compares decide on (one-hot; digit ngroups is 0), the digit counted
@@ -266,8 +281,13 @@ class TopKEngine(wiring.Component):
         nonzero = [(span >> (R * g)).any() for g in range(ngroups)] + [Const(0)]
         span_digits = Cat(~nonzero[0], *(nonzero[g - 1] & ~nonzero[g]
                                          for g in range(1, ngroups + 1)))
+        # the span's bit length mod R, from its highest set bit: shift = -length mod R
+        span_msb = msb_onehot(span)
+        shift_now = Cat(*(Cat(*(span_msb[b] for b in range(width)
+                                if ((R - 1 - b) % R) >> i & 1)).any()
+                          for i in range(len(shift))))
         with m.If(load1):
-            m.d.sync += span.eq(s_max - s_min)
+            m.d.sync += shift.eq(shift_now)
         with m.If(load2):
             m.d.sync += gp.eq(span_digits)
 
@@ -293,11 +313,23 @@ class TopKEngine(wiring.Component):
                      list_rd.addr.eq(Cat(ptr[:len(rd_idx)], rsel))]
         gap = Signal(range(PASS_GAP))     # idle cycles left before the next pass
         m.d.sync += rd_en.eq(0)
+        fresh = Signal()                  # a pass's first entry (not the row's first pass)
+        wsel = Signal()                   # the list the compares write
+        # a pass after a counting pass of one word starts a cycle before that pass's
+        # in_final is in: it stops in its first cycle (the FSM goes to DRAIN2)
+        abort = Signal()
+        s3_idx, s3_live = Signal(range(words)), Signal()   # (s3, below)
+        m.d.comb += abort.eq(issuing & fresh & in_final)
         with m.If(issuing):
             entry = list_rd.data
-            m.d.sync += [rd_en.eq(1), rd_idx.eq(Mux(first, ptr, entry)),
-                         rd_last.eq(ptr == last_entry), ptr.eq(ptr + 1)]
-            with m.If(ptr == last_entry):
+            # in the pass's first cycle the previous pass's last word may still be
+            # writing its entry (s3, below): entry 0 if the list holds it alone
+            only = Mux(s3_live, wptr == 0, wptr == 1)
+            is_last = Mux(fresh, only, ptr == last_entry)
+            idx = Mux(first, ptr, Mux(fresh & (wptr == 0), s3_idx, entry))
+            m.d.sync += [rd_en.eq(~abort), rd_idx.eq(idx), rd_last.eq(is_last),
+                         ptr.eq(ptr + 1), fresh.eq(0)]
+            with m.If(is_last | abort):
                 m.d.sync += [issuing.eq(0), gap.eq(PASS_GAP - 2)]
 
         # s1: the RAM's read register; the word's candidates and lanes in the row
@@ -308,18 +340,19 @@ class TopKEngine(wiring.Component):
         s2_valid, s2_last = Signal(), Signal()
         s2_idx = Signal.like(rd_idx)
         s2_cand = Signal(P)
-        s2_key = [Signal(width, name=f"s2_key{j}") for j in range(P)]
+        s2_key = [Signal(kw, name=f"s2_key{j}") for j in range(P)]
         m.d.sync += [s2_valid.eq(s1_valid), s2_last.eq(s1_last), s2_idx.eq(s1_idx)]
         cand_word = cand.word_select(s1_idx, P)
         for j in range(P):
             present = (s1_idx * P + j) < n     # lanes past the row's end hold stale words
             m.d.sync += [s2_cand[j].eq(cand_word[j] & present),
-                         s2_key[j].eq(rd.data[j * width:(j + 1) * width] - s_min)]
+                         s2_key[j].eq((rd.data[j * width:(j + 1) * width] - s_min)[:width]
+                                      << shift)]
 
         # s3: each lane against the last decision (above its bucket: kept; in it: still a
         # candidate), and where its next digit is (>= b, b = 1 .. buckets - 1)
         def digit(key, onehot):
-            padded = Cat(key, Const(0, R * (ngroups + 1) - width))
+            padded = Cat(key, Const(0, R * (ngroups + 1) - kw))
             return Cat(*(Cat(*(onehot[g] & padded[R * g + i] for g in range(len(onehot)))).any()
                          for i in range(R)))
 
@@ -337,13 +370,16 @@ class TopKEngine(wiring.Component):
         for w in range(words):
             with m.If(s3_valid & s3_word[w]):
                 m.d.sync += cand.word_select(w, P).eq(s3_eq)
-        s3_idx = Signal.like(s2_idx)
         m.d.sync += s3_idx.eq(s2_idx)
-        s3_live = s3_valid & s3_eq.any()
-        m.d.comb += [list_wr.addr.eq(Cat(wptr[:len(rd_idx)], ~rsel)),
+        m.d.comb += s3_live.eq(s3_valid & s3_eq.any())
+        m.d.comb += [list_wr.addr.eq(Cat(wptr[:len(rd_idx)], wsel)),
                      list_wr.data.eq(s3_idx), list_wr.en.eq(s3_live)]
         with m.If(s3_live):
             m.d.sync += wptr.eq(wptr + 1)
+        # a pass's first cycle: the previous pass's list is complete with this cycle's
+        # entry; the next list goes to the other half
+        with m.If(issuing & fresh):
+            m.d.sync += [last_entry.eq(wptr + s3_live - 1), wptr.eq(0), wsel.eq(~wsel)]
 
         # s4: the counts of a bucket or above, the word's equal values, and for the tie
         # rule each lane's count of equal values in the lanes below it
@@ -378,30 +414,31 @@ class TopKEngine(wiring.Component):
         m.d.sync += acc_last.eq(s4_valid & s4_last & ~in_final)
         with m.If(s4_valid & ~in_final):
             m.d.sync += [acc[b].eq(acc[b] + s4_hits[b]) for b in range(buckets)]
-        # the decision, in two registered steps (the next pass's first compare is 2 cycles
-        # after it): the bucket, one-hot, and whether it holds exactly the ones to keep;
-        # then the new need (R of the bucket above), bucket, digit and the counts' reset
+        # the decision, in two registered steps: the bucket (one-hot and binary) and the
+        # next digit, in by the next pass's first compare (the cycle after), and whether
+        # it holds exactly the ones to keep; then the new need (R of the bucket above),
+        # in_final and the counts' reset
         ge = Cat(*(~a[-1] for a in acc), Const(0, 1))
         chosen, chosen_zero = Signal(buckets), Signal(buckets)
         d2, decided = Signal(), Signal()
         m.d.sync += [d2.eq(acc_last), decided.eq(d2)]
+        onehot = Cat(*(ge[b] & ~ge[b + 1] for b in range(buckets)))
+        new_bp = Cat(*(Cat(*(onehot[b] for b in range(buckets) if b >> bit & 1)).any()
+                       for bit in range(R)))
         with m.If(acc_last):
-            m.d.sync += [chosen.eq(Cat(*(ge[b] & ~ge[b + 1] for b in range(buckets)))),
-                         chosen_zero.eq(Cat(*(a == 0 for a in acc)))]
+            m.d.sync += [chosen.eq(onehot), chosen_zero.eq(Cat(*(a == 0 for a in acc))),
+                         bp.eq(new_bp), gp.eq(gp[1:])]
         below_next = [acc[b + 1] if b + 1 < buckets else neg_need for b in range(buckets)]
         new_neg_need = Signal.like(neg_need)
         m.d.comb += new_neg_need.eq(
             tree_or(below_next[b].as_unsigned() & chosen[b].replicate(len(neg_need))
                     for b in range(buckets)))
         done = (chosen & chosen_zero).any()
-        new_bp = Cat(*(Cat(*(chosen[b] for b in range(buckets) if b >> bit & 1)).any()
-                       for bit in range(R)))
         with m.If(d2):
-            m.d.sync += [bp.eq(new_bp), gp.eq(gp[1:]), neg_need.eq(new_neg_need),
-                         in_final.eq(done | gp[1])]
+            m.d.sync += [neg_need.eq(new_neg_need), in_final.eq(done | gp[0])]
             m.d.sync += [a.eq(new_neg_need) for a in acc]
         # the final pass's room: need, a cycle after the decision (its first tie-rule
-        # count is 2 cycles later)
+        # count is the cycle after)
         with m.If(decided):
             m.d.sync += room.eq(-neg_need)
 
@@ -410,7 +447,8 @@ class TopKEngine(wiring.Component):
             with m.State("IDLE"):
                 with m.If(c_full):
                     m.d.sync += [n.eq(c_n), count.eq(c_kk), room.eq(c_kk),
-                                 neg_need.eq(-c_kk), s_min.eq(c_min), s_max.eq(c_max),
+                                 neg_need.eq(-c_kk), s_min.eq(c_min),
+                                 span.eq(c_max - c_min),
                                  bp.eq(0), cand.eq(~0),
                                  wbank.eq(~wbank), c_full.eq(0), c_n.eq(0), load1.eq(1),
                                  # the first pass reads every word: word 0 first
@@ -425,17 +463,25 @@ class TopKEngine(wiring.Component):
             with m.State("PASS"):
                 # the next pass (counting or final: known by its first compare) starts
                 # PASS_GAP cycles after this one's last read; after the final one, the
-                # mask's last write lands the cycle after DRAIN
+                # mask's last write lands the cycle after DRAIN2
                 with m.If(~issuing):
                     with m.If(gap != 0):
                         m.d.sync += gap.eq(gap - 1)
                     with m.Elif(in_final):
                         m.next = "DRAIN"
                     with m.Else():
-                        # the list the last word's compares may still add to (this cycle)
-                        m.d.sync += [issuing.eq(1), ptr.eq(0), first.eq(0), rsel.eq(~rsel),
-                                     last_entry.eq(wptr + s3_live - 1), wptr.eq(0)]
+                        # (the last word's compares may still add to the list next
+                        # cycle: its entries are counted then, `fresh`)
+                        m.d.sync += [issuing.eq(1), fresh.eq(1), ptr.eq(0), first.eq(0),
+                                     rsel.eq(wsel)]
+                # a one-word pass after a counting pass ends before its in_final is
+                # in: the next one starts, and stops in its first cycle (`abort`) for
+                # DRAIN2, the cycle DRAIN would have taken it there
+                with m.If(abort):
+                    m.next = "DRAIN2"
             with m.State("DRAIN"):
+                m.next = "DRAIN2"
+            with m.State("DRAIN2"):
                 m.next = "OUT"
             with m.State("OUT"):
                 m.d.comb += self.o_mask.valid.eq(1)
