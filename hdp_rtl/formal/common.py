@@ -20,7 +20,7 @@ from amaranth.hdl import Assert, Assume, ClockDomain, Cover, Module, Signal, Val
 from amaranth.hdl._ast import AnyConst, AnySeq   # no public name for these in Amaranth 0.5
 
 __all__ = ["Check", "harness_module", "any_seq", "any_const", "drive_any", "stream_rules",
-           "UpDown", "Assert", "Assume", "Cover", "AnyConst", "AnySeq"]
+           "packet_beats", "UpDown", "Assert", "Assume", "Cover", "AnyConst", "AnySeq"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,23 @@ def stream_rules(m: Module, valid, ready, payload, *, output: bool, name: str,
     fire = Signal(name=f"{name}_fire")
     m.d.comb += fire.eq(valid & ready)
     return fire
+
+
+def packet_beats(m: Module, fire, tvalid, tlast, *, started, beats, max_beats: int) -> Signal:
+    """The output packet of one head: counts the handshakes ``fire`` and asserts, while
+    ``tvalid`` is high, no beat before ``started``, none after the ``beats``-th, and
+    ``tlast`` exactly on the last. Returns the count (beats sent)."""
+    out_beat = Signal(range(max_beats + 2), name="out_beat")
+    with m.If(fire):
+        m.d.sync += out_beat.eq(out_beat + 1)
+    with m.If(tvalid):
+        m.d.comb += [
+            Assert(started, "no output before the head starts", src_loc_at=1),
+            Assert(out_beat < beats, "no output beat after the head's last", src_loc_at=1),
+            Assert(tlast == (out_beat == beats - 1), "tlast exactly on the head's last beat",
+                   src_loc_at=1),
+        ]
+    return out_beat
 
 
 class UpDown:

@@ -5,6 +5,7 @@ from amaranth.hdl import Cat, Elaboratable, Mux, Signal
 
 from ..rtl.serializer import OutputSerializer
 from .common import (Assert, Assume, Cover, UpDown, any_const, any_seq, drive_any, harness_module,
+                     packet_beats,
                      stream_rules)
 
 __all__ = ["SerializerHarness", "SerializerContract", "serializer_for"]
@@ -135,17 +136,9 @@ class SerializerHarness(Elaboratable):
         # ---- m_axis: the head's beats ----------------------------------------------------
         fire = stream_rules(m, dut.m_axis_tvalid, dut.m_axis_tready,
                             Cat(dut.m_axis_tdata, dut.m_axis_tlast), output=True, name="m_axis")
-        out_beat = Signal(range(seq_max * bpr + 2), name="out_beat")
-        with m.If(fire):
-            m.d.sync += out_beat.eq(out_beat + 1)
+        out_beat = packet_beats(m, fire, dut.m_axis_tvalid, dut.m_axis_tlast, started=started,
+                                beats=n * bpr, max_beats=seq_max * bpr)
         done_rows = UpDown(m, up=dut.row_done, down=0, max=seq_max, name="row_done_count")
-        with m.If(dut.m_axis_tvalid):
-            m.d.comb += [
-                Assert(started, "no output before the head starts"),
-                Assert(out_beat < n * bpr, "no output beat after the head's last"),
-                Assert(dut.m_axis_tlast == (out_beat == n * bpr - 1),
-                       "tlast exactly on the head's last beat"),
-            ]
         m.d.comb += [
             Assert(~started | (dut.done == (out_beat == n * bpr)), "done once every beat is sent"),
             Assert(~dut.row_free | (held.value != 0), "row_free only for a row not freed"),

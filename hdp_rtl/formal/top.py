@@ -9,6 +9,7 @@ from .axil import axil_rules
 from .pair_generator import PairGeneratorContract
 from .serializer import SerializerContract
 from .common import (Assert, Assume, Cover, any_const, any_seq, drive_any, harness_module,
+                     packet_beats,
                      stream_rules)
 
 __all__ = ["TopBusHarness", "TopHeadHarness"]
@@ -217,16 +218,8 @@ class TopHeadHarness(Elaboratable):
         # ---- the output packet ------------------------------------------------------------
         drive_any(m, dut.m_axis_tready)
         fire = _m_axis_rules(m, dut)
-        out_beat = Signal(range(cfg.seq_max * bpr + 2))
-        with m.If(fire):
-            m.d.sync += out_beat.eq(out_beat + 1)
-        with m.If(dut.m_axis_tvalid):
-            m.d.comb += [
-                Assert(started, "no output before the head starts"),
-                Assert(out_beat < n * bpr, "no output beat after the head's last"),
-                Assert(dut.m_axis_tlast == (out_beat == n * bpr - 1),
-                       "tlast exactly on the head's last beat"),
-            ]
+        out_beat = packet_beats(m, fire, dut.m_axis_tvalid, dut.m_axis_tlast, started=started,
+                                beats=n * bpr, max_beats=cfg.seq_max * bpr)
         head_prune = flags[FLAG_FIELDS.index("head_prune_enable")]
         if self.reset_midway:
             # a reset after the head started and took input, before its last output beat
