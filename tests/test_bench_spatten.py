@@ -55,16 +55,19 @@ def test_block_k_for_keep_needs_topk():
 
 def _brute_passes(values, k, width):
     """The engine's counting passes from their definition: the keys are the values less
-    the row's minimum, cut into RADIX_BITS-bit digits below the span's top digit; the
-    passes are the fewest top digits ``j`` after which the keys whose top ``j`` digits
-    are at least the k-th largest key's are exactly ``k`` (every digit if never; 0 for
-    k <= 0, k >= n or equal values)."""
+    the row's minimum, shifted left until the span's bits are a whole number of
+    RADIX_BITS-bit digits, cut into those digits; the passes are the fewest top digits
+    ``j`` after which the keys whose top ``j`` digits are at least the k-th largest
+    key's are exactly ``k`` (every digit if never; 0 for k <= 0, k >= n or equal
+    values)."""
     n = len(values)
     keys = sorted((v - min(values) for v in values), reverse=True)
     if k <= 0 or k >= n or keys[0] == 0:
         return 0
-    digits = -(-keys[0].bit_length() // RADIX_BITS)
-    top = lambda x, j: x >> (RADIX_BITS * (digits - j))  # noqa: E731
+    bits = keys[0].bit_length()
+    shift = -bits % RADIX_BITS
+    digits = (bits + shift) // RADIX_BITS
+    top = lambda x, j: (x << shift) >> (RADIX_BITS * (digits - j))  # noqa: E731
     kth = keys[k - 1]
     return next((j for j in range(1, digits + 1)
                  if sum(1 for x in keys if top(x, j) >= top(kth, j)) == k), digits)
