@@ -18,7 +18,7 @@ from .widths import clog2
 __all__ = ["Field", "Register", "ErrorCode", "register_map", "registers_by_name",
            "stream_format", "regmap_json", "regmap_c_header", "regmap_markdown",
            "errors_markdown", "COUNTERS", "FLAG_FIELDS", "AXIL_ADDR_BITS", "COUNTER_BASE",
-           "INPUT_ORDER", "TENSOR_CODE", "INPUT_TIMEOUT_BITS", "BLOCK_K_OFFSET",
+           "INPUT_ORDER", "TENSOR_CODE", "INPUT_TIMEOUT_BITS", "BLOCK_K_OFFSET", "CHANNEL_DROP_BITS",
            "SCORE_THRESHOLD_OFFSET", "CHANNEL_DROP_OFFSET", "kept_channels", "PQ_BASE", "PQ_ROWS_PER_WORD",
            "key_importance_bits", "out_importance_bits", "pq_words", "pq_index_bits"]
 
@@ -44,6 +44,8 @@ SCORE_THRESHOLD_OFFSET = 0x30
 #: Offset of ``channel_drop``, a register of the configs with
 #: ``HDPConfig.channel_pruning`` only.
 CHANNEL_DROP_OFFSET = 0x34
+#: Its width: a whole word, so that any value is valid (no start check).
+CHANNEL_DROP_BITS = 32
 
 #: The tensors of a head on ``s_axis``, in order. K comes first so that the integer pass
 #: (whose every row needs all of K) can start on Q's first row and run while the rest of
@@ -268,7 +270,7 @@ def register_map(config: HDPConfig) -> list[Register]:
                              "0: all "
                              "kept, head_dim or more: none", (
             # (all 32 bits: any value is valid, so the register adds no start check)
-            Field("channel_drop", 0, 32, "channels"),)))
+            Field("channel_drop", 0, CHANNEL_DROP_BITS, "channels"),)))
     for i, (name, text) in enumerate(COUNTERS.items()):
         regs.append(Register(name, COUNTER_BASE + 4 * i, "ro", text,
                              (Field(name, 0, config.counter_bits,

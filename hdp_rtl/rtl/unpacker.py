@@ -4,7 +4,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import widths as W
-from ..regmap import INPUT_ORDER, TENSOR_CODE, ErrorCode
+from ..regmap import CHANNEL_DROP_BITS, INPUT_ORDER, TENSOR_CODE, ErrorCode
 from .rowmem import row_layout
 
 __all__ = ["InputUnpacker", "word_write_layout", "axis_members", "kept_channels_of"]
@@ -87,7 +87,7 @@ class InputUnpacker(wiring.Component):
         A beat was taken this cycle.
     error : Out(4)
         An :class:`~hdp_rtl.regmap.ErrorCode` raised this cycle (0: none).
-    channel_drop : In(32)
+    channel_drop : In(CHANNEL_DROP_BITS)
         With ``channel_mask``: the ``channel_drop`` register (Q's and K's channels
         ``head_dim - channel_drop`` and up are dropped: :func:`kept_channels_of`),
         stable from the cycle of ``start`` to the end of the head's input.
@@ -116,7 +116,7 @@ class InputUnpacker(wiring.Component):
             "last_row": Out(1), "beat": Out(1), "error": Out(4),
         })
         if channel_mask:
-            members["channel_drop"] = In(32)
+            members["channel_drop"] = In(CHANNEL_DROP_BITS)
         super().__init__(members)
 
     @classmethod
