@@ -106,64 +106,75 @@ def test_every_k_of_tied_rows():
 # ---- cycles ----------------------------------------------------------------------------
 
 
-def measure_cycles(dut, vals, k):
-    """Cycles from the row's last value taken to its mask taken (no stall)."""
-    marks = {}
+def measure_rows(dut, rows):
+    """Each row's cycles from its last value taken to its mask taken, and the mask: the
+    rows one after another on one simulator (no stall; a row starts once the last mask
+    is taken), so that a row's cycles do not depend on the rows before it either."""
+    marks = []
 
     async def bench(ctx):
         ctx.set(dut.o_mask.ready, 1)
-        ctx.set(dut.k, k)
         cycle = 0
-        for i, v in enumerate(vals):
-            ctx.set(dut.i_value.payload, {"value": v, "last": int(i == len(vals) - 1)})
-            ctx.set(dut.i_value.valid, 1)
-            await ctx.tick()
-            cycle += 1
-        ctx.set(dut.i_value.valid, 0)
-        marks["in"] = cycle
-        while True:
-            await ctx.delay(1e-9)
-            valid = ctx.get(dut.o_mask.valid)
-            mask = ctx.get(dut.o_mask.payload.mask)
-            await ctx.tick()
-            cycle += 1
-            if valid:
-                marks["out"], marks["mask"] = cycle, mask
-                return
+        for vals, k in rows:
+            ctx.set(dut.k, k)
+            for i, v in enumerate(vals):
+                ctx.set(dut.i_value.payload, {"value": v, "last": int(i == len(vals) - 1)})
+                ctx.set(dut.i_value.valid, 1)
+                await ctx.tick()
+                cycle += 1
+            ctx.set(dut.i_value.valid, 0)
+            start = cycle
+            while True:
+                await ctx.delay(1e-9)
+                valid = ctx.get(dut.o_mask.valid)
+                mask = ctx.get(dut.o_mask.payload.mask)
+                await ctx.tick()
+                cycle += 1
+                if valid:
+                    marks.append((cycle - start, mask))
+                    break
 
-    run_sim(dut, bench, deadline_cycles=20_000)
-    return marks["out"] - marks["in"], marks["mask"]
+    run_sim(dut, bench, deadline_cycles=20_000 * len(rows))
+    return marks
 
 
 WIDTH, P = 16, 8
 
 
-@pytest.mark.parametrize("case", ["shared-high-bits", "all-equal", "all-distinct",
-                                  "one-low-bit", "negative-one-low-bit", "both-signs"])
-@pytest.mark.parametrize("k", [1, 7, 32, 63])
-def test_cycles_equal_the_plan(case, k):
-    """Measured cycles equal :func:`select_plan`'s, cycle for cycle, and the mask is
-    golden's (64 values of 16 bits, 8 a cycle): narrow rows need only the digits of
-    their span (the keys are the values less the row's minimum), rows of both signs
-    too; equal values need no counting pass."""
-    n, rng = 64, random.Random(f"{case}-{k}")
+CASES = ["shared-high-bits", "all-equal", "all-distinct", "one-low-bit",
+         "negative-one-low-bit", "both-signs"]
+
+
+def plan_row(case, k, n=64):
+    """A row of ``case`` (seeded by case and k) and the digits its span needs."""
+    rng = random.Random(f"{case}-{k}")
     if case == "shared-high-bits":        # span below 64: two digits
-        vals, digits = rng.sample(range(1024, 1024 + 64), n), 2
-    elif case == "all-equal":
-        vals, digits = [-1234] * n, 0
-    elif case == "all-distinct":          # every bit differs (the sign bit too)
-        vals, digits = rng.sample(range(-(1 << 15), 1 << 15), n - 1) + [-1], 4
-    elif case == "one-low-bit":           # two values, ties on both
-        vals, digits = [rng.choice([5, 4]) for _ in range(n)], 1
-    elif case == "negative-one-low-bit":
-        vals, digits = [rng.choice([-3, -4]) for _ in range(n)], 1
-    else:                                 # around 0, span below 256: two digits
-        vals, digits = [rng.randint(-100, 100) for _ in range(n)], 2
-    plan = select_plan(vals, k, WIDTH, P)
-    assert plan["passes"] <= digits
-    cycles, mask = measure_cycles(TopKEngine(n_max=n, width=WIDTH, comparators=P), vals, k)
-    assert mask == golden_mask(vals, k)
-    assert cycles == plan["cycles"], (cycles, plan)
+        return rng.sample(range(1024, 1024 + 64), n), 2
+    if case == "all-equal":
+        return [-1234] * n, 0
+    if case == "all-distinct":            # every bit differs (the sign bit too)
+        return rng.sample(range(-(1 << 15), 1 << 15), n - 1) + [-1], 4
+    if case == "one-low-bit":             # two values, ties on both
+        return [rng.choice([5, 4]) for _ in range(n)], 1
+    if case == "negative-one-low-bit":
+        return [rng.choice([-3, -4]) for _ in range(n)], 1
+    return [rng.randint(-100, 100) for _ in range(n)], 2    # around 0, span below 256
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cycles_equal_the_plan(case):
+    """Measured cycles equal :func:`select_plan`'s, cycle for cycle, and the mask is
+    golden's (64 values of 16 bits, 8 a cycle; k of 1, 7, 32 and 63): narrow rows need
+    only the digits of their span (the keys are the values less the row's minimum),
+    rows of both signs too; equal values need no counting pass."""
+    ks = [1, 7, 32, 63]
+    rows = [(plan_row(case, k)[0], k) for k in ks]
+    measured = measure_rows(TopKEngine(n_max=64, width=WIDTH, comparators=P), rows)
+    for k, (vals, _), (cycles, mask) in zip(ks, rows, measured, strict=True):
+        plan = select_plan(vals, k, WIDTH, P)
+        assert plan["passes"] <= plan_row(case, k)[1]
+        assert mask == golden_mask(vals, k)
+        assert cycles == plan["cycles"], (k, cycles, plan)
 
 
 @pytest.mark.parametrize("n_max,width,comparators", SMALL, ids=lambda v: str(v))
@@ -171,9 +182,9 @@ def test_cycles_of_random_rows(n_max, width, comparators):
     """Random rows of every shape of the functional tests, n from 1 to n_max and k from
     0 to beyond n: measured cycles equal :func:`topk_select_cycles`."""
     rng = random.Random(n_max * width + comparators)
-    for vals, k in random_rows(rng, 25, n_max, width):
-        dut = TopKEngine(n_max=n_max, width=width, comparators=comparators)
-        cycles, mask = measure_cycles(dut, vals, k)
+    rows = random_rows(rng, 25, n_max, width)
+    dut = TopKEngine(n_max=n_max, width=width, comparators=comparators)
+    for (vals, k), (cycles, mask) in zip(rows, measure_rows(dut, rows), strict=True):
         assert mask == golden_mask(vals, k)
         assert cycles == topk_select_cycles(vals, k, width, comparators), (vals, k)
 
@@ -192,11 +203,13 @@ def test_cycles_vs_spatten(capsys):
     cycles include it and the take and offer cycles)."""
     from sim.topk_bench import bench_rows, table
     rows = bench_rows(per_case=1, seeds=20)
-    for r in rows:
-        dut = TopKEngine(n_max=r["n"], width=r["width"], comparators=P)
-        cycles, mask = measure_cycles(dut, r["values"], r["k"])
-        assert mask == golden_mask(r["values"], r["k"])
-        assert cycles == r["engine"], (r["n"], r["k"], r["data"], cycles, r["engine"])
+    for n, width in sorted({(r["n"], r["width"]) for r in rows}):   # one simulator a shape
+        shape = [r for r in rows if (r["n"], r["width"]) == (n, width)]
+        dut = TopKEngine(n_max=n, width=width, comparators=P)
+        measured = measure_rows(dut, [(r["values"], r["k"]) for r in shape])
+        for r, (cycles, mask) in zip(shape, measured, strict=True):
+            assert mask == golden_mask(r["values"], r["k"])
+            assert cycles == r["engine"], (r["n"], r["k"], r["data"], cycles, r["engine"])
     with capsys.disabled():
         print("\n" + table(rows))
 
