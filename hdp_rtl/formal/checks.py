@@ -88,6 +88,11 @@ CHECKS = [
           {"prove": 4, "cover": 30},
           description="pair generator (edge with 32 block columns: 2 segments of 16): as "
           "pair_generator_rows"),
+    Check("pair_generator_rows_reset",
+          lambda: PairGeneratorHarness(TINY, rows_in_flight=ROWS_IN_FLIGHT, free_reset=True),
+          {"prove": 4, "cover": 30},
+          description="pair generator (tiny), reset free in every cycle (mid-head too): as "
+          "pair_generator_rows, for the head since the last reset"),
     Check("serializer_beats", lambda: SerializerHarness(params=serializer_for(TINY)),
           {"prove": 4, "cover": 24},
           description="output serializer (tiny), its input contract assumed: N*bpr beats, "
@@ -108,6 +113,11 @@ CHECKS = [
           lambda: SerializerHarness(params=serializer_for(EDGE), cover_rows=2),
           {"prove": 4, "cover": 64},
           description="output serializer (edge, 16 beats a row): as serializer_beats"),
+    Check("serializer_beats_reset",
+          lambda: SerializerHarness(params=serializer_for(TINY), free_reset=True),
+          {"prove": 4, "cover": 24},
+          description="output serializer (tiny), reset free in every cycle (mid-head too): "
+          "as serializer_beats, for the head since the last reset"),
     Check("top_axil", lambda: TopBusHarness(EDGE, m_axis=False), {"prove": 4, "cover": 8},
           description="top (edge), free ports: AXI4-Lite rules on the top's port"),
     Check("top_bus", lambda: TopBusHarness(TINY), {"bmc": 48, "cover": 48}, quick=False,

@@ -16,11 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from amaranth.hdl import Assert, Assume, ClockDomain, Cover, Module, Signal, Value
+from amaranth.hdl import (Assert, Assume, ClockDomain, ClockSignal, Cover, Module, ResetSignal,
+                          Signal, Value)
 from amaranth.hdl._ast import AnyConst, AnySeq   # no public name for these in Amaranth 0.5
 
 __all__ = ["Check", "harness_module", "any_seq", "any_const", "drive_any", "stream_rules",
-           "packet_beats", "UpDown", "Assert", "Assume", "Cover", "AnyConst", "AnySeq"]
+           "packet_beats", "UpDown", "reset_midway_flag", "Assert", "Assume", "Cover",
+           "AnyConst", "AnySeq"]
 
 
 @dataclass(frozen=True)
@@ -39,12 +41,31 @@ class Check:
     memory_map: bool = True              # map memories to registers before the proof
 
 
-def harness_module() -> Module:
-    """A module with a ``sync`` domain whose reset is held low (see the module docstring)."""
+def harness_module(*, free_reset: bool = False) -> Module:
+    """A module with a ``sync`` domain whose reset is held low (see the module docstring).
+
+    With ``free_reset`` the solver drives the reset in every cycle instead: the unit and
+    the harness's own registers (its counters, the contract's state) are reset together,
+    so the properties speak of the head since the last reset, and a proof holds after a
+    reset at any cycle, mid-head too. Registers without a reset (``reset_less``, memory
+    words) keep what the interrupted head left in them.
+    """
     m = Module()
     m.domains.sync = cd = ClockDomain("sync")
-    m.d.comb += cd.rst.eq(0)
+    m.d.comb += cd.rst.eq(any_seq(1) if free_reset else 0)
     return m
+
+
+def reset_midway_flag(m: Module, midway: Value, name: str = "reset_midway") -> Signal:
+    """A flag, not itself reset, raised in the cycle after a reset with ``midway`` true:
+    for the covers of the ``free_reset`` harnesses (a head finished after a reset in the
+    middle of the one before). It adds the reset-less domain ``mon``: once a harness."""
+    m.domains.mon = ClockDomain("mon", reset_less=True)
+    m.d.comb += ClockSignal("mon").eq(ClockSignal("sync"))
+    flag = Signal(name=name)
+    with m.If(ResetSignal("sync") & midway):
+        m.d.mon += flag.eq(1)
+    return flag
 
 
 def any_seq(shape) -> Value:

@@ -4,7 +4,7 @@ from amaranth.hdl import Elaboratable, Mux, Signal
 
 from ..rtl.pair_generator import PairGenerator
 from .common import (Assert, Assume, Cover, UpDown, any_const, any_seq, drive_any,
-                     harness_module, stream_rules)
+                     harness_module, reset_midway_flag, stream_rules)
 
 __all__ = ["PairGeneratorHarness", "PairGeneratorContract"]
 
@@ -70,11 +70,17 @@ class PairGeneratorHarness(Elaboratable):
     the rows issued (``prow``) = rows sent + rows ending in the output queue + the row
     scanned + the row in preparation; the row indices along the queue, the scan and the
     preparation; the credits = ``rows_in_flight`` - rows loaded and not done.
+
+    With ``free_reset``, the solver also drives the reset in every cycle (mid-head too):
+    the generator, the contract and the harness's counters restart together, and every
+    property above holds for the head since the last reset (N and ``causal`` the same
+    for every head).
     """
 
     def __init__(self, config, *, rows_in_flight: int = 6, cover_rows: int = 4,
-                 unit=PairGenerator, **overrides):
+                 unit=PairGenerator, free_reset: bool = False, **overrides):
         self.config = config
+        self.free_reset = free_reset
         self.unit = unit                 # (a mutant, in tests)
         self.rows_in_flight = rows_in_flight
         self.cover_rows = cover_rows     # the covered head's N (at most seq_max)
@@ -84,7 +90,7 @@ class PairGeneratorHarness(Elaboratable):
         self.params.update(overrides)
 
     def elaborate(self, platform):
-        m = harness_module()
+        m = harness_module(free_reset=self.free_reset)
         dut = self.unit(**self.params)
         m.submodules.dut = dut.elaborate(platform)
         dut._MustUse__silence = True
@@ -163,6 +169,11 @@ class PairGeneratorHarness(Elaboratable):
         ]
         zeros = UpDown(m, up=zfire, down=0, max=seq_max, name="zero_rows_sent")
         rows = min(seq_max, self.cover_rows)
+        if self.free_reset:
+            midway = reset_midway_flag(m, went & (row.value < n))
+            m.d.comb += Cover(row_end & (row.value == n - 1) & midway & (n == rows),
+                              f"a head of {rows} rows sent after a reset in the middle of one")
+            return m
         m.d.comb += [
             Cover(row_end & (row.value == n - 1) & (n == rows) & (zeros.value != 0) & ~zfire,
                   f"a head of {rows} rows sent, zero rows and rows of pairs"),

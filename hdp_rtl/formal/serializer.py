@@ -5,8 +5,7 @@ from amaranth.hdl import Cat, Elaboratable, Mux, Signal
 
 from ..rtl.serializer import OutputSerializer
 from .common import (Assert, Assume, Cover, UpDown, any_const, any_seq, drive_any, harness_module,
-                     packet_beats,
-                     stream_rules)
+                     packet_beats, reset_midway_flag, stream_rules)
 
 __all__ = ["SerializerHarness", "SerializerContract", "serializer_for"]
 
@@ -104,15 +103,22 @@ class SerializerHarness(Elaboratable):
     row written + a computed row being sent + a ``row_free`` this cycle; beats sent =
     ``rows_sent x beats_per_row + beat_idx``; ``last_beat`` and ``on_last_row`` as
     their names say.
+
+    With ``free_reset``, the solver also drives the reset in every cycle (mid-head too):
+    the serializer, the contract and the harness's counters restart together, and every
+    property above holds for the head since the last reset (N is the same for every
+    head; ``top_reset`` draws it anew at each reset, bounded).
     """
 
-    def __init__(self, *, params: dict, cover_rows: int = 4, unit=OutputSerializer):
+    def __init__(self, *, params: dict, cover_rows: int = 4, unit=OutputSerializer,
+                 free_reset: bool = False):
         self.params = params
         self.cover_rows = cover_rows     # the covered heads' N (at most seq_max)
         self.unit = unit                 # (a mutant, in tests)
+        self.free_reset = free_reset
 
     def elaborate(self, platform):
-        m = harness_module()
+        m = harness_module(free_reset=self.free_reset)
         p = self.params
         dut = self.unit(**p)
         # elaborated here, so that its internal state (dut.state) can be read below
@@ -171,6 +177,11 @@ class SerializerHarness(Elaboratable):
         ]
 
         rows = min(seq_max, self.cover_rows)
+        if self.free_reset:
+            midway = reset_midway_flag(m, (rows_in != 0) & (out_beat < n * bpr))
+            m.d.comb += Cover(fire & dut.m_axis_tlast & midway & (computed.value != 0),
+                              "a head sent after a reset in the middle of a head")
+            return m
         m.d.comb += [
             Cover(fire & dut.m_axis_tlast & (n == rows) & (zeros.value != 0)
                   & (computed.value != 0), f"a head of {rows} rows sent, zero and computed"),
