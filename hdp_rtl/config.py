@@ -397,7 +397,8 @@ class HDPConfig:
     # ---- presets and files ----------------------------------------------------------
     @classmethod
     def preset(cls, name: str) -> "HDPConfig":
-        """A named preset: ``default``, ``edge`` (fits an iCE40 UP5K) or ``server``."""
+        """A named preset: ``default``, ``edge`` (fits an iCE40 UP5K), ``wide`` (every lane of
+        a 64-dim head, for the ECP5-85F) or ``server``."""
         try:
             return cls(**PRESETS[name])
         except KeyError:
@@ -457,6 +458,10 @@ PRESETS: dict[str, dict] = {
                  int_lanes=2, mac_lanes=2, exp_bits=10, prob_bits=10, counter_bits=20,
                  recip_guard_bits=8, axis_elems=2, pv_acc_ram=True, perf_counters=False,
                  importance_report=False, progressive_report=False, channel_pruning=False),
+    # The default's heads on every lane a 64-dim head has: a score or P x V product of
+    # all 64 dims a cycle (the MAC array 4x the default's), for the ECP5-85F at 100 MHz
+    # (docs/fpga.md, issue 11's stretch goal: faster than NumPy on the host).
+    "wide": dict(mac_lanes=64),
     # Long sequences and wide heads.
     "server": dict(seq_max=1024, head_dim=128, block_rows=1, block_cols=8,
                    int_lanes=64, mac_lanes=64, exp_lut_bits=7, exp_bits=14,

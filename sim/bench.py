@@ -155,23 +155,33 @@ def target_mhz(preset: str) -> float:
     return next((b.target_hz / 1e6 for b in BOARDS.values() if b.preset == preset), 100.0)
 
 
-def host_lines(rows: list[dict], host: dict, target_mhz: float = 100.0) -> list[str]:
-    """The core's dense heads next to NumPy's time for the same head on this CPU."""
-    dense = {r["workload"]: r["total"] for r in rows if r["mode"] == "dense"}
+def host_lines(rows: list[dict], host: dict, mhz: float = 100.0,
+               measured: bool = False) -> list[str]:
+    """The core's random heads, dense and pruned, next to NumPy's time for the same head
+    on this CPU; the core at ``mhz`` (a post-route Fmax when ``measured``, else the
+    board's target)."""
+    total = {(r["workload"], r["mode"]): r for r in rows}
+    clock = (f"at its post-route Fmax, {mhz:.2f} MHz (docs/fpga.md)" if measured
+             else f"at the {mhz:.0f} MHz target, not a measured Fmax: see fpga.md")
     lines = [f"Against the host CPU (this run, this machine, NumPy's own threading; the core "
-             f"at the {target_mhz:.0f} MHz target, not a measured Fmax: see fpga.md):", "",
-             "| head | core, dense: cycles | at the target | NumPy float64 | golden model "
-             "(bit-exact) |", "| --- | ---: | ---: | ---: | ---: |"]
+             f"{clock}; pruned: the workload's pruned mode, its keep in brackets):", "",
+             "| head | core, dense: cycles | time | core, pruned: cycles | time | "
+             "NumPy float64 | golden model (bit-exact) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for n, t in sorted(host.items()):
-        cycles = dense.get(f"random n={n}")
-        core = f"{cycles} | {cycles / target_mhz / 1e3:.2f} ms" if cycles else "- | -"
-        lines.append(f"| {n} x d | {core} | {t['numpy_float'] * 1e3:.3f} ms | "
+        cells = []
+        for mode in ("dense", "pruned"):
+            r = total.get((f"random n={n}", mode))
+            keep = f" ({r['keep']:.0%})" if r and mode == "pruned" else ""
+            cells.append(f"{r['total']}{keep} | {r['total'] / mhz / 1e3:.3f} ms" if r
+                         else "- | -")
+        lines.append(f"| {n} x d | {' | '.join(cells)} | {t['numpy_float'] * 1e3:.3f} ms | "
                      f"{t['golden'] * 1e3:.1f} ms |")
     return lines
 
 
 def report(config: HDPConfig, preset: str, rows: list[dict], sim_speed: dict, cmd: str,
-           host: dict | None = None) -> str:
+           host: dict | None = None, fmax_mhz: float | None = None) -> str:
     dense = {r["workload"]: r["total"] for r in rows if r["mode"] == "dense"}
     lines = [f"Preset `{preset}`: head_dim {config.head_dim}, int_lanes {config.int_lanes}, "
              f"mac_lanes {config.mac_lanes}, {config.block_rows}x{config.block_cols} blocks. "
@@ -187,7 +197,8 @@ def report(config: HDPConfig, preset: str, rows: list[dict], sim_speed: dict, cm
             f"{r['total'] / dense[r['workload']]:.2f}x |")
     lines += ["", *targets(rows)]
     if host:
-        lines += ["", *host_lines(rows, host, target_mhz(preset))]
+        lines += ["", *host_lines(rows, host, fmax_mhz or target_mhz(preset),
+                                  measured=fmax_mhz is not None)]
     lines += ["", "Columns: `keep` = kept pairs / valid pairs; stage cycles from the core's own "
               "counters; `ideal` = `int_macs/int_lanes + (score_macs+pv_macs)/mac_lanes` "
               "(the MAC-bound for the work done, integer pass included, I/O excluded); "
@@ -280,6 +291,9 @@ def main(argv=None) -> int:
                    help="leave out the other methods' rows (the threshold build, channels)")
     p.add_argument("-o", "--output", default="build/bench")
     p.add_argument("--doc", help="also write the report into this markdown file")
+    p.add_argument("--fmax", type=float, metavar="MHZ",
+                   help="the preset's post-route Fmax (make fpga, docs/fpga.md) for the host "
+                        "table's times; default: its board's target clock")
     args = p.parse_args(argv)
     # the cycles come from the performance counters: built even where the preset leaves
     # them out (edge); they change no cycle
@@ -315,13 +329,15 @@ def main(argv=None) -> int:
     sim_s = sum(r["wall_s"] for r in bench_results)
     rows = [_row(config, r) for r in bench_results]
     cycles = sum(r["total"] for r in rows)
-    cmd = "make bench" + (f" PRESET={args.preset}" if args.preset != "default" else "")
+    cmd = "make bench" + (f" PRESET={args.preset}" if args.preset != "default" else "") \
+        + (f" FMAX={args.fmax:g}" if args.fmax else "")
     from sim.host_baseline import host_times
     text = report(config, args.preset, rows,
                   {"cycles_per_s": cycles / sim_s, "generate_s": gen_s}, cmd,
                   host=host_times(config, sizes=tuple(n for n in (128, 256)
                                                       if n <= config.seq_max)
-                                  or (config.seq_max,)))
+                                  or (config.seq_max,)),
+                  fmax_mhz=args.fmax)
     (out / "rows.json").write_text(json.dumps(rows, indent=1))
     # (default keeps the plain names the docs link; another preset's plots sit beside)
     prefix = "bench" if args.preset == "default" else f"bench_{args.preset}"

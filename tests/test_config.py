@@ -78,7 +78,7 @@ def test_presets_and_unknown_preset():
         assert cfg.data_bits == cfg.int_bits + cfg.frac_bits
     assert HDPConfig.preset("edge").seq_max < HDPConfig.preset("default").seq_max
     assert all(HDPConfig.preset(p).unbiased_selection for p in PRESETS)
-    with pytest.raises(ConfigError, match="preset must be one of default, edge, server, not 'big'"):
+    with pytest.raises(ConfigError, match="preset must be one of default, edge, server, wide, not 'big'"):
         HDPConfig.preset("big")
 
 

@@ -188,8 +188,10 @@ def build(board: str | Board, *, preset: str | None = None, target_hz: float | N
                 sys.stdout.write(line)
         rc = proc.wait()
     end = time.time()
+    # (with synth_only, yosys writes its messages to the .rpt only)
+    logs = [log_path] + ([out / f"{TOP_NAME}.rpt"] if synth_only else [])
     if rc and not use_abc and b.family == "ecp5" and not (out / f"{TOP_NAME}.json").exists() \
-            and "ABC9" in log_path.read_text(errors="replace")[-3000:]:
+            and any("ABC9" in p.read_text(errors="replace")[-3000:] for p in logs if p.exists()):
         # YoWASP's ABC9 dies without a message on some netlists (exit 1 in yosys-abc)
         print("hdp_rtl.fpga: yosys died in ABC9; synthesising again with ABC's LUT mapping",
               file=sys.stderr)
