@@ -10,18 +10,31 @@ from .layouts import out_chunk_signature, pair_layout, prob_layout, score_layout
 from .outqueue import credit_room, output_queue
 from .rowmem import RowReadSignature, word_addr
 
-__all__ = ["MacArray", "SUM_GROUP", "SCORE_LATENCY", "ROW_LATENCY", "ACC_RAM_MIN_CHUNKS"]
+__all__ = ["MacArray", "SUM_GROUP", "sum_levels", "score_latency", "ROW_LATENCY",
+           "ACC_RAM_MIN_CHUNKS"]
 
 
 #: Lanes summed in one registered group: the lane term (product less the
 #: approximation) and a 4-term tree are three adder levels (ECP5: about 3 ns an adder
-#: level); the sum of the groups is registered in turn.
+#: level); the sums of the groups are summed in groups of 4 in turn, registered.
 SUM_GROUP = 4
 
-#: Cycles from a score operation's last chunk in the issue stage to its score on
-#: ``o_score`` (the row words' copy, operands, products, group sums, sum of the groups,
-#: score register).
-SCORE_LATENCY = 6
+
+def sum_levels(lanes: int) -> int:
+    """Registered stages that sum ``lanes`` lane terms: the sums of groups of
+    ``SUM_GROUP``, then of groups of those, until one is left; two at least (the group
+    sums and their sum, as up to 16 lanes always had), three for 32 or 64 lanes."""
+    levels, groups = 1, -(-lanes // SUM_GROUP)
+    while groups > 1 or levels < 2:
+        levels, groups = levels + 1, -(-groups // SUM_GROUP)
+    return levels
+
+
+def score_latency(lanes: int) -> int:
+    """Cycles from a score operation's last chunk in the issue stage to its score on
+    ``o_score`` (the row words' copy, operands, products, the :func:`sum_levels` sum
+    stages, score register): 6 up to 16 lanes."""
+    return 4 + sum_levels(lanes)
 #: The same for a P x V operation's chunk of a row's output on ``o_chunk`` (the copy,
 #: operands, products, the rotating accumulators' tail, the chunk rounded from the
 #: tail); the same with the accumulators in block RAM (``acc_ram``).
@@ -42,8 +55,9 @@ class MacArray(wiring.Component):
     follow each other without a bubble. When both inputs have work they alternate.
 
     Pipelined for the clock: operands, products (in the DSP's output register), the
-    sums of groups of ``SUM_GROUP`` lanes and then the sum of the groups are each
-    registered, so a score leaves ``SCORE_LATENCY`` = 6 cycles after its last chunk was
+    sums of groups of ``SUM_GROUP`` lanes and then the sum of the groups (of groups of
+    groups, with more than 16 lanes: :func:`sum_levels`) are each registered, so a
+    score leaves :func:`score_latency` cycles (6 up to 16 lanes) after its last chunk was
     issued (its register filled from the running sum of its chunks) and an output
     chunk ``ROW_LATENCY`` = 5. The pipeline never stalls: no output's ``ready`` reaches
     it. Instead an operation is issued only when its result is sure to have room, on
@@ -172,7 +186,7 @@ class MacArray(wiring.Component):
         #: cycle of o_score backpressure without a bubble. With channel_skip for scores
         #: of one chunk (accepted every cycle).
         fewest = 1 if channel_skip else chunks
-        self.score_depth = -(-(fewest + SCORE_LATENCY + 1) // fewest) + 1
+        self.score_depth = -(-(fewest + score_latency(mac_lanes) + 1) // fewest) + 1
         rd = RowReadSignature(seq_max=seq_max, head_dim=head_dim, data_bits=self.B,
                               word_elems=word_elems)
         super().__init__({
@@ -366,15 +380,25 @@ class MacArray(wiring.Component):
                 m.d.sync += [qf.eq(Value.cast(q)[:F]), kf.eq(Value.cast(k)[:F]),
                              fine.eq(Mux(self.approx_enable, lut_multiply(qf, kf), 0))]
 
-        # stage 3, scores: the sums of groups of SUM_GROUP lanes, registered
+        # stages 3, 4 (and 5 with more than 16 lanes), scores: the sums of groups of
+        # SUM_GROUP lanes, then of groups of those until one is left (`partial`), each
+        # registered; `s_sum` is the control of partial's stage
         terms = [p - f for p, f in zip(products, fines)] if fines else products
-        groups = [Signal(signed(self.score_bits), name=f"group{j}")
-                  for j in range(-(-L // SUM_GROUP))]
-        for j, group in enumerate(groups):
-            m.d.sync += group.eq(tree_sum(terms[j * SUM_GROUP:(j + 1) * SUM_GROUP]))
-        # stage 4, scores: the sum of the groups, registered
-        partial = Signal(signed(self.score_bits))
-        m.d.sync += partial.eq(tree_sum(groups))
+        levels = sum_levels(L)
+        s_sum = s4
+        for level in range(1, levels + 1):
+            names = (["partial"] if level == levels else
+                     [f"group{j}" if level == 1 else f"sum{level}_{j}"
+                      for j in range(-(-len(terms) // SUM_GROUP))])
+            groups = [Signal(signed(self.score_bits), name=name) for name in names]
+            for j, group in enumerate(groups):
+                m.d.sync += group.eq(tree_sum(terms[j * SUM_GROUP:(j + 1) * SUM_GROUP]))
+            terms = groups
+            if level > 2:
+                nxt = Signal(ctrl, name=f"ctrl_sum{level}")
+                m.d.sync += nxt.eq(s_sum)
+                s_sum = nxt
+        (partial,) = terms
         # stage 3, P x V: the rotating accumulators. The `head_dim` sums form a ring of
         # `chunks` stages of L, ring[0] the head, ring[-1] the tail. An operation's
         # chunks run 0 .. chunks - 1 in consecutive cycles and every P x V chunk moves
@@ -427,15 +451,15 @@ class MacArray(wiring.Component):
         # output register, or to the FIFO behind it
         if chunks > 1:
             s_acc = Signal(signed(self.score_bits))
-            total = Mux(s4.chunk == 0, partial, s_acc + partial)
+            total = Mux(s_sum.chunk == 0, partial, s_acc + partial)
             m.d.sync += s_acc.eq(total)
         else:
             total = partial
         s_new = Signal()
         s_new_payload = Signal.like(self.o_score.payload)
-        m.d.comb += [s_new.eq(s4.valid & ~s4.is_pv & s4.last_chunk),
-                     s_new_payload.score.eq(total), s_new_payload.col.eq(s4.col),
-                     s_new_payload.last.eq(s4.last)]
+        m.d.comb += [s_new.eq(s_sum.valid & ~s_sum.is_pv & s_sum.last_chunk),
+                     s_new_payload.score.eq(total), s_new_payload.col.eq(s_sum.col),
+                     s_new_payload.last.eq(s_sum.last)]
         # the register and the FIFO behind it (depth >= 3: the credits guarantee room)
         output_queue(m, self.o_score, s_new, s_new_payload, depth, "score")
 

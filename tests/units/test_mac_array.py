@@ -11,7 +11,7 @@ from amaranth.hdl import ResetInserter, Signal
 import golden
 from hdp_rtl.config import HDPConfig
 from hdp_rtl.generate import build_unit
-from hdp_rtl.rtl.mac_array import ROW_LATENCY, SCORE_LATENCY, MacArray
+from hdp_rtl.rtl.mac_array import ROW_LATENCY, MacArray, score_latency
 from cases import EDGE_AND_DEFAULT, run_unit_verilog
 from sim.runner import SIMULATORS, design_key, run_cocotb
 from rowbuf import WithRowBuffers
@@ -40,6 +40,11 @@ CONFIGS = {
     # one place for output rows downstream: a row's last probability waits for the row
     # before it to be freed
     "edge-1row": HDPConfig.preset("edge").replace(out_row_buffers=1),
+    # more than 16 lanes: three registered sum stages (sum_levels), as the wide preset;
+    # one chunk, and two (the running sum of a score's chunks after the third stage)
+    "lanes64": HDPConfig(seq_max=16, head_dim=64, int_lanes=64, mac_lanes=64, axis_elems=8),
+    "lanes32-chunks2": HDPConfig(seq_max=16, head_dim=64, int_lanes=32, mac_lanes=32,
+                                 axis_elems=8),
 }
 
 
@@ -103,9 +108,11 @@ def test_scores_and_pv_match_golden(name, approx):
     assert got_out == want_out.tolist()
 
 
-def test_pairs_back_to_back_take_one_chunk_per_cycle():
-    """Without stalls, N pairs take N * head_dim / mac_lanes cycles (plus the fill)."""
-    cfg = CONFIGS["edge"]
+@pytest.mark.parametrize("name", ["edge", "lanes64"])
+def test_pairs_back_to_back_take_one_chunk_per_cycle(name):
+    """Without stalls, N pairs take N * head_dim / mac_lanes cycles (plus the fill): the
+    score credits cover the deeper sum pipeline of 64 lanes too (a pair a cycle)."""
+    cfg = CONFIGS[name]
     n = 16
     q, k, v, _, _ = _case(cfg, n, seed=5)
     mac = MacArray.from_config(cfg)
@@ -143,11 +150,12 @@ def test_verilog(preset, simulator):
 
 @pytest.mark.parametrize("name,simulator", [
     pytest.param(name, s, id=f"{name}-{s}", marks=pytest.mark.sim)
-    for name, sims in (("edge-accram", SIMULATORS), ("accram-chunks4", ["icarus"]))
+    for name, sims in (("edge-accram", SIMULATORS), ("accram-chunks4", ["icarus"]),
+                       ("lanes64", ["verilator"]))
     for s in sims])
 def test_verilog_configs(name, simulator):
     """The generated Verilog of configs that are no preset (``run_unit_verilog`` takes a
-    preset's name): the accumulators in block RAM."""
+    preset's name): the accumulators in block RAM; 64 lanes (three sum stages)."""
     cfg = CONFIGS[name]
     run_cocotb(component=lambda: build_unit("mac_array", cfg), toplevel="hdp_mac_array",
                test_module="cocotb_mac_array", simulator=simulator, name=f"mac_array-{name}",
@@ -353,7 +361,8 @@ def test_channel_skip_scores_take_active_chunks(name, active):
     n = 12
     q, k, v, _, _ = _case(cfg, n, seed=active)
     mac = MacArray.from_config(cfg)
-    assert mac.channel_skip and mac.score_depth == 2 + SCORE_LATENCY + 1
+    latency = score_latency(cfg.mac_lanes)
+    assert mac.channel_skip and mac.score_depth == 2 + latency + 1
     dut = WithRowBuffers(mac, cfg, {"q": q, "k": k, "v": v})
     pairs = [{"row": r, "col": c, "last": int(c == n - 1)} for r in range(3) for c in range(n)]
     got = []
@@ -385,8 +394,8 @@ def test_channel_skip_scores_take_active_chunks(name, active):
     assert result["busy"] == len(pairs) * active
     gaps = {b - a for (a, _), (b, _) in zip(got, got[1:])}
     assert gaps == {active}, gaps
-    # the first score: issued at once, SCORE_LATENCY cycles after its last chunk
-    assert got[0][0] <= active + SCORE_LATENCY + 2
+    # the first score: issued at once, score_latency cycles after its last chunk
+    assert got[0][0] <= active + latency + 2
 
 
 @pytest.mark.parametrize("approx", [True, False], ids=["approx", "exact"])
