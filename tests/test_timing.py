@@ -215,12 +215,16 @@ def test_depipelined_mac_fails_the_limit(yosys, tmp_path):
     assert flat["reg"]["dsp"] == 1 and flat["reg"]["carry_cells"] > 0
 
 
+UNITS = sorted(((p, u) for p, units in BUDGETS.items() for u in units),  # slowest first
+               key=lambda pu: -BUDGETS[pu[0]][pu[1]]["synth_s"])               # (for xdist)
+
+
 @pytest.mark.timing
-@pytest.mark.parametrize("unit", sorted(BUDGETS["default"],  # slowest first for xdist
-                                         key=lambda u: -BUDGETS["default"][u]["synth_s"]))
-def test_unit_within_budget(yosys, unit, tmp_path):
-    est = estimate(unit, check_config("default"), tmp_path)
+@pytest.mark.parametrize("preset,unit", UNITS,
+                         ids=[u if p == "default" else f"{p}-{u}" for p, u in UNITS])
+def test_unit_within_budget(yosys, preset, unit, tmp_path):
+    est = estimate(unit, check_config(preset), tmp_path)
     # (the row store has no register outside its block RAMs: only port paths)
     assert max(est["reg_ns"], est["port_ns"]) > DELAYS["ff_clk_q"], "no timed path found"
-    errors = check("default", est)
+    errors = check(preset, est)
     assert not errors, "\n".join(errors)
