@@ -20,7 +20,7 @@ help:
 	@echo "make bench        cycle benchmark on Verilator -> docs/performance.md (PRESET=$(PRESET); FMAX=MHz: host table at a post-route Fmax)"
 	@echo "make regress      random-config regression: CONFIGS=$(CONFIGS) configs x HEADS=$(HEADS) heads (SCHEDULER=addr: on a Dask cluster)"
 	@echo "make formal       SymbiYosys proofs and covers of every unit and the top (docs/formal.md)"
-	@echo "make fpga         BOARD=ulx3s-85f|icebreaker: yosys + nextpnr build and report (docs/fpga.md)"
+	@echo "make fpga         BOARD=ulx3s-85f|icebreaker [PRESET=wide]: yosys + nextpnr build and report (docs/fpga.md)"
 	@echo "make clean        remove everything the build and tests write (keeps .venv)"
 	@echo "WAVES=1           dump waveforms in cocotb runs (build/sim/<test>/<simulator>)"
 
@@ -78,8 +78,9 @@ $(STAMP)-fpga: pyproject.toml
 	$(PY) -m pip install -q -e ".[fpga]"
 	touch $@
 
+# (the board's preset, unless PRESET= is on the command line: make fpga PRESET=wide)
 fpga: install-fpga
-	$(PY) -m hdp_rtl.fpga --board $(BOARD)
+	$(PY) -m hdp_rtl.fpga --board $(BOARD) $(if $(filter command line,$(origin PRESET)),--preset $(PRESET))
 
 # Everything the build and test flows write (Verilog, simulator builds and waves,
 # results.xml, formal work dirs and FPGA builds all live under build/); not the venv.
