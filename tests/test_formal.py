@@ -25,10 +25,14 @@ from hdp_rtl.formal.common import (Check, Cover, UpDown, Assert, drive_any,  # n
                                    harness_module, stream_rules)
 from hdp_rtl.formal.run import run_checks                        # noqa: E402
 from hdp_rtl.formal.checks import TINY                           # noqa: E402
+from hdp_rtl.formal.mac_array import MacArrayHarness              # noqa: E402
 from hdp_rtl.formal.pair_generator import PairGeneratorHarness  # noqa: E402
 from hdp_rtl.formal.serializer import SerializerHarness, serializer_for  # noqa: E402
+from hdp_rtl.formal.softmax import SoftmaxHarness                # noqa: E402
+from hdp_rtl.rtl.mac_array import MacArray                       # noqa: E402
 from hdp_rtl.rtl.pair_generator import PairGenerator             # noqa: E402
 from hdp_rtl.rtl.serializer import OutputSerializer              # noqa: E402
+from hdp_rtl.rtl.softmax import Softmax                          # noqa: E402
 
 
 class StreamReg(wiring.Component):
@@ -123,6 +127,35 @@ def without_reset(unit):
     return NoReset
 
 
+class ScoreColAhead(MacArray):
+    """A broken MAC array: a score leaving while another waits in the FIFO carries the
+    next column."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        q = self.state["score_queue"]
+        m.d.comb += self.o_score.payload.col.eq(q["head"].col + q["fifo"].r_rdy)
+        return m
+
+
+class LastEveryChunk(MacArray):
+    """A broken MAC array: ``last`` on every chunk of an output row."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.o_chunk.payload.last.eq(self.o_chunk.valid)
+        return m
+
+
+class TakesIntoFullBank(Softmax):
+    """A broken softmax: its receiver takes scores into a full score bank (a row lost)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        m.d.comb += self.i_score.ready.eq(1)
+        return m
+
+
 MUTANTS = {
     "serializer_tlast_every_row": (
         lambda: SerializerHarness(params=serializer_for(TINY), unit=TlastEveryRow),
@@ -135,6 +168,15 @@ MUTANTS = {
     "pair_generator_no_reset": (
         lambda: PairGeneratorHarness(TINY, free_reset=True, unit=without_reset(PairGenerator)),
         ""),
+    "mac_array_score_col_ahead": (
+        lambda: MacArrayHarness(TINY, beats=True, unit=ScoreColAhead),
+        "pair_score: the followed beat sent unchanged"),
+    "mac_array_last_every_chunk": (
+        lambda: MacArrayHarness(TINY, beats=True, unit=LastEveryChunk),
+        "last on a row's last chunk only"),
+    "softmax_takes_into_full_bank": (
+        lambda: SoftmaxHarness(TINY, beats=True, order=False, invariants=True,
+                               unit=TakesIntoFullBank), "inv: beats inside"),
 }
 
 
@@ -143,6 +185,8 @@ def test_unit_proofs_can_fail(tmp_path, name):
     """The k-induction proofs of the units' beats and rows (``serializer_beats``,
     ``pair_generator_rows``, and their ``_reset`` variants) find a broken unit, and name
     the property it breaks (any property, for a unit that ignores the reset)."""
+    ``pair_generator_rows``, ``mac_array_beats``, ``softmax_beats``) find a broken
+    unit, and name the property it breaks."""
     build, message = MUTANTS[name]
     # (deep enough for the base case to reach the bug: a counterexample from reset)
     (result,) = run_checks([Check(name, build, {"prove": 12})], tmp_path, jobs=1, echo=None)

@@ -21,8 +21,8 @@ from amaranth.hdl import (Assert, Assume, ClockDomain, ClockSignal, Cover, Modul
 from amaranth.hdl._ast import AnyConst, AnySeq   # no public name for these in Amaranth 0.5
 
 __all__ = ["Check", "harness_module", "any_seq", "any_const", "drive_any", "stream_rules",
-           "packet_beats", "UpDown", "reset_midway_flag", "Assert", "Assume", "Cover",
-           "AnyConst", "AnySeq"]
+           "packet_beats", "UpDown", "reset_midway_flag", "open_submodule", "memory_words",
+           "open_fifo", "Assert", "Assume", "Cover", "AnyConst", "AnySeq"]
 
 
 @dataclass(frozen=True)
@@ -140,3 +140,38 @@ class UpDown:
         self.max = max
         m.d.sync += self.value.eq(self.value + up - down)
         self.up, self.down = up, down
+
+
+def open_submodule(module: Module, name: str, platform=None):
+    """Elaborate the submodule ``name`` of ``module`` (a unit the harness elaborated
+    itself) in place, so that the harness can read the state it keeps in local
+    signals: returns ``(sub, signals)``, its elaborated module and the signals it
+    assigns, by name."""
+    obj, src_loc = module._named_submodules[name]
+    sub = obj.elaborate(platform)
+    obj._MustUse__silence = True         # (elaborated here, not by Fragment.get)
+    module._named_submodules[name] = (sub, src_loc)
+    sub._flush()                         # (an If chain still open holds its statements)
+    found = {sig.name: sig for stmts in sub._statements.values() for stmt in stmts
+             for sig in stmt._lhs_signals()}
+    return sub, found
+
+
+def memory_words(module: Module, mem) -> list:
+    """Every word of ``mem`` (an ``amaranth.lib.memory.Memory`` of a unit, not yet
+    elaborated), each through a harness read port of its own driven in ``module``."""
+    words = []
+    for i in range(mem.depth):
+        port = mem.read_port(domain="comb")
+        module.d.comb += port.addr.eq(i)
+        words.append(port.data)
+    return words
+
+
+def open_fifo(module: Module, name: str, platform=None):
+    """The state of the ``SyncFIFO`` submodule ``name`` of ``module`` (see
+    :func:`open_submodule`): ``(produce, consume, words)``, its write and read pointers
+    and its memory words."""
+    sub, found = open_submodule(module, name, platform)
+    words = memory_words(sub, sub._named_submodules["storage"][0])
+    return found["produce"], found["consume"], words

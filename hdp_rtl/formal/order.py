@@ -1,48 +1,50 @@
-"""In-order, exactly-once delivery of stream beats, with a symbolic beat index."""
-from amaranth.hdl import Elaboratable, Signal
+"""In-order, exactly-once delivery of stream beats: any beat followed, with no bound on
+their number (:class:`Tracked`; for k-induction with invariants saying where it is)."""
+from amaranth.hdl import Const, Signal
 
-from .common import Assert, Assume, any_const
+from .common import Assert, any_seq
 
-__all__ = ["InOrder", "BeatsHarness"]
+__all__ = ["Tracked"]
 
 
-class InOrder:
-    """The solver picks one beat index ``k`` (``AnyConst``). The harness records the
-    ``k``-th beat taken on the input and asserts that the ``k``-th beat sent on the
-    output carries the same ``in_data``/``out_data`` bits. As ``k`` is arbitrary, this
-    holds for every beat: nothing is dropped, duplicated or reordered (within
-    ``max_beats`` beats, so a bounded check).
+class Tracked:
+    """One input beat, any one, followed to the output with no bound on the number of
+    beats (a symbolic beat index would need one): the solver picks it (``AnySeq``) when
+    it is taken while none is followed; ``ahead`` counts the beats inside before it, and
+    the beat sent when ``ahead`` is 0 must carry its ``in_data`` bits. As any beat can
+    be the one, every beat leaves once, in order and unchanged.
+
+    ``inside`` is the harness's count of beats inside (taken, not sent), at most
+    ``max_inside``. For k-induction the harness states where the beat is inside the
+    unit with :meth:`at`.
     """
 
-    def __init__(self, m, *, fire_in, in_data, fire_out, out_data, max_beats: int, name: str):
+    def __init__(self, m, *, fire_in, in_data, fire_out, out_data, inside, max_inside: int,
+                 name: str):
         assert len(in_data) == len(out_data)
-        k = Signal(range(max_beats), name=f"{name}_k")
-        m.d.comb += k.eq(any_const(len(k)))
-        m.d.comb += Assume(k < max_beats, f"{name}: index in range")
-        n_in = Signal(range(max_beats + 1), name=f"{name}_n_in")
-        n_out = Signal(range(max_beats + 1), name=f"{name}_n_out")
-        got = Signal(name=f"{name}_got")
-        data = Signal(len(in_data), name=f"{name}_data")
-        with m.If(fire_in & (n_in < max_beats)):
-            m.d.sync += n_in.eq(n_in + 1)
-        with m.If(fire_out & (n_out < max_beats)):
-            m.d.sync += n_out.eq(n_out + 1)
-        with m.If(fire_in & (n_in == k)):
-            m.d.sync += [got.eq(1), data.eq(in_data)]
-        with m.If(fire_out & (n_out == k)):
-            m.d.comb += [
-                Assert(got, f"{name}: beat k sent after it was taken", src_loc_at=1),
-                Assert(out_data == data, f"{name}: beat k sent unchanged", src_loc_at=1),
-            ]
-        m.d.comb += Assert(n_out <= n_in, f"{name}: no more beats out than in", src_loc_at=1)
-        self.n_in, self.n_out, self.k = n_in, n_out, k
+        pick = Signal(name=f"{name}_pick")
+        m.d.comb += pick.eq(any_seq(1))
+        self.live = live = Signal(name=f"{name}_live")
+        self.ahead = ahead = Signal(range(max_inside + 1), name=f"{name}_ahead")
+        self.data = data = Signal(len(in_data), name=f"{name}_data")
+        self.name = name
+        with m.If(fire_out & live):
+            with m.If(ahead == 0):
+                m.d.comb += Assert(out_data == data, f"{name}: the followed beat sent unchanged",
+                                   src_loc_at=1)
+                m.d.sync += live.eq(0)
+            with m.Else():
+                m.d.sync += ahead.eq(ahead - 1)
+        with m.If(fire_in & pick & ~live):
+            m.d.sync += [live.eq(1), ahead.eq(inside - fire_out), data.eq(in_data)]
+        m.d.comb += Assert(~live | (ahead < inside), f"{name}: the followed beat is inside",
+                           src_loc_at=1)
 
-
-class BeatsHarness(Elaboratable):
-    """Base of the harnesses whose ``beats`` variant tracks beats with :class:`InOrder`
-    (within ``max_beats`` beats)."""
-
-    def __init__(self, config, *, beats: bool = False, max_beats: int = 15):
-        self.config = config
-        self.beats = beats
-        self.max_beats = max_beats
+    def at(self, m, entries):
+        """Invariant: ``entries``, the unit's places in order (the next to leave first),
+        as ``(present, data)`` pairs; the followed beat is the ``ahead``-th present one."""
+        pos = Const(0, 1)
+        for present, value in entries:
+            m.d.comb += Assert(~(self.live & present & (self.ahead == pos)) | (value == self.data),
+                               f"{self.name}: inv: the followed beat in its place", src_loc_at=1)
+            pos = pos + present

@@ -6,8 +6,10 @@ from ..regmap import FLAG_FIELDS, register_map
 from ..rtl.regfile import RegisterFile
 from ..rtl.top import HDPCoprocessor
 from .axil import axil_rules
+from .mac_array import MacArrayContract
 from .pair_generator import PairGeneratorContract
 from .serializer import SerializerContract
+from .softmax import SoftmaxContract
 from .common import (Assert, Assume, Cover, any_const, any_seq, drive_any, harness_module,
                      packet_beats,
                      stream_rules)
@@ -121,9 +123,11 @@ class TopHeadHarness(Elaboratable):
     reset; also asserted: no B response without a write of the host since that reset.
     Covered: a head's last beat after a reset in the middle of an earlier head.
 
-    With ``contracts``, the input contracts of the serializer and of the pair generator
-    (:class:`.serializer.SerializerContract`, :class:`.pair_generator.PairGeneratorContract`,
-    which their k-induction proofs assume) are asserted where the units sit in the core.
+    With ``contracts``, the input contracts of the units proven by k-induction (the
+    serializer, the pair generator, the MAC array and the softmax:
+    :class:`.serializer.SerializerContract`, :class:`.pair_generator.PairGeneratorContract`,
+    :class:`.mac_array.MacArrayContract`, :class:`.softmax.SoftmaxContract`, which their
+    proofs assume) are asserted where the units sit in the core.
     """
 
     def __init__(self, config, *, reset_midway: bool = False, contracts: bool = False):
@@ -231,11 +235,13 @@ class TopHeadHarness(Elaboratable):
         else:
             if self.contracts:
                 # the units' input contracts, assumed by their k-induction proofs
-                # (serializer_beats, pair_generator_rows): here asserted, so that each
-                # pair makes an assume-guarantee proof
+                # (serializer_beats, pair_generator_rows, mac_array_beats, softmax_beats):
+                # here asserted, so that each pair makes an assume-guarantee proof
                 SerializerContract(m, dut.units["serializer"], n=n, kind=Assert)
                 PairGeneratorContract(m, dut.units["pairs"], n=n,
                                       causal=flags[FLAG_FIELDS.index("causal")], kind=Assert)
+                MacArrayContract(m, dut.units["mac"], kind=Assert)
+                SoftmaxContract(m, dut.units["softmax"], kind=Assert)
             m.d.comb += [
                 Cover(fire & dut.m_axis_tlast & ~head_prune, "a kept head's last beat sent"),
                 Cover(fire & dut.m_axis_tlast & head_prune & (n == 2),

@@ -237,8 +237,11 @@ class MacArray(wiring.Component):
         # takes one when it is accepted, a score handed on gives it back (counted in the
         # next cycle). `depth` covers the scores in flight while o_score is always ready,
         # so credits cost no throughput then.
+        # (the state the formal harness's invariants name: hdp_rtl/formal/mac_array.py)
+        self.state = st = dict(score_credit={}, row_credit={}, score_queue={})
         s_room = credit_room(m, depth, take=self.i_pair.valid & self.i_pair.ready,
-                             give=self.o_score.valid & self.o_score.ready, name="score")
+                             give=self.o_score.valid & self.o_score.ready, name="score",
+                             state=st["score_credit"])
         # Output rows: `out_rows` places downstream (the serializer's row RAM). A row's
         # last probability (the operation that completes it) is accepted only while a
         # place is unclaimed; the place comes back on i_row_free, usable a cycle later.
@@ -246,7 +249,7 @@ class MacArray(wiring.Component):
         # cycle, into a place that is free.
         o_room = credit_room(m, self.out_rows,
                              take=self.i_prob.valid & self.i_prob.ready & self.i_prob.payload.last,
-                             give=self.i_row_free, name="row")
+                             give=self.i_row_free, name="row", state=st["row_credit"])
 
         # ---- issue stage: the operation whose rows were read, one chunk a cycle ----------
         active = Signal()
@@ -385,7 +388,7 @@ class MacArray(wiring.Component):
         # registered; `s_sum` is the control of partial's stage
         terms = [p - f for p, f in zip(products, fines)] if fines else products
         levels = sum_levels(L)
-        s_sum = s4
+        s_sum, sum_stages = s4, []
         for level in range(1, levels + 1):
             names = (["partial"] if level == levels else
                      [f"group{j}" if level == 1 else f"sum{level}_{j}"
@@ -398,6 +401,7 @@ class MacArray(wiring.Component):
                 nxt = Signal(ctrl, name=f"ctrl_sum{level}")
                 m.d.sync += nxt.eq(s_sum)
                 s_sum = nxt
+                sum_stages.append(nxt)
         (partial,) = terms
         # stage 3, P x V: the rotating accumulators. The `head_dim` sums form a ring of
         # `chunks` stages of L, ring[0] the head, ring[-1] the tail. An operation's
@@ -461,7 +465,8 @@ class MacArray(wiring.Component):
                      s_new_payload.score.eq(total), s_new_payload.col.eq(s_sum.col),
                      s_new_payload.last.eq(s_sum.last)]
         # the register and the FIFO behind it (depth >= 3: the credits guarantee room)
-        output_queue(m, self.o_score, s_new, s_new_payload, depth, "score")
+        output_queue(m, self.o_score, s_new, s_new_payload, depth, "score",
+                     state=st["score_queue"])
 
         # stage 4, P x V: a row's last operation writes its chunks' finished sums to the
         # tail one a cycle; each is rounded (a shift) and saturated in the next cycle
@@ -483,6 +488,9 @@ class MacArray(wiring.Component):
                     Mux(fits, rounded[:self.out_bits], Mux(high[-1], -top - 1, top)))
             else:
                 m.d.comb += value.eq(rounded)
+        st.update(active=active, is_pv=is_pv, chunk=chunk, last_chunk=last_chunk,
+                  op_col=op_col, op_last=op_last, stages=[s0, s1, s2, s3, s4, *sum_stages],
+                  o_valid=o_valid, o_last=o_last)
         return m
 
     def _acc_in_ram(self, m, s1, s2, s3, products, half):

@@ -11,28 +11,34 @@ from amaranth.lib.fifo import SyncFIFO
 __all__ = ["credit_room", "output_queue"]
 
 
-def credit_room(m, depth: int, *, take, give, name: str):
+def credit_room(m, depth: int, *, take, give, name: str, state=None):
     """A registered "a place is free" flag for ``depth`` places.
 
     ``take`` claims a place (an operation issued), ``give`` returns one (an output
     handed on); a returned place is usable the next cycle. The flag is a flip-flop,
     computed without the counter's carry chain, so it can gate an issue stage.
+    ``state`` (a dict, optional) receives the counter and the flag (``credits``,
+    ``room``) for a formal harness's invariants.
     """
     credits = Signal(range(depth + 1), init=depth, name=f"{name}_credits")
     room = Signal(init=1, name=f"{name}_room")
     m.d.sync += [credits.eq(credits - take + give),
                  room.eq(give | ~((credits == 0) | ((credits == 1) & take)))]
+    if state is not None:
+        state.update(credits=credits, room=room)
     return room
 
 
-def output_queue(m, out, new_valid, new_payload, depth: int, name: str):
+def output_queue(m, out, new_valid, new_payload, depth: int, name: str, state=None):
     """Drive stream ``out`` from ``new_valid``/``new_payload``: a register, and a FIFO
     of ``depth - 1`` entries behind it (``depth >= 2``).
 
     A new entry goes straight to the register when nothing waits and the register is
     free (so the FIFO adds no latency), else to the FIFO. The caller guarantees room
     (:func:`credit_room` with the same ``depth``); ``out`` holds while not ready.
-    Returns "anything queued" (the register or the FIFO holds an entry).
+    Returns "anything queued" (the register or the FIFO holds an entry). ``state`` (a
+    dict, optional) receives the register (``valid``, ``head``) and the FIFO (``fifo``)
+    for a formal harness's invariants.
     """
     head_valid = Signal(name=f"{name}_valid")
     head = Signal.like(out.payload, name=f"{name}_head")
@@ -52,6 +58,8 @@ def output_queue(m, out, new_valid, new_payload, depth: int, name: str):
             m.d.sync += [head_valid.eq(1), head.eq(new_payload)]
         with m.Else():
             m.d.sync += head_valid.eq(0)
+    if state is not None:
+        state.update(valid=head_valid, head=head, fifo=fifo)
     return head_valid | waiting
 
 

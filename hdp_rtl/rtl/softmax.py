@@ -409,6 +409,16 @@ class Softmax(wiring.Component):
                      fifo.w_data.eq(wdata), fifo.w_en.eq(nv[3]),
                      self.o_prob.valid.eq(fifo.r_rdy), self.o_prob.payload.eq(fifo.r_data),
                      fifo.r_en.eq(self.o_prob.ready)]
+        # the state the formal harness's invariants name (hdp_rtl/formal/softmax.py)
+        self.state = dict(
+            scores=scores, exps=exps, s_rd=s_rd, e_rd=e_rd, fifo=fifo,
+            full=full, last_idx=last_idx, wbank=wbank, wcount=wcount,
+            busy=busy, summed=summed, divided=divided, e_last=e_last,
+            x_active=x_active, xbank=xbank, xeb=xeb, x_idx=x_idx, x_last=x_last,
+            ev=ev, elast=elast, col_d=col_d, web=web, write_idx=write_idx,
+            pf_v=pf_v, pfb=pfb, d_busy=d_busy, deb=deb, step=step,
+            reserved=reserved, n_active=n_active, neb=neb, n_idx=n_idx, n_last=n_last,
+            nv=nv, nlast=nlast, n_col=col)
         return m
 
     @classmethod
