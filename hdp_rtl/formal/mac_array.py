@@ -130,7 +130,7 @@ class MacArrayHarness(Elaboratable):
         # ---- invariants over the array's state (for the induction) -----------------------
         issue = dict(valid=st["active"], is_pv=st["is_pv"], chunk=st["chunk"],
                      last_chunk=st["last_chunk"], col=st["op_col"], last=st["op_last"])
-        stages = st["stages"]                      # s0 .. s4, then the queue
+        stages = st["stages"]      # s0 .. s4 (and more sum stages past 16 lanes), then the queue
         chain = [issue] + [dict(valid=s.valid, is_pv=s.is_pv, chunk=s.chunk,
                                 last_chunk=s.last_chunk, col=s.col, last=s.last)
                            for s in stages]
