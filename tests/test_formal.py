@@ -183,10 +183,9 @@ MUTANTS = {
 @pytest.mark.parametrize("name", list(MUTANTS))
 def test_unit_proofs_can_fail(tmp_path, name):
     """The k-induction proofs of the units' beats and rows (``serializer_beats``,
-    ``pair_generator_rows``, and their ``_reset`` variants) find a broken unit, and name
-    the property it breaks (any property, for a unit that ignores the reset)."""
-    ``pair_generator_rows``, ``mac_array_beats``, ``softmax_beats``) find a broken
-    unit, and name the property it breaks."""
+    ``pair_generator_rows``, ``mac_array_beats``, ``softmax_beats`` and their ``_reset``
+    variants) find a broken unit, and name the property it breaks (any property, for a
+    unit that ignores the reset)."""
     build, message = MUTANTS[name]
     # (deep enough for the base case to reach the bug: a counterexample from reset)
     (result,) = run_checks([Check(name, build, {"prove": 12})], tmp_path, jobs=1, echo=None)

@@ -63,6 +63,11 @@ CHECKS = [
           lambda: SoftmaxHarness(TINY, beats=True, order=False, invariants=True),
           {"prove": 1, "cover": 24},
           description="softmax (tiny): rows and beats inside bounded, none out without one in"),
+    Check("softmax_beats_reset",
+          lambda: SoftmaxHarness(TINY, beats=True, order=False, invariants=True,
+                                 free_reset=True),
+          {"prove": 1}, description="softmax (tiny), reset free in every cycle (mid-row too): "
+          "as softmax_beats, since the last reset"),
     Check("softmax_beats_order", lambda: SoftmaxHarness(TINY, beats=True), {"bmc": 24},
           description="softmax (tiny): every beat once, in order, col/last copied (BMC)"),
     Check("mac_array", lambda: MacArrayHarness(EDGE), {"prove": 4, "cover": 24},
@@ -70,6 +75,9 @@ CHECKS = [
     Check("mac_array_beats", lambda: MacArrayHarness(TINY, beats=True),
           {"prove": 4, "cover": 24},
           description="MAC array (tiny): one score per pair in order, one row per prob row"),
+    Check("mac_array_beats_reset", lambda: MacArrayHarness(TINY, beats=True, free_reset=True),
+          {"prove": 4}, description="MAC array (tiny), reset free in every cycle (mid-row "
+          "too): as mac_array_beats, since the last reset"),
     Check("mac_array_ram", lambda: MacArrayHarness(TINY.replace(head_dim=4, pv_acc_ram=True),
                                                    hazard=True),
           {"bmc": 24, "cover": 24}, description="MAC array (tiny, 4 chunks, P x V accumulators "

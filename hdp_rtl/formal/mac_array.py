@@ -64,14 +64,16 @@ class MacArrayHarness(Elaboratable):
     proof of the stream rules leaves it out.
     """
 
-    def __init__(self, config, *, beats: bool = False, hazard: bool = False, unit=MacArray):
+    def __init__(self, config, *, beats: bool = False, hazard: bool = False, unit=MacArray,
+                 free_reset: bool = False):
         self.config = config
         self.beats = beats
         self.hazard = hazard
         self.unit = unit                 # (a mutant, in tests)
+        self.free_reset = free_reset     # the reset free in every cycle (common.harness_module)
 
     def elaborate(self, platform):
-        m = harness_module()
+        m = harness_module(free_reset=self.free_reset)
         cfg = self.config
         dut = self.unit.from_config(cfg)
         # elaborated here, so that its internal state (dut.state) can be read below

@@ -59,15 +59,16 @@ class SoftmaxHarness(Elaboratable):
     """
 
     def __init__(self, config, *, beats: bool = False, order: bool = True,
-                 invariants: bool = False, unit=Softmax):
+                 invariants: bool = False, unit=Softmax, free_reset: bool = False):
         self.config = config
+        self.free_reset = free_reset     # the reset free in every cycle (common.harness_module)
         self.beats = beats
         self.order = order               # the in-order check (BMC only, see Limits)
         self.invariants = invariants     # the state invariants (for k-induction)
         self.unit = unit                 # (a mutant, in tests)
 
     def elaborate(self, platform):
-        m = harness_module()
+        m = harness_module(free_reset=self.free_reset)
         cfg = self.config
         dut = self.unit.from_config(cfg)
         # elaborated here, so that its internal state (dut.state) can be read below
