@@ -238,10 +238,10 @@ class MacArray(wiring.Component):
         # next cycle). `depth` covers the scores in flight while o_score is always ready,
         # so credits cost no throughput then.
         # (the state the formal harness's invariants name: hdp_rtl/formal/mac_array.py)
-        self.state = st = dict(score_credit={}, row_credit={}, score_queue={})
+        self.state = state = dict(score_credit={}, row_credit={}, score_queue={})
         s_room = credit_room(m, depth, take=self.i_pair.valid & self.i_pair.ready,
                              give=self.o_score.valid & self.o_score.ready, name="score",
-                             state=st["score_credit"])
+                             state=state["score_credit"])
         # Output rows: `out_rows` places downstream (the serializer's row RAM). A row's
         # last probability (the operation that completes it) is accepted only while a
         # place is unclaimed; the place comes back on i_row_free, usable a cycle later.
@@ -249,7 +249,7 @@ class MacArray(wiring.Component):
         # cycle, into a place that is free.
         o_room = credit_room(m, self.out_rows,
                              take=self.i_prob.valid & self.i_prob.ready & self.i_prob.payload.last,
-                             give=self.i_row_free, name="row", state=st["row_credit"])
+                             give=self.i_row_free, name="row", state=state["row_credit"])
 
         # ---- issue stage: the operation whose rows were read, one chunk a cycle ----------
         active = Signal()
@@ -466,7 +466,7 @@ class MacArray(wiring.Component):
                      s_new_payload.last.eq(s_sum.last)]
         # the register and the FIFO behind it (depth >= 3: the credits guarantee room)
         output_queue(m, self.o_score, s_new, s_new_payload, depth, "score",
-                     state=st["score_queue"])
+                     state=state["score_queue"])
 
         # stage 4, P x V: a row's last operation writes its chunks' finished sums to the
         # tail one a cycle; each is rounded (a shift) and saturated in the next cycle
@@ -488,7 +488,7 @@ class MacArray(wiring.Component):
                     Mux(fits, rounded[:self.out_bits], Mux(high[-1], -top - 1, top)))
             else:
                 m.d.comb += value.eq(rounded)
-        st.update(active=active, is_pv=is_pv, chunk=chunk, last_chunk=last_chunk,
+        state.update(active=active, is_pv=is_pv, chunk=chunk, last_chunk=last_chunk,
                   op_col=op_col, op_last=op_last, stages=[s0, s1, s2, s3, s4, *sum_stages],
                   o_valid=o_valid, o_last=o_last)
         return m
