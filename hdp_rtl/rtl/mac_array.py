@@ -35,9 +35,11 @@ def score_latency(lanes: int) -> int:
     ``o_score`` (the row words' copy, operands, products, the :func:`sum_levels` sum
     stages, score register): 6 up to 16 lanes."""
     return 4 + sum_levels(lanes)
-#: The same for a P x V operation's chunk of a row's output on ``o_chunk`` (the copy,
-#: operands, products, the rotating accumulators' tail, the chunk rounded from the
-#: tail); the same with the accumulators in block RAM (``acc_ram``).
+
+
+#: Cycles from a P x V operation's chunk to the row's output chunk on ``o_chunk`` (the
+#: copy, operands, products, the rotating accumulators' tail, the chunk rounded from
+#: the tail); the same with the accumulators in block RAM (``acc_ram``).
 ROW_LATENCY = 5
 #: With ``acc_ram``, a chunk's word is read (address in stage 1) 2 cycles before its new
 #: sums are written back (from the stage-3 register): the next operation's read of the
