@@ -6,7 +6,7 @@ from ..rtl.pair_generator import PairGenerator
 from .common import (Assert, Assume, Cover, UpDown, any_const, any_seq, drive_any,
                      harness_module, reset_midway_flag, stream_rules)
 
-__all__ = ["PairGeneratorHarness", "PairGeneratorContract"]
+__all__ = ["PairGeneratorHarness", "PairGeneratorContract", "PairGeneratorGuarantee"]
 
 
 class PairGeneratorContract:
@@ -20,8 +20,8 @@ class PairGeneratorContract:
     - ``row_done`` only for a row sent (a zero row or a row's last pair) and not yet done;
       a zero row's may come in the cycle it is taken.
 
-    Also counts the rows sent (``row``) and done (``done``), and asserts both outputs'
-    stream rules (with ``kind`` ``Assume``: what the consumers may rely on).
+    Also counts the rows sent (``row``) and done (``done``). What the generator
+    guarantees in return is :class:`PairGeneratorGuarantee`.
     """
 
     def __init__(self, m, dut, *, n, causal, kind, name="pg"):
@@ -33,10 +33,9 @@ class PairGeneratorContract:
         with m.If(dut.go):
             m.d.sync += went.eq(1)
         zero, pair = dut.o_zero_row, dut.o_pair
-        self.zfire = zfire = stream_rules(m, zero.valid, zero.ready, zero.payload, output=True,
-                                          name=f"{name}_o_zero_row")
-        self.pfire = pfire = stream_rules(m, pair.valid, pair.ready, pair.payload, output=True,
-                                          name=f"{name}_o_pair")
+        self.zfire = zfire = Signal(name=f"{name}_zero_fire")
+        self.pfire = pfire = Signal(name=f"{name}_pair_fire")
+        m.d.comb += [zfire.eq(zero.valid & zero.ready), pfire.eq(pair.valid & pair.ready)]
         self.row = UpDown(m, up=zfire | (pfire & pair.payload.last), down=0, max=seq_max,
                           name=f"{name}_rows_sent")
         self.done = UpDown(m, up=dut.row_done, down=0, max=seq_max, name=f"{name}_rows_done")
@@ -51,6 +50,56 @@ class PairGeneratorContract:
                 kind(~started | (dut.seq_len == n), f"{name}: seq_len = N from after start"),
                 kind(~started | (dut.causal == causal), f"{name}: causal held from after start"),
             ]
+
+
+class PairGeneratorGuarantee:
+    """What the pair generator guarantees its consumers (the MAC array, the serializer),
+    given its contract ``c`` (:class:`PairGeneratorContract`): ``Assert`` in its
+    k-induction proof (``pair_generator_rows``), ``Assume`` where the datapath chain's
+    proof (``chain_beats``) stands in for the generator. Every clause at a cycle depends
+    only on the generator's registers and on its inputs in earlier cycles (its outputs
+    are registers, ``row_done`` is registered before use), which makes that use sound.
+
+    - ``o_pair`` and ``o_zero_row``: stream rules;
+    - nothing before ``go``; only rows < N;
+    - the rows leave in order 0, 1, ..., each as one zero row or as pairs carrying its
+      index, a zero row never inside a row of pairs;
+    - a row's pairs in strictly increasing column order, every column < N, and a pair in
+      column N - 1 ends its row (so a row has at most N pairs);
+    - at most ``rows_in_flight`` rows started (a pair or a zero row sent) and not done.
+
+    Also keeps ``in_row`` (a pair of the row sent, not its last) and ``prev_col`` (the
+    column of the last pair sent).
+    """
+
+    def __init__(self, m, dut, c, *, n, kind, name="pg"):
+        output = kind is Assert
+        zero, pair = dut.o_zero_row, dut.o_pair
+        stream_rules(m, zero.valid, zero.ready, zero.payload, output=output,
+                     name=f"{name}_o_zero_row")
+        stream_rules(m, pair.valid, pair.ready, pair.payload, output=output,
+                     name=f"{name}_o_pair")
+        self.in_row = in_row = Signal(name=f"{name}_inside_a_row")
+        self.prev_col = prev_col = Signal.like(pair.payload.col, name=f"{name}_prev_col")
+        with m.If(c.pfire):
+            m.d.sync += [in_row.eq(~pair.payload.last), prev_col.eq(pair.payload.col)]
+        with m.If(zero.valid | pair.valid):
+            m.d.comb += [kind(c.went, f"{name}: nothing before go"),
+                         kind(c.row.value < n, f"{name}: only rows < N")]
+        with m.If(zero.valid):
+            m.d.comb += [kind(zero.payload.row == c.row.value, f"{name}: zero rows in row order"),
+                         kind(~in_row, f"{name}: no zero row inside a row of pairs")]
+        with m.If(pair.valid):
+            m.d.comb += [
+                kind(pair.payload.row == c.row.value, f"{name}: pairs in row order"),
+                kind(~in_row | (pair.payload.col > prev_col),
+                     f"{name}: a row's pairs in increasing column order"),
+                kind(pair.payload.col < n, f"{name}: columns < N"),
+                kind((pair.payload.col != n - 1) | pair.payload.last,
+                     f"{name}: a pair in column N - 1 ends its row"),
+            ]
+        m.d.comb += kind(c.row.value + in_row <= c.done.value + dut.rows_in_flight,
+                         f"{name}: at most rows_in_flight rows started and not done")
 
 
 class PairGeneratorHarness(Elaboratable):
@@ -112,19 +161,8 @@ class PairGeneratorHarness(Elaboratable):
         zero, pair = dut.o_zero_row, dut.o_pair
         zfire, pfire, row, done = c.zfire, c.pfire, c.row, c.done
         row_end = zfire | (pfire & pair.payload.last)
-        in_row = Signal(name="inside_a_row")     # a pair of the row sent, not its last
-        with m.If(pfire):
-            m.d.sync += in_row.eq(~pair.payload.last)
-        with m.If(zero.valid | pair.valid):
-            m.d.comb += [Assert(went, "nothing before go"),
-                         Assert(row.value < n, "only rows < N")]
-        with m.If(zero.valid):
-            m.d.comb += [Assert(zero.payload.row == row.value, "zero rows in row order"),
-                         Assert(~in_row, "no zero row inside a row of pairs")]
-        with m.If(pair.valid):
-            m.d.comb += Assert(pair.payload.row == row.value, "pairs in row order")
-        m.d.comb += Assert(row.value + in_row <= done.value + R,
-                           "at most rows_in_flight rows started and not done")
+        g = PairGeneratorGuarantee(m, dut, c, n=n, kind=Assert)
+        in_row = g.in_row
 
         # ---- invariants over the generator's state (for the induction) -------------------
         head, second, count = st["head"], st["second"], st["out_count"]
