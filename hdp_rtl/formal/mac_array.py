@@ -1,5 +1,7 @@
 """Formal harness of :class:`~hdp_rtl.rtl.mac_array.MacArray`: its stream rules, and one
 score per pair and one output row per probability row, proven by k-induction."""
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Assert, Cat, Elaboratable, Mux, Signal
 
 from ..rtl.mac_array import MacArray
@@ -7,7 +9,7 @@ from .common import Assume, Cover, UpDown, any_const, drive_any, harness_module,
     stream_rules
 from .order import Tracked
 
-__all__ = ["MacArrayHarness", "MacArrayContract"]
+__all__ = ["MacArrayHarness", "MacArrayContract", "mac_beats"]
 
 
 class MacArrayContract:
@@ -94,105 +96,114 @@ class MacArrayHarness(Elaboratable):
             m.d.comb += Assert(~dut.acc_ram_hazard,
                                "no accumulator word read as it is written or just before")
         if self.beats:
-            self._beats(m, unit, dut, c, fire_score, platform)
+            mac_beats(m, unit, dut, c, fire_score, platform)
         return m
 
-    def _beats(self, m, unit, dut, c, fire_score, platform):
-        assert not (dut.channel_skip or dut.acc_ram), "the invariants assume neither"
-        st = dut.state
-        chunks = dut.head_dim // dut.lanes
-        depth, out_rows = dut.score_depth, dut.out_rows
-        chunk, held = dut.o_chunk, c.held
-        in_row = Signal(range(chunks + 1), name="chunks_of_row")
-        with m.If(chunk.valid):
-            m.d.sync += in_row.eq(in_row + 1)
-            with m.If(chunk.payload.last):
-                m.d.sync += in_row.eq(0)
-        pairs = UpDown(m, up=c.fire_pair, down=fire_score, max=depth, name="pairs_inside")
-        prow = UpDown(m, up=c.fire_prob & dut.i_prob.payload.last, down=c.fire_out,
-                      max=out_rows + 1, name="prob_rows_inside")
-        m.d.comb += [
-            Assert(pairs.value <= depth, "at most score_depth pairs inside"),
-            Assert(~dut.o_score.valid | (pairs.value != 0), "no score without a pair"),
-            Assert(prow.value + held.value <= out_rows,
-                   "at most out_rows probability rows not freed"),
-            Assert(~chunk.valid | (prow.value != 0), "no output chunk without a row"),
-            Assert(in_row < chunks, "no row of more than head_dim / mac_lanes chunks"),
-            Assert(~chunk.valid | (chunk.payload.last == (in_row == chunks - 1)),
-                   "last on a row's last chunk only"),
-            Assert(held.value <= out_rows, "at most out_rows rows sent and not freed"),
-        ]
-        bits = len(dut.o_score.payload.col) + 1
-        tail = lambda v: v.as_value()[-bits:]   # noqa: E731 (col and last)
-        follow = Tracked(m, fire_in=c.fire_pair, in_data=tail(dut.i_pair.payload),
-                         fire_out=fire_score, out_data=tail(dut.o_score.payload),
-                         inside=pairs.value, max_inside=depth, name="pair_score")
-        m.d.comb += Cover(pairs.value == depth, "every score credit taken")
 
-        # ---- invariants over the array's state (for the induction) -----------------------
-        issue = dict(valid=st["active"], is_pv=st["is_pv"], chunk=st["chunk"],
-                     last_chunk=st["last_chunk"], col=st["op_col"], last=st["op_last"])
-        stages = st["stages"]      # s0 .. s4 (and more sum stages past 16 lanes), then the queue
-        chain = [issue] + [dict(valid=s.valid, is_pv=s.is_pv, chunk=s.chunk,
-                                last_chunk=s.last_chunk, col=s.col, last=s.last)
-                           for s in stages]
+def mac_beats(m, unit, dut, c, fire_score, platform):
+    """:class:`MacArrayHarness`'s ``beats`` properties and the invariants that make them
+    inductive, for the array ``dut`` (elaborated by the harness as ``unit``) with its
+    contract ``c`` and score handshake ``fire_score``; also used by the datapath chain's
+    proof (``chain.py``). Returns what a composed proof needs: the harness's counters
+    (``pairs``, ``prow``, ``in_row``) and the score places in order, the next to leave
+    first, as ``(present, Cat(col, last))`` pairs (``score_entries``)."""
+    assert not (dut.channel_skip or dut.acc_ram), "the invariants assume neither"
+    st = dut.state
+    chunks = dut.head_dim // dut.lanes
+    depth, out_rows = dut.score_depth, dut.out_rows
+    chunk, held = dut.o_chunk, c.held
+    in_row = Signal(range(chunks + 1), name="chunks_of_row")
+    with m.If(chunk.valid):
+        m.d.sync += in_row.eq(in_row + 1)
+        with m.If(chunk.payload.last):
+            m.d.sync += in_row.eq(0)
+    pairs = UpDown(m, up=c.fire_pair, down=fire_score, max=depth, name="pairs_inside")
+    prow = UpDown(m, up=c.fire_prob & dut.i_prob.payload.last, down=c.fire_out,
+                  max=out_rows + 1, name="prob_rows_inside")
+    m.d.comb += [
+        Assert(pairs.value <= depth, "at most score_depth pairs inside"),
+        Assert(~dut.o_score.valid | (pairs.value != 0), "no score without a pair"),
+        Assert(prow.value + held.value <= out_rows,
+               "at most out_rows probability rows not freed"),
+        Assert(~chunk.valid | (prow.value != 0), "no output chunk without a row"),
+        Assert(in_row < chunks, "no row of more than head_dim / mac_lanes chunks"),
+        Assert(~chunk.valid | (chunk.payload.last == (in_row == chunks - 1)),
+               "last on a row's last chunk only"),
+        Assert(held.value <= out_rows, "at most out_rows rows sent and not freed"),
+    ]
+    bits = len(dut.o_score.payload.col) + 1
+    tail = lambda v: v.as_value()[-bits:]   # noqa: E731 (col and last)
+    follow = Tracked(m, fire_in=c.fire_pair, in_data=tail(dut.i_pair.payload),
+                     fire_out=fire_score, out_data=tail(dut.o_score.payload),
+                     inside=pairs.value, max_inside=depth, name="pair_score")
+    m.d.comb += Cover(pairs.value == depth, "every score credit taken")
+
+    # ---- invariants over the array's state (for the induction) -----------------------
+    issue = dict(valid=st["active"], is_pv=st["is_pv"], chunk=st["chunk"],
+                 last_chunk=st["last_chunk"], col=st["op_col"], last=st["op_last"])
+    stages = st["stages"]      # s0 .. s4 (and more sum stages past 16 lanes), then the queue
+    chain = [issue] + [dict(valid=s.valid, is_pv=s.is_pv, chunk=s.chunk,
+                            last_chunk=s.last_chunk, col=s.col, last=s.last)
+                       for s in stages]
+    m.d.comb += [
+        Assert(st["active"] | (st["chunk"] == 0), "inv: chunk 0 when idle"),
+        Assert(st["last_chunk"] == (st["chunk"] == chunks - 1), "inv: issue last_chunk"),
+    ]
+    names = ["the issue stage"] + [f"s{i}" for i in range(len(stages))]
+    for (yn, young), (on, old) in zip(zip(names, chain), zip(names[1:], chain[1:])):
+        same = ((young["is_pv"] == old["is_pv"]) & (young["col"] == old["col"])
+                & (young["last"] == old["last"]))
         m.d.comb += [
-            Assert(st["active"] | (st["chunk"] == 0), "inv: chunk 0 when idle"),
-            Assert(st["last_chunk"] == (st["chunk"] == chunks - 1), "inv: issue last_chunk"),
+            Assert(~old["valid"] | (old["last_chunk"] == (old["chunk"] == chunks - 1)),
+                   f"inv: {on}'s last_chunk"),
+            Assert(~old["valid"] | old["last_chunk"]
+                   | (young["valid"] & same & (young["chunk"] == old["chunk"] + 1)),
+                   f"inv: {on}'s operation continues in {yn}"),
+            Assert(~young["valid"] | (young["chunk"] == 0)
+                   | (old["valid"] & same & (old["chunk"] + 1 == young["chunk"])),
+                   f"inv: {yn}'s earlier chunk in {on}"),
         ]
-        names = ["the issue stage"] + [f"s{i}" for i in range(len(stages))]
-        for (yn, young), (on, old) in zip(zip(names, chain), zip(names[1:], chain[1:])):
-            same = ((young["is_pv"] == old["is_pv"]) & (young["col"] == old["col"])
-                    & (young["last"] == old["last"]))
-            m.d.comb += [
-                Assert(~old["valid"] | (old["last_chunk"] == (old["chunk"] == chunks - 1)),
-                       f"inv: {on}'s last_chunk"),
-                Assert(~old["valid"] | old["last_chunk"]
-                       | (young["valid"] & same & (young["chunk"] == old["chunk"] + 1)),
-                       f"inv: {on}'s operation continues in {yn}"),
-                Assert(~young["valid"] | (young["chunk"] == 0)
-                       | (old["valid"] & same & (old["chunk"] + 1 == young["chunk"])),
-                       f"inv: {yn}'s earlier chunk in {on}"),
-            ]
-        # pairs: one score operation each (issue stage: any chunk; a stage: its last)
-        score_op = [issue["valid"] & ~issue["is_pv"]] + \
-                   [s.valid & ~s.is_pv & s.last_chunk for s in stages]
-        # probability rows: a row-ending P x V operation, then the output stage's last
-        row_op = [issue["valid"] & issue["is_pv"] & issue["last"]] + \
-                 [s.valid & s.is_pv & s.last & s.last_chunk for s in stages[:3]]
-        s3 = stages[3]
-        q = st["score_queue"]
-        produce, consume, words = open_fifo(unit, "score_fifo", platform)
-        fifo = q["fifo"]
-        D = fifo.depth
-        level = fifo.level
-        m.d.comb += [
-            Assert(st["o_valid"] == (s3.valid & s3.is_pv & s3.last), "inv: o_chunk valid"),
-            Assert(st["o_last"] == (st["o_valid"] & s3.last_chunk), "inv: o_chunk last"),
-            Assert(in_row == Mux(st["o_valid"], s3.chunk, 0), "inv: chunks of the row sent"),
-            Assert(prow.value == sum(row_op) + st["o_last"], "inv: probability rows inside"),
-            Assert(pairs.value == q["valid"] + level + sum(score_op), "inv: pairs inside"),
-            Assert(st["score_credit"]["credits"] + pairs.value == depth, "inv: score credits"),
-            Assert(st["score_credit"]["room"] == (st["score_credit"]["credits"] != 0),
-                   "inv: score room"),
-            Assert(st["row_credit"]["credits"] + prow.value + held.value == out_rows,
-                   "inv: row credits"),
-            Assert(st["row_credit"]["room"] == (st["row_credit"]["credits"] != 0),
-                   "inv: row room"),
-            Assert(q["valid"] | (level == 0), "inv: the FIFO only behind a full register"),
-            Assert(level <= D, "inv: FIFO level"),
-            Assert((produce < D) & (consume < D), "inv: FIFO pointers"),
-            Assert(Mux(produce == consume, (level == 0) | (level == D),
-                       level == Mux(produce > consume, produce - consume, produce + D - consume)),
-                   "inv: FIFO level = produce - consume"),
-        ]
-        # the followed pair: the queue's register, the FIFO's words from `consume`, then
-        # the score operations from the oldest stage (s4) to the issue stage
-        words = Array(words)
-        entries = [(q["valid"], tail(q["head"]))]
-        for j in range(D):
-            at = consume + j
-            entries.append((level > j, words[at - (at >= D) * D][-bits:]))
-        entries += [(op, Cat(s["col"], s["last"]))
-                    for op, s in zip(reversed(score_op), reversed(chain))]
-        follow.at(m, entries)
+    # pairs: one score operation each (issue stage: any chunk; a stage: its last)
+    score_op = [issue["valid"] & ~issue["is_pv"]] + \
+               [s.valid & ~s.is_pv & s.last_chunk for s in stages]
+    # probability rows: a row-ending P x V operation, then the output stage's last
+    row_op = [issue["valid"] & issue["is_pv"] & issue["last"]] + \
+             [s.valid & s.is_pv & s.last & s.last_chunk for s in stages[:3]]
+    s3 = stages[3]
+    q = st["score_queue"]
+    produce, consume, words = open_fifo(unit, "score_fifo", platform)
+    fifo = q["fifo"]
+    D = fifo.depth
+    level = fifo.level
+    m.d.comb += [
+        Assert(st["o_valid"] == (s3.valid & s3.is_pv & s3.last), "inv: o_chunk valid"),
+        Assert(st["o_last"] == (st["o_valid"] & s3.last_chunk), "inv: o_chunk last"),
+        Assert(in_row == Mux(st["o_valid"], s3.chunk, 0), "inv: chunks of the row sent"),
+        Assert(prow.value == sum(row_op) + st["o_last"], "inv: probability rows inside"),
+        Assert(pairs.value == q["valid"] + level + sum(score_op), "inv: pairs inside"),
+        Assert(st["score_credit"]["credits"] + pairs.value == depth, "inv: score credits"),
+        Assert(st["score_credit"]["room"] == (st["score_credit"]["credits"] != 0),
+               "inv: score room"),
+        Assert(st["row_credit"]["credits"] + prow.value + held.value == out_rows,
+               "inv: row credits"),
+        Assert(st["row_credit"]["room"] == (st["row_credit"]["credits"] != 0),
+               "inv: row room"),
+        Assert(q["valid"] | (level == 0), "inv: the FIFO only behind a full register"),
+        Assert(level <= D, "inv: FIFO level"),
+        Assert((produce < D) & (consume < D), "inv: FIFO pointers"),
+        Assert(Mux(produce == consume, (level == 0) | (level == D),
+                   level == Mux(produce > consume, produce - consume, produce + D - consume)),
+               "inv: FIFO level = produce - consume"),
+    ]
+    # the followed pair: the queue's register, the FIFO's words from `consume`, then
+    # the score operations from the oldest stage (s4) to the issue stage
+    words = Array(words)
+    entries = [(q["valid"], tail(q["head"]))]
+    for j in range(D):
+        at = consume + j
+        entries.append((level > j, words[at - (at >= D) * D][-bits:]))
+    entries += [(op, Cat(s["col"], s["last"]))
+                for op, s in zip(reversed(score_op), reversed(chain))]
+    follow.at(m, entries)
+    return SimpleNamespace(pairs=pairs, prow=prow, in_row=in_row, score_entries=entries,
+                           follow=follow)

@@ -7,7 +7,7 @@ from ..rtl.serializer import OutputSerializer
 from .common import (Assert, Assume, Cover, UpDown, any_const, any_seq, drive_any, harness_module,
                      packet_beats, reset_midway_flag, stream_rules)
 
-__all__ = ["SerializerHarness", "SerializerContract", "serializer_for"]
+__all__ = ["SerializerHarness", "SerializerContract", "serializer_for", "serializer_invariants"]
 
 
 def serializer_for(config, **overrides):
@@ -144,37 +144,7 @@ class SerializerHarness(Elaboratable):
                             Cat(dut.m_axis_tdata, dut.m_axis_tlast), output=True, name="m_axis")
         out_beat = packet_beats(m, fire, dut.m_axis_tvalid, dut.m_axis_tlast, started=started,
                                 beats=n * bpr, max_beats=seq_max * bpr)
-        done_rows = UpDown(m, up=dut.row_done, down=0, max=seq_max, name="row_done_count")
-        m.d.comb += [
-            Assert(~started | (dut.done == (out_beat == n * bpr)), "done once every beat is sent"),
-            Assert(~dut.row_free | (held.value != 0), "row_free only for a row not freed"),
-            Assert(done_rows.value + st["row_written"] == rows_in,
-                   "row_done once per row received"),
-        ]
-
-        # ---- invariants over the serializer's state (for the induction) -------------------
-        m.d.comb += [
-            Assert(st["busy"] == (st["have"] | st["zero"]), "inv: busy = have | zero"),
-            Assert(~(st["have"] & st["zero"]), "inv: not a computed and a zero row at once"),
-            Assert(st["pending"] == (st["waiting"] != 0), "inv: pending = waiting != 0"),
-            Assert(st["rows_sent"] + st["busy"] + st["waiting"] + st["row_written"] == rows_in,
-                   "inv: rows received = sent + being sent + waiting + just written"),
-            Assert(held.value == st["waiting"] + st["row_written"] + st["have"]
-                   + dut.row_free, "inv: rows not freed = waiting + written + sending + freed"),
-            Assert(held.value <= buffers, "inv: at most buffers rows not freed"),
-            Assert((in_row == 0) | (held.value < buffers), "inv: a partial row has a credit"),
-            Assert(st["beat_idx"] < bpr, "inv: beat_idx < beats_per_row"),
-            Assert(st["last_beat"] == (st["beat_idx"] == bpr - 1), "inv: last_beat"),
-            Assert(~st["busy"] | (st["rows_sent"] < n), "inv: no row beyond N being sent"),
-            Assert(st["busy"] | (st["beat_idx"] == 0), "inv: beat_idx 0 between rows"),
-            Assert(out_beat == st["rows_sent"] * bpr + st["beat_idx"],
-                   "inv: beats sent = rows_sent x beats_per_row + beat_idx"),
-            Assert(~started2 | (st["on_last_row"] == (st["rows_sent"] == n - 1)),
-                   "inv: on_last_row"),
-            Assert(started | (out_beat == 0), "inv: nothing sent before the start"),
-            Assert(started2 | (rows_in == 0), "inv: no row until the cycle after start"),
-            Assert(~started2 | started, "inv: started2 after started"),
-        ]
+        serializer_invariants(m, dut, c, n=n, out_beat=out_beat)
 
         rows = min(seq_max, self.cover_rows)
         if self.free_reset:
@@ -189,3 +159,48 @@ class SerializerHarness(Elaboratable):
                   f"a head of {rows} computed rows sent"),
         ]
         return m
+
+
+def serializer_invariants(m, dut, c, *, n, out_beat):
+    """:class:`SerializerHarness`'s properties beyond the packet (``done``, ``row_free``,
+    ``row_done``) and the invariants over ``dut.state`` that make them inductive, for
+    the serializer ``dut`` (elaborated by the harness), its contract ``c``, the head's
+    ``n`` and the harness's count of beats sent ``out_beat``; also used by the
+    datapath chain's proof (``chain.py``). Returns the count of ``row_done`` pulses."""
+    st = dut.state
+    bpr, buffers = dut.bpr, dut.buffers
+    seq_max = dut.seq_max
+    started, started2 = c.started, c.started2
+    held, rows_in, in_row = c.held, c.rows_in, c.in_row
+    done_rows = UpDown(m, up=dut.row_done, down=0, max=seq_max, name="row_done_count")
+    m.d.comb += [
+        Assert(~started | (dut.done == (out_beat == n * bpr)), "done once every beat is sent"),
+        Assert(~dut.row_free | (held.value != 0), "row_free only for a row not freed"),
+        Assert(done_rows.value + st["row_written"] == rows_in,
+               "row_done once per row received"),
+    ]
+
+    # ---- invariants over the serializer's state (for the induction) -------------------
+    m.d.comb += [
+        Assert(st["busy"] == (st["have"] | st["zero"]), "inv: busy = have | zero"),
+        Assert(~(st["have"] & st["zero"]), "inv: not a computed and a zero row at once"),
+        Assert(st["pending"] == (st["waiting"] != 0), "inv: pending = waiting != 0"),
+        Assert(st["rows_sent"] + st["busy"] + st["waiting"] + st["row_written"] == rows_in,
+               "inv: rows received = sent + being sent + waiting + just written"),
+        Assert(held.value == st["waiting"] + st["row_written"] + st["have"]
+               + dut.row_free, "inv: rows not freed = waiting + written + sending + freed"),
+        Assert(held.value <= buffers, "inv: at most buffers rows not freed"),
+        Assert((in_row == 0) | (held.value < buffers), "inv: a partial row has a credit"),
+        Assert(st["beat_idx"] < bpr, "inv: beat_idx < beats_per_row"),
+        Assert(st["last_beat"] == (st["beat_idx"] == bpr - 1), "inv: last_beat"),
+        Assert(~st["busy"] | (st["rows_sent"] < n), "inv: no row beyond N being sent"),
+        Assert(st["busy"] | (st["beat_idx"] == 0), "inv: beat_idx 0 between rows"),
+        Assert(out_beat == st["rows_sent"] * bpr + st["beat_idx"],
+               "inv: beats sent = rows_sent x beats_per_row + beat_idx"),
+        Assert(~started2 | (st["on_last_row"] == (st["rows_sent"] == n - 1)),
+               "inv: on_last_row"),
+        Assert(started | (out_beat == 0), "inv: nothing sent before the start"),
+        Assert(started2 | (rows_in == 0), "inv: no row until the cycle after start"),
+        Assert(~started2 | started, "inv: started2 after started"),
+    ]
+    return done_rows
