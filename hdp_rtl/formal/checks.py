@@ -1,9 +1,10 @@
 """Every formal check, with its configuration, sby tasks and depths."""
 from ..config import HDPConfig
 from ..regmap import AXIL_ADDR_BITS
-from ..rtl.softmax import Softmax
+from ..rtl.top import ROWS_IN_FLIGHT
 from .axil import AxiLiteHarness
 from .block_selector import BlockSelectorHarness
+from .chain import ChainHarness
 from .common import Check
 from .head_scorer import HeadScorerHarness
 from .mac_array import MacArrayHarness
@@ -28,8 +29,6 @@ TINY = EDGE.replace(seq_max=4, head_dim=2, block_cols=2, int_lanes=1, mac_lanes=
                     prob_bits=4, recip_guard_bits=0, score_scale_bits=6, score_scale_frac=6,
                     out_bits=8, out_frac=4)
 
-#: The top's rows between the pair generator and the serializer (``top.py``).
-ROWS_IN_FLIGHT = 2 + Softmax.EXP_BANKS
 
 CHECKS = [
     Check("axil", lambda: AxiLiteHarness(addr_width=AXIL_ADDR_BITS), {"prove": 4, "cover": 8},
@@ -135,6 +134,9 @@ CHECKS = [
           {"prove": 4, "cover": 24},
           description="output serializer (tiny), reset free in every cycle (mid-head too): "
           "as serializer_beats, for the head since the last reset"),
+    Check("chain_beats", lambda: ChainHarness(TINY), {"prove": 4, "cover": 40},
+          description="attention chain (tiny): pair generator's guarantee -> MAC array -> "
+          "softmax -> serializer, the contracts between them and N*bpr beats, tlast"),
     Check("top_axil", lambda: TopBusHarness(EDGE, m_axis=False), {"prove": 4, "cover": 8},
           description="top (edge), free ports: AXI4-Lite rules on the top's port"),
     Check("top_bus", lambda: TopBusHarness(TINY), {"bmc": 48, "cover": 48}, quick=False,

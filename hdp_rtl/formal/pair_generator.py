@@ -20,11 +20,16 @@ class PairGeneratorContract:
     - ``row_done`` only for a row sent (a zero row or a row's last pair) and not yet done;
       a zero row's may come in the cycle it is taken.
 
+    ``control`` (default ``kind``) is the kind of the clauses on ``start``, ``go``,
+    ``seq_len`` and ``causal`` alone (the sequencer's and the register file's,
+    ``top_control``): ``Assume`` in the datapath chain's proof, which asserts the rest.
+
     Also counts the rows sent (``row``) and done (``done``). What the generator
     guarantees in return is :class:`PairGeneratorGuarantee`.
     """
 
-    def __init__(self, m, dut, *, n, causal, kind, name="pg"):
+    def __init__(self, m, dut, *, n, causal, kind, control=None, name="pg"):
+        control = kind if control is None else control   # the start, go, seq_len, causal clauses
         seq_max = dut.seq_max
         self.started = started = Signal(name=f"{name}_started")
         with m.If(dut.start):
@@ -40,15 +45,16 @@ class PairGeneratorContract:
                           name=f"{name}_rows_sent")
         self.done = UpDown(m, up=dut.row_done, down=0, max=seq_max, name=f"{name}_rows_done")
         m.d.comb += [
-            kind(~(dut.start & started), f"{name}: one start"),
-            kind(~dut.go | (started & ~went), f"{name}: go once, after the start"),
+            control(~(dut.start & started), f"{name}: one start"),
+            control(~dut.go | (started & ~went), f"{name}: go once, after the start"),
             kind(~dut.row_done | (self.done.value < self.row.value + zfire),
                  f"{name}: row_done only for a row sent and not done"),
         ]
-        if kind is Assert:
+        if control is Assert:
             m.d.comb += [
-                kind(~started | (dut.seq_len == n), f"{name}: seq_len = N from after start"),
-                kind(~started | (dut.causal == causal), f"{name}: causal held from after start"),
+                control(~started | (dut.seq_len == n), f"{name}: seq_len = N from after start"),
+                control(~started | (dut.causal == causal),
+                        f"{name}: causal held from after start"),
             ]
 
 

@@ -25,6 +25,9 @@ class SerializerContract:
     ``kind`` is ``Assume`` in the unit's proof and ``Assert`` where the serializer sits in
     the top (``top_head``), which makes the pair an assume-guarantee proof. ``n`` is the
     head's N; the harness drives ``seq_len`` itself when ``kind`` is ``Assume``.
+    ``control`` (default ``kind``) is the kind of the clauses on ``start``, ``stop`` and
+    ``seq_len`` alone, which the sequencer and the register file guarantee
+    (``top_control``): ``Assume`` in the datapath chain's proof, which asserts the rest.
 
     - ``start`` at most once; ``seq_len`` = N from the cycle after it; ``stop`` low;
     - no row before the cycle after ``start`` (``i_chunk``, ``i_zero_row``);
@@ -35,7 +38,8 @@ class SerializerContract:
     - at most N rows a head: computed rows (last chunks) + zero rows taken <= N.
     """
 
-    def __init__(self, m, dut, *, n, kind, name="ser"):
+    def __init__(self, m, dut, *, n, kind, control=None, name="ser"):
+        control = kind if control is None else control   # the start, stop and seq_len clauses
         seq_max, buffers = dut.seq_max, dut.buffers
         chunks = dut.head_dim // dut.lanes
         chunk, zero = dut.i_chunk, dut.i_zero_row
@@ -60,17 +64,17 @@ class SerializerContract:
         self.zeros = UpDown(m, up=zero_fire, down=0, max=seq_max, name=f"{name}_zero_rows_in")
         self.rows_in = rows_in = self.computed.value + self.zeros.value
         m.d.comb += [
-            kind(~(dut.start & started), f"{name}: one start"),
-            kind(~dut.stop, f"{name}: no stop"),
+            control(~(dut.start & started), f"{name}: one start"),
+            control(~dut.stop, f"{name}: no stop"),
             kind(~(chunk.valid | zero.valid) | started, f"{name}: no row before the start"),
             kind(~chunk.valid | (chunk.payload.last == (in_row == chunks - 1)),
                  f"{name}: i_chunk rows of head_dim / mac_lanes chunks"),
             kind(~chunk.valid | (self.held.value < buffers), f"{name}: a row only on a credit"),
             kind(rows_in + chunk_end + zero_fire <= n, f"{name}: at most N rows a head"),
         ]
-        if kind is Assert:
-            m.d.comb += kind(~started | (dut.seq_len == n),
-                             f"{name}: seq_len = N from the cycle after start")
+        if control is Assert:
+            m.d.comb += control(~started | (dut.seq_len == n),
+                                f"{name}: seq_len = N from the cycle after start")
 
 
 class SerializerHarness(Elaboratable):

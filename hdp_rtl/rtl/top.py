@@ -22,7 +22,11 @@ from .serializer import OutputSerializer
 from .softmax import Softmax
 from .unpacker import InputUnpacker, axis_members, kept_channels_of
 
-__all__ = ["HDPCoprocessor"]
+__all__ = ["HDPCoprocessor", "connect_attention", "ROWS_IN_FLIGHT"]
+
+#: Rows between the pair generator and the serializer: as many as the softmax holds
+#: (its 2 score banks and its exps banks).
+ROWS_IN_FLIGHT = 2 + Softmax.EXP_BANKS
 
 
 def _watch_importance(m, importance, *, start, run, seq, mac, regs):
@@ -77,6 +81,19 @@ def _channel_mask(m, cfg, drop, *, unpacker, scorer, mac, counters):
         m.d.comb += scorer.last_chunk_at.eq(last >> (cfg.int_lanes.bit_length() - 1))
     if mac.channel_skip:
         m.d.comb += mac.score_last_chunk.eq(last >> (cfg.mac_lanes.bit_length() - 1))
+
+
+def connect_attention(m, *, pairs, mac, softmax, out):
+    """The attention chain's wires: pairs -> MAC array -> softmax -> MAC array (P x V)
+    -> output serializer, zero rows straight to the serializer, and the row credits
+    (the serializer's ``row_free`` to the MAC array, its ``row_done`` to the pair
+    generator). Also wired so by the formal proof of the chain (``formal/chain.py``)."""
+    wiring.connect(m, pairs.o_pair, mac.i_pair)
+    wiring.connect(m, mac.o_score, softmax.i_score)
+    wiring.connect(m, softmax.o_prob, mac.i_prob)
+    wiring.connect(m, mac.o_chunk, out.i_chunk)
+    wiring.connect(m, pairs.o_zero_row, out.i_zero_row)
+    m.d.comb += [mac.i_row_free.eq(out.row_free), pairs.row_done.eq(out.row_done)]
 
 
 def _forward(m, outer, inner, names):
@@ -151,8 +168,7 @@ class HDPCoprocessor(wiring.Component):
         rows = RowStore.from_config(cfg)
         scorer = HeadScorer.from_config(cfg)
         selector = build_selector(cfg)
-        # as many rows in flight as the softmax holds: 2 score banks and its exps banks
-        rows_in_flight = 2 + Softmax.EXP_BANKS
+        rows_in_flight = ROWS_IN_FLIGHT
         pairs = PairGenerator.from_config(cfg, rows_in_flight=rows_in_flight)
         mac = MacArray.from_config(cfg)
         softmax = Softmax.from_config(cfg)
@@ -238,16 +254,11 @@ class HDPCoprocessor(wiring.Component):
         selector.drive_registers(m, run)
         wiring.connect(m, selector.o_mask, pairs.i_mask)
         m.d.comb += [pairs.causal.eq(flags.causal), pairs.go.eq(seq.go),
-                     pairs.prune_head.eq(seq.prune_head), pairs.row_done.eq(out.row_done)]
-        wiring.connect(m, pairs.o_pair, mac.i_pair)
+                     pairs.prune_head.eq(seq.prune_head)]
         m.d.comb += softmax.score_scale.eq(run.score_scale)
         if mac.approximation:
             m.d.comb += mac.approx_enable.eq(flags.approx_enable)
-        wiring.connect(m, mac.o_score, softmax.i_score)
-        wiring.connect(m, softmax.o_prob, mac.i_prob)
-        wiring.connect(m, mac.o_chunk, out.i_chunk)
-        m.d.comb += mac.i_row_free.eq(out.row_free)
-        wiring.connect(m, pairs.o_zero_row, out.i_zero_row)
+        connect_attention(m, pairs=pairs, mac=mac, softmax=softmax, out=out)
 
         if cfg.channel_pruning:
             _channel_mask(m, cfg, run.channel_drop, unpacker=unpacker, scorer=scorer,
