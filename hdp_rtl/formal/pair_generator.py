@@ -1,7 +1,8 @@
 """Formal harness of :class:`~hdp_rtl.rtl.pair_generator.PairGenerator`: its rows, in
 order and at most N a head, proven by k-induction."""
-from amaranth.hdl import Elaboratable, Mux, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Mux, Signal
 
+from ..rtl.arith import count_equals, lowest_set_onehot, onehot_index
 from ..rtl.pair_generator import PairGenerator
 from .common import (Assert, Assume, Cover, UpDown, any_const, any_seq, drive_any,
                      harness_module, reset_midway_flag, stream_rules)
@@ -118,13 +119,21 @@ class PairGeneratorHarness(Elaboratable):
 
     Asserted: ``o_pair`` and ``o_zero_row`` stream rules; nothing before ``go``; the rows
     leave in order, 0, 1, ..., each as one zero row or as pairs of its index ending with
-    one ``last`` (a zero row never inside a row of pairs), and only rows < N; at most
-    ``rows_in_flight`` rows started (a pair or zero row sent) and not done.
+    one ``last`` (a zero row never inside a row of pairs), and only rows < N; a row's
+    pairs in increasing column order, columns < N, a pair in column N - 1 the last of
+    its row; at most ``rows_in_flight`` rows started (a pair or zero row sent) and not
+    done (:class:`PairGeneratorGuarantee`).
 
     Invariants over the generator's state (``PairGenerator.state``) make it inductive:
     the rows issued (``prow``) = rows sent + rows ending in the output queue + the row
     scanned + the row in preparation; the row indices along the queue, the scan and the
-    preparation; the credits = ``rows_in_flight`` - rows loaded and not done.
+    preparation; the credits = ``rows_in_flight`` - rows loaded and not done; and the
+    columns (:meth:`_column_invariants`): the queued pairs' and the scan's next column
+    in increasing order after the row's previous pair, each at most its row's limit
+    (its diagonal when causal, else N - 1) and a row's last when at it; the scanned
+    row's kept blocks (``kept``, ``cur``, ``nxt``, ``pick``, ``later``) at or below the
+    limit block and in segment order; ``limit_kept``, ``limit_lo`` and the preparation
+    stages' registers what they say of their row.
 
     With ``free_reset``, the solver also drives the reset in every cycle (mid-head too):
     the generator, the contract and the harness's counters restart together, and every
@@ -211,6 +220,9 @@ class PairGeneratorHarness(Elaboratable):
             Assert(done.value <= row.value, "inv: done <= sent"),
             Assert(~st["row_done"] | (done.value != 0), "inv: a registered row_done was done"),
         ]
+        self._column_invariants(m, dut, st, n=n, causal=causal, g=g, count=count,
+                                head_ends=head_ends, second_ends=second_ends, pipe=pipe)
+
         zeros = UpDown(m, up=zfire, down=0, max=seq_max, name="zero_rows_sent")
         rows = min(seq_max, self.cover_rows)
         if self.free_reset:
@@ -225,3 +237,135 @@ class PairGeneratorHarness(Elaboratable):
                   "a row of several pairs sent"),
         ]
         return m
+
+    @staticmethod
+    def _column_invariants(m, dut, st, *, n, causal, g, count, head_ends, second_ends, pipe):
+        """The invariants over the columns (for the guarantee's column clauses): every
+        kept block of a row at or below its limit block (the block of column ``r`` when
+        causal, else of N - 1), which is its highest kept block; the scan's next column
+        above every column sent or queued of its row and at most the limit; the queue's
+        pairs in increasing column order, each at most its row's limit and the last one
+        of its row when at it; the preparation stages' registers what they say of the
+        row being prepared."""
+        log_bc = dut.block_cols.bit_length() - 1
+        seg_w, seg_count = dut.segment_bits, dut.segment_count
+        padded = seg_w * seg_count
+        log_seg = seg_w.bit_length() - 1
+        head, second = st["head"], st["second"]
+        scan, prep = st["scanning"], st["prep_busy"]
+        in_row, prev_col = g.in_row, g.prev_col
+
+        def limit_of(r):                 # the row's last column (causal: its diagonal)
+            return Mux(causal, r, n - 1)
+
+        def le_blocks(limit):            # the blocks at or below the limit's (padded bits)
+            lb = limit >> log_bc
+            return Cat(*(lb >= i for i in range(padded)))
+
+        def seg(bits, j):
+            return bits[j * seg_w:(j + 1) * seg_w]
+
+        def seg_sel(bits, idx):          # segment idx of bits, 0 when out of range
+            out = Const(0, seg_w)
+            for j in range(seg_count):
+                out = Mux(idx == j, seg(bits, j), out)
+            return out
+
+        def seg_ones(bits):
+            return Cat(*(count_equals(seg(bits, j), 1) for j in range(seg_count)))
+
+        def at_most_one(bits):
+            return count_equals(bits, 0) | count_equals(bits, 1)
+
+        # ---- the preparation stages (one row at a time: the existing invariants) ------
+        p1, p2, p3, hold = pipe
+        limit1, row1, pruned = st["limit1"], st["row1"], st["pruned"]
+        seg_after1, seg_at1, lo_upto1 = st["seg_after1"], st["seg_at1"], st["lo_upto1"]
+        upto = Cat(*(seg_after1[j] | (seg_at1[j] & lo_upto1[k])
+                     for j in range(seg_count) for k in range(seg_w)))
+        mask2, kept3, seg_any3 = st["mask2"], st["kept3"], st["seg_any3"]
+        lb1 = limit1 >> log_bc
+        first4, second4, left4 = st["first4"], st["second4"], st["left4"]
+        m.d.comb += [
+            Assert(~prep | (limit1 == limit_of(row1)), "inv: the prepared row's limit"),
+            Assert(~prep | (upto == Mux(pruned, 0, le_blocks(limit1))),
+                   "inv: the prepared row's blocks up to its limit (none when pruned)"),
+        ]
+        with m.If(p3 | hold):
+            m.d.comb += [
+                Assert(kept3 == (mask2 & upto), "inv: kept3 = the mask up to the limit"),
+                Assert(st["limit_kept3"] == mask2.bit_select(lb1, 1),
+                       "inv: limit_kept3 = the limit block's mask bit"),
+                Assert(seg_any3 == Cat(*(seg(kept3, j).any() for j in range(seg_count))),
+                       "inv: seg_any3 = the segments with a kept block"),
+            ]
+        with m.If(hold):
+            m.d.comb += [
+                Assert(first4 == lowest_set_onehot(seg_any3), "inv: first4"),
+                Assert(second4 == lowest_set_onehot(seg_any3 & ~first4), "inv: second4"),
+                Assert(left4 == (seg_any3 & ~first4 & ~second4), "inv: left4"),
+                Assert(st["empty4"] == ~seg_any3.any(), "inv: empty4"),
+                Assert(st["seg_one4"] == seg_ones(kept3), "inv: seg_one4"),
+            ]
+
+        # ---- the scan ------------------------------------------------------------------
+        kept, cur, nxt = st["kept"], st["cur"], st["nxt"]
+        cur_seg, nxt_seg, nxt_valid = st["cur_seg"], st["nxt_seg"], st["nxt_valid"]
+        pick, later, srow = st["pick"], st["later"], st["srow"]
+        limit = Signal.like(limit1, name="scan_limit")
+        m.d.comb += limit.eq(limit_of(srow))
+        lb = limit >> log_bc
+        low = lowest_set_onehot(cur)
+        block = Cat(onehot_index(low, log_seg), cur_seg) if seg_count > 1 else \
+            onehot_index(low, log_seg)
+        next_col = Signal(len(limit1) + 1, name="scan_next_col")
+        m.d.comb += next_col.eq(Cat(st["col_lo"], block) if log_bc else block)
+        with m.If(scan):
+            m.d.comb += [
+                Assert((kept & ~le_blocks(limit)) == 0,
+                       "inv: the scanned row's kept blocks at or below its limit block"),
+                Assert(st["limit_kept"] == kept.bit_select(lb, 1),
+                       "inv: limit_kept = the limit block is kept"),
+                Assert(cur != 0, "inv: a block left in the current segment"),
+                Assert((cur & ~seg_sel(kept, cur_seg)) == 0,
+                       "inv: cur = kept blocks of segment cur_seg"),
+                Assert(st["single"] == count_equals(cur, 1), "inv: single"),
+                Assert(st["seg_one"] == seg_ones(kept), "inv: seg_one"),
+                Assert(~nxt_valid | ((nxt_seg > cur_seg) & (nxt != 0) &
+                                     (nxt == seg_sel(kept, nxt_seg))),
+                       "inv: nxt = a later kept segment"),
+                Assert(~nxt_valid | (st["nxt_single"] == count_equals(nxt, 1)),
+                       "inv: nxt_single"),
+                Assert(at_most_one(pick), "inv: pick one-hot or none"),
+                Assert(next_col <= limit, "inv: the scan's next column at most the limit"),
+            ]
+            if log_bc:
+                m.d.comb += Assert(st["limit_lo"] == limit[:log_bc],
+                                   "inv: limit_lo = the limit's column in its block")
+            for j in range(seg_count):
+                m.d.comb += [
+                    Assert(~pick[j] | (nxt_valid & (nxt_seg < j) & (seg(kept, j) != 0)),
+                           f"inv: pick[{j}] a kept segment after nxt"),
+                    Assert(~later[j] | (pick[:j].any() & (seg(kept, j) != 0)),
+                           f"inv: later[{j}] a kept segment after pick"),
+                ]
+
+        # ---- the columns of the queue and the scan, in each row ------------------------
+        def pair_ok(e):
+            lim = limit_of(e.row)
+            return e.zero | ((e.col <= lim) & ((e.col != lim) | e.last))
+        m.d.comb += [
+            Assert((count == 0) | pair_ok(head), "inv: queue head's column at most its limit"),
+            Assert((count != 2) | pair_ok(second),
+                   "inv: queue second's column at most its limit"),
+            Assert(~in_row | (count == 0) | (head.col > prev_col),
+                   "inv: queue head's column after the row's previous"),
+            Assert((count != 2) | head_ends | (second.col > head.col),
+                   "inv: queue second's column after the head's"),
+            Assert(~scan | (count != 1) | head_ends | (next_col > head.col),
+                   "inv: the scan's next column after the queued head's"),
+            Assert(~scan | (count != 2) | second_ends | (next_col > second.col),
+                   "inv: the scan's next column after the queued second's"),
+            Assert(~in_row | (count != 0) | (next_col > prev_col),
+                   "inv: the scan's next column after the row's previous"),
+        ]

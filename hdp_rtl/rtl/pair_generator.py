@@ -346,5 +346,13 @@ class PairGenerator(wiring.Component):
                           walking=walking, prow=prow, prep_busy=prep_busy, p1_valid=p1_valid,
                           p2_valid=p2_valid, p3_valid=p3_valid, hold_valid=hold_valid,
                           row1=row1, scanning=scanning, idle=idle, srow=srow, credits=credits,
-                          has_credit=has_credit, row_done=row_done)
+                          has_credit=has_credit, row_done=row_done, pruned=pruned,
+                          limit1=limit1, seg_after1=seg_after1, seg_at1=seg_at1,
+                          lo_upto1=lo_upto1, mask2=mask2, kept3=kept3, seg_any3=seg_any3,
+                          limit_kept3=limit_kept3, first4=first4, second4=second4,
+                          left4=left4, empty4=empty4, seg_one4=seg_one4,
+                          kept=kept, cur=cur, nxt=nxt, cur_seg=cur_seg, nxt_seg=nxt_seg,
+                          nxt_valid=nxt_valid, single=single, nxt_single=nxt_single,
+                          seg_one=seg_one, pick=pick, later=later, col_lo=col_lo,
+                          limit_lo=limit_lo, limit_kept=limit_kept)
         return m
