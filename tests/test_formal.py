@@ -25,6 +25,7 @@ from hdp_rtl.formal.common import (Check, Cover, UpDown, Assert, drive_any,  # n
                                    harness_module, stream_rules)
 from hdp_rtl.formal.run import run_checks                        # noqa: E402
 from hdp_rtl.formal.checks import TINY                           # noqa: E402
+from hdp_rtl.formal.chain import ChainHarness                    # noqa: E402
 from hdp_rtl.formal.mac_array import MacArrayHarness              # noqa: E402
 from hdp_rtl.formal.pair_generator import PairGeneratorHarness  # noqa: E402
 from hdp_rtl.formal.serializer import SerializerHarness, serializer_for  # noqa: E402
@@ -33,6 +34,7 @@ from hdp_rtl.rtl.mac_array import MacArray                       # noqa: E402
 from hdp_rtl.rtl.pair_generator import PairGenerator             # noqa: E402
 from hdp_rtl.rtl.serializer import OutputSerializer              # noqa: E402
 from hdp_rtl.rtl.softmax import Softmax                          # noqa: E402
+from hdp_rtl.rtl.top import connect_attention                    # noqa: E402
 
 
 class StreamReg(wiring.Component):
@@ -156,6 +158,13 @@ class TakesIntoFullBank(Softmax):
         return m
 
 
+def row_free_from_row_done(m, *, pairs, mac, softmax, out):
+    """A broken core: the MAC array's row credits come back on the serializer's
+    ``row_done`` (every row, zero rows too) instead of ``row_free``."""
+    connect_attention(m, pairs=pairs, mac=mac, softmax=softmax, out=out)
+    m.d.comb += mac.i_row_free.eq(out.row_done)
+
+
 MUTANTS = {
     "serializer_tlast_every_row": (
         lambda: SerializerHarness(params=serializer_for(TINY), unit=TlastEveryRow),
@@ -177,6 +186,9 @@ MUTANTS = {
     "softmax_takes_into_full_bank": (
         lambda: SoftmaxHarness(TINY, beats=True, order=False, invariants=True,
                                unit=TakesIntoFullBank), "inv: beats inside"),
+    "chain_row_free_from_row_done": (
+        lambda: ChainHarness(TINY, connect=row_free_from_row_done),
+        "mac: i_row_free only for a row sent and not freed"),
 }
 
 

@@ -67,7 +67,7 @@ class PairGeneratorGuarantee:
     only on the generator's registers and on its inputs in earlier cycles (its outputs
     are registers, ``row_done`` is registered before use), which makes that use sound.
 
-    - ``o_pair`` and ``o_zero_row``: stream rules;
+    - ``o_pair`` and ``o_zero_row``: stream rules, never both valid;
     - nothing before ``go``; only rows < N;
     - the rows leave in order 0, 1, ..., each as one zero row or as pairs carrying its
       index, a zero row never inside a row of pairs;
@@ -90,6 +90,7 @@ class PairGeneratorGuarantee:
         self.prev_col = prev_col = Signal.like(pair.payload.col, name=f"{name}_prev_col")
         with m.If(c.pfire):
             m.d.sync += [in_row.eq(~pair.payload.last), prev_col.eq(pair.payload.col)]
+        m.d.comb += kind(~(zero.valid & pair.valid), f"{name}: a zero row or a pair at a time")
         with m.If(zero.valid | pair.valid):
             m.d.comb += [kind(c.went, f"{name}: nothing before go"),
                          kind(c.row.value < n, f"{name}: only rows < N")]
