@@ -246,6 +246,9 @@ TOP_MUTANTS = {
                                   "pg: go once, after the start", 20),
     "top_control_go_twice": (lambda: TopControlHarness(TINY, sequencer=GoTwice),
                              "pg: go once, after the start", 40),
+    "top_control_reset_sequencer_no_reset": (
+        lambda: TopControlHarness(TINY, free_reset=True, sequencer=without_reset(Sequencer)),
+        "inv: sequencer IDLE until the start", 20),
 }
 
 
@@ -253,7 +256,8 @@ TOP_MUTANTS = {
 def test_top_control_can_fail(tmp_path, name):
     """``top_control``'s k-induction finds a register file that starts the units twice,
     a sequencer that raises ``go`` with the start and one that raises it twice, and
-    names the broken contract clause."""
+    names the broken contract clause; ``top_control_reset``'s finds a sequencer that
+    ignores the reset (still in LOAD after a reset that followed the start)."""
     build, message, depth = TOP_MUTANTS[name]
     # (deep enough for the base case to reach the bug: the units' start is step 14 at
     # the earliest, go step 36 - top_control's cover)

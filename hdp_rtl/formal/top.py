@@ -14,7 +14,8 @@ from .common import (Assert, Assume, Cover, any_const, any_seq, drive_any, harne
                      packet_beats,
                      stream_rules)
 
-__all__ = ["TopBusHarness", "TopHeadHarness", "HeadHost"]
+__all__ = ["TopBusHarness", "TopHeadHarness", "HeadHost", "reset_midway_module",
+           "per_reset_value"]
 
 
 def _m_axis_rules(m, dut):
@@ -102,9 +103,34 @@ class TopBusHarness(Elaboratable):
         return m
 
 
+def reset_midway_module():
+    """A harness module whose ``sync`` reset, ``rst``, the solver drives in every cycle
+    (any number of resets, at any time), with a reset-less domain ``mon`` for the
+    harness's own records, which a reset must not clear. Returns ``(m, rst)``."""
+    m = Module()
+    m.domains.sync = cd = ClockDomain("sync")
+    rst = Signal(name="rst")
+    m.d.comb += [rst.eq(any_seq(1)), cd.rst.eq(rst)]
+    m.domains.mon = ClockDomain("mon", reset_less=True)
+    m.d.comb += ClockSignal("mon").eq(ClockSignal("sync"))
+    return m, rst
+
+
+def per_reset_value(m, rst):
+    """The ``head_value`` of :class:`HeadHost` for a :func:`reset_midway_module`: a
+    run-time value free, held during a head, chosen anew at each reset."""
+    def head_value(width):
+        later, seen = Signal(width), Signal()
+        with m.If(rst):
+            m.d.mon += [later.eq(any_seq(width)), seen.eq(1)]
+        return Mux(seen, later, any_const(width))
+    return head_value
+
+
 class HeadHost:
-    """The host of ``top_head`` (:class:`TopHeadHarness`) and ``top_control``
-    (:class:`.top_control.TopControlHarness`), built in ``m`` around the core ``dut``.
+    """The host of ``top_head`` (:class:`TopHeadHarness`; ``top_head_contracts``,
+    ``top_reset`` too) and ``top_control`` (:class:`.top_control.TopControlHarness`;
+    ``top_control_reset`` too), built in ``m`` around the core ``dut``.
 
     It writes ``seq_len`` = N (any 1..seq_max), ``flags`` (any valid value), ``delta``
     and ``head_threshold`` (any values that fit) over AXI4-Lite, one write at a time
@@ -184,11 +210,11 @@ class HeadHost:
 
 
 class TopHeadHarness(Elaboratable):
-    """A host (:class:`HeadHost`) that runs one head: it writes ``seq_len`` = N (any 1..seq_max), ``flags``
-    (any valid value: causal, head pruning, block pruning, rule, approximation),
-    ``delta`` and ``head_threshold`` (any values that fit) over AXI4-Lite, then
-    ``ctrl.start``, and sends 3 x N rows of any data on s_axis with any gaps and
-    ``tlast`` on each tensor's last beat; m_axis has any back-pressure.
+    """A host (:class:`HeadHost`) that runs one head: it writes ``seq_len`` = N (any
+    1..seq_max), ``flags`` (any valid value: causal, head pruning, block pruning, rule,
+    approximation), ``delta`` and ``head_threshold`` (any values that fit) over
+    AXI4-Lite, then ``ctrl.start``, and sends 3 x N rows of any data on s_axis with any
+    gaps and ``tlast`` on each tensor's last beat; m_axis has any back-pressure.
 
     Asserted: m_axis stream rules; the head is N rows of ``beats_per_row`` beats,
     ``tlast`` exactly on its last beat (one packet a head, as ``docs/interface.md``
@@ -220,13 +246,7 @@ class TopHeadHarness(Elaboratable):
     def elaborate(self, platform):
         cfg = self.config
         if self.reset_midway:
-            m = Module()
-            m.domains.sync = cd = ClockDomain("sync")
-            rst = Signal(name="rst")
-            m.d.comb += [rst.eq(any_seq(1)), cd.rst.eq(rst)]
-            # the harness's own records, which a reset must not clear
-            m.domains.mon = ClockDomain("mon", reset_less=True)
-            m.d.comb += ClockSignal("mon").eq(ClockSignal("sync"))
+            m, rst = reset_midway_module()
         else:
             m = harness_module()
             rst = Const(0)
@@ -238,16 +258,7 @@ class TopHeadHarness(Elaboratable):
         else:
             m.submodules.dut = dut
         bpr = cfg.beats_per_row
-
-        def head_value(width):
-            """A run-time value: free, held during a head, chosen anew at each reset."""
-            if not self.reset_midway:
-                return any_const(width)
-            later, seen = Signal(width), Signal()
-            with m.If(rst):
-                m.d.mon += [later.eq(any_seq(width)), seen.eq(1)]
-            return Mux(seen, later, any_const(width))
-
+        head_value = per_reset_value(m, rst) if self.reset_midway else any_const
         host = HeadHost(m, dut, cfg, rst=rst, head_value=head_value)
         n, flags, started = host.n, host.flags, host.started
         tensor, in_beat = host.tensor, host.in_beat

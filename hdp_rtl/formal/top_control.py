@@ -11,7 +11,7 @@ from ..rtl.top import HDPCoprocessor
 from .common import Assert, Cover, elaborate_submodule, harness_module
 from .pair_generator import PairGeneratorContract
 from .serializer import SerializerContract
-from .top import HeadHost
+from .top import HeadHost, per_reset_value, reset_midway_module
 
 __all__ = ["TopControlHarness", "ControlView", "core_module"]
 
@@ -111,17 +111,30 @@ class TopControlHarness(Elaboratable):
     invariant above is needed at depth 1). ``after_rst`` needs none: it is 0 from cycle
     1 on in any state.
 
+    With ``free_reset``, ``rst`` is free in every cycle (any number of resets, at any
+    time: during the register writes, after the start, mid-head), as in ``top_reset``:
+    the host starts over after each reset (N and the flags chosen anew), and the
+    contracts' records, the harness's and the invariants' registers restart with the
+    core, so every clause holds for the head since the last reset; ``dp_clear`` is low
+    except in cycle 0 and the cycle after each reset.
+
     ``regs``/``sequencer``: the register file's and the sequencer's classes (a mutant,
     in tests: the core's unit is elaborated as that class).
     """
 
-    def __init__(self, config, *, regs=RegisterFile, sequencer=Sequencer):
+    def __init__(self, config, *, free_reset=False, regs=RegisterFile, sequencer=Sequencer):
         self.config = config
+        self.free_reset = free_reset
         self.regs_cls, self.seq_cls = regs, sequencer
 
     def elaborate(self, platform):
         cfg = self.config
-        m = harness_module()
+        if self.free_reset:
+            m, rst = reset_midway_module()
+            host_args = dict(rst=rst, head_value=per_reset_value(m, rst))
+        else:
+            m = harness_module()
+            host_args = {}
         dut = HDPCoprocessor(cfg)
         # elaborated here, so that the units (dut.units) and their state can be read
         m.submodules.dut = top = dut.elaborate(platform)
@@ -135,7 +148,7 @@ class TopControlHarness(Elaboratable):
                 unit.__class__ = cls     # (a mutant: the same ports, its elaborate)
             elaborate_submodule(core, name, platform)   # (sets unit.state)
 
-        host = HeadHost(m, dut, cfg)
+        host = HeadHost(m, dut, cfg, **host_args)
         n, flags = host.n, host.flags
         causal = flags[FLAG_FIELDS.index("causal")]
         start, after_rst, dp_clear = units["start"], units["after_rst"], units["dp_clear"]
@@ -154,11 +167,11 @@ class TopControlHarness(Elaboratable):
         ctrl_taken = Signal(name="ctrl_start_taken")      # its AW/W handshake was
         with m.If(dut.s_axil_awvalid & dut.s_axil_awready & (host.step == ctrl_step)):
             m.d.sync += ctrl_taken.eq(1)
-        first = Signal(init=1, name="cycle0")
+        first = Signal(init=1, name="cycle0")        # (and the cycle after a reset)
         m.d.sync += first.eq(0)
         m.d.comb += [
             Assert(~start | ctrl_taken, "start only after the ctrl.start write's AW/W"),
-            Assert(~dp_clear | first, "dp_clear low from cycle 1 on"),
+            Assert(~dp_clear | first, "dp_clear only in cycle 0 (or after a reset)"),
         ]
 
         # ---- invariants (for the induction) ------------------------------------------------
@@ -204,6 +217,14 @@ class TopControlHarness(Elaboratable):
                                    & (bus.wr_strb == 0b1111),
                                    f"inv: the slave's request is the host's write {i}")
 
+        if self.free_reset:
+            # a reset after the units' start, before go
+            mid_head = Signal(name="reset_mid_head")
+            with m.If(rst & (started | start) & ~went):
+                m.d.mon += mid_head.eq(1)
+            m.d.comb += Cover(units["pairs"].go & mid_head,
+                              "the sequencer's go after a reset in the middle of a head")
+            return m
         m.d.comb += [
             Cover(start, "the units' start"),
             Cover(units["pairs"].go, "the sequencer's go"),
