@@ -150,6 +150,10 @@ CHECKS = [
     Check("top_control", lambda: TopControlHarness(TINY), {"prove": 4, "cover": 40},
           description="top (tiny), the top_head host: the units' start once after the "
           "ctrl.start write, seq_len/causal held, go once after it, no stop, no clear"),
+    Check("top_control_free", lambda: TopControlHarness(TINY, free_datapath=True),
+          {"prove": 4, "cover": 40},
+          description="top (tiny), as top_control with the sequencer's datapath inputs "
+          "free in every cycle: the control clauses hold for any datapath"),
     Check("top_control_reset", lambda: TopControlHarness(TINY, free_reset=True),
           {"prove": 4, "cover": 60}, quick=False,
           description="top (tiny), rst free (mid-head too), host restarts: as top_control, "

@@ -21,8 +21,8 @@ from amaranth.hdl import (Assert, Assume, ClockDomain, ClockSignal, Cover, Modul
 from amaranth.hdl._ast import AnyConst, AnySeq   # no public name for these in Amaranth 0.5
 
 __all__ = ["Check", "harness_module", "any_seq", "any_const", "drive_any", "stream_rules",
-           "packet_beats", "UpDown", "reset_midway_flag", "elaborate_submodule", "open_submodule",
-           "memory_words",
+           "packet_beats", "UpDown", "reset_midway_flag", "elaborate_submodule",
+           "open_submodule", "memory_words",
            "open_fifo", "Assert", "Assume", "Cover", "AnyConst", "AnySeq"]
 
 

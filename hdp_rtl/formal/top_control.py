@@ -8,12 +8,17 @@ from ..regmap import FLAG_FIELDS
 from ..rtl.regfile import RegisterFile
 from ..rtl.sequencer import Sequencer
 from ..rtl.top import HDPCoprocessor
-from .common import Assert, Cover, elaborate_submodule, harness_module
+from .common import Assert, Cover, any_seq, elaborate_submodule, harness_module
 from .pair_generator import PairGeneratorContract
 from .serializer import SerializerContract
 from .top import HeadHost, per_reset_value, reset_midway_module
 
-__all__ = ["TopControlHarness", "ControlView", "core_module"]
+__all__ = ["TopControlHarness", "ControlView", "core_module", "with_free_datapath_inputs",
+           "SEQUENCER_DATAPATH_INPUTS"]
+
+#: The sequencer's inputs that come from the datapath units (``top.py``).
+SEQUENCER_DATAPATH_INPUTS = ("int_ready", "input_last_row", "int_done", "head_importance",
+                             "last_row_held", "output_done", "out_valid", "input_wait")
 
 
 def core_module(top):
@@ -47,6 +52,29 @@ class ControlView:
         if name in self._over:
             return self._over[name]
         return getattr(self._unit, name)
+
+
+def with_free_datapath_inputs(sequencer):
+    """A subclass of ``sequencer`` (the class) whose inputs from the datapath
+    (:data:`SEQUENCER_DATAPATH_INPUTS`) are cut from the core and driven by the solver
+    in every cycle: the sequencer runs with any datapath, not only the core's."""
+
+    class FreeDatapathInputs(sequencer):
+        def elaborate(self, platform):
+            ports = {name: getattr(self, name) for name in SEQUENCER_DATAPATH_INPUTS}
+            free = {name: Signal(len(port), name=f"free_{name}")
+                    for name, port in ports.items()}
+            for name, sig in free.items():
+                setattr(self, name, sig)
+            try:
+                m = super().elaborate(platform)
+            finally:
+                for name, port in ports.items():
+                    setattr(self, name, port)
+            m.d.comb += [sig.eq(any_seq(len(sig))) for sig in free.values()]
+            return m
+
+    return FreeDatapathInputs
 
 
 class TopControlHarness(Elaboratable):
@@ -118,14 +146,22 @@ class TopControlHarness(Elaboratable):
     core, so every clause holds for the head since the last reset; ``dp_clear`` is low
     except in cycle 0 and the cycle after each reset.
 
+    With ``free_datapath``, the sequencer's inputs from the datapath (``int_ready``,
+    ``input_last_row``, ``int_done``, ``head_importance``, ``last_row_held``,
+    ``output_done``, ``out_valid``, ``input_wait``) are cut and free in every cycle
+    (:func:`with_free_datapath_inputs`): the clauses then hold whatever the datapath
+    does, not only for the datapath logic of the core from any state.
+
     ``regs``/``sequencer``: the register file's and the sequencer's classes (a mutant,
     in tests: the core's unit is elaborated as that class).
     """
 
-    def __init__(self, config, *, free_reset=False, regs=RegisterFile, sequencer=Sequencer):
+    def __init__(self, config, *, free_reset=False, free_datapath=False, regs=RegisterFile,
+                 sequencer=Sequencer):
         self.config = config
         self.free_reset = free_reset
-        self.regs_cls, self.seq_cls = regs, sequencer
+        self.regs_cls = regs
+        self.seq_cls = with_free_datapath_inputs(sequencer) if free_datapath else sequencer
 
     def elaborate(self, platform):
         cfg = self.config
