@@ -30,8 +30,11 @@ from hdp_rtl.formal.mac_array import MacArrayHarness              # noqa: E402
 from hdp_rtl.formal.pair_generator import PairGeneratorHarness  # noqa: E402
 from hdp_rtl.formal.serializer import SerializerHarness, serializer_for  # noqa: E402
 from hdp_rtl.formal.softmax import SoftmaxHarness                # noqa: E402
+from hdp_rtl.formal.top_control import TopControlHarness         # noqa: E402
 from hdp_rtl.rtl.mac_array import MacArray                       # noqa: E402
 from hdp_rtl.rtl.pair_generator import PairGenerator             # noqa: E402
+from hdp_rtl.rtl.regfile import RegisterFile                     # noqa: E402
+from hdp_rtl.rtl.sequencer import Sequencer                      # noqa: E402
 from hdp_rtl.rtl.serializer import OutputSerializer              # noqa: E402
 from hdp_rtl.rtl.softmax import Softmax                          # noqa: E402
 from hdp_rtl.rtl.top import connect_attention                    # noqa: E402
@@ -201,6 +204,77 @@ def test_unit_proofs_can_fail(tmp_path, name):
     build, message = MUTANTS[name]
     # (deep enough for the base case to reach the bug: a counterexample from reset)
     (result,) = run_checks([Check(name, build, {"prove": 12})], tmp_path, jobs=1, echo=None)
+    assert result.status == "FAIL", result
+    assert message in result.detail, result
+
+
+class StartTwice(RegisterFile):
+    """A broken register file: an accepted start pulses ``start`` again the next cycle
+    (a second start the host never wrote)."""
+
+    def elaborate(self, platform):
+        port = self.start
+        self.start = accepted = Signal(name="start_accepted")
+        try:
+            m = super().elaborate(platform)
+        finally:
+            self.start = port
+        again = Signal(name="start_again")
+        m.d.sync += again.eq(accepted)
+        m.d.comb += port.eq(accepted | again)
+        return m
+
+
+class GoWithStart(Sequencer):
+    """A broken sequencer: ``go`` also in the cycle of the start (before the start is
+    seen; with a second ``go`` in DECIDE)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        st = self.state
+        decide = st["fsm_state"] == st["encoding"]["DECIDE"]
+        m.d.comb += self.go.eq((decide & st["v_in"]) | self.start)
+        return m
+
+
+class GoTwice(Sequencer):
+    """A broken sequencer: ``go`` held for two cycles (a second ``go`` in ATTN or
+    OUTPUT)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        st = self.state
+        decide = st["fsm_state"] == st["encoding"]["DECIDE"]
+        again = Signal(name="go_again")
+        m.d.sync += again.eq(decide & st["v_in"])
+        m.d.comb += self.go.eq((decide & st["v_in"]) | again)
+        return m
+
+
+TOP_MUTANTS = {
+    "top_control_start_twice": (lambda: TopControlHarness(TINY, regs=StartTwice),
+                                "ser: one start", 20),
+    "top_control_go_with_start": (lambda: TopControlHarness(TINY, sequencer=GoWithStart),
+                                  "pg: go once, after the start", 20),
+    "top_control_go_twice": (lambda: TopControlHarness(TINY, sequencer=GoTwice),
+                             "pg: go once, after the start", 40),
+    "top_control_reset_sequencer_no_reset": (
+        lambda: TopControlHarness(TINY, free_reset=True, sequencer=without_reset(Sequencer)),
+        "inv: sequencer IDLE until the start", 20),
+}
+
+
+@pytest.mark.parametrize("name", list(TOP_MUTANTS))
+def test_top_control_can_fail(tmp_path, name):
+    """``top_control``'s k-induction finds a register file that starts the units twice,
+    a sequencer that raises ``go`` with the start and one that raises it twice, and
+    names the broken contract clause; ``top_control_reset``'s finds a sequencer that
+    ignores the reset (still in LOAD after a reset that followed the start)."""
+    build, message, depth = TOP_MUTANTS[name]
+    # (deep enough for the base case to reach the bug: the units' start is step 14 at
+    # the earliest, go step 36 - top_control's cover)
+    (result,) = run_checks([Check(name, build, {"prove": depth})], tmp_path, jobs=1,
+                           echo=None)
     assert result.status == "FAIL", result
     assert message in result.detail, result
 

@@ -12,6 +12,7 @@ from .pair_generator import PairGeneratorHarness
 from .serializer import SerializerHarness, serializer_for
 from .softmax import SoftmaxHarness
 from .top import TopBusHarness, TopHeadHarness
+from .top_control import TopControlHarness
 
 __all__ = ["CHECKS", "by_name", "EDGE", "SMALL", "TINY"]
 
@@ -152,6 +153,17 @@ CHECKS = [
     Check("top_head_contracts", lambda: TopHeadHarness(TINY, contracts=True), {"bmc": 60},
           quick=False, description="top (tiny), the top_head host: the serializer's and the "
           "pair generator's input contracts (their proofs' assumptions) hold in the core"),
+    Check("top_control", lambda: TopControlHarness(TINY), {"prove": 4, "cover": 40},
+          description="top (tiny), the top_head host: the units' start once after the "
+          "ctrl.start write, seq_len/causal held, go once after it, no stop, no clear"),
+    Check("top_control_free", lambda: TopControlHarness(TINY, free_datapath=True),
+          {"prove": 4, "cover": 40},
+          description="top (tiny), as top_control with the sequencer's datapath inputs "
+          "free in every cycle: the control clauses hold for any datapath"),
+    Check("top_control_reset", lambda: TopControlHarness(TINY, free_reset=True),
+          {"prove": 4, "cover": 60}, quick=False,
+          description="top (tiny), rst free (mid-head too), host restarts: as top_control, "
+          "for the head since the last reset"),
     Check("top_reset", lambda: TopHeadHarness(TINY, reset_midway=True),
           {"bmc": 70, "cover": 64}, quick=False, timeout=1800,
           description="top (tiny), rst free (mid-head too), host restarts: the head after "

@@ -21,7 +21,8 @@ from amaranth.hdl import (Assert, Assume, ClockDomain, ClockSignal, Cover, Modul
 from amaranth.hdl._ast import AnyConst, AnySeq   # no public name for these in Amaranth 0.5
 
 __all__ = ["Check", "harness_module", "any_seq", "any_const", "drive_any", "stream_rules",
-           "packet_beats", "UpDown", "reset_midway_flag", "open_submodule", "memory_words",
+           "packet_beats", "UpDown", "reset_midway_flag", "elaborate_submodule",
+           "open_submodule", "memory_words",
            "open_fifo", "Assert", "Assume", "Cover", "AnyConst", "AnySeq"]
 
 
@@ -142,15 +143,23 @@ class UpDown:
         self.up, self.down = up, down
 
 
-def open_submodule(module: Module, name: str, platform=None):
+def elaborate_submodule(module: Module, name: str, platform=None) -> Module:
     """Elaborate the submodule ``name`` of ``module`` (a unit the harness elaborated
-    itself) in place, so that the harness can read the state it keeps in local
-    signals: returns ``(sub, signals)``, its elaborated module and the signals it
-    assigns, by name."""
+    itself) in place, so that the harness can read the state it records when elaborated
+    (its ``state`` dict): returns its elaborated module."""
     obj, src_loc = module._named_submodules[name]
     sub = obj.elaborate(platform)
     obj._MustUse__silence = True         # (elaborated here, not by Fragment.get)
     module._named_submodules[name] = (sub, src_loc)
+    return sub
+
+
+def open_submodule(module: Module, name: str, platform=None):
+    """Elaborate the submodule ``name`` of ``module`` in place
+    (:func:`elaborate_submodule`), so that the harness can read the state it keeps in
+    local signals: returns ``(sub, signals)``, its elaborated module and the signals it
+    assigns, by name."""
+    sub = elaborate_submodule(module, name, platform)
     sub._flush()                         # (an If chain still open holds its statements)
     found = {sig.name: sig for stmts in sub._statements.values() for stmt in stmts
              for sig in stmt._lhs_signals()}

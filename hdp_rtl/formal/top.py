@@ -14,7 +14,8 @@ from .common import (Assert, Assume, Cover, any_const, any_seq, drive_any, harne
                      packet_beats,
                      stream_rules)
 
-__all__ = ["TopBusHarness", "TopHeadHarness"]
+__all__ = ["TopBusHarness", "TopHeadHarness", "HeadHost", "reset_midway_module",
+           "per_reset_value"]
 
 
 def _m_axis_rules(m, dut):
@@ -102,12 +103,118 @@ class TopBusHarness(Elaboratable):
         return m
 
 
+def reset_midway_module():
+    """A harness module whose ``sync`` reset, ``rst``, the solver drives in every cycle
+    (any number of resets, at any time), with a reset-less domain ``mon`` for the
+    harness's own records, which a reset must not clear. Returns ``(m, rst)``."""
+    m = Module()
+    m.domains.sync = cd = ClockDomain("sync")
+    rst = Signal(name="rst")
+    m.d.comb += [rst.eq(any_seq(1)), cd.rst.eq(rst)]
+    m.domains.mon = ClockDomain("mon", reset_less=True)
+    m.d.comb += ClockSignal("mon").eq(ClockSignal("sync"))
+    return m, rst
+
+
+def per_reset_value(m, rst):
+    """The ``head_value`` of :class:`HeadHost` for a :func:`reset_midway_module`: a
+    run-time value free, held during a head, chosen anew at each reset."""
+    def head_value(width):
+        later, seen = Signal(width), Signal()
+        with m.If(rst):
+            m.d.mon += [later.eq(any_seq(width)), seen.eq(1)]
+        return Mux(seen, later, any_const(width))
+    return head_value
+
+
+class HeadHost:
+    """The host of ``top_head`` (:class:`TopHeadHarness`; ``top_head_contracts``,
+    ``top_reset`` too) and ``top_control`` (:class:`.top_control.TopControlHarness`;
+    ``top_control_reset`` too), built in ``m`` around the core ``dut``.
+
+    It writes ``seq_len`` = N (any 1..seq_max), ``flags`` (any valid value), ``delta``
+    and ``head_threshold`` (any values that fit) over AXI4-Lite, one write at a time
+    (the next once the B response of the last is taken; ``bready`` always high, no
+    reads), then ``ctrl.start``; once that write is answered (``started``) it sends
+    3 x N rows of any data on s_axis with any gaps and ``tlast`` on each tensor's last
+    beat (assumed: the s_axis stream rules). ``m_axis_tready`` is free (any
+    back-pressure). Asserted: each B response is OKAY.
+
+    ``head_value(width)`` makes the run-time values (``AnyConst`` by default); while
+    ``rst`` is high the host issues nothing and the source offers no beat.
+
+    Attributes: ``n``, ``flags``, ``delta``, ``threshold`` (the values written);
+    ``writes``, the ``(offset, value)`` of each write in order (the last is ``ctrl``
+    with ``start``); ``step``, the write under way (``len(writes)`` once all are
+    answered); ``waiting_b``, its AW/W taken and its B not yet; ``issuing``, AW and W
+    offered; ``started`` (``step == len(writes)``); ``in_beat`` and ``tensor``, the
+    s_axis beat and tensor (0, 1, 2; 3 when all are sent).
+    """
+
+    def __init__(self, m, dut, config, *, rst=Const(0), head_value=any_const):
+        cfg = config
+        bpr = cfg.beats_per_row
+        rmap = {r.name: r for r in register_map(cfg)}
+        self.n = n = Signal(cfg.seq_len_bits)
+        self.flags = flags = Signal(len(FLAG_FIELDS))
+        self.delta = delta = Signal(cfg.delta_bits)
+        self.threshold = threshold = Signal(min(32, cfg.hi_bits))
+        m.d.comb += [n.eq(head_value(len(n))), flags.eq(head_value(len(flags))),
+                     delta.eq(head_value(len(delta))),
+                     threshold.eq(head_value(len(threshold)))]
+        m.d.comb += Assume((n >= 1) & (n <= cfg.seq_max), "N in 1..seq_max")
+
+        # ---- the host's register writes, one at a time ---------------------------------
+        self.writes = writes = [
+            (rmap["seq_len"].offset, n), (rmap["flags"].offset, flags),
+            (rmap["delta"].offset, delta), (rmap["head_threshold"].offset, threshold),
+            (rmap["ctrl"].offset, Const(rmap["ctrl"].word(start=1), 32))]
+        self.step = step = Signal(range(len(writes) + 1))
+        self.waiting_b = waiting_b = Signal()
+        addr = Array(Const(a, len(dut.s_axil_awaddr)) for a, _ in writes)
+        value = Array(v for _, v in writes)
+        self.issuing = issuing = (step < len(writes)) & ~waiting_b & ~rst
+        m.d.comb += [
+            dut.s_axil_awvalid.eq(issuing), dut.s_axil_wvalid.eq(issuing),
+            dut.s_axil_awaddr.eq(addr[step]), dut.s_axil_wdata.eq(value[step]),
+            dut.s_axil_wstrb.eq(0b1111), dut.s_axil_bready.eq(1),
+            dut.s_axil_arvalid.eq(0), dut.s_axil_araddr.eq(0), dut.s_axil_rready.eq(1),
+        ]
+        with m.If(dut.s_axil_awvalid & dut.s_axil_awready):
+            m.d.sync += waiting_b.eq(1)
+        with m.If(dut.s_axil_bvalid):
+            m.d.sync += [waiting_b.eq(0), step.eq(step + 1)]
+            m.d.comb += Assert(dut.s_axil_bresp == 0, "the host's writes answered OKAY")
+        self.started = started = step == len(writes)
+
+        # ---- Q, K, V on s_axis ----------------------------------------------------------
+        self.in_beat = in_beat = Signal(range(cfg.seq_max * bpr + 1))
+        self.tensor = tensor = Signal(2)
+        drive_any(m, dut.s_axis_tdata)
+        gap = Signal()
+        drive_any(m, gap)
+        sending = started & (tensor < 3)
+        m.d.comb += [dut.s_axis_tvalid.eq(sending & ~gap & ~rst),
+                     dut.s_axis_tlast.eq(in_beat == n * bpr - 1)]
+        with m.If(dut.s_axis_tvalid & dut.s_axis_tready):
+            m.d.sync += in_beat.eq(in_beat + 1)
+            with m.If(dut.s_axis_tlast):
+                m.d.sync += [in_beat.eq(0), tensor.eq(tensor + 1)]
+        # (the source may drop valid in a reset cycle)
+        stream_rules(m, dut.s_axis_tvalid, dut.s_axis_tready,
+                     Cat(dut.s_axis_tdata, dut.s_axis_tlast), output=False, name="s_axis",
+                     enable=~rst)
+
+        # ---- m_axis: any back-pressure --------------------------------------------------
+        drive_any(m, dut.m_axis_tready)
+
+
 class TopHeadHarness(Elaboratable):
-    """A host that runs one head: it writes ``seq_len`` = N (any 1..seq_max), ``flags``
-    (any valid value: causal, head pruning, block pruning, rule, approximation),
-    ``delta`` and ``head_threshold`` (any values that fit) over AXI4-Lite, then
-    ``ctrl.start``, and sends 3 x N rows of any data on s_axis with any gaps and
-    ``tlast`` on each tensor's last beat; m_axis has any back-pressure.
+    """A host (:class:`HeadHost`) that runs one head: it writes ``seq_len`` = N (any
+    1..seq_max), ``flags`` (any valid value: causal, head pruning, block pruning, rule,
+    approximation), ``delta`` and ``head_threshold`` (any values that fit) over
+    AXI4-Lite, then ``ctrl.start``, and sends 3 x N rows of any data on s_axis with any
+    gaps and ``tlast`` on each tensor's last beat; m_axis has any back-pressure.
 
     Asserted: m_axis stream rules; the head is N rows of ``beats_per_row`` beats,
     ``tlast`` exactly on its last beat (one packet a head, as ``docs/interface.md``
@@ -139,13 +246,7 @@ class TopHeadHarness(Elaboratable):
     def elaborate(self, platform):
         cfg = self.config
         if self.reset_midway:
-            m = Module()
-            m.domains.sync = cd = ClockDomain("sync")
-            rst = Signal(name="rst")
-            m.d.comb += [rst.eq(any_seq(1)), cd.rst.eq(rst)]
-            # the harness's own records, which a reset must not clear
-            m.domains.mon = ClockDomain("mon", reset_less=True)
-            m.d.comb += ClockSignal("mon").eq(ClockSignal("sync"))
+            m, rst = reset_midway_module()
         else:
             m = harness_module()
             rst = Const(0)
@@ -157,70 +258,16 @@ class TopHeadHarness(Elaboratable):
         else:
             m.submodules.dut = dut
         bpr = cfg.beats_per_row
-        rmap = {r.name: r for r in register_map(cfg)}
-
-        def head_value(width):
-            """A run-time value: free, held during a head, chosen anew at each reset."""
-            if not self.reset_midway:
-                return any_const(width)
-            later, seen = Signal(width), Signal()
-            with m.If(rst):
-                m.d.mon += [later.eq(any_seq(width)), seen.eq(1)]
-            return Mux(seen, later, any_const(width))
-
-        n = Signal(cfg.seq_len_bits)
-        flags = Signal(len(FLAG_FIELDS))
-        delta = Signal(cfg.delta_bits)
-        threshold = Signal(min(32, cfg.hi_bits))
-        m.d.comb += [n.eq(head_value(len(n))), flags.eq(head_value(len(flags))),
-                     delta.eq(head_value(len(delta))),
-                     threshold.eq(head_value(len(threshold)))]
-        m.d.comb += Assume((n >= 1) & (n <= cfg.seq_max), "N in 1..seq_max")
-
-        # ---- the host's register writes, one at a time ---------------------------------
-        writes = [(rmap["seq_len"].offset, n), (rmap["flags"].offset, flags),
-                  (rmap["delta"].offset, delta), (rmap["head_threshold"].offset, threshold),
-                  (rmap["ctrl"].offset, Const(rmap["ctrl"].word(start=1), 32))]
-        step = Signal(range(len(writes) + 1))
-        waiting_b = Signal()
-        addr = Array(Const(a, len(dut.s_axil_awaddr)) for a, _ in writes)
-        value = Array(v for _, v in writes)
-        issuing = (step < len(writes)) & ~waiting_b & ~rst
-        m.d.comb += [
-            dut.s_axil_awvalid.eq(issuing), dut.s_axil_wvalid.eq(issuing),
-            dut.s_axil_awaddr.eq(addr[step]), dut.s_axil_wdata.eq(value[step]),
-            dut.s_axil_wstrb.eq(0b1111), dut.s_axil_bready.eq(1),
-            dut.s_axil_arvalid.eq(0), dut.s_axil_araddr.eq(0), dut.s_axil_rready.eq(1),
-        ]
-        with m.If(dut.s_axil_awvalid & dut.s_axil_awready):
-            m.d.sync += waiting_b.eq(1)
-        with m.If(dut.s_axil_bvalid):
-            m.d.sync += [waiting_b.eq(0), step.eq(step + 1)]
-            m.d.comb += Assert(dut.s_axil_bresp == 0, "the host's writes answered OKAY")
-            if self.reset_midway:
-                m.d.comb += Assert(waiting_b, "no B response without a write since the reset")
-        started = step == len(writes)
-
-        # ---- Q, K, V on s_axis ----------------------------------------------------------
-        in_beat = Signal(range(cfg.seq_max * bpr + 1))
-        tensor = Signal(2)
-        drive_any(m, dut.s_axis_tdata)
-        gap = Signal()
-        drive_any(m, gap)
-        sending = started & (tensor < 3)
-        m.d.comb += [dut.s_axis_tvalid.eq(sending & ~gap & ~rst),
-                     dut.s_axis_tlast.eq(in_beat == n * bpr - 1)]
-        with m.If(dut.s_axis_tvalid & dut.s_axis_tready):
-            m.d.sync += in_beat.eq(in_beat + 1)
-            with m.If(dut.s_axis_tlast):
-                m.d.sync += [in_beat.eq(0), tensor.eq(tensor + 1)]
-        # (the source may drop valid in a reset cycle)
-        stream_rules(m, dut.s_axis_tvalid, dut.s_axis_tready,
-                     Cat(dut.s_axis_tdata, dut.s_axis_tlast), output=False, name="s_axis",
-                     enable=~rst)
+        head_value = per_reset_value(m, rst) if self.reset_midway else any_const
+        host = HeadHost(m, dut, cfg, rst=rst, head_value=head_value)
+        n, flags, started = host.n, host.flags, host.started
+        tensor, in_beat = host.tensor, host.in_beat
+        if self.reset_midway:
+            with m.If(dut.s_axil_bvalid):
+                m.d.comb += Assert(host.waiting_b,
+                                   "no B response without a write since the reset")
 
         # ---- the output packet ------------------------------------------------------------
-        drive_any(m, dut.m_axis_tready)
         fire = _m_axis_rules(m, dut)
         out_beat = packet_beats(m, fire, dut.m_axis_tvalid, dut.m_axis_tlast, started=started,
                                 beats=n * bpr, max_beats=cfg.seq_max * bpr)

@@ -338,4 +338,7 @@ class RegisterFile(wiring.Component):
                      rd_hit.eq(aligned & hit_map.bit_select(word, 1))]
         m.d.comb += [bus.rd_data.eq(Mux(rd_hit, Array(groups)[group_idx], 0)),
                      bus.rd_error.eq(~rd_hit)]
+        # the state the formal harness's invariants name (hdp_rtl/formal/top_control.py)
+        self.state = dict(value=value, overflow=overflow, failing=failing, error=error,
+                          error_code=error_code)
         return m

@@ -146,7 +146,7 @@ class Sequencer(wiring.Component):
                                           ErrorCode.INPUT_TIMEOUT))]
                 m.next = "ABORT"
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += [self.busy.eq(1), self.done.eq(0), self.head_pruned.eq(0)]
@@ -202,4 +202,7 @@ class Sequencer(wiring.Component):
             with m.State("FLUSH"):            # every datapath unit cleared in this cycle
                 m.d.sync += [self.halt.eq(0), self.busy.eq(0), self.head_pruned.eq(0)]
                 m.next = "IDLE"
+        # the state the formal harness's invariants name (hdp_rtl/formal/top_control.py)
+        self.state = dict(fsm_state=fsm.state, encoding=dict(fsm.encoding), v_in=v_in,
+                          waited=waited, timed_out=timed_out, cause=cause, hi=hi)
         return m

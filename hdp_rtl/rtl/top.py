@@ -213,6 +213,8 @@ class HDPCoprocessor(wiring.Component):
         # latched with the start, so it holds the head's values when `start` arrives;
         # status shows busy from that cycle.
         start = delayed(m, regs.start, 1, name="start")
+        # (the formal harnesses read these control signals beside the units)
+        self.units.update(start=start, after_rst=after_rst, dp_clear=dp_clear)
         input_error = delayed(m, Mux(after_rst, 0, unpacker.error), 1, name="input_error")
         m.d.comb += [
             seq.start.eq(start),
