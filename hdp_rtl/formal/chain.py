@@ -10,7 +10,7 @@ from ..rtl.serializer import OutputSerializer
 from ..rtl.softmax import Softmax
 from ..rtl.top import ROWS_IN_FLIGHT, connect_attention
 from .common import (Assert, Assume, Cover, any_const, any_seq, drive_any, harness_module,
-                     packet_beats, stream_rules)
+                     packet_beats, reset_midway_flag, stream_rules)
 from .mac_array import MacArrayContract, mac_beats
 from .pair_generator import PairGeneratorContract, PairGeneratorGuarantee
 from .serializer import SerializerContract, serializer_invariants
@@ -69,19 +69,26 @@ class ChainHarness(Elaboratable):
     properties, and the covers: a lighter model for the cover task, whose assumptions
     are the proof's (the invariants only add assertions), so what it reaches shows that
     the proof is not vacuous.
-    """
 
     ``connect`` wires the units (the top's :func:`~hdp_rtl.rtl.top.connect_attention`;
     another one in tests, to see the proof fail).
+
+    With ``free_reset``, the solver drives the reset in every cycle (mid-head too), as
+    the core's ``dp_clear`` the cycle after its reset: the units, the contracts and the
+    harness's counters restart together (the memories keep their words), and every
+    property holds for the head since the last reset; the pair generator's guarantee is
+    then ``pair_generator_rows_reset``'s, the control's ``top_control_reset``'s.
     """
 
-    def __init__(self, config, *, invariants: bool = True, connect=connect_attention):
+    def __init__(self, config, *, invariants: bool = True, connect=connect_attention,
+                 free_reset: bool = False):
         self.config = config
+        self.free_reset = free_reset
         self.invariants = invariants
         self.connect = connect
 
     def elaborate(self, platform):
-        m = harness_module()
+        m = harness_module(free_reset=self.free_reset)
         cfg = self.config
         # the pair generator: its ports only (its outputs free, see the guarantee)
         pairs = PairGenerator.from_config(cfg, rows_in_flight=ROWS_IN_FLIGHT)
@@ -129,6 +136,10 @@ class ChainHarness(Elaboratable):
         bpr = out.bpr
         out_beat = packet_beats(m, fire, out.m_axis_tvalid, out.m_axis_tlast,
                                 started=sc.started, beats=n * bpr, max_beats=cfg.seq_max * bpr)
+        if self.free_reset:
+            midway = reset_midway_flag(m, sc.started & (out_beat < n * bpr))
+            m.d.comb += Cover(fire & out.m_axis_tlast & (sc.computed.value != 0) & midway,
+                              "a head with a computed row sent after a reset mid-head")
         m.d.comb += [
             Cover(fire & out.m_axis_tlast & (sc.zeros.value == n), "a head of zero rows sent"),
             Cover(sc.chunk_end, "a computed row received by the serializer"),

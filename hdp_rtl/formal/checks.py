@@ -139,6 +139,14 @@ CHECKS = [
           quick=False, timeout=3600,
           description="attention chain (tiny), chain_beats's assumptions: a head of zero "
           "rows, a computed row, a head with one, sent"),
+    Check("chain_beats_reset", lambda: ChainHarness(TINY, free_reset=True), {"prove": 4},
+          quick=False, description="attention chain (tiny), reset free in every cycle "
+          "(mid-head too): as chain_beats, for the head since the last reset"),
+    Check("chain_beats_reset_cover", lambda: ChainHarness(TINY, invariants=False,
+                                                          free_reset=True),
+          {"cover": 64}, quick=False, timeout=3600,
+          description="attention chain (tiny), chain_beats_reset's assumptions: a head with "
+          "a computed row sent after a reset mid-head"),
     Check("chain_beats", lambda: ChainHarness(TINY), {"prove": 4}, quick=False,
           description="attention chain (tiny): pair generator's guarantee -> MAC array -> "
           "softmax -> serializer, the contracts between them and N*bpr beats, tlast"),
