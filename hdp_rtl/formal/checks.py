@@ -150,6 +150,15 @@ CHECKS = [
     Check("chain_beats", lambda: ChainHarness(TINY), {"prove": 4}, quick=False,
           description="attention chain (tiny): pair generator's guarantee -> MAC array -> "
           "softmax -> serializer, the contracts between them and N*bpr beats, tlast"),
+    Check("chain_beats_chunks4", lambda: ChainHarness(TINY.replace(head_dim=4)),
+          {"prove": 4}, quick=False,
+          description="attention chain (tiny, head_dim 4: 4 chunks and 4 beats a row): as "
+          "chain_beats"),
+    Check("chain_beats_lanes2",
+          lambda: ChainHarness(TINY.replace(head_dim=4, mac_lanes=2, axis_elems=2)),
+          {"prove": 4}, quick=False,
+          description="attention chain (tiny, head_dim 4, 2 MAC lanes, 2 elements a beat): "
+          "as chain_beats"),
     Check("top_axil", lambda: TopBusHarness(EDGE, m_axis=False), {"prove": 4, "cover": 8},
           description="top (edge), free ports: AXI4-Lite rules on the top's port"),
     Check("top_bus", lambda: TopBusHarness(TINY), {"bmc": 48, "cover": 48}, quick=False,
