@@ -159,6 +159,10 @@ CHECKS = [
           {"prove": 4}, quick=False,
           description="attention chain (tiny, head_dim 4, 2 MAC lanes, 2 elements a beat): "
           "as chain_beats"),
+    Check("chain_beats_seq8", lambda: ChainHarness(TINY.replace(seq_max=8)), {"prove": 4},
+          quick=False, timeout=2400,
+          description="attention chain (tiny, seq_max 8: rows of up to 8 pairs, N up to 8): "
+          "as chain_beats (~19 min)"),
     Check("top_axil", lambda: TopBusHarness(EDGE, m_axis=False), {"prove": 4, "cover": 8},
           description="top (edge), free ports: AXI4-Lite rules on the top's port"),
     Check("top_bus", lambda: TopBusHarness(TINY), {"bmc": 48, "cover": 48}, quick=False,
