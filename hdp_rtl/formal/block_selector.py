@@ -1,9 +1,10 @@
 """Formal harness of :class:`~hdp_rtl.rtl.block_selector.BlockSelector`."""
-from amaranth.hdl import Cat, Const, Elaboratable, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Mux, Signal
 
 from ..config import RHO_ONE
 from ..rtl.block_selector import BlockSelector
-from .common import Assert, Assume, Cover, UpDown, any_const, drive_any, harness_module, stream_rules
+from .common import Assert, Assume, Cover, UpDown, any_const, drive_any, harness_module, \
+    memory_words, stream_rules
 
 __all__ = ["BlockSelectorHarness"]
 
@@ -38,8 +39,11 @@ class BlockSelectorHarness(Elaboratable):
     """
 
     def __init__(self, config, *, functional: bool = False, serial: bool | None = None,
-                 rho_values=None, mean_best: bool = True):
+                 rho_values=None, mean_best: bool = True, best: bool = False,
+                 unit=BlockSelector):
         self.config = config
+        self.best = best                 # the best block by k-induction (see _best)
+        self.unit = unit                 # (a mutant, in tests)
         self.mean_best = mean_best
         self.functional = functional
         self.serial = serial
@@ -48,7 +52,13 @@ class BlockSelectorHarness(Elaboratable):
     def elaborate(self, platform):
         m = harness_module()
         cfg = self.config
-        m.submodules.dut = dut = BlockSelector.from_config(cfg, serial=self.serial)
+        dut = self.unit.from_config(cfg, serial=self.serial)
+        if self.best:
+            # elaborated here, so that its internal state (dut.state) can be read below
+            m.submodules.dut = unit = dut.elaborate(platform)
+            dut._MustUse__silence = True
+        else:
+            m.submodules.dut = dut
         count = cfg.block_col_count
         ib, om = dut.i_block, dut.o_mask
 
@@ -87,12 +97,14 @@ class BlockSelectorHarness(Elaboratable):
         seen = Signal(count)                 # blocks of the row being received
         best_bi = Signal.like(ib.payload.bi)
         best_col = Signal(range(count))
+        best_idx = Signal(range(count), name="ghost_best_idx")   # its index in the row
         bit = (Const(1, count) << ib.payload.col)[:count]
         new_best = (in_row == 0) | (ib.payload.bi > best_bi)
         with m.If(fire_in):
             m.d.sync += seen.eq(seen | bit)
             with m.If(new_best):
-                m.d.sync += [best_bi.eq(ib.payload.bi), best_col.eq(ib.payload.col)]
+                m.d.sync += [best_bi.eq(ib.payload.bi), best_col.eq(ib.payload.col),
+                             best_idx.eq(in_row)]
             with m.If(ib.payload.last):
                 m.d.sync += seen.eq(0)
         # a closed row: last_row, the blocks that came in, the best block's column
@@ -148,22 +160,172 @@ class BlockSelectorHarness(Elaboratable):
                               & ((om.payload.mask & (om.payload.mask - 1)) == 0),
                               "a row of two or more blocks with only one kept")
 
-        if self.functional:
-            # these follow the rows' data through the banks: BMC only (k-induction cannot
-            # link the harness's queue to a row held in a stalled bank)
-            with m.If(om.valid):
+        if self.best:
+            self._best(m, dut, rows, in_row, best_bi, best_col, best_idx, queue)
+            if count > 1:
+                one_of_two = (fire_out & dut.block_prune_enable
+                              & ((row_cols & (row_cols - 1)) != 0) & (om.payload.mask != 0)
+                              & ((om.payload.mask & (om.payload.mask - 1)) == 0))
                 m.d.comb += [
-                    Assert(om.payload.last_row == head_last_row, "last_row copied, rows in order"),
-                    Assert((om.payload.mask & ~row_cols) == 0, "mask keeps only received blocks"),
-                    Assert(dut.block_prune_enable | (om.payload.mask == row_cols),
-                           "no pruning: every received block kept"),
-                    # BI = max passes the delta rule (max - delta, delta >= 0) and the mean
-                    # rule: 256 nb max - rho nb max - (256 - rho) sum = (256 - rho) (nb max
-                    # - sum) >= 0 for rho <= 256 (without ``mean_best`` the delta rule only)
-                    Assert(~dut.block_prune_enable
-                           | ((dut.block_rule == 0) if not self.mean_best else Const(0))
-                           | om.payload.mask.bit_select(closed_best, 1),
-                           "the row's best block is kept (both rules)" if self.mean_best
-                           else "delta rule: the row's best block is kept"),
+                    Cover(one_of_two & (dut.block_rule == 0) & (dut.rho != 0)
+                          & (dut.rho != RHO_ONE), "mean rule (0 < |rho| < 256): a row of two "
+                          "or more blocks with only one kept"),
+                    Cover(one_of_two & (dut.block_rule == 1), "delta rule: a row of two or "
+                          "more blocks with only one kept"),
                 ]
+        if self.functional or self.best:
+            # these follow the rows' data through the banks: BMC (functional), or
+            # k-induction with the invariants of _best
+            with m.If(om.valid):
+                m.d.comb += Assert(om.payload.last_row == head_last_row,
+                                   "last_row copied, rows in order")
+                if self.functional:
+                    m.d.comb += [
+                        Assert((om.payload.mask & ~row_cols) == 0,
+                               "mask keeps only received blocks"),
+                        Assert(dut.block_prune_enable | (om.payload.mask == row_cols),
+                               "no pruning: every received block kept"),
+                    ]
+                # BI = max passes the delta rule (max - delta, delta >= 0) and the mean
+                # rule: 256 nb max - rho nb max - (256 - rho) sum = (256 - rho) (nb max
+                # - sum) >= 0 for rho <= 256 (without ``mean_best`` the delta rule only)
+                m.d.comb += Assert(~dut.block_prune_enable
+                                   | ((dut.block_rule == 0) if not self.mean_best else Const(0))
+                                   | om.payload.mask.bit_select(closed_best, 1),
+                                   "the row's best block is kept (both rules)" if self.mean_best
+                                   else "delta rule: the row's best block is kept")
         return m
+
+    def _best(self, m, dut, rows, in_row, best_bi, best_col, best_idx, queue):
+        """Invariants over the selector's state (``BlockSelector.state``) that make the
+        best block's property (and ``last_row``'s) inductive. Ghost registers follow
+        the best block of the row taken to the compare side (its index in the bank, its
+        column per mask slot, a flag along the compare pipeline)."""
+        st = dut.state
+        count, sb = dut.block_col_count, dut.sint_bits
+        words = memory_words(m, st["store"])
+
+        def word(bank, i):
+            w = Array(words)[Mux(bank, count, 0) + i]
+            return w[:sb].as_signed(), w[sb:]
+
+        def inv(cond, name):
+            m.d.comb += Assert(cond, "inv: " + name, src_loc_at=1)
+
+        wbank, c_nb, c_max, c_full = st["wbank"], st["c_nb"], st["c_max"], st["c_full"]
+        masks, busy, done = st["masks"], st["slot_busy"], st["slot_done"]
+        take_slot, out_slot, take = st["take_slot"], st["out_slot"], st["take"]
+        issuing, idx, nb, row_max, row_slot = (st["issuing"], st["idx"], st["nb"],
+                                               st["row_max"], st["row_slot"])
+        d_pass = st["d_pass"]
+        stages = st["stages"]
+        s1, s2, s3, s4 = stages
+        rd_bi, rd_col = st["rd"].data[:sb].as_signed(), st["rd"].data[sb:]
+        busy_a, done_a, lr_a = Array(busy), Array(done), Array(st["slot_last_row"])
+
+        # ghosts: the compare row's best block (its index in the bank), each slot's row's
+        # best column, the best block's flag along the compare pipeline (s1 .. s4)
+        g_ridx = Signal(range(count), name="ghost_cmp_best_idx")
+        g_best = [Signal(range(count), name=f"ghost_slot{s}_best_col") for s in range(2)]
+        g_best_a = Array(g_best)
+        g_stage = [Signal(name=f"ghost_s{k + 1}_best") for k in range(4)]
+        with m.If(take):
+            m.d.sync += g_ridx.eq(best_idx)
+            for s in range(2):
+                with m.If(take_slot == s):
+                    m.d.sync += g_best[s].eq(best_col)
+        m.d.sync += [g_stage[0].eq(issuing & ~d_pass & (idx == g_ridx)),
+                     g_stage[1].eq(g_stage[0]), g_stage[2].eq(g_stage[1]),
+                     g_stage[3].eq(g_stage[2])]
+
+        # ---- the mask slots and the harness's queue of rows ------------------------------
+        nbusy = busy[0] + busy[1]
+        inv(rows.value == nbusy + c_full, "rows inside = busy slots + a full bank")
+        inv(take_slot == (out_slot ^ busy[0] ^ busy[1]), "take_slot after out_slot's rows")
+        inv(~busy_a[~out_slot] | busy_a[out_slot], "the offered slot is the older")
+        inv(~done_a[~out_slot] | done_a[out_slot], "the older slot done first")
+        for s in range(2):
+            inv(~done[s] | busy[s], f"slot {s}: done only busy")
+            inv(busy[s] | (masks[s] == 0), f"slot {s}: a free slot's mask is 0")
+        for i, slot in enumerate([out_slot, ~out_slot]):
+            entry = queue[i]
+            inv(~busy_a[slot] | ((entry[1 + count:] == g_best_a[slot])
+                                 & (entry[0] == lr_a[slot])),
+                f"queue entry {i}: its slot's row")
+        full_entry = Array(queue)[nbusy]
+        inv(~c_full | ((full_entry[1 + count:] == best_col) & (full_entry[0] == st["c_last_row"])),
+            "the full bank's row: its queue entry")
+
+        # ---- the collect side: the row in bank wbank ------------------------------------
+        cb_bi, cb_col = word(wbank, best_idx)
+        inv(in_row < count, "a row in progress: fewer than block_col_count blocks")
+        inv(Mux(c_full, (in_row == 0) & (c_nb != 0) & (c_nb <= count), c_nb == in_row),
+            "collect: c_nb")
+        inv((c_nb == 0) | ((best_idx < c_nb) & (c_max == best_bi) & (cb_bi == c_max)
+                           & (cb_col == best_col)), "collect: the best block in the bank")
+
+        # ---- the compare side: the row last taken, in bank ~wbank ----------------------
+        r_bi, r_col = word(~wbank, g_ridx)
+        inv(~(issuing | d_pass) | (busy_a[row_slot] & ~done_a[row_slot]
+                                   & (row_slot != take_slot) & (nb != 0) & (nb <= count)
+                                   & (g_ridx < nb) & (r_bi == row_max)
+                                   & (r_col == g_best_a[row_slot])),
+            "compare: the row's best block in its bank")
+        inv(~issuing | (idx < nb), "compare: idx < nb")
+
+        # ---- the compare pipeline --------------------------------------------------------
+        for k, sk in enumerate(stages):
+            inv(~sk["valid"] | (busy_a[sk["slot"]] & ~done_a[sk["slot"]]),
+                f"s{k + 1}: its slot busy, not done")
+            inv(~g_stage[k] | sk["valid"], f"s{k + 1}: the best flag on a block")
+            # nothing of the same row younger than its last block (issued or in a stage)
+            younger = (issuing | d_pass) & (row_slot == sk["slot"])
+            for j in range(k):
+                younger = younger | (stages[j]["valid"] & (stages[j]["slot"] == sk["slot"]))
+            inv(~(sk["valid"] & sk["last"]) | ~younger,
+                f"s{k + 1}: a row's last block is its youngest")
+            # the older row's (out_slot's) blocks ahead of the younger row's
+            for j in range(k):
+                sj = stages[j]
+                inv(~(sj["valid"] & (sj["slot"] == out_slot) & sk["valid"])
+                    | (sk["slot"] == out_slot), f"s{k + 1}, s{j + 1}: rows in order")
+        inv(~s1["valid"] | (s1["slot"] == row_slot), "s1: the compare row's")
+        inv(~(g_stage[0] & s1["valid"]) | ((rd_bi == row_max) & (rd_col == g_best_a[s1["slot"]])),
+            "s1: the best block read")
+        for k, sk in enumerate(stages[1:], 1):
+            inv(~(g_stage[k] & sk["valid"]) | (sk["col"] == g_best_a[sk["slot"]]),
+                f"s{k + 1}: the best block's column")
+        if dut.serial:
+            th = st["threshold"]
+            idle = th["fsm"].ongoing("IDLE")
+            inv(~s1["d"] | ~s1["valid"], "serial: s1 a D read or a compare")
+            inv(~(s1["d"] | s2["d"]) | d_pass, "serial: D reads in the D pass")
+            inv(idle | (d_pass & ~issuing & ~s1["d"] & ~s2["d"]),
+                "serial: the threshold's steps after the D reads")
+            inv(~(d_pass & ~issuing & idle) | (s1["d"] & s1["last"]) | (s2["d"] & s2["last"]),
+                "serial: the D pass's last read ahead of the steps")
+            inv(~(s2["d"] & s2["last"]) | idle, "serial: the steps start in IDLE")
+            inv(~(s1["d"] & s1["last"]) | ~issuing, "serial: the D pass's last read")
+            inv(~(g_stage[1] & s2["valid"]) | (s2["bi"] >= st["thr"]), "s2: the best passes")
+            inv(~(g_stage[2] & s3["valid"]) | st["s3_keep"], "s3: the best kept")
+            inv(~(g_stage[3] & s4["valid"]) | st["s4_keep_thr"], "s4: the best kept")
+        else:
+            self._products(m, dut, inv, g_stage)
+
+        # ---- a slot not done: its row's last block still to come ------------------------
+        for s in range(2):
+            last_to_come = (issuing | d_pass) & (row_slot == s)
+            for sk in stages:
+                last_to_come = last_to_come | (sk["valid"] & sk["last"] & (sk["slot"] == s))
+            inv(~busy[s] | done[s] | last_to_come, f"slot {s}: its row's last block to come")
+
+        # ---- the best block: in its slot's mask, or still to come ------------------------
+        for s in range(2):
+            to_come = (row_slot == s) & (d_pass | (issuing & (idx <= g_ridx)))
+            for k, sk in enumerate(stages):
+                to_come = to_come | (g_stage[k] & sk["valid"] & (sk["slot"] == s))
+            inv(~busy[s] | masks[s].bit_select(g_best[s], 1) | (~done[s] & to_come),
+                f"slot {s}: the best block's bit set or to come")
+
+    def _products(self, m, dut, inv, g_stage):
+        raise NotImplementedError
