@@ -24,11 +24,13 @@ from hdp_rtl.formal.checks import CHECKS                         # noqa: E402
 from hdp_rtl.formal.common import (Check, Cover, UpDown, Assert, drive_any,  # noqa: E402
                                    harness_module, stream_rules)
 from hdp_rtl.formal.run import run_checks                        # noqa: E402
-from hdp_rtl.formal.checks import TINY                           # noqa: E402
+from hdp_rtl.formal.checks import SMALL, TINY                    # noqa: E402
+from hdp_rtl.formal.block_selector import BlockSelectorHarness   # noqa: E402
 from hdp_rtl.formal.mac_array import MacArrayHarness              # noqa: E402
 from hdp_rtl.formal.pair_generator import PairGeneratorHarness  # noqa: E402
 from hdp_rtl.formal.serializer import SerializerHarness, serializer_for  # noqa: E402
 from hdp_rtl.formal.softmax import SoftmaxHarness                # noqa: E402
+from hdp_rtl.rtl.block_selector import BlockSelector             # noqa: E402
 from hdp_rtl.rtl.mac_array import MacArray                       # noqa: E402
 from hdp_rtl.rtl.pair_generator import PairGenerator             # noqa: E402
 from hdp_rtl.rtl.serializer import OutputSerializer              # noqa: E402
@@ -156,6 +158,18 @@ class TakesIntoFullBank(Softmax):
         return m
 
 
+class StaleRowMax(BlockSelector):
+    """A broken block selector: a row's first block does not set the row's maximum, so
+    the compares use the previous row's (a wrong max when it is larger)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        st = self.state
+        with m.If(self.i_block.valid & self.i_block.ready & (st["c_nb"] == 0)):
+            m.d.sync += st["c_max"].eq(st["c_max"])       # (the last assignment wins)
+        return m
+
+
 MUTANTS = {
     "serializer_tlast_every_row": (
         lambda: SerializerHarness(params=serializer_for(TINY), unit=TlastEveryRow),
@@ -177,6 +191,12 @@ MUTANTS = {
     "softmax_takes_into_full_bank": (
         lambda: SoftmaxHarness(TINY, beats=True, order=False, invariants=True,
                                unit=TakesIntoFullBank), "inv: beats inside"),
+    "block_selector_serial_stale_max": (
+        lambda: BlockSelectorHarness(SMALL, serial=True, best=True, unit=StaleRowMax),
+        "inv: collect: the best block in the bank"),
+    "block_selector_stale_max": (
+        lambda: BlockSelectorHarness(SMALL, best=True, mean_best=False, unit=StaleRowMax),
+        "inv: collect: the best block in the bank"),
 }
 
 
@@ -184,7 +204,8 @@ MUTANTS = {
 def test_unit_proofs_can_fail(tmp_path, name):
     """The k-induction proofs of the units' beats and rows (``serializer_beats``,
     ``pair_generator_rows``, ``mac_array_beats``, ``softmax_beats`` and their ``_reset``
-    variants) find a broken unit, and name the property it breaks (any property, for a
+    variants, ``block_selector_serial_best``, ``block_selector_best_delta``) find a broken
+    unit, and name the property it breaks (any property, for a
     unit that ignores the reset)."""
     build, message = MUTANTS[name]
     # (deep enough for the base case to reach the bug: a counterexample from reset)

@@ -9,6 +9,20 @@ from .common import Assert, Assume, Cover, UpDown, any_const, drive_any, harness
 __all__ = ["BlockSelectorHarness"]
 
 
+def mean_lemma(rho, rho_rest, nb_max, row_sum, rhs_bits):
+    """The mean rule's arithmetic: for ``-256 <= rho <= 256``, ``rho_rest = 256 - rho``
+    and ``row_sum <= nb_max``: ``rho nb_max + (256 - rho) row_sum = 256 nb_max - (256 -
+    rho) (nb_max - row_sum) <= 256 nb_max``, and it is at least ``-2**(rhs_bits - 1)``
+    (``rhs`` holds it exactly) when ``|nb_max|, |row_sum| <= 2**(rhs_bits - 11)``.
+    Products written as the selector writes them (the same cells after ``opt_merge``)."""
+    lhs = rho * nb_max + rho_rest * row_sum
+    bound = 1 << (rhs_bits - 11)
+    premise = ((rho >= -RHO_ONE) & (rho <= RHO_ONE) & (rho_rest == RHO_ONE - rho)
+               & (row_sum <= nb_max) & (nb_max >= -bound) & (nb_max <= bound)
+               & (row_sum >= -bound))
+    return ~premise | ((lhs <= (nb_max << 8)) & (lhs >= -(1 << (rhs_bits - 1))))
+
+
 class BlockSelectorHarness(Elaboratable):
     """Input ``i_block`` (assumed: stream rules; the head scorer's contract of at most
     ``block_col_count`` blocks a row in strictly increasing column order), output
@@ -39,7 +53,8 @@ class BlockSelectorHarness(Elaboratable):
     """
 
     def __init__(self, config, *, functional: bool = False, serial: bool | None = None,
-                 rho_values=None, mean_best: bool = True, best: bool = False,
+                 rho_values=None, rho_range=None, mean_best: bool = True, best: bool = False,
+                 lemma: bool = False, mean_cover: bool = True,
                  unit=BlockSelector):
         self.config = config
         self.best = best                 # the best block by k-induction (see _best)
@@ -48,6 +63,9 @@ class BlockSelectorHarness(Elaboratable):
         self.functional = functional
         self.serial = serial
         self.rho_values = None if rho_values is None else tuple(rho_values)
+        self.rho_range = rho_range       # (lo, hi): rho assumed in lo..hi
+        self.lemma = lemma               # the products: mean_lemma assumed (proven apart)
+        self.mean_cover = mean_cover and mean_best   # (best) the mean rule's pruning cover
 
     def elaborate(self, platform):
         m = harness_module()
@@ -70,6 +88,9 @@ class BlockSelectorHarness(Elaboratable):
             assert all(-RHO_ONE <= v <= RHO_ONE for v in self.rho_values)
             m.d.comb += Assume(Cat(*(dut.rho == v for v in self.rho_values)).any(),
                                "rho in " + ", ".join(map(str, self.rho_values)))
+        if self.rho_range is not None:
+            lo, hi = self.rho_range
+            m.d.comb += Assume((dut.rho >= lo) & (dut.rho <= hi), f"rho in {lo}..{hi}")
         drive_any(m, ib.valid, ib.payload, om.ready)
 
         fire_in = stream_rules(m, ib.valid, ib.ready, ib.payload, output=False, name="i_block")
@@ -166,13 +187,12 @@ class BlockSelectorHarness(Elaboratable):
                 one_of_two = (fire_out & dut.block_prune_enable
                               & ((row_cols & (row_cols - 1)) != 0) & (om.payload.mask != 0)
                               & ((om.payload.mask & (om.payload.mask - 1)) == 0))
-                m.d.comb += [
-                    Cover(one_of_two & (dut.block_rule == 0) & (dut.rho != 0)
-                          & (dut.rho != RHO_ONE), "mean rule (0 < |rho| < 256): a row of two "
-                          "or more blocks with only one kept"),
-                    Cover(one_of_two & (dut.block_rule == 1), "delta rule: a row of two or "
-                          "more blocks with only one kept"),
-                ]
+                m.d.comb += Cover(one_of_two & (dut.block_rule == 1), "delta rule: a row of "
+                                  "two or more blocks with only one kept")
+                if self.mean_cover:
+                    m.d.comb += Cover(one_of_two & (dut.block_rule == 0) & (dut.rho != 0)
+                                      & (dut.rho != RHO_ONE), "mean rule (rho not 0, 256): a "
+                                      "row of two or more blocks with only one kept")
         if self.functional or self.best:
             # these follow the rows' data through the banks: BMC (functional), or
             # k-induction with the invariants of _best
@@ -310,7 +330,7 @@ class BlockSelectorHarness(Elaboratable):
             inv(~(g_stage[2] & s3["valid"]) | st["s3_keep"], "s3: the best kept")
             inv(~(g_stage[3] & s4["valid"]) | st["s4_keep_thr"], "s4: the best kept")
         else:
-            self._products(m, dut, inv, g_stage)
+            self._products(m, dut, inv, word, g_stage)
 
         # ---- a slot not done: its row's last block still to come ------------------------
         for s in range(2):
@@ -324,8 +344,74 @@ class BlockSelectorHarness(Elaboratable):
             to_come = (row_slot == s) & (d_pass | (issuing & (idx <= g_ridx)))
             for k, sk in enumerate(stages):
                 to_come = to_come | (g_stage[k] & sk["valid"] & (sk["slot"] == s))
-            inv(~busy[s] | masks[s].bit_select(g_best[s], 1) | (~done[s] & to_come),
+            # (without mean_best: with the delta rule, or no pruning, only)
+            rule_ok = (Const(1) if self.mean_best
+                       else ~dut.block_prune_enable | (dut.block_rule == 1))
+            inv(~busy[s] | ~rule_ok | masks[s].bit_select(g_best[s], 1) | (~done[s] & to_come),
                 f"slot {s}: the best block's bit set or to come")
 
-    def _products(self, m, dut, inv, g_stage):
-        raise NotImplementedError
+    def _products(self, m, dut, inv, word, g_stage):
+        """The products implementation's invariants: the row's side of the compares
+        (``nb * max``, ``(256 - rho) * sum``, ``rho * (nb * max)``, ``rhs``) registered for
+        the row whose blocks are in the compare pipeline, ``sum <= nb * max`` over the
+        row, and the best block's product and decision along the stages."""
+        st = dut.state
+        count = dut.block_col_count
+        stages = st["stages"]
+        s1, s2, s3, s4 = stages
+        wbank, c_nb, c_max, c_sum = st["wbank"], st["c_nb"], st["c_max"], st["c_sum"]
+        issuing, nb, row_max, row_sum = st["issuing"], st["nb"], st["row_max"], st["row_sum"]
+        rho, rho_rest, nb_p, nb_max = st["rho"], st["rho_rest"], st["nb_p"], st["nb_max"]
+        assert len(st["sum_parts"]) == 1 and len(st["max_parts"]) == 1, \
+            "the invariants assume unsplit products (small widths)"
+        (sum_prod, _), = st["sum_parts"]
+        (max_prod, _), = st["max_parts"]
+        part_sum, rhs, s3_prod = st["part_sum"], st["rhs"], st["s3_prod"]
+        rhs_min, rhs_max = -(1 << (len(rhs) - 1)), (1 << (len(rhs) - 1)) - 1
+        started = Signal(name="ghost_started")          # high from the second cycle on
+        m.d.sync += started.eq(1)
+        inv(started | ~(issuing | s1["valid"] | s2["valid"] | s3["valid"] | s4["valid"]),
+            "products: nothing compared in the first cycle")
+        inv(~started | ((rho == dut.rho) & (rho_rest == RHO_ONE - dut.rho)),
+            "products: rho and 256 - rho registered")
+        # the rows' sums and maxima over their banks' words
+        for bank, n, mx, total, name in ((wbank, c_nb, c_max, c_sum, "collect"),
+                                         (~wbank, nb, row_max, row_sum, "compare")):
+            bis = [word(bank, i)[0] for i in range(count)]
+            below = Cat(*((i >= n) | (bis[i] <= mx) for i in range(count))).all()
+            ok = (total == sum(Mux(i < n, bis[i], 0) for i in range(count))) & below
+            inv(ok if name == "collect" else (~issuing | ok),
+                f"products, {name}: sum and max of the bank's blocks")
+        # the row's side, stage by stage (s1: the read; s2: BI registered; s3: product)
+        inv(~s1["valid"] | ((nb_p == nb) & (st["thr_delta"] == row_max - dut.delta)
+                            & (nb_max == nb * row_max) & (sum_prod == rho_rest * row_sum)
+                            & (row_sum <= nb_max)
+                            & (row_sum >= -(count << (dut.sint_bits - 1)))),
+            "products, s1: the row's nb, max - delta, nb * max, (256 - rho) * sum")
+        g1, g2, g3, g4 = g_stage
+        if not self.mean_best:           # the delta rule only
+            inv(~(g2 & s2["valid"]) | (s2["bi"] >= st["thr_delta"]),
+                "products, s2: the best block passes the delta rule")
+            inv(~(g3 & s3["valid"]) | st["s3_keep_delta"], "products, s3: the delta rule")
+            inv(~(g4 & s4["valid"]) | st["s4_keep_delta"], "products, s4: the delta rule")
+            return
+        lhs1 = rho * nb_max + sum_prod
+        if self.lemma:
+            # the mean rule's arithmetic lemma (mean_lemma, proven on its own for every
+            # rho in -256..256), an instance on the multipliers' own operands
+            m.d.comb += Assume(mean_lemma(rho, rho_rest, nb_max, row_sum, len(rhs)),
+                               "the mean rule's lemma (block_selector_lemma)")
+        inv(~s1["valid"] | ((lhs1 <= (nb_max << 8)) & (lhs1 >= rhs_min)),
+            "products, s1: rho nb max + (256 - rho) sum within 256 nb max and rhs's range")
+        lhs2 = max_prod + part_sum
+        inv(~s2["valid"] | ((max_prod == rho * nb_max) & (part_sum == sum_prod)
+                            & (lhs2 <= (nb_max << 8)) & (lhs2 >= rhs_min)),
+            "products, s2: rho nb max and (256 - rho) sum registered, within 256 nb max")
+        inv(~(g2 & s2["valid"]) | ((nb_p * s2["bi"] == nb_max)
+                                   & (s2["bi"] >= st["thr_delta"])),
+            "products, s2: the best block's nb * BI = nb * max, the delta rule passed")
+        inv(~(g3 & s3["valid"]) | ((Cat(Const(0, 8), s3_prod).as_signed() >= rhs)
+                                   & st["s3_keep_delta"]),
+            "products, s3: the best block passes both rules")
+        inv(~(g4 & s4["valid"]) | (st["s4_keep_mean"] & st["s4_keep_delta"]),
+            "products, s4: the best block kept")

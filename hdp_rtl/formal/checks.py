@@ -52,6 +52,22 @@ CHECKS = [
           lambda: BlockSelectorHarness(SMALL, functional=True, serial=True), {"bmc": 28},
           timeout=600, quick=False, description="block selector (small, serial): mask keeps "
           "only received blocks, all without pruning, the best (both rules, any rho)"),
+    # the row's best block kept, unbounded (k-induction over BlockSelector.state)
+    Check("block_selector_serial_best",
+          lambda: BlockSelectorHarness(SMALL, serial=True, best=True, mean_cover=False),
+          {"prove": 2, "cover": 12}, description="block selector (small, serial): the row's "
+          "best block kept (both rules, any rho, any delta), last_row copied, by k-induction"),
+    # (the serial mean rule's threshold takes about 30 cycles a row: its cover, step 34)
+    Check("block_selector_serial_best_cover",
+          lambda: BlockSelectorHarness(SMALL, serial=True, best=True), {"cover": 36},
+          quick=False, description="block selector (small, serial): as "
+          "block_selector_serial_best, a block pruned by the mean rule reachable"),
+    # (prove 80-85 s: not quick; the mean rule's best block for the products: see docs)
+    Check("block_selector_best_delta",
+          lambda: BlockSelectorHarness(SMALL, best=True, mean_best=False),
+          {"prove": 2, "cover": 12}, quick=False, description="block selector (small, products): the "
+          "row's best block kept by the delta rule (any delta), last_row copied, by "
+          "k-induction"),
     Check("head_scorer", lambda: HeadScorerHarness(EDGE), {"prove": 4, "cover": 30},
           description="head scorer (edge): o_block stream rules"),
     # (bmc 40 timed out at 900 s on a loaded machine, step 38 at 14 min; step 32 takes
