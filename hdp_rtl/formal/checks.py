@@ -68,6 +68,13 @@ CHECKS = [
           {"prove": 2, "cover": 12}, quick=False, description="block selector (small, products): the "
           "row's best block kept by the delta rule (any delta), last_row copied, by "
           "k-induction"),
+    # (rho free: no answer in 240 s; a 16-value set: 216 s; each value about 11 s)
+    Check("block_selector_best_mean7",
+          lambda: BlockSelectorHarness(SMALL, best=True,
+                                       rho_values=(-256, -1, 0, 1, 128, 255, 256)),
+          {"prove": 2, "cover": 12}, description="block selector (small, products), rho in "
+          "{-256, -1, 0, 1, 128, 255, 256}: the row's best block kept (both rules), "
+          "last_row copied, by k-induction"),
     Check("head_scorer", lambda: HeadScorerHarness(EDGE), {"prove": 4, "cover": 30},
           description="head scorer (edge): o_block stream rules"),
     # (bmc 40 timed out at 900 s on a loaded machine, step 38 at 14 min; step 32 takes
