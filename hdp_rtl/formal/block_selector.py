@@ -14,7 +14,9 @@ def mean_lemma(rho, rho_rest, nb_max, row_sum, rhs_bits):
     and ``row_sum <= nb_max``: ``rho nb_max + (256 - rho) row_sum = 256 nb_max - (256 -
     rho) (nb_max - row_sum) <= 256 nb_max``, and it is at least ``-2**(rhs_bits - 1)``
     (``rhs`` holds it exactly) when ``|nb_max|, |row_sum| <= 2**(rhs_bits - 11)``.
-    Products written as the selector writes them (the same cells after ``opt_merge``)."""
+    Products written as the selector writes them (the same cells after ``flatten`` and
+    ``opt_merge``). Not proven by any check for a free ``rho``: only
+    ``BlockSelectorHarness(lemma=True)``, an experiment, assumes it."""
     lhs = rho * nb_max + rho_rest * row_sum
     bound = 1 << (rhs_bits - 11)
     premise = ((rho >= -RHO_ONE) & (rho <= RHO_ONE) & (rho_rest == RHO_ONE - rho)
@@ -43,13 +45,23 @@ class BlockSelectorHarness(Elaboratable):
     - rho) (nb max - sum) >= 0``) - these need the stored blocks, so they are checked by
     BMC.
 
+    With ``best`` (k-induction): the row's best block kept and ``last_row`` copied, rows
+    in order, unbounded. The harness elaborates the selector itself and states
+    invariants over ``BlockSelector.state`` (:meth:`_best`, :meth:`_products`), with
+    ghost registers (``ghost_*``) that follow each row's best block: its index in the
+    bank, its column per mask slot, a flag along the compare pipeline.
+
     ``serial`` picks the implementation (default: the one ``from_config`` picks, the
     products for the small configuration of ``checks.py``). For the products the mean
     rule's best-block property is non-linear (the DUT's ``rho * (nb max)`` and ``(256 -
     rho) sum`` multipliers) and the solver does not finish with a free ``rho``:
     ``mean_best`` False asserts it for the delta rule only, ``rho_values`` assumes
     ``rho`` is one of these values (the serial margin needs neither: its threshold
-    ``t >= 0`` is an unsigned register).
+    ``t >= 0`` is an unsigned register). Experiments only (no check uses them, see
+    docs/formal.md, Limits): ``rho_range`` assumes ``lo <= rho <= hi``; ``lemma``
+    assumes :func:`mean_lemma` on the multipliers' operands - an arithmetic fact that
+    no check proves for a free ``rho`` (the solvers do not finish), so a proof with it
+    would rest on that lemma.
     """
 
     def __init__(self, config, *, functional: bool = False, serial: bool | None = None,
@@ -64,7 +76,7 @@ class BlockSelectorHarness(Elaboratable):
         self.serial = serial
         self.rho_values = None if rho_values is None else tuple(rho_values)
         self.rho_range = rho_range       # (lo, hi): rho assumed in lo..hi
-        self.lemma = lemma               # the products: mean_lemma assumed (proven apart)
+        self.lemma = lemma               # (experiment) mean_lemma assumed, not proven
         self.mean_cover = mean_cover and mean_best   # (best) the mean rule's pruning cover
 
     def elaborate(self, platform):

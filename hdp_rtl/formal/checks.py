@@ -65,8 +65,8 @@ CHECKS = [
     # (prove 80-85 s: not quick; the mean rule's best block for the products: see docs)
     Check("block_selector_best_delta",
           lambda: BlockSelectorHarness(SMALL, best=True, mean_best=False),
-          {"prove": 2, "cover": 12}, quick=False, description="block selector (small, products): the "
-          "row's best block kept by the delta rule (any delta), last_row copied, by "
+          {"prove": 2, "cover": 12}, quick=False,
+          description="block selector (small, products): the row's best block kept by the delta rule (any delta), last_row copied, by "
           "k-induction"),
     # (rho free: no answer in 240 s; a 16-value set: 216 s; each value about 11 s)
     Check("block_selector_best_mean7",
