@@ -197,6 +197,10 @@ MUTANTS = {
     "block_selector_stale_max": (
         lambda: BlockSelectorHarness(SMALL, best=True, mean_best=False, unit=StaleRowMax),
         "inv: collect: the best block in the bank"),
+    "block_selector_mean_stale_max": (
+        lambda: BlockSelectorHarness(SMALL, best=True, lemma=True, assume_products=True,
+                                     unit=StaleRowMax),
+        "inv: collect: the best block in the bank"),
     "block_selector_mean7_stale_max": (
         lambda: BlockSelectorHarness(SMALL, best=True, rho_values=(-256, -1, 0, 1, 128, 255, 256),
                                      unit=StaleRowMax),
@@ -209,7 +213,7 @@ def test_unit_proofs_can_fail(tmp_path, name):
     """The k-induction proofs of the units' beats and rows (``serializer_beats``,
     ``pair_generator_rows``, ``mac_array_beats``, ``softmax_beats`` and their ``_reset``
     variants, ``block_selector_serial_best``, ``block_selector_best_delta``,
-    ``block_selector_best_mean7``) find a broken
+    ``block_selector_best_mean``, ``block_selector_best_mean7``) find a broken
     unit, and name the property it breaks (any property, for a
     unit that ignores the reset)."""
     build, message = MUTANTS[name]

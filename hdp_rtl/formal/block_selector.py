@@ -6,7 +6,7 @@ from ..rtl.block_selector import BlockSelector
 from .common import Assert, Assume, Cover, UpDown, any_const, drive_any, harness_module, \
     memory_words, stream_rules
 
-__all__ = ["BlockSelectorHarness"]
+__all__ = ["BlockSelectorHarness", "MeanLemmaHarness", "mean_lemma"]
 
 
 def mean_lemma(rho, rho_rest, nb_max, row_sum, rhs_bits):
@@ -15,14 +15,44 @@ def mean_lemma(rho, rho_rest, nb_max, row_sum, rhs_bits):
     rho) (nb_max - row_sum) <= 256 nb_max``, and it is at least ``-2**(rhs_bits - 1)``
     (``rhs`` holds it exactly) when ``|nb_max|, |row_sum| <= 2**(rhs_bits - 11)``.
     Products written as the selector writes them (the same cells after ``flatten`` and
-    ``opt_merge``). Not proven by any check for a free ``rho``: only
-    ``BlockSelectorHarness(lemma=True)``, an experiment, assumes it."""
+    ``opt_merge``). Proven for every ``rho`` by :class:`MeanLemmaHarness`
+    (``block_selector_lemma``), assumed by ``BlockSelectorHarness(lemma=True)``."""
     lhs = rho * nb_max + rho_rest * row_sum
     bound = 1 << (rhs_bits - 11)
     premise = ((rho >= -RHO_ONE) & (rho <= RHO_ONE) & (rho_rest == RHO_ONE - rho)
                & (row_sum <= nb_max) & (nb_max >= -bound) & (nb_max <= bound)
                & (row_sum >= -bound))
     return ~premise | ((lhs <= (nb_max << 8)) & (lhs >= -(1 << (rhs_bits - 1))))
+
+
+class MeanLemmaHarness(Elaboratable):
+    """:func:`mean_lemma` at the widths of ``config``'s selector (products), for every
+    ``rho`` in -256..256: one assertion a value, each with free operands (a free ``rho``
+    makes the products non-linear and the solvers do not finish; a constant one is a
+    sum of shifts). ``rho`` outside -256..256 fails the lemma's premise, so this proves
+    it for every value of the ``rho`` register."""
+
+    def __init__(self, config, rho_values=range(-RHO_ONE, RHO_ONE + 1)):
+        self.config = config
+        self.rho_values = rho_values
+
+    def elaborate(self, platform):
+        m = harness_module()
+        shapes = BlockSelector.from_config(self.config, serial=False)
+        unused = shapes.elaborate(platform)     # (for the shapes of its registers)
+        st = shapes.state
+        for obj in (shapes, unused, st["store"]):
+            obj._MustUse__silence = True
+        (sum_prod, _), = st["sum_parts"]
+        for v in self.rho_values:
+            tag = f"{'m' if v < 0 else ''}{abs(v)}"
+            rho = Signal.like(st["rho"], name=f"rho_{tag}")
+            ops = [Signal.like(st[k], name=f"{k}_{tag}") for k in ("rho_rest", "nb_max",
+                                                                    "row_sum")]
+            m.d.comb += rho.eq(v)
+            drive_any(m, *ops)
+            m.d.comb += Assert(mean_lemma(rho, *ops, len(st["rhs"])), "mean_lemma")
+        return m
 
 
 class BlockSelectorHarness(Elaboratable):
@@ -57,16 +87,16 @@ class BlockSelectorHarness(Elaboratable):
     rho) sum`` multipliers) and the solver does not finish with a free ``rho``:
     ``mean_best`` False asserts it for the delta rule only, ``rho_values`` assumes
     ``rho`` is one of these values (the serial margin needs neither: its threshold
-    ``t >= 0`` is an unsigned register). Experiments only (no check uses them, see
-    docs/formal.md, Limits): ``rho_range`` assumes ``lo <= rho <= hi``; ``lemma``
-    assumes :func:`mean_lemma` on the multipliers' operands - an arithmetic fact that
-    no check proves for a free ``rho`` (the solvers do not finish), so a proof with it
-    would rest on that lemma.
+    ``t >= 0`` is an unsigned register). For a free ``rho`` the products' proof is split
+    (assume-guarantee): ``lemma`` assumes :func:`mean_lemma` on the multipliers' operands
+    (proven for every ``rho`` by :class:`MeanLemmaHarness`), ``assume_products`` assumes
+    the products registered at s1 (proven with ``mean_best`` False). ``rho_range``
+    (experiments) assumes ``lo <= rho <= hi``.
     """
 
     def __init__(self, config, *, functional: bool = False, serial: bool | None = None,
                  rho_values=None, rho_range=None, mean_best: bool = True, best: bool = False,
-                 lemma: bool = False, mean_cover: bool = True,
+                 lemma: bool = False, assume_products: bool = False, mean_cover: bool = True,
                  unit=BlockSelector):
         self.config = config
         self.best = best                 # the best block by k-induction (see _best)
@@ -76,7 +106,8 @@ class BlockSelectorHarness(Elaboratable):
         self.serial = serial
         self.rho_values = None if rho_values is None else tuple(rho_values)
         self.rho_range = rho_range       # (lo, hi): rho assumed in lo..hi
-        self.lemma = lemma               # (experiment) mean_lemma assumed, not proven
+        self.lemma = lemma               # mean_lemma assumed (block_selector_lemma)
+        self.assume_products = assume_products   # (block_selector_best_delta's invariants)
         self.mean_cover = mean_cover and mean_best   # (best) the mean rule's pruning cover
 
     def elaborate(self, platform):
@@ -396,10 +427,20 @@ class BlockSelectorHarness(Elaboratable):
                 f"products, {name}: sum and max of the bank's blocks")
         # the row's side, stage by stage (s1: the read; s2: BI registered; s3: product)
         inv(~s1["valid"] | ((nb_p == nb) & (st["thr_delta"] == row_max - dut.delta)
-                            & (nb_max == nb * row_max) & (sum_prod == rho_rest * row_sum)
-                            & (row_sum <= nb_max)
+                            & (row_sum <= nb * row_max)
                             & (row_sum >= -(count << (dut.sint_bits - 1)))),
-            "products, s1: the row's nb, max - delta, nb * max, (256 - rho) * sum")
+            "products, s1: the row's nb, max - delta, sum <= nb * max")
+        # the products registered at s1 = the products of the (held) registers they came
+        # from: proven with the delta rule's invariants (block_selector_best_delta), assumed
+        # with ``assume_products`` (the solvers do not finish relating a product
+        # registered a cycle ago to the same product of the same registers now along with
+        # the mean rule's invariants)
+        regs = (~s1["valid"] | ((nb_max == nb * row_max) & (sum_prod == rho_rest * row_sum)))
+        if self.assume_products:
+            m.d.comb += Assume(regs, "inv (proven by block_selector_best_delta): products, s1: "
+                               "nb * max and (256 - rho) * sum registered")
+        else:
+            inv(regs, "products, s1: nb * max and (256 - rho) * sum registered")
         g1, g2, g3, g4 = g_stage
         if not self.mean_best:           # the delta rule only
             inv(~(g2 & s2["valid"]) | (s2["bi"] >= st["thr_delta"]),
@@ -409,16 +450,16 @@ class BlockSelectorHarness(Elaboratable):
             return
         lhs1 = rho * nb_max + sum_prod
         if self.lemma:
-            # the mean rule's arithmetic lemma (mean_lemma, proven on its own for every
-            # rho in -256..256), an instance on the multipliers' own operands
+            # the mean rule's arithmetic lemma (mean_lemma, proven for every rho in
+            # -256..256 by block_selector_lemma), on the multipliers' own operands
             m.d.comb += Assume(mean_lemma(rho, rho_rest, nb_max, row_sum, len(rhs)),
                                "the mean rule's lemma (block_selector_lemma)")
         inv(~s1["valid"] | ((lhs1 <= (nb_max << 8)) & (lhs1 >= rhs_min)),
             "products, s1: rho nb max + (256 - rho) sum within 256 nb max and rhs's range")
         lhs2 = max_prod + part_sum
-        inv(~s2["valid"] | ((max_prod == rho * nb_max) & (part_sum == sum_prod)
-                            & (lhs2 <= (nb_max << 8)) & (lhs2 >= rhs_min)),
-            "products, s2: rho nb max and (256 - rho) sum registered, within 256 nb max")
+        # (s2's rho * (nb * max) is s1's rho * nb_max registered: no product re-evaluated)
+        inv(~s2["valid"] | ((lhs2 <= (nb_max << 8)) & (lhs2 >= rhs_min)),
+            "products, s2: rho nb max + (256 - rho) sum within 256 nb max and rhs's range")
         inv(~(g2 & s2["valid"]) | ((nb_p * s2["bi"] == nb_max)
                                    & (s2["bi"] >= st["thr_delta"])),
             "products, s2: the best block's nb * BI = nb * max, the delta rule passed")

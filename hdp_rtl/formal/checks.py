@@ -3,7 +3,7 @@ from ..config import HDPConfig
 from ..regmap import AXIL_ADDR_BITS
 from ..rtl.softmax import Softmax
 from .axil import AxiLiteHarness
-from .block_selector import BlockSelectorHarness
+from .block_selector import BlockSelectorHarness, MeanLemmaHarness
 from .common import Check
 from .head_scorer import HeadScorerHarness
 from .mac_array import MacArrayHarness
@@ -75,6 +75,18 @@ CHECKS = [
           {"prove": 2, "cover": 12}, description="block selector (small, products), rho in "
           "{-256, -1, 0, 1, 128, 255, 256}: the row's best block kept (both rules), "
           "last_row copied, by k-induction"),
+    # the products' mean rule for any rho, assume-guarantee: block_selector_lemma proves
+    # mean_lemma for every rho, block_selector_best_delta the products registered at s1,
+    # and block_selector_best_mean assumes both (flattened: the lemma's products are the
+    # selector's own multipliers)
+    Check("block_selector_lemma", lambda: MeanLemmaHarness(SMALL), {"prove": 1},
+          quick=False, timeout=1800, description="the mean rule's lemma at the small "
+          "selector's widths, every rho in -256..256 (513 combinational instances)"),
+    Check("block_selector_best_mean",
+          lambda: BlockSelectorHarness(SMALL, best=True, lemma=True, assume_products=True),
+          {"prove": 2, "cover": 12}, flatten=True, description="block selector (small, "
+          "products), any rho: the row's best block kept (both rules), last_row copied, by "
+          "k-induction, block_selector_lemma's and block_selector_best_delta's facts assumed"),
     Check("head_scorer", lambda: HeadScorerHarness(EDGE), {"prove": 4, "cover": 30},
           description="head scorer (edge): o_block stream rules"),
     # (bmc 40 timed out at 900 s on a loaded machine, step 38 at 14 min; step 32 takes
