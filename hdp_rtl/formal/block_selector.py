@@ -89,7 +89,7 @@ class BlockSelectorHarness(Elaboratable):
     ``rho`` is one of these values (the serial margin needs neither: its threshold
     ``t >= 0`` is an unsigned register). For a free ``rho`` the products' proof is split
     (assume-guarantee): ``lemma`` assumes :func:`mean_lemma` on the multipliers' operands
-    (proven for every ``rho`` by :class:`MeanLemmaHarness`), ``assume_products`` assumes
+    (:class:`MeanLemmaHarness`, every ``rho``: its run has not finished yet), ``assume_products`` assumes
     the products registered at s1 (proven with ``mean_best`` False). ``rho_range``
     (experiments) assumes ``lo <= rho <= hi``.
     """
