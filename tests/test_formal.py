@@ -24,13 +24,15 @@ from hdp_rtl.formal.checks import CHECKS                         # noqa: E402
 from hdp_rtl.formal.common import (Check, Cover, UpDown, Assert, drive_any,  # noqa: E402
                                    harness_module, stream_rules)
 from hdp_rtl.formal.run import run_checks                        # noqa: E402
-from hdp_rtl.formal.checks import TINY                           # noqa: E402
 from hdp_rtl.formal.chain import ChainHarness                    # noqa: E402
+from hdp_rtl.formal.checks import SMALL, TINY                    # noqa: E402
+from hdp_rtl.formal.block_selector import BlockSelectorHarness   # noqa: E402
 from hdp_rtl.formal.mac_array import MacArrayHarness              # noqa: E402
 from hdp_rtl.formal.pair_generator import PairGeneratorHarness  # noqa: E402
 from hdp_rtl.formal.serializer import SerializerHarness, serializer_for  # noqa: E402
 from hdp_rtl.formal.softmax import SoftmaxHarness                # noqa: E402
 from hdp_rtl.formal.top_control import TopControlHarness         # noqa: E402
+from hdp_rtl.rtl.block_selector import BlockSelector             # noqa: E402
 from hdp_rtl.rtl.mac_array import MacArray                       # noqa: E402
 from hdp_rtl.rtl.pair_generator import PairGenerator             # noqa: E402
 from hdp_rtl.rtl.regfile import RegisterFile                     # noqa: E402
@@ -168,6 +170,18 @@ def row_free_from_row_done(m, *, pairs, mac, softmax, out):
     m.d.comb += mac.i_row_free.eq(out.row_done)
 
 
+class StaleRowMax(BlockSelector):
+    """A broken block selector: a row's first block does not set the row's maximum, so
+    the compares use the previous row's (a wrong max when it is larger)."""
+
+    def elaborate(self, platform):
+        m = super().elaborate(platform)
+        st = self.state
+        with m.If(self.i_block.valid & self.i_block.ready & (st["c_nb"] == 0)):
+            m.d.sync += st["c_max"].eq(st["c_max"])       # (the last assignment wins)
+        return m
+
+
 MUTANTS = {
     "serializer_tlast_every_row": (
         lambda: SerializerHarness(params=serializer_for(TINY), unit=TlastEveryRow),
@@ -192,6 +206,20 @@ MUTANTS = {
     "chain_row_free_from_row_done": (
         lambda: ChainHarness(TINY, connect=row_free_from_row_done),
         "mac: i_row_free only for a row sent and not freed"),
+    "block_selector_serial_stale_max": (
+        lambda: BlockSelectorHarness(SMALL, serial=True, best=True, unit=StaleRowMax),
+        "inv: collect: the best block in the bank"),
+    "block_selector_stale_max": (
+        lambda: BlockSelectorHarness(SMALL, best=True, mean_best=False, unit=StaleRowMax),
+        "inv: collect: the best block in the bank"),
+    "block_selector_mean_stale_max": (
+        lambda: BlockSelectorHarness(SMALL, best=True, lemma=True, assume_products=True,
+                                     unit=StaleRowMax),
+        "inv: collect: the best block in the bank"),
+    "block_selector_mean7_stale_max": (
+        lambda: BlockSelectorHarness(SMALL, best=True, rho_values=(-256, -1, 0, 1, 128, 255, 256),
+                                     unit=StaleRowMax),
+        "inv: collect: the best block in the bank"),
 }
 
 
@@ -199,7 +227,9 @@ MUTANTS = {
 def test_unit_proofs_can_fail(tmp_path, name):
     """The k-induction proofs of the units' beats and rows (``serializer_beats``,
     ``pair_generator_rows``, ``mac_array_beats``, ``softmax_beats`` and their ``_reset``
-    variants) find a broken unit, and name the property it breaks (any property, for a
+    variants, ``block_selector_serial_best``, ``block_selector_best_delta``,
+    ``block_selector_best_mean``, ``block_selector_best_mean7``) find a broken
+    unit, and name the property it breaks (any property, for a
     unit that ignores the reset)."""
     build, message = MUTANTS[name]
     # (deep enough for the base case to reach the bug: a counterexample from reset)

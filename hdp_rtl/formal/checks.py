@@ -1,9 +1,9 @@
 """Every formal check, with its configuration, sby tasks and depths."""
-from ..config import HDPConfig
+from ..config import RHO_ONE, HDPConfig
 from ..regmap import AXIL_ADDR_BITS
 from ..rtl.top import ROWS_IN_FLIGHT
 from .axil import AxiLiteHarness
-from .block_selector import BlockSelectorHarness
+from .block_selector import BlockSelectorHarness, MeanLemmaHarness
 from .chain import ChainHarness
 from .common import Check
 from .head_scorer import HeadScorerHarness
@@ -52,6 +52,47 @@ CHECKS = [
           lambda: BlockSelectorHarness(SMALL, functional=True, serial=True), {"bmc": 28},
           timeout=600, quick=False, description="block selector (small, serial): mask keeps "
           "only received blocks, all without pruning, the best (both rules, any rho)"),
+    # the row's best block kept, unbounded (k-induction over BlockSelector.state)
+    Check("block_selector_serial_best",
+          lambda: BlockSelectorHarness(SMALL, serial=True, best=True, mean_cover=False),
+          {"prove": 2, "cover": 12}, description="block selector (small, serial): the row's "
+          "best block kept (both rules, any rho, any delta), last_row copied, by k-induction"),
+    # (the serial mean rule's threshold takes about 30 cycles a row: its cover, step 34)
+    Check("block_selector_serial_best_cover",
+          lambda: BlockSelectorHarness(SMALL, serial=True, best=True), {"cover": 36},
+          quick=False, description="block selector (small, serial): as "
+          "block_selector_serial_best, a block pruned by the mean rule reachable"),
+    # (prove 80-85 s: not quick; the mean rule's best block for the products: see docs)
+    Check("block_selector_best_delta",
+          lambda: BlockSelectorHarness(SMALL, best=True, mean_best=False),
+          {"prove": 2, "cover": 12}, quick=False,
+          description="block selector (small, products): the row's best block kept by the delta rule (any delta), last_row copied, by "
+          "k-induction"),
+    # (rho free: no answer in 240 s; a 16-value set: 216 s; each value about 11 s)
+    Check("block_selector_best_mean7",
+          lambda: BlockSelectorHarness(SMALL, best=True,
+                                       rho_values=(-256, -1, 0, 1, 128, 255, 256)),
+          {"prove": 2, "cover": 12}, description="block selector (small, products), rho in "
+          "{-256, -1, 0, 1, 128, 255, 256}: the row's best block kept (both rules), "
+          "last_row copied, by k-induction"),
+    # the products' mean rule for any rho, assume-guarantee: block_selector_lemma proves
+    # mean_lemma for every rho, block_selector_best_delta the products registered at s1,
+    # and block_selector_best_mean assumes both (flattened: the lemma's products are the
+    # selector's own multipliers)
+    # (all 513 values in one prove: not finished in 20 min; 16 values took 36 s: so 16
+    # checks of 32 values (the last also 256), each a combinational bmc (1))
+    *[Check(f"block_selector_lemma_{i:02d}",
+            lambda lo=lo: MeanLemmaHarness(SMALL, rho_values=range(
+                lo, lo + 32 + (lo + 32 == RHO_ONE))),
+            {"bmc": 1}, quick=False, timeout=3600,
+            description=f"the mean rule's lemma at the small selector's widths, rho in "
+            f"{lo}..{lo + 31 + (lo + 32 == RHO_ONE)}")
+      for i, lo in enumerate(range(-RHO_ONE, RHO_ONE, 32))],
+    Check("block_selector_best_mean",
+          lambda: BlockSelectorHarness(SMALL, best=True, lemma=True, assume_products=True),
+          {"prove": 2, "cover": 12}, flatten=True, description="block selector (small, "
+          "products), any rho: the row's best block kept (both rules), last_row copied, by "
+          "k-induction, block_selector_lemma's and block_selector_best_delta's facts assumed"),
     Check("head_scorer", lambda: HeadScorerHarness(EDGE), {"prove": 4, "cover": 30},
           description="head scorer (edge): o_block stream rules"),
     # (bmc 40 timed out at 900 s on a loaded machine, step 38 at 14 min; step 32 takes

@@ -40,6 +40,8 @@ class Check:
     description: str = ""
     timeout: float = 900                 # seconds per sby task
     memory_map: bool = True              # map memories to registers before the proof
+    engine: str = "smtbmc yices"         # the sby engine (its solver on PATH)
+    flatten: bool = False                # flatten the design (identical cells merged)
 
 
 def harness_module(*, free_reset: bool = False) -> Module:

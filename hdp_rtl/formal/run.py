@@ -63,8 +63,9 @@ def sby_text(check, il_name: str) -> str:
     lines = ["[tasks]"] + list(check.tasks) + ["", "[options]"]
     for task, depth in check.tasks.items():
         lines += [f"{task}: mode {MODE[task]}", f"{task}: depth {depth}"]
-    lines += ["multiclock off", "", "[engines]", "smtbmc yices", "",
-              "[script]", f"read_rtlil {il_name}", "prep -top top"]
+    lines += ["multiclock off", "", "[engines]", check.engine, "",
+              "[script]", f"read_rtlil {il_name}",
+              "prep -flatten -top top" if check.flatten else "prep -top top"]
     if check.memory_map:       # memories as registers: much faster for smtbmc here
         lines += ["memory_map", "opt -fast"]
     lines += ["",

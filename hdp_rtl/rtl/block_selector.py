@@ -343,6 +343,28 @@ class BlockSelector(wiring.Component):
                 m.d.sync += [masks[s].eq(0), slot_done[s].eq(0), slot_busy[s].eq(0)]
         with m.If(self.o_mask.valid & self.o_mask.ready):
             m.d.sync += out_slot.eq(~out_slot)
+        # the state the formal harness's invariants name (hdp_rtl/formal/block_selector.py;
+        # existing signals only: the logic is the same)
+        self.state = dict(
+            store=store, rd=rd, wbank=wbank, c_nb=c_nb, c_max=c_max, c_sum=c_sum,
+            c_last_row=c_last_row, c_full=c_full, masks=masks, slot_busy=slot_busy,
+            slot_done=slot_done, slot_last_row=slot_last_row, take_slot=take_slot,
+            out_slot=out_slot, issuing=issuing, idx=idx, nb=nb, row_max=row_max,
+            row_sum=row_sum, row_slot=row_slot, take=take, d_pass=d_pass,
+            stages=[dict(valid=s1_valid, last=s1_last, slot=s1_slot, d=s1_d),
+                    dict(valid=s2_valid, last=s2_last, slot=s2_slot, d=s2_d, bi=s2_bi,
+                         col=s2_col),
+                    dict(valid=s3_valid, last=s3_last, slot=s3_slot, col=s3_col),
+                    dict(valid=s4_valid, last=s4_last, slot=s4_slot, col=s4_col)])
+        if serial:
+            self.state.update(thr=thr, t_mean=t_mean, d_sum=d_sum, s3_keep=s3_keep,
+                              s4_keep_thr=s4_keep_thr, threshold=self._threshold_state)
+        else:
+            self.state.update(nb_p=nb_p, thr_delta=thr_delta, rho=rho, rho_rest=rho_rest,
+                              nb_max=nb_max, sum_parts=sum_parts, part_sum=part_sum,
+                              max_parts=max_parts, rhs=rhs, s3_prod=s3_prod,
+                              s3_keep_delta=s3_keep_delta, s4_keep_mean=s4_keep_mean,
+                              s4_keep_delta=s4_keep_delta)
         return m
 
     def _serial_threshold(self, m, *, start, d, nb, t, clear):
@@ -370,7 +392,7 @@ class BlockSelector(wiring.Component):
         done = Signal()
         with m.If(clear):
             m.d.sync += t.eq(0)
-        with m.FSM(name="threshold"):
+        with m.FSM(name="threshold") as fsm:
             with m.State("IDLE"):
                 with m.If(start):
                     m.d.sync += [hi.eq(0), step.eq(0)]
@@ -391,4 +413,6 @@ class BlockSelector(wiring.Component):
                 with m.If(step == qbits - 1):
                     m.d.comb += done.eq(1)
                     m.next = "IDLE"
+        # (for the formal harness: the steps' state, existing signals only)
+        self._threshold_state = dict(fsm=fsm, step=step, rest=rest, hi=hi, lo=lo, rem=rem)
         return done
