@@ -43,7 +43,6 @@ class MeanLemmaHarness(Elaboratable):
         st = shapes.state
         for obj in (shapes, unused, st["store"]):
             obj._MustUse__silence = True
-        (sum_prod, _), = st["sum_parts"]
         for v in self.rho_values:
             tag = f"{'m' if v < 0 else ''}{abs(v)}"
             rho = Signal.like(st["rho"], name=f"rho_{tag}")

@@ -174,7 +174,7 @@ class PairGeneratorHarness(Elaboratable):
         m.d.comb += [dut.seq_len.eq(Mux(c.started, n, any_seq(len(n)))),
                      dut.causal.eq(Mux(c.started, causal, any_seq(1)))]
         started, went = c.started, c.went
-        zero, pair = dut.o_zero_row, dut.o_pair
+        pair = dut.o_pair
         zfire, pfire, row, done = c.zfire, c.pfire, c.row, c.done
         row_end = zfire | (pfire & pair.payload.last)
         g = PairGeneratorGuarantee(m, dut, c, n=n, kind=Assert)

@@ -125,11 +125,10 @@ class SerializerHarness(Elaboratable):
         m = harness_module(free_reset=self.free_reset)
         p = self.params
         dut = self.unit(**p)
-        # elaborated here, so that its internal state (dut.state) can be read below
+        # elaborated here, so that its internal state (dut.state) can be read
         m.submodules.dut = dut.elaborate(platform)
         dut._MustUse__silence = True
-        st = dut.state
-        seq_max, bpr, buffers = p["seq_max"], dut.bpr, dut.buffers
+        seq_max, bpr = p["seq_max"], dut.bpr
 
         # ---- the head: start once, N from the cycle after start; the rows (assumed) ---
         n = Signal(len(dut.seq_len), name="n")
@@ -140,8 +139,7 @@ class SerializerHarness(Elaboratable):
         c = SerializerContract(m, dut, n=n, kind=Assume)
         # seq_len: N from the cycle after start (as the serializer requires), free before
         m.d.comb += dut.seq_len.eq(Mux(c.started, n, any_seq(len(n))))
-        started, started2 = c.started, c.started2
-        held, computed, zeros, rows_in, in_row = c.held, c.computed, c.zeros, c.rows_in, c.in_row
+        started, computed, zeros, rows_in = c.started, c.computed, c.zeros, c.rows_in
 
         # ---- m_axis: the head's beats ----------------------------------------------------
         fire = stream_rules(m, dut.m_axis_tvalid, dut.m_axis_tready,

@@ -168,13 +168,12 @@ class HDPCoprocessor(wiring.Component):
         rows = RowStore.from_config(cfg)
         scorer = HeadScorer.from_config(cfg)
         selector = build_selector(cfg)
-        rows_in_flight = ROWS_IN_FLIGHT
-        pairs = PairGenerator.from_config(cfg, rows_in_flight=rows_in_flight)
+        pairs = PairGenerator.from_config(cfg, rows_in_flight=ROWS_IN_FLIGHT)
         mac = MacArray.from_config(cfg)
         softmax = Softmax.from_config(cfg)
         out = OutputSerializer.from_config(cfg)
         importance = ImportanceUnit.from_config(cfg) if cfg.importance_report else None
-        progressive = (ProgressiveFlags.from_config(cfg, rows_in_flight=rows_in_flight)
+        progressive = (ProgressiveFlags.from_config(cfg, rows_in_flight=ROWS_IN_FLIGHT)
                        if cfg.progressive_report else None)
         # the datapath: every unit that holds a head's state, cleared by the sequencer's
         # `flush` (a register) when a head is aborted (the memories keep their words, as
